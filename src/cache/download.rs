@@ -1,0 +1,379 @@
+//! Blob downloads: one upstream transfer per digest, written to a temp file
+//! while every interested client reads the growing file, verified, then
+//! committed to the store.
+//!
+//! A reader never receives the final byte of a blob before its digest was
+//! checked, so a client can never see a complete-looking wrong body: on a
+//! mismatch or a cut-off upstream its response is aborted instead.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, Stream, StreamExt};
+use tokio::sync::watch;
+
+use super::error::{blocking, CacheError};
+use super::Storage;
+use crate::domain::{Digest, RepoName};
+use crate::store::{unix_now, BlobRecord};
+use crate::upstream::{Upstream, UpstreamError};
+
+/// Bytes gathered from upstream before one write to disk.
+const WRITE_BATCH: usize = 1024 * 1024;
+/// Largest read handed to a client in one chunk.
+const READ_CHUNK: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub enum Progress {
+    /// Waiting for the upstream's answer.
+    Starting,
+    Receiving {
+        file: Arc<File>,
+        written: u64,
+        total: Option<u64>,
+    },
+    /// Verified and stored.
+    Done {
+        file: Arc<File>,
+        size: u64,
+    },
+    Failed(CacheError),
+}
+
+/// The downloads under way, by digest.
+#[derive(Default)]
+pub struct Downloads {
+    active: Mutex<HashMap<Digest, Arc<watch::Sender<Progress>>>>,
+}
+
+impl Downloads {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Arc<watch::Sender<Progress>>>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// A blob to send: stored, or still arriving.
+pub struct Blob {
+    file: Arc<File>,
+    size: Option<u64>,
+    progress: Option<watch::Receiver<Progress>>,
+}
+
+impl Blob {
+    pub fn stored(file: File, size: u64) -> Blob {
+        Blob {
+            file: Arc::new(file),
+            size: Some(size),
+            progress: None,
+        }
+    }
+
+    /// The full size, when known (always, unless upstream sent no length).
+    pub fn size(&self) -> Option<u64> {
+        self.size
+    }
+
+    /// The bytes from `start` up to `end` (exclusive; `None`: to the end).
+    pub fn stream(
+        self,
+        start: u64,
+        end: Option<u64>,
+    ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+        // A stored blob ends at its size; a growing one learns its end.
+        let end = if self.progress.is_none() {
+            end.or(self.size)
+        } else {
+            end
+        };
+        let reader = Reader {
+            file: self.file,
+            pos: start,
+            end,
+            progress: self.progress,
+        };
+        futures_util::stream::unfold(reader, |mut r| async move {
+            r.next_chunk().await.map(|chunk| (chunk, r))
+        })
+    }
+}
+
+struct Reader {
+    file: Arc<File>,
+    pos: u64,
+    end: Option<u64>,
+    progress: Option<watch::Receiver<Progress>>,
+}
+
+impl Reader {
+    async fn next_chunk(&mut self) -> Option<io::Result<Bytes>> {
+        loop {
+            // How far the file may be read now, and whether that is final.
+            let (readable, complete) = match &mut self.progress {
+                None => (self.end.unwrap_or(0), true),
+                Some(rx) => match &*rx.borrow_and_update() {
+                    Progress::Starting => (0, false),
+                    // Hold back the last byte until the digest is verified.
+                    Progress::Receiving { file, written, .. } => {
+                        self.file = file.clone();
+                        (written.saturating_sub(1), false)
+                    }
+                    Progress::Done { file, size } => {
+                        self.file = file.clone();
+                        self.end = Some(self.end.map_or(*size, |e| e.min(*size)));
+                        (*size, true)
+                    }
+                    Progress::Failed(e) => return Some(Err(io::Error::other(e.to_string()))),
+                },
+            };
+            let stop = self.end.map_or(readable, |e| e.min(readable));
+            if self.pos < stop {
+                let len = (stop - self.pos).min(READ_CHUNK as u64) as usize;
+                return Some(self.read(len).await);
+            }
+            if complete {
+                return None;
+            }
+            let rx = self.progress.as_mut()?;
+            if rx.changed().await.is_err() {
+                return Some(Err(io::Error::other("download ended without a result")));
+            }
+        }
+    }
+
+    async fn read(&mut self, len: usize) -> io::Result<Bytes> {
+        let (file, pos) = (self.file.clone(), self.pos);
+        let bytes = tokio::task::spawn_blocking(move || {
+            let mut buf = BytesMut::zeroed(len);
+            let n = file.read_at(&mut buf, pos)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "blob file shorter than expected",
+                ));
+            }
+            buf.truncate(n);
+            Ok(buf.freeze())
+        })
+        .await
+        .map_err(io::Error::other)??;
+        self.pos += bytes.len() as u64;
+        Ok(bytes)
+    }
+}
+
+impl Storage {
+    /// A blob from the store, or from the one upstream download of it
+    /// (started now if none is under way).
+    pub async fn blob(
+        self: &Arc<Self>,
+        upstream: &Arc<Upstream>,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Blob, CacheError> {
+        if let Some(blob) = self.stored_blob(digest).await? {
+            return Ok(blob);
+        }
+        let mut rx = self.join_or_start(upstream, repo, digest);
+        loop {
+            let ready = match &*rx.borrow_and_update() {
+                Progress::Starting => None,
+                Progress::Receiving { file, total, .. } => Some((file.clone(), *total)),
+                Progress::Done { file, size } => Some((file.clone(), Some(*size))),
+                Progress::Failed(e) => return Err(e.clone()),
+            };
+            if let Some((file, size)) = ready {
+                return Ok(Blob {
+                    file,
+                    size,
+                    progress: Some(rx),
+                });
+            }
+            rx.changed()
+                .await
+                .map_err(|_| CacheError::Internal("download vanished".into()))?;
+        }
+    }
+
+    /// The size of a blob, stored, arriving, or asked of the upstream.
+    pub async fn blob_size(
+        self: &Arc<Self>,
+        upstream: &Upstream,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, CacheError> {
+        if let Some(blob) = self.stored_blob(digest).await? {
+            return Ok(blob.size);
+        }
+        let arriving = self.downloads.lock().get(digest).map(|tx| tx.subscribe());
+        if let Some(rx) = arriving {
+            if let Progress::Receiving {
+                total: Some(size), ..
+            }
+            | Progress::Done { size, .. } = &*rx.borrow()
+            {
+                return Ok(Some(*size));
+            }
+        }
+        match upstream.head_blob(repo, digest).await {
+            Err(UpstreamError::NotFound) => Err(CacheError::BlobUnknown),
+            other => Ok(other?),
+        }
+    }
+
+    async fn stored_blob(&self, digest: &Digest) -> Result<Option<Blob>, CacheError> {
+        let blobs = self.blobs.clone();
+        let digest = digest.clone();
+        let found = blocking(move || blobs.open_blob(&digest)).await?;
+        Ok(found.map(|(file, size)| Blob::stored(file, size)))
+    }
+
+    fn join_or_start(
+        self: &Arc<Self>,
+        upstream: &Arc<Upstream>,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> watch::Receiver<Progress> {
+        let mut active = self.downloads.lock();
+        if let Some(tx) = active.get(digest) {
+            return tx.subscribe();
+        }
+        let (tx, rx) = watch::channel(Progress::Starting);
+        let tx = Arc::new(tx);
+        active.insert(digest.clone(), tx.clone());
+        drop(active);
+        // Detached: the download completes (and is cached) even if the
+        // client that started it goes away.
+        let (storage, upstream, repo, digest) =
+            (self.clone(), upstream.clone(), repo.clone(), digest.clone());
+        tokio::spawn(async move {
+            if let Err(e) = storage.download(&upstream, &repo, &digest, &tx).await {
+                tracing::warn!(%digest, %repo, error = %e, "blob download failed");
+                tx.send_replace(Progress::Failed(e));
+            }
+            let mut active = storage.downloads.lock();
+            if active.get(&digest).is_some_and(|t| Arc::ptr_eq(t, &tx)) {
+                active.remove(&digest);
+            }
+        });
+        rx
+    }
+
+    /// Fetches a blob into a temp file, verifies it and commits it.
+    async fn download(
+        &self,
+        upstream: &Upstream,
+        repo: &RepoName,
+        digest: &Digest,
+        progress: &watch::Sender<Progress>,
+    ) -> Result<(), CacheError> {
+        // Another download may have finished between our look-up and now.
+        if let Some(blob) = self.stored_blob(digest).await? {
+            progress.send_replace(Progress::Done {
+                file: blob.file,
+                size: blob.size.unwrap_or(0),
+            });
+            return Ok(());
+        }
+        let response = match upstream.get_blob(repo, digest).await {
+            Err(UpstreamError::NotFound) => return Err(CacheError::BlobUnknown),
+            other => other?,
+        };
+        let total = response.content_length();
+        let blobs = self.blobs.clone();
+        let temp = Arc::new(blocking(move || blobs.create_temp()).await?);
+        let file = temp.file();
+        progress.send_replace(Progress::Receiving {
+            file: file.clone(),
+            written: 0,
+            total,
+        });
+        let mut body = response.bytes_stream();
+        let mut hasher = digest.verifier();
+        let mut written = 0u64;
+        let mut pending = BytesMut::new();
+        let mut finished = false;
+        while !finished {
+            // Wait for one chunk, then take whatever else is ready, so disk
+            // writes are large under load and prompt when data trickles.
+            match body.next().await {
+                Some(chunk) => pending.extend_from_slice(&chunk.map_err(upstream_read_error)?),
+                None => finished = true,
+            }
+            while !finished && pending.len() < WRITE_BATCH {
+                match body.next().now_or_never() {
+                    Some(Some(chunk)) => {
+                        pending.extend_from_slice(&chunk.map_err(upstream_read_error)?)
+                    }
+                    Some(None) => finished = true,
+                    None => break,
+                }
+            }
+            if pending.is_empty() {
+                continue;
+            }
+            let batch = pending.split().freeze();
+            if total.is_some_and(|t| written + batch.len() as u64 > t) {
+                return Err(CacheError::Upstream(UpstreamError::Protocol(
+                    "blob body longer than its Content-Length".into(),
+                )));
+            }
+            let (temp2, offset, len) = (temp.clone(), written, batch.len() as u64);
+            hasher = blocking(move || {
+                temp2.write_at(offset, &batch, &mut hasher)?;
+                Ok(hasher)
+            })
+            .await?;
+            written += len;
+            progress.send_modify(|p| {
+                if let Progress::Receiving { written: w, .. } = p {
+                    *w = written;
+                }
+            });
+        }
+        if let Some(expected) = total.filter(|t| *t != written) {
+            return Err(CacheError::Truncated {
+                got: written,
+                expected,
+            });
+        }
+        if hasher.finish() != *digest {
+            return Err(CacheError::DigestMismatch(digest.clone()));
+        }
+        let temp = Arc::try_unwrap(temp)
+            .map_err(|_| CacheError::Internal("temp file still shared".into()))?;
+        let (meta, digest2) = (self.meta.clone(), digest.clone());
+        blocking(move || {
+            temp.commit(&digest2)?;
+            meta.put_blob(
+                &digest2,
+                &BlobRecord {
+                    size: written,
+                    stored_at: unix_now(),
+                },
+            )
+        })
+        .await?;
+        tracing::info!(%digest, %repo, bytes = written, "blob cached");
+        progress.send_replace(Progress::Done {
+            file,
+            size: written,
+        });
+        Ok(())
+    }
+}
+
+fn upstream_read_error(e: reqwest::Error) -> CacheError {
+    CacheError::Upstream(if e.is_timeout() {
+        UpstreamError::Timeout
+    } else {
+        UpstreamError::Protocol(format!("blob body: {}", crate::upstream::error_chain(&e)))
+    })
+}

@@ -1,0 +1,310 @@
+//! Manifests: stored by digest (verified), tags pointing at them with the
+//! time upstream last confirmed them. Within the TTL a tag is answered from
+//! the store; after it, a `HEAD` upstream (free of Docker Hub's pull limit)
+//! revalidates it, and only a changed digest causes a `GET`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use super::error::{blocking, CacheError};
+use super::manifest_info::{describe, effective_media_type};
+use super::{Cache, Storage};
+use crate::domain::{Digest, MediaType, Reference, RepoName, Tag};
+use crate::store::{unix_now, RepoRecord, TagRecord};
+use crate::upstream::{FetchedManifest, UpstreamError};
+
+/// A manifest ready to send.
+#[derive(Clone, Debug)]
+pub struct ManifestHit {
+    pub digest: Digest,
+    pub media_type: MediaType,
+    pub bytes: Bytes,
+}
+
+/// Recently served manifests in memory, so a warm pull reads no file.
+/// Bounded by bytes; when full it starts over (simple, and warm entries
+/// come back on their next request).
+#[derive(Default)]
+pub struct ManifestMemo {
+    entries: Mutex<(HashMap<Digest, ManifestHit>, usize)>,
+}
+
+const MEMO_BYTES: usize = 16 * 1024 * 1024;
+
+impl ManifestMemo {
+    fn get(&self, digest: &Digest) -> Option<ManifestHit> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .get(digest)
+            .cloned()
+    }
+
+    fn put(&self, hit: &ManifestHit) {
+        let mut guard = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, bytes) = &mut *guard;
+        if *bytes + hit.bytes.len() > MEMO_BYTES {
+            map.clear();
+            *bytes = 0;
+        }
+        if map.insert(hit.digest.clone(), hit.clone()).is_none() {
+            *bytes += hit.bytes.len();
+        }
+    }
+}
+
+impl Storage {
+    /// A stored manifest, or `None` if its bytes or its record are missing.
+    pub async fn stored_manifest(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<ManifestHit>, CacheError> {
+        if let Some(hit) = self.manifests.get(digest) {
+            return Ok(Some(hit));
+        }
+        let (blobs, meta, d) = (self.blobs.clone(), self.meta.clone(), digest.clone());
+        let found = blocking(move || {
+            let Some(record) = meta.manifest(&d)? else {
+                return Ok(None);
+            };
+            Ok(blobs.read_blob(&d)?.map(|bytes| (record, bytes)))
+        })
+        .await?;
+        let Some((record, bytes)) = found else {
+            return Ok(None);
+        };
+        let hit = ManifestHit {
+            digest: digest.clone(),
+            media_type: record.media_type,
+            bytes: Bytes::from(bytes),
+        };
+        self.manifests.put(&hit);
+        Ok(Some(hit))
+    }
+
+    /// Verifies and stores a manifest fetched upstream.
+    async fn store_manifest(
+        &self,
+        digest: &Digest,
+        fetched: FetchedManifest,
+    ) -> Result<ManifestHit, CacheError> {
+        if !digest.matches(&fetched.bytes) {
+            return Err(CacheError::DigestMismatch(digest.clone()));
+        }
+        let media_type = effective_media_type(fetched.media_type.as_deref(), &fetched.bytes);
+        let record = describe(&media_type, &fetched.bytes, unix_now());
+        let (blobs, meta, d, bytes) = (
+            self.blobs.clone(),
+            self.meta.clone(),
+            digest.clone(),
+            fetched.bytes.clone(),
+        );
+        blocking(move || {
+            blobs.put_verified(&d, &bytes)?;
+            meta.put_manifest(&d, &record)
+        })
+        .await?;
+        let hit = ManifestHit {
+            digest: digest.clone(),
+            media_type,
+            bytes: fetched.bytes,
+        };
+        self.manifests.put(&hit);
+        Ok(hit)
+    }
+}
+
+impl Cache {
+    /// A manifest by tag or digest. `accept` is the client's `Accept`,
+    /// forwarded upstream.
+    pub async fn manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        accept: Option<&str>,
+    ) -> Result<ManifestHit, CacheError> {
+        let accept = accept.unwrap_or(MediaType::ALL_MANIFESTS);
+        match reference {
+            Reference::Digest(digest) => self.manifest_by_digest(repo, digest, accept).await,
+            Reference::Tag(tag) => self.manifest_by_tag(repo, tag, accept).await,
+        }
+    }
+
+    async fn manifest_by_digest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        accept: &str,
+    ) -> Result<ManifestHit, CacheError> {
+        let local = self.local_name(repo);
+        if let Some(hit) = self.storage.stored_manifest(digest).await? {
+            // A digest, once stored, never causes upstream traffic.
+            self.add_to_repo(&local, repo, digest)?;
+            return Ok(hit);
+        }
+        let key = (local.clone(), digest.to_string());
+        self.manifest_flights
+            .run(key, || async {
+                let hit = self
+                    .fetch(repo, &digest.to_string(), Some(digest), accept)
+                    .await?;
+                self.add_to_repo(&local, repo, digest)?;
+                Ok(hit)
+            })
+            .await
+    }
+
+    async fn manifest_by_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        accept: &str,
+    ) -> Result<ManifestHit, CacheError> {
+        let local = self.local_name(repo);
+        let record = self.storage.meta.tag(&local, tag.as_str())?;
+        if let Some(record) = &record {
+            let fresh = unix_now().saturating_sub(record.confirmed_at) < self.tag_ttl.as_secs();
+            if fresh || self.upstream.is_down() {
+                if let Some(hit) = self.storage.stored_manifest(&record.digest).await? {
+                    if !fresh {
+                        tracing::warn!(repo = %local, %tag, "upstream down: serving cached tag without revalidation");
+                    }
+                    return Ok(hit);
+                }
+            }
+        }
+        let key = (local.clone(), tag.to_string());
+        self.manifest_flights
+            .run(key, || {
+                self.revalidate_tag(repo, &local, tag, accept, record)
+            })
+            .await
+    }
+
+    /// Asks upstream where a tag points now and brings the cache in line.
+    async fn revalidate_tag(
+        &self,
+        repo: &RepoName,
+        local: &str,
+        tag: &Tag,
+        accept: &str,
+        record: Option<TagRecord>,
+    ) -> Result<ManifestHit, CacheError> {
+        let Some(record) = record else {
+            let hit = self.fetch(repo, tag.as_str(), None, accept).await?;
+            self.point_tag(local, repo, tag, &hit)?;
+            return Ok(hit);
+        };
+        let head = match self
+            .upstream
+            .head_manifest(repo, tag.as_str(), accept)
+            .await
+        {
+            Ok(head) => head,
+            Err(UpstreamError::NotFound) => return Err(CacheError::ManifestUnknown),
+            Err(e) if e.is_transient() => {
+                return match self.storage.stored_manifest(&record.digest).await? {
+                    Some(hit) => {
+                        tracing::warn!(repo = %local, %tag, error = %e, "upstream failed: serving cached tag");
+                        Ok(hit)
+                    }
+                    None => Err(e.into()),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let hit = match head.digest {
+            Some(digest) => match self.storage.stored_manifest(&digest).await? {
+                Some(hit) => hit,
+                None => {
+                    self.fetch(repo, &digest.to_string(), Some(&digest), accept)
+                        .await?
+                }
+            },
+            // An upstream that does not say the digest on HEAD: fetch by tag.
+            None => self.fetch(repo, tag.as_str(), None, accept).await?,
+        };
+        self.point_tag(local, repo, tag, &hit)?;
+        Ok(hit)
+    }
+
+    /// GETs a manifest upstream, checks it against `expected` (or the
+    /// upstream's `Docker-Content-Digest`), and stores it.
+    async fn fetch(
+        &self,
+        repo: &RepoName,
+        reference: &str,
+        expected: Option<&Digest>,
+        accept: &str,
+    ) -> Result<ManifestHit, CacheError> {
+        let fetched = match self.upstream.get_manifest(repo, reference, accept).await {
+            Err(UpstreamError::NotFound) => return Err(CacheError::ManifestUnknown),
+            other => other?,
+        };
+        let digest = match (expected, &fetched.digest) {
+            (Some(expected), _) => expected.clone(),
+            // Trust a digest of another algorithm only after checking it.
+            (None, Some(claimed)) => claimed.clone(),
+            (None, None) => Digest::sha256_of(&fetched.bytes),
+        };
+        self.storage.store_manifest(&digest, fetched).await
+    }
+
+    /// Points a tag at a manifest (confirmed now), and records the change in
+    /// the local repository.
+    fn point_tag(
+        &self,
+        local: &str,
+        repo: &RepoName,
+        tag: &Tag,
+        hit: &ManifestHit,
+    ) -> Result<(), CacheError> {
+        let record = TagRecord {
+            digest: hit.digest.clone(),
+            media_type: hit.media_type.clone(),
+            size: hit.bytes.len() as u64,
+            confirmed_at: unix_now(),
+        };
+        let meta = &self.storage.meta;
+        let previous = meta.put_tag(local, tag.as_str(), &record)?;
+        let moved = previous.map(|p| p.digest) != Some(hit.digest.clone());
+        let added = meta.add_member(local, &hit.digest)?;
+        if moved || added {
+            self.bump_version(local, repo)?;
+        }
+        Ok(())
+    }
+
+    fn add_to_repo(&self, local: &str, repo: &RepoName, digest: &Digest) -> Result<(), CacheError> {
+        let meta = &self.storage.meta;
+        // Checked first so a warm pull by digest writes nothing.
+        if !meta.is_member(local, digest)? && meta.add_member(local, digest)? {
+            self.bump_version(local, repo)?;
+        }
+        Ok(())
+    }
+
+    /// The repository's single version moves on whenever its content changes.
+    fn bump_version(&self, local: &str, repo: &RepoName) -> Result<(), CacheError> {
+        let now = unix_now();
+        let record = self.storage.meta.update_repo(local, |old| match old {
+            Some(r) => RepoRecord {
+                version: r.version + 1,
+                updated_at: now,
+                ..r
+            },
+            None => RepoRecord {
+                cache: self.base_path.clone(),
+                upstream_name: repo.to_string(),
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            },
+        })?;
+        tracing::info!(repository = %local, version = record.version, "repository version");
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! The pull-through cache: decides what is answered from the store and what
+//! needs the upstream, keeps one upstream transfer per piece of content, and
+//! records the local repositories that pulls create.
+
+mod download;
+mod error;
+mod flight;
+mod listing;
+mod manifest_info;
+mod manifests;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+pub use download::Blob;
+pub use error::{blocking, CacheError, Cause};
+pub use manifests::ManifestHit;
+
+use crate::config::{is_docker_hub_host, CacheConfig};
+use crate::domain::{Digest, RepoName};
+use crate::store::{BlobStore, MetaStore, StoreError};
+use crate::upstream::{Upstream, UpstreamSetupError};
+use download::Downloads;
+use flight::SingleFlight;
+use manifests::ManifestMemo;
+
+/// What every cache shares: the stores and the downloads under way.
+pub struct Storage {
+    blobs: BlobStore,
+    meta: MetaStore,
+    downloads: Downloads,
+    manifests: ManifestMemo,
+}
+
+impl Storage {
+    /// Opens the data directory (blocking; call at start-up).
+    pub fn open(data_dir: &Path) -> Result<Arc<Storage>, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        Ok(Arc::new(Storage {
+            blobs: BlobStore::open(data_dir)?,
+            meta: MetaStore::open(&data_dir.join("meta"))?,
+            downloads: Downloads::default(),
+            manifests: ManifestMemo::default(),
+        }))
+    }
+
+    pub fn meta(&self) -> &MetaStore {
+        &self.meta
+    }
+
+    pub fn downloads_in_flight(&self) -> usize {
+        self.downloads.in_flight()
+    }
+}
+
+type FlightKey = (String, String);
+
+/// One pull-through cache: a base path backed by one upstream.
+pub struct Cache {
+    base_path: String,
+    namespace: String,
+    library_prefix: bool,
+    tag_ttl: Duration,
+    upstream: Arc<Upstream>,
+    storage: Arc<Storage>,
+    manifest_flights: SingleFlight<FlightKey, Result<ManifestHit, CacheError>>,
+    /// Upstream tag lists, kept for the tag TTL.
+    tag_lists: Mutex<HashMap<RepoName, (Instant, Arc<Vec<String>>)>>,
+}
+
+impl Cache {
+    pub fn new(
+        config: &CacheConfig,
+        global_tag_ttl: u64,
+        storage: Arc<Storage>,
+    ) -> Result<Cache, UpstreamSetupError> {
+        Ok(Cache {
+            base_path: config.base_path.clone(),
+            namespace: config.namespace(),
+            library_prefix: config.library_prefix(),
+            tag_ttl: config.tag_ttl(global_tag_ttl),
+            upstream: Arc::new(Upstream::new(config)?),
+            storage,
+            manifest_flights: SingleFlight::default(),
+            tag_lists: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
+
+    /// The local repository a pull of `repo` lands in: `<base_path>/<repo>`.
+    pub fn local_name(&self, repo: &RepoName) -> String {
+        repo.prefixed(&self.base_path)
+    }
+
+    pub fn upstream_down(&self) -> bool {
+        self.upstream.is_down()
+    }
+
+    pub async fn blob(&self, repo: &RepoName, digest: &Digest) -> Result<Blob, CacheError> {
+        self.storage.blob(&self.upstream, repo, digest).await
+    }
+
+    pub async fn blob_size(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, CacheError> {
+        self.storage.blob_size(&self.upstream, repo, digest).await
+    }
+}
+
+/// Which cache a request path belongs to.
+pub struct Route {
+    pub cache: Arc<Cache>,
+    /// The repository's name upstream.
+    pub repo: RepoName,
+    /// Set when the cache was chosen by `?ns=` (echoed as `OCI-Namespace`).
+    pub namespace: Option<String>,
+}
+
+/// The caches ferry serves, looked up by base path or by namespace.
+pub struct Caches {
+    caches: RwLock<Vec<Arc<Cache>>>,
+    storage: Arc<Storage>,
+}
+
+impl Caches {
+    pub fn new(storage: Arc<Storage>, caches: Vec<Cache>) -> Caches {
+        Caches {
+            caches: RwLock::new(caches.into_iter().map(Arc::new).collect()),
+            storage,
+        }
+    }
+
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.storage
+    }
+
+    pub fn list(&self) -> Vec<Arc<Cache>> {
+        self.caches
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Routes a repository name: by the longest base path that prefixes it;
+    /// else by `?ns=`; else, as Docker's `registry-mirrors` send plain
+    /// Docker Hub names, to the Docker Hub cache if there is one.
+    pub fn route(&self, name: &RepoName, ns: Option<&str>) -> Option<Route> {
+        let caches = self.list();
+        let full = name.as_str();
+        let by_path = caches
+            .iter()
+            .filter_map(|c| {
+                let rest = full.strip_prefix(c.base_path.as_str())?.strip_prefix('/')?;
+                Some((c, rest))
+            })
+            .max_by_key(|(c, _)| c.base_path.len());
+        let (cache, rest, namespace) = match by_path {
+            Some((cache, rest)) => (cache, rest, None),
+            None => {
+                let wanted = ns.map(|n| {
+                    if is_docker_hub_host(n) {
+                        "docker.io"
+                    } else {
+                        n
+                    }
+                });
+                let cache = match wanted {
+                    Some(ns) => caches.iter().find(|c| c.namespace == ns)?,
+                    None => caches.iter().find(|c| c.namespace == "docker.io")?,
+                };
+                (cache, full, ns.map(str::to_string))
+            }
+        };
+        let repo = RepoName::parse(rest).ok()?;
+        let repo = if cache.library_prefix {
+            repo.with_library_prefix()
+        } else {
+            repo
+        };
+        Some(Route {
+            cache: cache.clone(),
+            repo,
+            namespace,
+        })
+    }
+
+    /// The local repositories, sorted by name.
+    pub async fn catalog(&self) -> Result<Vec<String>, CacheError> {
+        let meta = self.storage.meta.clone();
+        let repos = blocking(move || meta.repos()).await?;
+        Ok(repos.into_iter().map(|(name, _)| name).collect())
+    }
+}

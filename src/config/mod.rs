@@ -1,0 +1,248 @@
+//! Configuration: a TOML file (or the embedded default), overridden by
+//! command-line flags and `FERRY_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::domain::RepoName;
+
+/// The configuration ferry runs with when the user gives none.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
+
+const DEFAULT_TAG_TTL_SECS: u64 = 300;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Default time a tag is answered from cache before ferry revalidates it
+    /// upstream (per cache `tag_ttl_secs` overrides it).
+    #[serde(default = "default_tag_ttl")]
+    pub tag_ttl_secs: u64,
+    #[serde(default, rename = "cache")]
+    pub caches: Vec<CacheConfig>,
+}
+
+/// One pull-through cache: a base path served by ferry, backed by an upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    pub base_path: String,
+    pub upstream: Url,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub tag_ttl_secs: Option<u64>,
+    /// Extra CA certificates (PEM) trusted for this upstream.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "yes")]
+    pub tls_validation: bool,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout_secs: u64,
+    /// Map single-component names to `library/<name>`. Defaults to on for
+    /// Docker Hub upstreams, off elsewhere.
+    #[serde(default)]
+    pub library_prefix: Option<bool>,
+}
+
+/// A password: never printed by `Debug`, so it cannot leak into logs.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 24817))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./ferry-data")
+}
+fn default_tag_ttl() -> u64 {
+    DEFAULT_TAG_TTL_SECS
+}
+fn default_connect_timeout() -> u64 {
+    5
+}
+fn default_read_timeout() -> u64 {
+    30
+}
+fn yes() -> bool {
+    true
+}
+
+impl Config {
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text)
+    }
+
+    pub fn embedded_default() -> Config {
+        // The embedded file is part of the binary and covered by a unit test.
+        Config::from_toml(EMBEDDED_DEFAULT).unwrap_or_else(|e| panic!("embedded config: {e}"))
+    }
+
+    /// Checks what serde cannot: base paths are valid names and distinct.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (i, cache) in self.caches.iter().enumerate() {
+            RepoName::parse(&cache.base_path).map_err(|e| {
+                ConfigError::Invalid(format!("cache base_path {:?}: {e}", cache.base_path))
+            })?;
+            if !matches!(cache.upstream.scheme(), "http" | "https") {
+                return Err(ConfigError::Invalid(format!(
+                    "cache {:?}: upstream must be an http or https URL",
+                    cache.base_path
+                )));
+            }
+            for other in &self.caches[..i] {
+                if overlaps(&other.base_path, &cache.base_path) {
+                    return Err(ConfigError::Invalid(format!(
+                        "cache base paths {:?} and {:?} overlap",
+                        other.base_path, cache.base_path
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Two base paths overlap when one is a path prefix of the other.
+pub fn overlaps(a: &str, b: &str) -> bool {
+    let prefix_of = |p: &str, q: &str| q == p || q.starts_with(&format!("{p}/"));
+    prefix_of(a, b) || prefix_of(b, a)
+}
+
+impl CacheConfig {
+    /// A cache from the command line's `NAME=URL`.
+    pub fn from_flag(flag: &str) -> Result<CacheConfig, ConfigError> {
+        let (base_path, url) = flag
+            .split_once('=')
+            .ok_or_else(|| ConfigError::Invalid(format!("--cache {flag:?}: expected NAME=URL")))?;
+        let upstream = Url::parse(url)
+            .map_err(|e| ConfigError::Invalid(format!("--cache {flag:?}: bad URL: {e}")))?;
+        Ok(CacheConfig {
+            base_path: base_path.to_string(),
+            upstream,
+            username: None,
+            password: None,
+            tag_ttl_secs: None,
+            ca_file: None,
+            tls_validation: true,
+            connect_timeout_secs: default_connect_timeout(),
+            read_timeout_secs: default_read_timeout(),
+            library_prefix: None,
+        })
+    }
+
+    pub fn tag_ttl(&self, global: u64) -> Duration {
+        Duration::from_secs(self.tag_ttl_secs.unwrap_or(global))
+    }
+
+    pub fn is_docker_hub(&self) -> bool {
+        self.upstream
+            .host_str()
+            .is_some_and(|h| is_docker_hub_host(h))
+    }
+
+    pub fn library_prefix(&self) -> bool {
+        self.library_prefix.unwrap_or_else(|| self.is_docker_hub())
+    }
+
+    /// The registry host clients name in `?ns=`: `docker.io` for Docker Hub,
+    /// else the upstream's `host[:port]`.
+    pub fn namespace(&self) -> String {
+        if self.is_docker_hub() {
+            return "docker.io".to_string();
+        }
+        let host = self.upstream.host_str().unwrap_or_default();
+        match self.upstream.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        }
+    }
+}
+
+/// Docker Hub answers under several names.
+pub fn is_docker_hub_host(host: &str) -> bool {
+    matches!(
+        host,
+        "docker.io" | "registry-1.docker.io" | "index.docker.io" | "registry.hub.docker.com"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses() {
+        let c = Config::embedded_default();
+        assert_eq!(c.listen.port(), 24817);
+        assert_eq!(c.caches.len(), 1);
+        assert_eq!(c.caches[0].base_path, "docker.io");
+        assert!(c.caches[0].library_prefix());
+        assert_eq!(c.caches[0].namespace(), "docker.io");
+    }
+
+    #[test]
+    fn rejects_overlap_and_bad_paths() {
+        let two = |a: &str, b: &str| {
+            format!(
+                "[[cache]]\nbase_path = \"{a}\"\nupstream = \"http://x\"\n\
+                 [[cache]]\nbase_path = \"{b}\"\nupstream = \"http://y\"\n"
+            )
+        };
+        assert!(Config::from_toml(&two("a", "a/b")).is_err());
+        assert!(Config::from_toml(&two("a", "ab")).is_ok());
+        assert!(Config::from_toml(&two("a", "../b")).is_err());
+        assert!(Config::from_toml("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn secret_is_redacted() {
+        let c = Config::from_toml(
+            "[[cache]]\nbase_path = \"a\"\nupstream = \"http://x\"\npassword = \"hunter2\"\n",
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,15 @@
+//! ferry: a pull-through caching container registry.
+//!
+//! Layers, each depending only on those below it:
+//! `server` → `registry` (OCI routes) → `cache` → `store` / `upstream`,
+//! with `domain` types shared by all and `config` read once at start-up.
+
+#![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod config;
+pub mod domain;
+pub mod registry;
+pub mod server;
+pub mod store;
+pub mod upstream;

@@ -1,0 +1,172 @@
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use ferry::config::{CacheConfig, Config, ConfigError};
+use ferry::server::Ferry;
+
+/// A pull-through caching container registry.
+#[derive(Parser)]
+#[command(name = "ferry", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the registry (the default when no command is given).
+    Serve,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Configuration file (TOML). Without it and without --cache, ferry uses
+    /// its embedded default: a cache `docker.io` of Docker Hub.
+    #[arg(long, env = "FERRY_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:24817].
+    #[arg(long, env = "FERRY_LISTEN", global = true)]
+    listen: Option<SocketAddr>,
+    /// Where cached content and metadata live [default: ./ferry-data].
+    #[arg(long, env = "FERRY_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// A cache as BASE_PATH=UPSTREAM_URL; repeatable.
+    #[arg(
+        long = "cache",
+        env = "FERRY_CACHE",
+        value_delimiter = ',',
+        global = true
+    )]
+    caches: Vec<String>,
+    /// Seconds a tag is served from cache before ferry revalidates it upstream.
+    #[arg(long, env = "FERRY_TAG_TTL_SECS", global = true)]
+    tag_ttl_secs: Option<u64>,
+    /// Log format.
+    #[arg(
+        long,
+        env = "FERRY_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+impl ServeArgs {
+    /// File (or embedded default), then flags and environment on top.
+    fn config(&self) -> Result<Config, ConfigError> {
+        let mut config = match (&self.config, self.caches.is_empty()) {
+            (Some(path), _) => Config::from_file(path)?,
+            (None, true) => Config::embedded_default(),
+            (None, false) => Config {
+                caches: Vec::new(),
+                ..Config::embedded_default()
+            },
+        };
+        for flag in &self.caches {
+            config.caches.push(CacheConfig::from_flag(flag)?);
+        }
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(ttl) = self.tag_ttl_secs {
+            config.tag_ttl_secs = ttl;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.serve.log_format);
+    let config = match cli.serve.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        None | Some(Command::Serve) => serve(config),
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferry: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let ferry = match Ferry::start(&config).await {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("ferry: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match ferry.local_addr() {
+            // One line on stdout, for scripts and tests that start ferry on port 0.
+            Ok(addr) => println!("listening on {addr}"),
+            Err(e) => {
+                eprintln!("ferry: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        ferry.serve(shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+            tracing::info!("shutting down");
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,351 @@
+//! The OCI distribution API (pull side) under `/v2/`: parses and validates
+//! what a request names, asks the cache, and writes the answer. Pushes get
+//! a clear read-only error.
+
+mod endpoint;
+mod error;
+mod range;
+
+use std::sync::Arc;
+
+use serde_json::json;
+use warp::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use warp::path::Tail;
+use warp::reply::Response as Reply;
+use warp::{Filter, Reply as _};
+
+use endpoint::Endpoint;
+pub use error::error_response;
+use error::RegistryError;
+use range::RangeRequest;
+
+use crate::cache::{Caches, ManifestHit, Route};
+use crate::domain::{Digest, Reference, ReferenceError, RepoName};
+
+type Result<T> = std::result::Result<T, RegistryError>;
+
+/// `GET`/`HEAD` (and refused pushes) on `/v2/...`.
+pub fn routes(
+    caches: Arc<Caches>,
+) -> impl Filter<Extract = (Reply,), Error = warp::Rejection> + Clone {
+    warp::path("v2")
+        .and(warp::path::tail())
+        .and(warp::method())
+        .and(raw_query())
+        .and(warp::header::headers_cloned())
+        .and(warp::any().map(move || caches.clone()))
+        .then(handle)
+}
+
+/// The raw query string, empty when there is none.
+fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+async fn handle(
+    tail: Tail,
+    method: Method,
+    query: String,
+    headers: HeaderMap,
+    caches: Arc<Caches>,
+) -> Reply {
+    let query = Query::parse(&query);
+    let mut resp = dispatch(tail.as_str(), &method, &query, &headers, &caches)
+        .await
+        .unwrap_or_else(RegistryError::into_response);
+    resp.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    resp
+}
+
+/// The query parameters the pull API uses.
+#[derive(Default)]
+struct Query {
+    ns: Option<String>,
+    n: Option<usize>,
+    last: Option<String>,
+    artifact_type: Option<String>,
+}
+
+impl Query {
+    fn parse(raw: &str) -> Query {
+        let mut query = Query::default();
+        let Ok(url) = reqwest::Url::parse(&format!("http://q/?{raw}")) else {
+            return query;
+        };
+        for (key, value) in url.query_pairs() {
+            match &*key {
+                "ns" => query.ns = Some(value.into_owned()),
+                "n" => query.n = value.parse().ok(),
+                "last" => query.last = Some(value.into_owned()),
+                "artifactType" => query.artifact_type = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        query
+    }
+}
+
+async fn dispatch(
+    tail: &str,
+    method: &Method,
+    query: &Query,
+    headers: &HeaderMap,
+    caches: &Caches,
+) -> Result<Reply> {
+    let head = method == Method::HEAD;
+    if method != Method::GET && !head {
+        return Err(match *method {
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE => RegistryError::ReadOnly,
+            _ => RegistryError::MethodNotAllowed,
+        });
+    }
+    match endpoint::parse(tail) {
+        Endpoint::Base => Ok(json_reply(&json!({}))),
+        Endpoint::Catalog => {
+            let names = caches
+                .catalog()
+                .await
+                .map_err(|e| RegistryError::cache(e, json!({})))?;
+            let (page, more) = paginate(names, query.n, query.last.as_deref());
+            let mut resp = json_reply(&json!({ "repositories": page }));
+            add_next_link(&mut resp, "/v2/_catalog", query.n, more);
+            Ok(resp)
+        }
+        Endpoint::Upload => Err(RegistryError::ReadOnly),
+        Endpoint::Unknown => Err(RegistryError::NotFound),
+        Endpoint::Manifest { name, reference } => {
+            let route = route(caches, name, query)?;
+            let reference = Reference::parse(reference).map_err(|e| match e {
+                ReferenceError::Tag => RegistryError::TagInvalid(e.to_string()),
+                ReferenceError::Digest(d) => RegistryError::DigestInvalid(d.to_string()),
+            })?;
+            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            let hit = route
+                .cache
+                .manifest(&route.repo, &reference, accept)
+                .await
+                .map_err(|e| {
+                    RegistryError::cache(e, json!({ "reference": reference.to_string() }))
+                })?;
+            Ok(with_namespace(manifest_reply(hit, head), &route))
+        }
+        Endpoint::Blob { name, digest } => {
+            let route = route(caches, name, query)?;
+            let digest = parse_digest(digest)?;
+            let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+            let resp = blob_reply(&route, &digest, head, range).await?;
+            Ok(with_namespace(resp, &route))
+        }
+        Endpoint::Tags { name } => {
+            let route = route(caches, name, query)?;
+            let tags = route
+                .cache
+                .tags(&route.repo)
+                .await
+                .map_err(|e| RegistryError::cache(e, json!({ "name": name })))?;
+            let (page, more) = paginate(tags, query.n, query.last.as_deref());
+            let mut resp = json_reply(&json!({ "name": name, "tags": page }));
+            add_next_link(&mut resp, &format!("/v2/{name}/tags/list"), query.n, more);
+            Ok(with_namespace(resp, &route))
+        }
+        Endpoint::Referrers { name, digest } => {
+            let route = route(caches, name, query)?;
+            let digest = parse_digest(digest)?;
+            let mut descriptors = route
+                .cache
+                .referrers(&route.repo, &digest)
+                .await
+                .map_err(|e| RegistryError::cache(e, json!({ "digest": digest.to_string() })))?;
+            if let Some(wanted) = &query.artifact_type {
+                descriptors
+                    .retain(|d| d.get("artifactType").and_then(|a| a.as_str()) == Some(wanted));
+            }
+            let index = json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": descriptors,
+            });
+            let mut resp = json_reply(&index);
+            let headers = resp.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/vnd.oci.image.index.v1+json"),
+            );
+            if query.artifact_type.is_some() {
+                headers.insert(
+                    "oci-filters-applied",
+                    HeaderValue::from_static("artifactType"),
+                );
+            }
+            Ok(with_namespace(resp, &route))
+        }
+    }
+}
+
+/// Validates the name and finds the cache serving it.
+fn route(caches: &Caches, name: &str, query: &Query) -> Result<Route> {
+    let parsed = RepoName::parse(name).map_err(|e| RegistryError::NameInvalid(e.to_string()))?;
+    caches
+        .route(&parsed, query.ns.as_deref())
+        .ok_or_else(|| RegistryError::NameUnknown(name.to_string()))
+}
+
+fn parse_digest(text: &str) -> Result<Digest> {
+    text.parse()
+        .map_err(|e: crate::domain::DigestError| RegistryError::DigestInvalid(e.to_string()))
+}
+
+fn with_namespace(mut resp: Reply, route: &Route) -> Reply {
+    if let Some(ns) = route
+        .namespace
+        .as_deref()
+        .and_then(|n| HeaderValue::from_str(n).ok())
+    {
+        resp.headers_mut().insert("oci-namespace", ns);
+    }
+    resp
+}
+
+fn json_reply(value: &serde_json::Value) -> Reply {
+    let mut resp = Response::new(value.to_string().into());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn digest_headers(headers: &mut HeaderMap, digest: &Digest) {
+    if let Ok(v) = HeaderValue::from_str(&digest.to_string()) {
+        headers.insert("docker-content-digest", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{digest}\"")) {
+        headers.insert(header::ETAG, v);
+    }
+}
+
+fn manifest_reply(hit: ManifestHit, head: bool) -> Reply {
+    let len = hit.bytes.len();
+    let mut resp = if head {
+        Response::new(warp::hyper::body::Bytes::new().into())
+    } else {
+        Response::new(hit.bytes.into())
+    };
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(hit.media_type.as_str()) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    digest_headers(headers, &hit.digest);
+    resp
+}
+
+async fn blob_reply(
+    route: &Route,
+    digest: &Digest,
+    head: bool,
+    range: Option<&str>,
+) -> Result<Reply> {
+    let cache_error = |e| RegistryError::cache(e, json!({ "digest": digest.to_string() }));
+    if head {
+        let size = route
+            .cache
+            .blob_size(&route.repo, digest)
+            .await
+            .map_err(cache_error)?;
+        let mut resp = Response::new(warp::hyper::body::Bytes::new().into());
+        blob_headers(resp.headers_mut(), digest, size);
+        return Ok(resp);
+    }
+    let blob = route
+        .cache
+        .blob(&route.repo, digest)
+        .await
+        .map_err(cache_error)?;
+    let Some(size) = blob.size() else {
+        // Upstream sent no length: stream it whole, chunked.
+        let mut resp = warp::reply::stream(blob.stream(0, None)).into_response();
+        blob_headers(resp.headers_mut(), digest, None);
+        return Ok(resp);
+    };
+    let (status, start, end) = match range::parse(range, size) {
+        RangeRequest::Full => (StatusCode::OK, 0, size),
+        RangeRequest::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end + 1),
+        RangeRequest::Unsatisfiable => return Err(RegistryError::RangeNotSatisfiable { size }),
+    };
+    let mut resp = warp::reply::stream(blob.stream(start, Some(end))).into_response();
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    blob_headers(headers, digest, Some(end - start));
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1)) {
+            headers.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(resp)
+}
+
+fn blob_headers(headers: &mut HeaderMap, digest: &Digest, len: Option<u64>) {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(len) = len {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    digest_headers(headers, digest);
+}
+
+/// The page after `last` of a sorted list, at most `n` long, and the
+/// page's last item when more follow (for the `Link` header).
+fn paginate(
+    mut items: Vec<String>,
+    n: Option<usize>,
+    last: Option<&str>,
+) -> (Vec<String>, Option<String>) {
+    items.sort();
+    if let Some(last) = last {
+        items.retain(|i| i.as_str() > last);
+    }
+    match n {
+        Some(n) if items.len() > n => {
+            items.truncate(n);
+            let last = items.last().cloned();
+            (items, last)
+        }
+        _ => (items, None),
+    }
+}
+
+/// `Link: <path?n=N&last=LAST>; rel="next"` when a further page exists.
+fn add_next_link(resp: &mut Reply, path: &str, n: Option<usize>, next_after: Option<String>) {
+    let (Some(n), Some(last)) = (n, next_after) else {
+        return;
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!("<{path}?n={n}&last={last}>; rel=\"next\"")) {
+        resp.headers_mut().insert(header::LINK, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paginates_sorted() {
+        let items = vec!["c".to_string(), "a".into(), "b".into()];
+        assert_eq!(
+            paginate(items.clone(), Some(2), None),
+            (vec!["a".into(), "b".into()], Some("b".into()))
+        );
+        assert_eq!(
+            paginate(items.clone(), Some(2), Some("b")),
+            (vec!["c".into()], None)
+        );
+        assert_eq!(paginate(items, Some(0), None), (vec![], None));
+    }
+}

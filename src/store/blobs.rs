@@ -1,0 +1,213 @@
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::StoreError;
+use crate::domain::{Digest, DigestVerifier};
+
+/// The content-addressed blob tree: `blobs/<alg>/<first two hex>/<hex>`.
+/// A file is only ever placed there by [`TempBlob::commit`] after its bytes
+/// were verified, so everything under `blobs/` is served as is.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+/// Distinguishes temp files made by one process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl BlobStore {
+    /// Opens (creating) the tree under `data_dir` and removes temp files a
+    /// previous run left behind: nothing is downloading at start-up.
+    pub fn open(data_dir: &Path) -> Result<BlobStore, StoreError> {
+        let store = BlobStore {
+            root: data_dir.to_path_buf(),
+        };
+        fs::create_dir_all(store.root.join("blobs"))?;
+        fs::create_dir_all(store.temp_dir())?;
+        store.remove_temp_files()?;
+        Ok(store)
+    }
+
+    fn temp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn remove_temp_files(&self) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in fs::read_dir(self.temp_dir())? {
+            fs::remove_file(entry?.path())?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    pub fn path_of(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().name())
+            .join(&hex[..2])
+            .join(hex)
+    }
+
+    /// Opens a stored blob with its size, or `None` when it is not stored.
+    pub fn open_blob(&self, digest: &Digest) -> Result<Option<(File, u64)>, StoreError> {
+        match File::open(self.path_of(digest)) {
+            Ok(file) => {
+                let size = file.metadata()?.len();
+                Ok(Some((file, size)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads a whole stored blob (for manifests, which are small).
+    pub fn read_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        match fs::read(self.path_of(digest)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path_of(digest).is_file()
+    }
+
+    /// A new temp file, removed again unless committed.
+    pub fn create_temp(&self) -> Result<TempBlob, StoreError> {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .temp_dir()
+            .join(format!("{}-{n}.part", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(TempBlob {
+            store: self.clone(),
+            path,
+            file: Arc::new(file),
+            committed: false,
+        })
+    }
+
+    /// Stores small content (a manifest) after checking it hashes to `digest`.
+    pub fn put_verified(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
+        if !digest.matches(bytes) {
+            return Err(StoreError::DigestMismatch(digest.clone()));
+        }
+        if self.contains(digest) {
+            return Ok(());
+        }
+        let mut temp = self.create_temp()?;
+        temp.file_mut()?.write_all(bytes)?;
+        temp.commit(digest)
+    }
+
+    pub fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
+        match fs::remove_file(self.path_of(digest)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A file being written in `tmp/`. Dropping it without [`commit`] deletes
+/// it, so a failed or cancelled download leaves nothing behind.
+///
+/// [`commit`]: TempBlob::commit
+pub struct TempBlob {
+    store: BlobStore,
+    path: PathBuf,
+    file: Arc<File>,
+    committed: bool,
+}
+
+impl TempBlob {
+    /// The open file, shared with readers that follow the download with
+    /// positional reads (`read_at`), which need no shared file offset.
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    fn file_mut(&mut self) -> Result<&mut File, StoreError> {
+        Arc::get_mut(&mut self.file)
+            .ok_or_else(|| StoreError::Io(io::Error::other("temp file is shared")))
+    }
+
+    /// Writes `bytes` at `offset` and feeds them to `hasher`.
+    pub fn write_at(
+        &self,
+        offset: u64,
+        bytes: &[u8],
+        hasher: &mut DigestVerifier,
+    ) -> Result<(), StoreError> {
+        self.file.write_all_at(bytes, offset)?;
+        hasher.update(bytes);
+        Ok(())
+    }
+
+    /// Makes the content durable under its digest: fsync the file, rename it
+    /// into the tree, fsync the directory so the rename survives a power cut.
+    pub fn commit(mut self, digest: &Digest) -> Result<(), StoreError> {
+        self.file.sync_all()?;
+        let dest = self.store.path_of(digest);
+        let dir = dest
+            .parent()
+            .ok_or_else(|| io::Error::other("blob path has no parent"))?;
+        fs::create_dir_all(dir)?;
+        fs::rename(&self.path, &dest)?;
+        self.committed = true;
+        File::open(dir)?.sync_all()?;
+        Ok(())
+    }
+}
+
+impl Drop for TempBlob {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_verified_rejects_wrong_bytes_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let d = Digest::sha256_of(b"hello");
+        assert!(matches!(
+            store.put_verified(&d, b"world"),
+            Err(StoreError::DigestMismatch(_))
+        ));
+        assert!(!store.contains(&d));
+        store.put_verified(&d, b"hello").unwrap();
+        assert_eq!(store.read_blob(&d).unwrap().unwrap(), b"hello");
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn dropped_temp_is_removed_and_startup_cleans() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let temp = store.create_temp().unwrap();
+        let path = temp.path.clone();
+        assert!(path.exists());
+        drop(temp);
+        assert!(!path.exists());
+        fs::write(dir.path().join("tmp/leftover.part"), b"x").unwrap();
+        BlobStore::open(dir.path()).unwrap();
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,244 @@
+//! The metadata database. The only module that knows sled: swapping the
+//! engine means rewriting this file alone.
+
+use std::path::Path;
+
+use super::records::{decode, encode};
+use super::{BlobRecord, ManifestRecord, RepoRecord, StoreError, TagRecord};
+use crate::domain::Digest;
+
+#[derive(Clone)]
+pub struct MetaStore {
+    db: sled::Db,
+    /// `<repository>\0<tag>` → TagRecord
+    tags: sled::Tree,
+    /// digest → ManifestRecord
+    manifests: sled::Tree,
+    /// digest → BlobRecord
+    blobs: sled::Tree,
+    /// repository (full local name) → RepoRecord
+    repos: sled::Tree,
+    /// `<repository>\0<manifest digest>` → (): every manifest in a
+    /// repository, tagged or pulled by digest
+    members: sled::Tree,
+}
+
+fn tag_key(repo: &str, tag: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(repo.len() + tag.len() + 1);
+    key.extend_from_slice(repo.as_bytes());
+    key.push(0);
+    key.extend_from_slice(tag.as_bytes());
+    key
+}
+
+impl MetaStore {
+    pub fn open(dir: &Path) -> Result<MetaStore, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            // Bounded page cache: metadata is small and RSS matters on an edge host.
+            .cache_capacity(32 * 1024 * 1024)
+            .open()?;
+        Ok(MetaStore {
+            tags: db.open_tree("tags")?,
+            manifests: db.open_tree("manifests")?,
+            blobs: db.open_tree("blobs")?,
+            repos: db.open_tree("repos")?,
+            members: db.open_tree("members")?,
+            db,
+        })
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(
+        tree: &sled::Tree,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match tree.get(key)? {
+            Some(bytes) => decode(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn tag(&self, repo: &str, tag: &str) -> Result<Option<TagRecord>, StoreError> {
+        Self::get(&self.tags, &tag_key(repo, tag))
+    }
+
+    /// Stores a tag, returning what it pointed at before.
+    pub fn put_tag(
+        &self,
+        repo: &str,
+        tag: &str,
+        record: &TagRecord,
+    ) -> Result<Option<TagRecord>, StoreError> {
+        let key = tag_key(repo, tag);
+        match self.tags.insert(&key, encode(record)?)? {
+            Some(old) => decode(&key, &old).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The tags of a repository, sorted by name.
+    pub fn tags_of(&self, repo: &str) -> Result<Vec<(String, TagRecord)>, StoreError> {
+        let prefix = tag_key(repo, "");
+        self.tags
+            .scan_prefix(&prefix)
+            .map(|item| {
+                let (key, value) = item?;
+                let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                Ok((name, decode(&key, &value)?))
+            })
+            .collect()
+    }
+
+    pub fn manifest(&self, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError> {
+        Self::get(&self.manifests, digest.to_string().as_bytes())
+    }
+
+    pub fn put_manifest(&self, digest: &Digest, record: &ManifestRecord) -> Result<(), StoreError> {
+        self.manifests
+            .insert(digest.to_string().as_bytes(), encode(record)?)?;
+        Ok(())
+    }
+
+    /// Every stored manifest, for building the referrers of a digest.
+    pub fn manifests(&self) -> impl Iterator<Item = Result<(Digest, ManifestRecord), StoreError>> {
+        self.manifests.iter().map(|item| {
+            let (key, value) = item?;
+            let digest = String::from_utf8_lossy(&key).parse().map_err(
+                |e: crate::domain::DigestError| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    reason: e.to_string(),
+                },
+            )?;
+            Ok((digest, decode(&key, &value)?))
+        })
+    }
+
+    pub fn blob(&self, digest: &Digest) -> Result<Option<BlobRecord>, StoreError> {
+        Self::get(&self.blobs, digest.to_string().as_bytes())
+    }
+
+    pub fn put_blob(&self, digest: &Digest, record: &BlobRecord) -> Result<(), StoreError> {
+        self.blobs
+            .insert(digest.to_string().as_bytes(), encode(record)?)?;
+        Ok(())
+    }
+
+    pub fn repo(&self, name: &str) -> Result<Option<RepoRecord>, StoreError> {
+        Self::get(&self.repos, name.as_bytes())
+    }
+
+    /// Atomically rewrites a repository record with `change` (retried by
+    /// sled on a concurrent update, so `change` may run more than once).
+    /// Returns the record as stored.
+    pub fn update_repo(
+        &self,
+        name: &str,
+        mut change: impl FnMut(Option<RepoRecord>) -> RepoRecord,
+    ) -> Result<RepoRecord, StoreError> {
+        let mut failure = None;
+        let stored = self.repos.update_and_fetch(name.as_bytes(), |old| {
+            let current = match old.map(|b| decode(name.as_bytes(), b)).transpose() {
+                Ok(r) => r,
+                Err(e) => {
+                    failure = Some(e);
+                    return old.map(|b| b.to_vec());
+                }
+            };
+            match encode(&change(current)) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    failure = Some(e);
+                    old.map(|b| b.to_vec())
+                }
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let bytes = stored.ok_or_else(|| StoreError::Corrupt {
+            key: name.to_string(),
+            reason: "repository record vanished".into(),
+        })?;
+        decode(name.as_bytes(), &bytes)
+    }
+
+    pub fn is_member(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
+        Ok(self
+            .members
+            .contains_key(tag_key(repo, &digest.to_string()))?)
+    }
+
+    /// Adds a manifest to a repository; true if it was not there yet.
+    pub fn add_member(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
+        Ok(self
+            .members
+            .insert(tag_key(repo, &digest.to_string()), &[])?
+            .is_none())
+    }
+
+    /// The manifests of a repository.
+    pub fn members(&self, repo: &str) -> Result<Vec<Digest>, StoreError> {
+        let prefix = tag_key(repo, "");
+        self.members
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|key| {
+                let key = key?;
+                String::from_utf8_lossy(&key[prefix.len()..])
+                    .parse()
+                    .map_err(|e: crate::domain::DigestError| StoreError::Corrupt {
+                        key: String::from_utf8_lossy(&key).into_owned(),
+                        reason: e.to_string(),
+                    })
+            })
+            .collect()
+    }
+
+    /// All local repositories, sorted by name.
+    pub fn repos(&self) -> Result<Vec<(String, RepoRecord)>, StoreError> {
+        self.repos
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((
+                    String::from_utf8_lossy(&key).into_owned(),
+                    decode(&key, &value)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Makes every write so far durable (blocking).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::MediaType;
+
+    #[test]
+    fn tags_scan_only_their_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = MetaStore::open(dir.path()).unwrap();
+        let rec = TagRecord {
+            digest: Digest::sha256_of(b"m"),
+            media_type: MediaType::new(MediaType::OCI_MANIFEST),
+            size: 1,
+            confirmed_at: 0,
+        };
+        meta.put_tag("c/a/b", "1", &rec).unwrap();
+        meta.put_tag("c/a/b", "2", &rec).unwrap();
+        meta.put_tag("c/a/bc", "3", &rec).unwrap();
+        let names: Vec<_> = meta
+            .tags_of("c/a/b")
+            .unwrap()
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
+        assert_eq!(names, ["1", "2"]);
+    }
+}

@@ -1,0 +1,38 @@
+//! Persistent storage: the content-addressed blob tree and the metadata
+//! database. Synchronous by design (callers run it on blocking threads) and
+//! free of HTTP: it knows digests and records, nothing of requests.
+
+mod blobs;
+mod meta;
+mod records;
+
+pub use blobs::{BlobStore, TempBlob};
+pub use meta::MetaStore;
+pub use records::{BlobRecord, ManifestRecord, RepoRecord, TagRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("metadata database error: {0}")]
+    Db(#[from] sled::Error),
+    #[error("metadata record {key:?} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("content does not match digest {0}")]
+    DigestMismatch(crate::domain::Digest),
+}
+
+impl StoreError {
+    /// A full disk is worth telling apart: it is not a bug and it passes.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Io(e) if e.raw_os_error() == Some(28))
+    }
+}
+
+/// Seconds since the Unix epoch, the time unit of every record.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,501 @@
+//! The client of one upstream registry: the pull half of the distribution
+//! API, with Docker's token flow, Basic auth, redirects (Docker Hub sends
+//! blobs to a CDN), timeouts, proxies from the environment, and a circuit
+//! breaker so a dead upstream costs no wait per request.
+
+mod auth;
+mod error;
+mod health;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, Response, StatusCode, Url};
+
+pub use auth::{parse_challenge, Challenge};
+use auth::{TokenCache, TokenResponse};
+pub use error::{error_chain, UpstreamError};
+use health::Health;
+
+use crate::config::{CacheConfig, Secret};
+use crate::domain::{Digest, RepoName};
+
+/// The distribution spec's recommended ceiling for a manifest.
+const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+/// Upper bound on `tags/list` pages followed, so a looping `Link` cannot spin.
+const MAX_TAG_PAGES: usize = 100;
+/// Longest wait between background probes of a down upstream.
+const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A manifest as fetched upstream.
+pub struct FetchedManifest {
+    pub bytes: Bytes,
+    pub media_type: Option<String>,
+    /// What the upstream's `Docker-Content-Digest` claims (unverified).
+    pub digest: Option<Digest>,
+}
+
+/// What a `HEAD` of a manifest says.
+pub struct ManifestHead {
+    pub digest: Option<Digest>,
+    pub media_type: Option<String>,
+    pub size: Option<u64>,
+}
+
+pub struct Upstream {
+    base: String,
+    http: reqwest::Client,
+    username: Option<String>,
+    password: Option<Secret>,
+    tokens: TokenCache,
+    /// The last challenge seen, so later requests authenticate up front.
+    challenge: Mutex<Option<Challenge>>,
+    health: Arc<Health>,
+    request_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the upstream client for {upstream}: {reason}")]
+pub struct UpstreamSetupError {
+    upstream: String,
+    reason: String,
+}
+
+impl Upstream {
+    /// Builds the client. Reads `ca_file` synchronously: call at start-up.
+    pub fn new(config: &CacheConfig) -> Result<Upstream, UpstreamSetupError> {
+        let fail = |reason: String| UpstreamSetupError {
+            upstream: config.upstream.to_string(),
+            reason,
+        };
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .hickory_dns(true)
+            .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
+            .read_timeout(Duration::from_secs(config.read_timeout_secs))
+            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(10));
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path).map_err(|e| fail(format!("ca_file {path:?}: {e}")))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| fail(format!("ca_file {path:?}: {e}")))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if !config.tls_validation {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(|e| fail(error_chain(&e)))?;
+        Ok(Upstream {
+            base: config.upstream.as_str().trim_end_matches('/').to_string(),
+            http,
+            username: config.username.clone(),
+            password: config.password.clone(),
+            tokens: TokenCache::default(),
+            challenge: Mutex::new(None),
+            health: Arc::new(Health::default()),
+            request_timeout: Duration::from_secs(
+                config.connect_timeout_secs + config.read_timeout_secs,
+            ),
+        })
+    }
+
+    /// Whether the upstream is known not to answer right now.
+    pub fn is_down(&self) -> bool {
+        self.health.is_down()
+    }
+
+    fn url(&self, repo: &RepoName, suffix: &str) -> Result<Url, UpstreamError> {
+        let text = format!("{}/v2/{}/{}", self.base, repo, suffix);
+        Url::parse(&text).map_err(|e| UpstreamError::Protocol(format!("bad URL {text}: {e}")))
+    }
+
+    pub async fn head_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &str,
+        accept: &str,
+    ) -> Result<ManifestHead, UpstreamError> {
+        let url = self.url(repo, &format!("manifests/{reference}"))?;
+        let resp = self
+            .send(Method::HEAD, url, repo, accept_header(accept), true)
+            .await?;
+        let headers = resp.headers();
+        Ok(ManifestHead {
+            digest: header_str(headers, "docker-content-digest").and_then(|d| d.parse().ok()),
+            media_type: header_str(headers, CONTENT_TYPE.as_str()).map(str::to_string),
+            size: header_str(headers, CONTENT_LENGTH.as_str()).and_then(|s| s.parse().ok()),
+        })
+    }
+
+    pub async fn get_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &str,
+        accept: &str,
+    ) -> Result<FetchedManifest, UpstreamError> {
+        let url = self.url(repo, &format!("manifests/{reference}"))?;
+        let resp = self
+            .send(Method::GET, url, repo, accept_header(accept), true)
+            .await?;
+        let media_type = header_str(resp.headers(), CONTENT_TYPE.as_str()).map(str::to_string);
+        let digest =
+            header_str(resp.headers(), "docker-content-digest").and_then(|d| d.parse().ok());
+        let bytes = read_limited(resp, MAX_MANIFEST_BYTES).await?;
+        Ok(FetchedManifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// Starts a blob download; the caller streams the body.
+    pub async fn get_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Response, UpstreamError> {
+        let url = self.url(repo, &format!("blobs/{digest}"))?;
+        self.send(Method::GET, url, repo, HeaderMap::new(), false)
+            .await
+    }
+
+    /// The size of a blob upstream.
+    pub async fn head_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, UpstreamError> {
+        let url = self.url(repo, &format!("blobs/{digest}"))?;
+        let resp = self
+            .send(Method::HEAD, url, repo, HeaderMap::new(), true)
+            .await?;
+        Ok(header_str(resp.headers(), CONTENT_LENGTH.as_str()).and_then(|s| s.parse().ok()))
+    }
+
+    /// Every tag of a repository, following `Link` pagination.
+    pub async fn tags(&self, repo: &RepoName) -> Result<Vec<String>, UpstreamError> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            tags: Option<Vec<String>>,
+        }
+        let mut url = self.url(repo, "tags/list?n=1000")?;
+        let mut tags = Vec::new();
+        for _ in 0..MAX_TAG_PAGES {
+            let resp = self
+                .send(Method::GET, url.clone(), repo, HeaderMap::new(), true)
+                .await?;
+            let next = header_str(resp.headers(), "link").and_then(|l| next_link(&url, l));
+            let bytes = read_limited(resp, MAX_MANIFEST_BYTES).await?;
+            let page: TagList = serde_json::from_slice(&bytes)
+                .map_err(|e| UpstreamError::Protocol(format!("tags/list: {e}")))?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(n) => url = n,
+                None => break,
+            }
+        }
+        Ok(tags)
+    }
+
+    /// The upstream's referrers index for `digest`, if it serves the API.
+    pub async fn referrers(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<Bytes>, UpstreamError> {
+        let url = self.url(repo, &format!("referrers/{digest}"))?;
+        match self
+            .send(Method::GET, url, repo, HeaderMap::new(), true)
+            .await
+        {
+            Ok(resp) => read_limited(resp, MAX_MANIFEST_BYTES).await.map(Some),
+            Err(UpstreamError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One request with authentication: sends what is known to work, and on
+    /// a 401 answers the challenge once and retries.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        repo: &RepoName,
+        headers: HeaderMap,
+        bounded: bool,
+    ) -> Result<Response, UpstreamError> {
+        if let Some(UpstreamError::RateLimited { retry_after }) = self.health.blocked() {
+            // Honour Retry-After: do not hammer an upstream that asked to wait.
+            return Err(UpstreamError::RateLimited { retry_after });
+        }
+        let scope = format!("repository:{repo}:pull");
+        let mut authorization = self.known_authorization(&scope);
+        for attempt in 0..2 {
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
+            if bounded {
+                request = request.timeout(self.request_timeout);
+            }
+            if let Some(value) = &authorization {
+                request = request.header(reqwest::header::AUTHORIZATION, value.clone());
+            }
+            let resp = match request.send().await {
+                Ok(resp) => resp,
+                Err(e) => return Err(self.failed(UpstreamError::from_reqwest(e))),
+            };
+            if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
+                let challenge =
+                    header_str(resp.headers(), WWW_AUTHENTICATE.as_str()).and_then(parse_challenge);
+                let Some(challenge) = challenge else {
+                    return Err(UpstreamError::Unauthorized);
+                };
+                self.tokens.forget(&scope);
+                authorization = Some(self.answer(&challenge, &scope).await?);
+                *self.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(challenge);
+                continue;
+            }
+            self.health.record(Ok(()));
+            return self.check_status(resp);
+        }
+        Err(UpstreamError::Unauthorized)
+    }
+
+    /// Records a failure and starts a background probe when it marks the
+    /// upstream down.
+    fn failed(&self, error: UpstreamError) -> UpstreamError {
+        if self.health.record(Err(&error)) {
+            tracing::warn!(upstream = %self.base, %error, "upstream marked down; serving from cache");
+            self.spawn_probe();
+        }
+        error
+    }
+
+    fn spawn_probe(&self) {
+        if !self.health.start_probe() {
+            return;
+        }
+        let http = self.http.clone();
+        let health = self.health.clone();
+        let url = format!("{}/v2/", self.base);
+        let base = self.base.clone();
+        let timeout = self.request_timeout;
+        tokio::spawn(async move {
+            let mut interval = Duration::from_millis(500);
+            loop {
+                tokio::time::sleep(interval).await;
+                // Any HTTP answer, 401 included, means the upstream is back.
+                if http.get(&url).timeout(timeout).send().await.is_ok() {
+                    health.mark_up();
+                    tracing::info!(upstream = %base, "upstream reachable again");
+                    break;
+                }
+                interval = (interval * 2).min(MAX_PROBE_INTERVAL);
+            }
+            health.end_probe();
+        });
+    }
+
+    fn check_status(&self, resp: Response) -> Result<Response, UpstreamError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let error = match status {
+            StatusCode::NOT_FOUND => UpstreamError::NotFound,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => UpstreamError::Unauthorized,
+            StatusCode::TOO_MANY_REQUESTS => UpstreamError::RateLimited {
+                retry_after: retry_after(resp.headers()),
+            },
+            StatusCode::SERVICE_UNAVAILABLE if retry_after(resp.headers()).is_some() => {
+                UpstreamError::RateLimited {
+                    retry_after: retry_after(resp.headers()),
+                }
+            }
+            other => UpstreamError::Status(other.as_u16()),
+        };
+        self.health.record(Err(&error));
+        Err(error)
+    }
+
+    /// The Authorization header that worked before for this scope, if any.
+    fn known_authorization(&self, scope: &str) -> Option<HeaderValue> {
+        let challenge = self
+            .challenge
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        match challenge {
+            Challenge::Basic => self.basic_header(),
+            Challenge::Bearer { .. } => bearer_header(&self.tokens.get(scope)?),
+        }
+    }
+
+    fn basic_header(&self) -> Option<HeaderValue> {
+        let user = self.username.as_deref()?;
+        let password = self.password.as_ref().map(|p| p.0.as_str()).unwrap_or("");
+        let encoded = base64_encode(format!("{user}:{password}").as_bytes());
+        let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    }
+
+    /// Answers a challenge: Basic credentials, or a token from the realm.
+    async fn answer(
+        &self,
+        challenge: &Challenge,
+        scope: &str,
+    ) -> Result<HeaderValue, UpstreamError> {
+        match challenge {
+            Challenge::Basic => self.basic_header().ok_or(UpstreamError::Unauthorized),
+            Challenge::Bearer { realm, service, .. } => {
+                let mut url = Url::parse(realm)
+                    .map_err(|e| UpstreamError::Protocol(format!("token realm {realm:?}: {e}")))?;
+                {
+                    let mut query = url.query_pairs_mut();
+                    if let Some(service) = service {
+                        query.append_pair("service", service);
+                    }
+                    query.append_pair("scope", scope);
+                }
+                let mut request = self.http.get(url).timeout(self.request_timeout);
+                if let Some(basic) = self.basic_header() {
+                    request = request.header(reqwest::header::AUTHORIZATION, basic);
+                }
+                let resp = request
+                    .send()
+                    .await
+                    .map_err(|e| self.failed(UpstreamError::from_reqwest(e)))?;
+                if !resp.status().is_success() {
+                    tracing::warn!(status = %resp.status(), "upstream token endpoint refused ferry");
+                    return Err(UpstreamError::Unauthorized);
+                }
+                let body = read_limited(resp, 64 * 1024).await?;
+                let (token, lifetime) = serde_json::from_slice::<TokenResponse>(&body)
+                    .ok()
+                    .and_then(TokenResponse::into_token)
+                    .ok_or_else(|| {
+                        UpstreamError::Protocol("token endpoint sent no token".into())
+                    })?;
+                self.tokens.put(scope, token.clone(), lifetime);
+                bearer_header(&token)
+                    .ok_or_else(|| UpstreamError::Protocol("unusable token".into()))
+            }
+        }
+    }
+}
+
+fn bearer_header(token: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+fn accept_header(accept: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(accept) {
+        headers.insert(ACCEPT, value);
+    }
+    headers
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = header_str(headers, "retry-after")?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+/// `<url>; rel="next"` resolved against the current URL.
+fn next_link(current: &Url, link: &str) -> Option<Url> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        if !params.contains("rel=\"next\"") && !params.contains("rel=next") {
+            return None;
+        }
+        let target = target.trim().trim_start_matches('<').trim_end_matches('>');
+        current.join(target).ok()
+    })
+}
+
+/// Reads a whole (small) body, refusing more than `limit` bytes.
+async fn read_limited(resp: Response, limit: usize) -> Result<Bytes, UpstreamError> {
+    let mut body = BytesMut::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(UpstreamError::from_reqwest)?;
+        if body.len() + chunk.len() > limit {
+            return Err(UpstreamError::Protocol(format!(
+                "response larger than {limit} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Standard base64, for Basic credentials (one use does not justify a crate).
+fn base64_encode(input: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ] {
+            assert_eq!(base64_encode(input.as_bytes()), expected);
+        }
+    }
+
+    #[test]
+    fn follows_next_link() {
+        let cur = Url::parse("http://r/v2/a/tags/list?n=2").unwrap();
+        let next = next_link(&cur, r#"</v2/a/tags/list?last=b&n=2>; rel="next""#).unwrap();
+        assert_eq!(next.as_str(), "http://r/v2/a/tags/list?last=b&n=2");
+        assert!(next_link(&cur, r#"</x>; rel="prev""#).is_none());
+    }
+}
