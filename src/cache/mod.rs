@@ -56,6 +56,8 @@ impl Storage {
 }
 
 type FlightKey = (String, String);
+/// An upstream tag list and when it was fetched.
+type TagList = (Instant, Arc<Vec<String>>);
 
 /// One pull-through cache: a base path backed by one upstream.
 pub struct Cache {
@@ -67,7 +69,7 @@ pub struct Cache {
     storage: Arc<Storage>,
     manifest_flights: SingleFlight<FlightKey, Result<ManifestHit, CacheError>>,
     /// Upstream tag lists, kept for the tag TTL.
-    tag_lists: Mutex<HashMap<RepoName, (Instant, Arc<Vec<String>>)>>,
+    tag_lists: Mutex<HashMap<RepoName, TagList>>,
 }
 
 impl Cache {

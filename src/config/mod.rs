@@ -178,9 +178,7 @@ impl CacheConfig {
     }
 
     pub fn is_docker_hub(&self) -> bool {
-        self.upstream
-            .host_str()
-            .is_some_and(|h| is_docker_hub_host(h))
+        self.upstream.host_str().is_some_and(is_docker_hub_host)
     }
 
     pub fn library_prefix(&self) -> bool {
