@@ -6,9 +6,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod domain;
+pub mod manage;
 pub mod registry;
 pub mod server;
 pub mod store;

@@ -88,6 +88,11 @@ impl ServeArgs {
         if let Some(ttl) = self.tag_ttl_secs {
             config.tag_ttl_secs = ttl;
         }
+        if config.admin_password.is_none() {
+            config.admin_password = std::env::var("FERRY_ADMIN_PASSWORD")
+                .ok()
+                .map(ferry::domain::Secret);
+        }
         config.validate()?;
         Ok(config)
     }

@@ -8,9 +8,12 @@ use tokio::net::TcpListener;
 use warp::http::StatusCode;
 use warp::Filter;
 
-use crate::cache::{Cache, Caches, Storage};
+use crate::api::{self, Api};
+use crate::auth::{Access, AdminAuth, RegistryTokens};
+use crate::cache::{Caches, Storage};
 use crate::config::Config;
-use crate::registry;
+use crate::manage::{ManageError, Manager};
+use crate::registry::{self, Registry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -19,8 +22,10 @@ pub enum ServeError {
         path: std::path::PathBuf,
         source: crate::store::StoreError,
     },
-    #[error(transparent)]
-    Upstream(#[from] crate::upstream::UpstreamSetupError),
+    #[error("cannot set up the caches: {0}")]
+    Caches(#[from] ManageError),
+    #[error("cannot set up the admin account: {0}")]
+    Admin(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -31,30 +36,48 @@ pub enum ServeError {
 /// A bound, ready server.
 pub struct Ferry {
     listener: TcpListener,
-    caches: Arc<Caches>,
+    registry: Arc<Registry>,
+    api: Arc<Api>,
 }
 
 impl Ferry {
-    /// Opens the stores, sets up the caches, and binds the listener.
+    /// Opens the stores, sets up the caches and the admin account, and binds
+    /// the listener.
     pub async fn start(config: &Config) -> Result<Ferry, ServeError> {
+        let storage_error = |source| ServeError::Storage {
+            path: config.data_dir.clone(),
+            source,
+        };
         let data_dir = config.data_dir.clone();
         let storage = tokio::task::spawn_blocking(move || Storage::open(&data_dir))
             .await
-            .map_err(|e| ServeError::Storage {
-                path: config.data_dir.clone(),
-                source: std::io::Error::other(e).into(),
-            })?
-            .map_err(|source| ServeError::Storage {
-                path: config.data_dir.clone(),
-                source,
-            })?;
-        let caches = config
-            .caches
-            .iter()
-            .map(|c| Cache::new(c, config.tag_ttl_secs, storage.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
-        for c in &config.caches {
-            tracing::info!(base_path = %c.base_path, upstream = %c.upstream, "cache");
+            .map_err(|e| storage_error(std::io::Error::other(e).into()))?
+            .map_err(storage_error)?;
+        let caches = Arc::new(Caches::new(storage, Vec::new()));
+        let manager = Arc::new(Manager::new(caches.clone(), config.tag_ttl_secs));
+        let (configured, data_dir, password) = (
+            config.caches.clone(),
+            config.data_dir.clone(),
+            config.admin_password.clone(),
+        );
+        let setup = manager.clone();
+        let (admin, generated) = tokio::task::spawn_blocking(move || {
+            setup.sync_config(&configured)?;
+            AdminAuth::load(password, &data_dir).map_err(|e| ManageError::Conflict(e.to_string()))
+        })
+        .await
+        .map_err(|e| ServeError::Admin(std::io::Error::other(e)))??;
+        if generated {
+            // Printed once, to the console; never to the log.
+            eprintln!(
+                "ferry: generated the admin password (user \"admin\"), saved in {}: {}",
+                config.data_dir.join("admin-password").display(),
+                admin.password().expose()
+            );
+        }
+        for c in caches.list() {
+            tracing::info!(base_path = %c.base_path(), upstream = %c.config().upstream,
+                private = c.is_private(), "cache");
         }
         let listener =
             TcpListener::bind(config.listen)
@@ -63,9 +86,21 @@ impl Ferry {
                     addr: config.listen,
                     source,
                 })?;
+        let api_admin = AdminAuth::from_secret(admin.password().clone());
         Ok(Ferry {
             listener,
-            caches: Arc::new(Caches::new(storage, caches)),
+            registry: Arc::new(Registry {
+                caches,
+                access: Arc::new(Access {
+                    admin,
+                    tokens: RegistryTokens::default(),
+                }),
+            }),
+            api: Arc::new(Api {
+                manager,
+                auth: Arc::new(api_admin),
+                data_dir: config.data_dir.clone(),
+            }),
         })
     }
 
@@ -75,10 +110,15 @@ impl Ferry {
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let storage = self.caches.storage().clone();
-        let routes = registry::routes(self.caches.clone())
+        let storage = self.registry.caches.storage().clone();
+        let routes = registry::routes(self.registry.clone())
+            .or(api::routes(self.api.clone()))
             .or(warp::path::end().map(|| {
-                concat!("ferry ", env!("CARGO_PKG_VERSION"), ": a pull-through caching registry. Pull through /v2/<base_path>/<repository>.\n")
+                concat!(
+                    "ferry ",
+                    env!("CARGO_PKG_VERSION"),
+                    ": a pull-through caching registry. Pull through /v2/<base_path>/<repository>.\n"
+                )
             }))
             .or(warp::path("healthz").and(warp::path::end()).map(|| "ok\n"))
             .recover(|_rejection: warp::Rejection| async {

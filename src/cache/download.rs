@@ -282,6 +282,7 @@ impl Storage {
             });
             return Ok(());
         }
+        let _permit = upstream.download_permit().await;
         let response = match upstream.get_blob(repo, digest).await {
             Err(UpstreamError::NotFound) => return Err(CacheError::BlobUnknown),
             other => other?,

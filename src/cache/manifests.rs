@@ -12,7 +12,7 @@ use super::error::{blocking, CacheError};
 use super::manifest_info::{describe, effective_media_type};
 use super::{Cache, Storage};
 use crate::domain::{Digest, MediaType, Reference, RepoName, Tag};
-use crate::store::{unix_now, RepoRecord, TagRecord};
+use crate::store::{unix_now, Change, RepoRecord, TagRecord};
 use crate::upstream::{FetchedManifest, UpstreamError};
 
 /// A manifest ready to send.
@@ -41,6 +41,13 @@ impl ManifestMemo {
             .0
             .get(digest)
             .cloned()
+    }
+
+    pub(super) fn forget(&self, digest: &Digest) {
+        let mut guard = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = guard.0.remove(digest) {
+            guard.1 -= hit.bytes.len();
+        }
     }
 
     fn put(&self, hit: &ManifestHit) {
@@ -270,10 +277,28 @@ impl Cache {
         };
         let meta = &self.storage.meta;
         let previous = meta.put_tag(local, tag.as_str(), &record)?;
-        let moved = previous.map(|p| p.digest) != Some(hit.digest.clone());
-        let added = meta.add_member(local, &hit.digest)?;
-        if moved || added {
-            self.bump_version(local, repo)?;
+        let mut change = Change::default();
+        match previous {
+            Some(p) if p.digest == hit.digest => {}
+            Some(_) => {
+                change.added.tags = 1;
+                change.removed.tags = 1;
+            }
+            None => change.added.tags = 1,
+        }
+        if meta.add_member(local, &hit.digest)? {
+            self.count_new_manifest(&hit.digest, &mut change)?;
+        }
+        if change != Change::default() {
+            self.bump_version(local, repo, change)?;
+        }
+        Ok(())
+    }
+
+    fn count_new_manifest(&self, digest: &Digest, change: &mut Change) -> Result<(), CacheError> {
+        change.added.manifests += 1;
+        if let Some(record) = self.storage.meta.manifest(digest)? {
+            change.added.blobs += record.blobs.len() as u64;
         }
         Ok(())
     }
@@ -282,26 +307,31 @@ impl Cache {
         let meta = &self.storage.meta;
         // Checked first so a warm pull by digest writes nothing.
         if !meta.is_member(local, digest)? && meta.add_member(local, digest)? {
-            self.bump_version(local, repo)?;
+            let mut change = Change::default();
+            self.count_new_manifest(digest, &mut change)?;
+            self.bump_version(local, repo, change)?;
         }
         Ok(())
     }
 
     /// The repository's single version moves on whenever its content changes.
-    fn bump_version(&self, local: &str, repo: &RepoName) -> Result<(), CacheError> {
+    fn bump_version(&self, local: &str, repo: &RepoName, change: Change) -> Result<(), CacheError> {
         let now = unix_now();
         let record = self.storage.meta.update_repo(local, |old| match old {
             Some(r) => RepoRecord {
                 version: r.version + 1,
                 updated_at: now,
+                last_change: change,
                 ..r
             },
             None => RepoRecord {
-                cache: self.base_path.clone(),
+                id: uuid::Uuid::new_v4().to_string(),
+                cache: self.base_path().to_string(),
                 upstream_name: repo.to_string(),
                 version: 1,
                 created_at: now,
                 updated_at: now,
+                last_change: change,
             },
         })?;
         tracing::info!(repository = %local, version = record.version, "repository version");

@@ -2,6 +2,7 @@
 //! needs the upstream, keeps one upstream transfer per piece of content, and
 //! records the local repositories that pulls create.
 
+mod content;
 mod download;
 mod error;
 mod flight;
@@ -14,6 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+pub use content::RepoContent;
 pub use download::Blob;
 pub use error::{blocking, CacheError, Cause};
 pub use manifests::ManifestHit;
@@ -46,6 +48,10 @@ impl Storage {
         }))
     }
 
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
     pub fn meta(&self) -> &MetaStore {
         &self.meta
     }
@@ -61,9 +67,8 @@ type TagList = (Instant, Arc<Vec<String>>);
 
 /// One pull-through cache: a base path backed by one upstream.
 pub struct Cache {
-    base_path: String,
+    config: CacheConfig,
     namespace: String,
-    library_prefix: bool,
     tag_ttl: Duration,
     upstream: Arc<Upstream>,
     storage: Arc<Storage>,
@@ -79,9 +84,8 @@ impl Cache {
         storage: Arc<Storage>,
     ) -> Result<Cache, UpstreamSetupError> {
         Ok(Cache {
-            base_path: config.base_path.clone(),
+            config: config.clone(),
             namespace: config.namespace(),
-            library_prefix: config.library_prefix(),
             tag_ttl: config.tag_ttl(global_tag_ttl),
             upstream: Arc::new(Upstream::new(config)?),
             storage,
@@ -91,12 +95,21 @@ impl Cache {
     }
 
     pub fn base_path(&self) -> &str {
-        &self.base_path
+        &self.config.base_path
+    }
+
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// Pulls through a private cache need the admin's credentials.
+    pub fn is_private(&self) -> bool {
+        self.config.private
     }
 
     /// The local repository a pull of `repo` lands in: `<base_path>/<repo>`.
     pub fn local_name(&self, repo: &RepoName) -> String {
-        repo.prefixed(&self.base_path)
+        repo.prefixed(&self.config.base_path)
     }
 
     pub fn upstream_down(&self) -> bool {
@@ -143,6 +156,18 @@ impl Caches {
         &self.storage
     }
 
+    /// Replaces the set of caches (after a change through the API). Requests
+    /// under way keep the cache they started with.
+    pub fn replace(&self, caches: Vec<Cache>) {
+        *self.caches.write().unwrap_or_else(|p| p.into_inner()) =
+            caches.into_iter().map(Arc::new).collect();
+    }
+
+    /// Whether any cache is private (then `/v2/` asks clients to authenticate).
+    pub fn any_private(&self) -> bool {
+        self.list().iter().any(|c| c.is_private())
+    }
+
     pub fn list(&self) -> Vec<Arc<Cache>> {
         self.caches
             .read()
@@ -159,10 +184,10 @@ impl Caches {
         let by_path = caches
             .iter()
             .filter_map(|c| {
-                let rest = full.strip_prefix(c.base_path.as_str())?.strip_prefix('/')?;
+                let rest = full.strip_prefix(c.base_path())?.strip_prefix('/')?;
                 Some((c, rest))
             })
-            .max_by_key(|(c, _)| c.base_path.len());
+            .max_by_key(|(c, _)| c.base_path().len());
         let (cache, rest, namespace) = match by_path {
             Some((cache, rest)) => (cache, rest, None),
             None => {
@@ -181,11 +206,14 @@ impl Caches {
             }
         };
         let repo = RepoName::parse(rest).ok()?;
-        let repo = if cache.library_prefix {
+        let repo = if cache.config.library_prefix() {
             repo.with_library_prefix()
         } else {
             repo
         };
+        if !cache.config.allows(repo.as_str()) {
+            return None;
+        }
         Some(Route {
             cache: cache.clone(),
             repo,

@@ -1,6 +1,7 @@
 //! Configuration: a TOML file (or the embedded default), overridden by
 //! command-line flags and `FERRY_*` environment variables.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,6 +10,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::domain::RepoName;
+pub use crate::domain::Secret;
 
 /// The configuration ferry runs with when the user gives none.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -41,6 +43,10 @@ pub struct Config {
     pub tag_ttl_secs: u64,
     #[serde(default, rename = "cache")]
     pub caches: Vec<CacheConfig>,
+    /// Password of the `admin` account of the management API (else
+    /// `FERRY_ADMIN_PASSWORD`, else generated at first start).
+    #[serde(default)]
+    pub admin_password: Option<Secret>,
 }
 
 /// One pull-through cache: a base path served by ferry, backed by an upstream.
@@ -68,17 +74,39 @@ pub struct CacheConfig {
     /// Docker Hub upstreams, off elsewhere.
     #[serde(default)]
     pub library_prefix: Option<bool>,
-}
-
-/// A password: never printed by `Debug`, so it cannot leak into logs.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"<redacted>\"")
-    }
+    /// Extra CA certificates as inline PEM (the API's `ca_cert`).
+    #[serde(default)]
+    pub ca_cert: Option<String>,
+    /// Client certificate and key (PEM) for upstreams that want mutual TLS.
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    #[serde(default)]
+    pub client_key: Option<Secret>,
+    /// HTTP(S) proxy for this upstream (else `HTTPS_PROXY`/`NO_PROXY` apply).
+    #[serde(default)]
+    pub proxy_url: Option<Url>,
+    #[serde(default)]
+    pub proxy_username: Option<String>,
+    #[serde(default)]
+    pub proxy_password: Option<Secret>,
+    /// Extra headers sent with every upstream request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// At most this many blob downloads from the upstream at once.
+    #[serde(default)]
+    pub download_concurrency: Option<usize>,
+    /// At most this many upstream requests per second.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+    /// Shell wildcards (`*`, `?`) on upstream repository names: only names
+    /// matching `includes` (all when unset) and no `excludes` are served.
+    #[serde(default)]
+    pub includes: Option<Vec<String>>,
+    #[serde(default)]
+    pub excludes: Option<Vec<String>>,
+    /// Pulls need the admin's credentials.
+    #[serde(default)]
+    pub private: bool,
 }
 
 fn default_listen() -> SocketAddr {
@@ -159,7 +187,12 @@ impl CacheConfig {
             .ok_or_else(|| ConfigError::Invalid(format!("--cache {flag:?}: expected NAME=URL")))?;
         let upstream = Url::parse(url)
             .map_err(|e| ConfigError::Invalid(format!("--cache {flag:?}: bad URL: {e}")))?;
-        Ok(CacheConfig {
+        Ok(CacheConfig::new(base_path, upstream))
+    }
+
+    /// A cache with every option at its default.
+    pub fn new(base_path: &str, upstream: Url) -> CacheConfig {
+        CacheConfig {
             base_path: base_path.to_string(),
             upstream,
             username: None,
@@ -170,7 +203,32 @@ impl CacheConfig {
             connect_timeout_secs: default_connect_timeout(),
             read_timeout_secs: default_read_timeout(),
             library_prefix: None,
-        })
+            ca_cert: None,
+            client_cert: None,
+            client_key: None,
+            proxy_url: None,
+            proxy_username: None,
+            proxy_password: None,
+            headers: BTreeMap::new(),
+            download_concurrency: None,
+            rate_limit: None,
+            includes: None,
+            excludes: None,
+            private: false,
+        }
+    }
+
+    /// Whether the includes/excludes wildcards let `repo` through.
+    pub fn allows(&self, repo: &str) -> bool {
+        let included = self
+            .includes
+            .as_ref()
+            .is_none_or(|pats| pats.iter().any(|p| wildcard_match(p, repo)));
+        let excluded = self
+            .excludes
+            .as_ref()
+            .is_some_and(|pats| pats.iter().any(|p| wildcard_match(p, repo)));
+        included && !excluded
     }
 
     pub fn tag_ttl(&self, global: u64) -> Duration {
@@ -197,6 +255,39 @@ impl CacheConfig {
             None => host.to_string(),
         }
     }
+}
+
+/// Shell-style matching: `*` any run of characters, `?` any one.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Classic two-pointer matcher with backtracking to the last `*`.
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// A wildcard ferry accepts: repository-name characters plus `*` and `?`.
+pub fn valid_wildcard(pattern: &str) -> bool {
+    !pattern.is_empty()
+        && pattern.len() <= 255
+        && pattern
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/*?".contains(c))
 }
 
 /// Docker Hub answers under several names.
@@ -233,6 +324,23 @@ mod tests {
         assert!(Config::from_toml(&two("a", "ab")).is_ok());
         assert!(Config::from_toml(&two("a", "../b")).is_err());
         assert!(Config::from_toml("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("library/busy*", "library/busybox"));
+        assert!(wildcard_match("*", "a/b"));
+        assert!(wildcard_match("a?c", "abc"));
+        assert!(!wildcard_match("library/busy*", "library/alpine"));
+        assert!(!wildcard_match("a", "ab"));
+        assert!(valid_wildcard("library/*"));
+        assert!(!valid_wildcard("[a"));
+        let mut c = CacheConfig::new("x", Url::parse("http://u").unwrap());
+        c.includes = Some(vec!["library/busy*".into()]);
+        c.excludes = Some(vec!["library/busybox-old".into()]);
+        assert!(c.allows("library/busybox"));
+        assert!(!c.allows("library/busybox-old"));
+        assert!(!c.allows("library/alpine"));
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub enum RegistryError {
     RangeNotSatisfiable {
         size: u64,
     },
+    /// Credentials are needed (private distribution) or were wrong.
+    Unauthorized {
+        challenge: String,
+    },
     /// A cache failure, with what the request named (for `detail`).
     Cache {
         error: CacheError,
@@ -78,6 +82,18 @@ impl RegistryError {
                 );
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return resp;
+            }
+            RegistryError::Unauthorized { challenge } => {
+                let mut resp = error_response(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "authentication required: log in with ferry's admin account",
+                    json!({}),
+                );
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                 }
                 return resp;
             }

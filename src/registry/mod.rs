@@ -19,22 +19,78 @@ pub use error::error_response;
 use error::RegistryError;
 use range::RangeRequest;
 
+use crate::auth::{Access, Caller};
 use crate::cache::{Caches, ManifestHit, Route};
 use crate::domain::{Digest, Reference, ReferenceError, RepoName};
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
-/// `GET`/`HEAD` (and refused pushes) on `/v2/...`.
+/// What every registry request may need.
+pub struct Registry {
+    pub caches: Arc<Caches>,
+    pub access: Arc<Access>,
+}
+
+/// `GET`/`HEAD` (and refused pushes) on `/v2/...`, and `/token`.
 pub fn routes(
-    caches: Arc<Caches>,
+    registry: Arc<Registry>,
 ) -> impl Filter<Extract = (Reply,), Error = warp::Rejection> + Clone {
-    warp::path("v2")
+    let for_token = registry.clone();
+    let v2 = warp::path("v2")
         .and(warp::path::tail())
         .and(warp::method())
         .and(raw_query())
         .and(warp::header::headers_cloned())
-        .and(warp::any().map(move || caches.clone()))
-        .then(handle)
+        .and(warp::any().map(move || registry.clone()))
+        .then(handle);
+    let token = warp::path("token")
+        .and(warp::path::end())
+        .and(warp::header::headers_cloned())
+        .map(move |headers: HeaderMap| token(&for_token.access, &headers));
+    v2.or(token).unify()
+}
+
+/// The token endpoint of the registry's Bearer flow: admin credentials get
+/// a token that opens private distributions; anonymous callers get one for
+/// public content (what clients ask for before pulling).
+fn token(access: &Access, headers: &HeaderMap) -> Reply {
+    let admin = match access.caller(authorization(headers)) {
+        Caller::Admin => true,
+        Caller::Anonymous => false,
+        _ => {
+            return RegistryError::Unauthorized {
+                challenge: "Basic realm=\"ferry\"".into(),
+            }
+            .into_response()
+        }
+    };
+    let (token, expires_in) = access.tokens.issue(admin);
+    let issued_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    json_reply(&json!({
+        "token": token,
+        "access_token": token,
+        "expires_in": expires_in,
+        "issued_at": issued_at,
+    }))
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The Bearer challenge pointing clients at `/token`.
+fn challenge(headers: &HeaderMap, scope: Option<&str>) -> RegistryError {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let mut challenge = format!("Bearer realm=\"http://{host}/token\",service=\"ferry\"");
+    if let Some(scope) = scope {
+        challenge.push_str(&format!(",scope=\"{scope}\""));
+    }
+    RegistryError::Unauthorized { challenge }
 }
 
 /// The raw query string, empty when there is none.
@@ -47,10 +103,10 @@ async fn handle(
     method: Method,
     query: String,
     headers: HeaderMap,
-    caches: Arc<Caches>,
+    registry: Arc<Registry>,
 ) -> Reply {
     let query = Query::parse(&query);
-    let mut resp = dispatch(tail.as_str(), &method, &query, &headers, &caches)
+    let mut resp = dispatch(tail.as_str(), &method, &query, &headers, &registry)
         .await
         .unwrap_or_else(RegistryError::into_response);
     resp.headers_mut().insert(
@@ -93,8 +149,21 @@ async fn dispatch(
     method: &Method,
     query: &Query,
     headers: &HeaderMap,
-    caches: &Caches,
+    registry: &Registry,
 ) -> Result<Reply> {
+    let caches = &registry.caches;
+    let caller = registry.access.caller(authorization(headers));
+    if caller == Caller::Invalid {
+        return Err(challenge(headers, None));
+    }
+    // A route is served when public, or to the admin.
+    let route = |name: &str| -> Result<Route> {
+        let route = route(caches, name, query)?;
+        if route.cache.is_private() && caller != Caller::Admin {
+            return Err(challenge(headers, Some(&format!("repository:{name}:pull"))));
+        }
+        Ok(route)
+    };
     let head = method == Method::HEAD;
     if method != Method::GET && !head {
         return Err(match *method {
@@ -103,12 +172,28 @@ async fn dispatch(
         });
     }
     match endpoint::parse(tail) {
-        Endpoint::Base => Ok(json_reply(&json!({}))),
+        Endpoint::Base => {
+            // Ask anonymous clients to authenticate only when there is
+            // something private, so that `podman login` can check passwords.
+            if caller == Caller::Anonymous && caches.any_private() {
+                return Err(challenge(headers, None));
+            }
+            Ok(json_reply(&json!({})))
+        }
         Endpoint::Catalog => {
-            let names = caches
+            let mut names = caches
                 .catalog()
                 .await
                 .map_err(|e| RegistryError::cache(e, json!({})))?;
+            if caller != Caller::Admin {
+                let private: Vec<String> = caches
+                    .list()
+                    .iter()
+                    .filter(|c| c.is_private())
+                    .map(|c| format!("{}/", c.base_path()))
+                    .collect();
+                names.retain(|n| !private.iter().any(|p| n.starts_with(p.as_str())));
+            }
             let (page, more) = paginate(names, query.n, query.last.as_deref());
             let mut resp = json_reply(&json!({ "repositories": page }));
             add_next_link(&mut resp, "/v2/_catalog", query.n, more);
@@ -117,7 +202,7 @@ async fn dispatch(
         Endpoint::Upload => Err(RegistryError::ReadOnly),
         Endpoint::Unknown => Err(RegistryError::NotFound),
         Endpoint::Manifest { name, reference } => {
-            let route = route(caches, name, query)?;
+            let route = route(name)?;
             let reference = Reference::parse(reference).map_err(|e| match e {
                 ReferenceError::Tag => RegistryError::TagInvalid(e.to_string()),
                 ReferenceError::Digest(d) => RegistryError::DigestInvalid(d.to_string()),
@@ -133,14 +218,14 @@ async fn dispatch(
             Ok(with_namespace(manifest_reply(hit, head), &route))
         }
         Endpoint::Blob { name, digest } => {
-            let route = route(caches, name, query)?;
+            let route = route(name)?;
             let digest = parse_digest(digest)?;
             let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
             let resp = blob_reply(&route, &digest, head, range).await?;
             Ok(with_namespace(resp, &route))
         }
         Endpoint::Tags { name } => {
-            let route = route(caches, name, query)?;
+            let route = route(name)?;
             let tags = route
                 .cache
                 .tags(&route.repo)
@@ -152,7 +237,7 @@ async fn dispatch(
             Ok(with_namespace(resp, &route))
         }
         Endpoint::Referrers { name, digest } => {
-            let route = route(caches, name, query)?;
+            let route = route(name)?;
             let digest = parse_digest(digest)?;
             let mut descriptors = route
                 .cache

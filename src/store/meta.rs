@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use super::records::{decode, encode};
-use super::{BlobRecord, ManifestRecord, RepoRecord, StoreError, TagRecord};
+use super::{
+    BlobRecord, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord, StoreError,
+    TagRecord, TaskRecord,
+};
 use crate::domain::Digest;
 
 #[derive(Clone)]
@@ -21,6 +24,10 @@ pub struct MetaStore {
     /// `<repository>\0<manifest digest>` → (): every manifest in a
     /// repository, tagged or pulled by digest
     members: sled::Tree,
+    /// id → RemoteRecord / DistributionRecord / TaskRecord
+    remotes: sled::Tree,
+    distributions: sled::Tree,
+    tasks: sled::Tree,
 }
 
 fn tag_key(repo: &str, tag: &str) -> Vec<u8> {
@@ -44,6 +51,9 @@ impl MetaStore {
             blobs: db.open_tree("blobs")?,
             repos: db.open_tree("repos")?,
             members: db.open_tree("members")?,
+            remotes: db.open_tree("remotes")?,
+            distributions: db.open_tree("distributions")?,
+            tasks: db.open_tree("tasks")?,
             db,
         })
     }
@@ -121,6 +131,24 @@ impl MetaStore {
         self.blobs
             .insert(digest.to_string().as_bytes(), encode(record)?)?;
         Ok(())
+    }
+
+    /// Every blob record.
+    pub fn blob_records(&self) -> Result<Vec<(Digest, BlobRecord)>, StoreError> {
+        self.blobs
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                let digest =
+                    String::from_utf8_lossy(&key)
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt {
+                            key: String::from_utf8_lossy(&key).into_owned(),
+                            reason: "bad digest key".into(),
+                        })?;
+                Ok((digest, decode(&key, &value)?))
+            })
+            .collect()
     }
 
     pub fn repo(&self, name: &str) -> Result<Option<RepoRecord>, StoreError> {
@@ -206,6 +234,101 @@ impl MetaStore {
                 ))
             })
             .collect()
+    }
+
+    /// Removes a repository with its tags and memberships; returns the
+    /// manifests it held.
+    pub fn delete_repo(&self, name: &str) -> Result<Vec<Digest>, StoreError> {
+        let members = self.members(name)?;
+        let prefix = tag_key(name, "");
+        for tree in [&self.tags, &self.members] {
+            for key in tree.scan_prefix(&prefix).keys() {
+                tree.remove(key?)?;
+            }
+        }
+        self.repos.remove(name.as_bytes())?;
+        Ok(members)
+    }
+
+    /// Every (repository, manifest) membership.
+    pub fn all_members(&self) -> Result<Vec<(String, Digest)>, StoreError> {
+        self.members
+            .iter()
+            .keys()
+            .map(|key| {
+                let key = key?;
+                let text = String::from_utf8_lossy(&key);
+                let corrupt = || StoreError::Corrupt {
+                    key: text.to_string(),
+                    reason: "bad membership key".into(),
+                };
+                let (repo, digest) = text.split_once('\0').ok_or_else(corrupt)?;
+                Ok((repo.to_string(), digest.parse().map_err(|_| corrupt())?))
+            })
+            .collect()
+    }
+
+    pub fn remove_manifest(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.manifests.remove(digest.to_string().as_bytes())?;
+        Ok(())
+    }
+
+    pub fn remove_blob(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.blobs.remove(digest.to_string().as_bytes())?;
+        Ok(())
+    }
+
+    fn all<T: serde::de::DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
+        tree.iter()
+            .map(|item| {
+                let (key, value) = item?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+
+    pub fn remotes(&self) -> Result<Vec<RemoteRecord>, StoreError> {
+        Self::all(&self.remotes)
+    }
+
+    pub fn put_remote(&self, record: &RemoteRecord) -> Result<(), StoreError> {
+        self.remotes.insert(record.id.as_bytes(), encode(record)?)?;
+        Ok(())
+    }
+
+    pub fn delete_remote(&self, id: &str) -> Result<(), StoreError> {
+        self.remotes.remove(id.as_bytes())?;
+        Ok(())
+    }
+
+    pub fn distributions(&self) -> Result<Vec<DistributionRecord>, StoreError> {
+        Self::all(&self.distributions)
+    }
+
+    pub fn put_distribution(&self, record: &DistributionRecord) -> Result<(), StoreError> {
+        self.distributions
+            .insert(record.id.as_bytes(), encode(record)?)?;
+        Ok(())
+    }
+
+    pub fn delete_distribution(&self, id: &str) -> Result<(), StoreError> {
+        self.distributions.remove(id.as_bytes())?;
+        Ok(())
+    }
+
+    pub fn task(&self, id: &str) -> Result<Option<TaskRecord>, StoreError> {
+        Self::get(&self.tasks, id.as_bytes())
+    }
+
+    /// Stores a task and forgets those older than `keep_micros`.
+    pub fn put_task(&self, record: &TaskRecord, keep_micros: u64) -> Result<(), StoreError> {
+        for task in Self::all::<TaskRecord>(&self.tasks)? {
+            if record.created.saturating_sub(task.created) > keep_micros {
+                self.tasks.remove(task.id.as_bytes())?;
+            }
+        }
+        self.tasks.insert(record.id.as_bytes(), encode(record)?)?;
+        Ok(())
     }
 
     /// Makes every write so far durable (blocking).

@@ -8,7 +8,10 @@ mod records;
 
 pub use blobs::{BlobStore, TempBlob};
 pub use meta::MetaStore;
-pub use records::{BlobRecord, ManifestRecord, RepoRecord, TagRecord};
+pub use records::{
+    BlobRecord, Change, Counts, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord,
+    TagRecord, TaskRecord,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,7 +32,15 @@ impl StoreError {
     }
 }
 
-/// Seconds since the Unix epoch, the time unit of every record.
+/// Microseconds since the Unix epoch (API timestamps).
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Seconds since the Unix epoch, the time unit of cache records.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,11 +1,13 @@
 //! The metadata records. Serialized with postcard behind a format byte, so a
 //! later layout can be told apart from this one instead of misread.
 
+use std::collections::BTreeMap;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use crate::domain::{Digest, MediaType};
+use crate::domain::{Digest, MediaType, Secret};
 
 const FORMAT_V1: u8 = 1;
 
@@ -45,6 +47,8 @@ pub struct BlobRecord {
 /// whenever its content (tags or manifests) changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoRecord {
+    /// Stable identifier, for API hrefs.
+    pub id: String,
     /// Base path of the cache it belongs to.
     pub cache: String,
     /// The repository's name upstream.
@@ -52,9 +56,85 @@ pub struct RepoRecord {
     pub version: u64,
     pub created_at: u64,
     pub updated_at: u64,
+    /// What the latest version added and removed.
+    pub last_change: Change,
 }
 
-pub(super) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
+/// Counts of content units by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub tags: u64,
+    pub manifests: u64,
+    pub blobs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub added: Counts,
+    pub removed: Counts,
+}
+
+/// An upstream registry and how to reach it (Pulp's pull-through remote).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteRecord {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub ca_cert: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<Secret>,
+    pub tls_validation: bool,
+    pub proxy_url: Option<String>,
+    pub proxy_username: Option<String>,
+    pub proxy_password: Option<Secret>,
+    /// Extra headers sent upstream, as Pulp's `[{name: value}]`.
+    pub headers: Vec<BTreeMap<String, String>>,
+    pub max_retries: Option<i64>,
+    pub total_timeout: Option<f64>,
+    pub connect_timeout: Option<f64>,
+    pub sock_connect_timeout: Option<f64>,
+    pub sock_read_timeout: Option<f64>,
+    pub download_concurrency: Option<i64>,
+    pub rate_limit: Option<i64>,
+    pub includes: Option<Vec<String>>,
+    pub excludes: Option<Vec<String>>,
+    pub pulp_labels: BTreeMap<String, String>,
+    /// Microseconds since the epoch.
+    pub created: u64,
+    pub updated: u64,
+    /// Defined in the config file (refreshed from it at every start).
+    pub from_config: bool,
+}
+
+/// A base path served through a remote (Pulp's pull-through distribution).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistributionRecord {
+    pub id: String,
+    pub name: String,
+    pub base_path: String,
+    pub remote_id: String,
+    pub private: bool,
+    pub description: Option<String>,
+    pub hidden: bool,
+    pub pulp_labels: BTreeMap<String, String>,
+    pub created: u64,
+    pub updated: u64,
+    pub from_config: bool,
+}
+
+/// A finished management task (ferry does the work synchronously; scripts
+/// and pulp-cli still poll a task).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub name: String,
+    pub created: u64,
+    pub created_resources: Vec<String>,
+}
+
+pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
     let mut out = vec![FORMAT_V1];
     postcard::to_io(record, &mut out).map_err(|e| StoreError::Corrupt {
         key: String::new(),
@@ -63,7 +143,7 @@ pub(super) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
-pub(super) fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
         reason,

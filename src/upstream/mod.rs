@@ -8,8 +8,12 @@ mod error;
 mod health;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use reqwest::header::{
@@ -56,6 +60,10 @@ pub struct Upstream {
     /// The last challenge seen, so later requests authenticate up front.
     challenge: Mutex<Option<Challenge>>,
     health: Arc<Health>,
+    /// `download_concurrency`: permits for blob downloads.
+    downloads: Option<Arc<Semaphore>>,
+    /// `rate_limit`: the interval between requests and the next free slot.
+    pacing: Option<(Duration, Mutex<Instant>)>,
     request_timeout: Duration,
 }
 
@@ -80,17 +88,48 @@ impl Upstream {
             .read_timeout(Duration::from_secs(config.read_timeout_secs))
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::limited(10));
+        let mut ca_pem = config.ca_cert.clone().unwrap_or_default().into_bytes();
         if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path).map_err(|e| fail(format!("ca_file {path:?}: {e}")))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| fail(format!("ca_file {path:?}: {e}")))?;
+            ca_pem.extend(std::fs::read(path).map_err(|e| fail(format!("ca_file {path:?}: {e}")))?);
+        }
+        if !ca_pem.is_empty() {
+            let certs = reqwest::Certificate::from_pem_bundle(&ca_pem)
+                .map_err(|e| fail(format!("CA certificates: {e}")))?;
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
         }
+        if let (Some(cert), Some(key)) = (&config.client_cert, &config.client_key) {
+            let pem = format!("{cert}\n{}", key.expose());
+            let identity = reqwest::Identity::from_pem(pem.as_bytes())
+                .map_err(|e| fail(format!("client certificate: {e}")))?;
+            builder = builder.identity(identity);
+        }
         if !config.tls_validation {
             builder = builder.danger_accept_invalid_certs(true);
         }
+        if let Some(proxy_url) = &config.proxy_url {
+            let mut proxy = reqwest::Proxy::all(proxy_url.as_str())
+                .map_err(|e| fail(format!("proxy_url: {e}")))?;
+            if let Some(user) = &config.proxy_username {
+                let password = config
+                    .proxy_password
+                    .as_ref()
+                    .map(Secret::expose)
+                    .unwrap_or("");
+                proxy = proxy.basic_auth(user, password);
+            }
+            builder = builder.proxy(proxy);
+        }
+        let mut default_headers = HeaderMap::new();
+        for (name, value) in &config.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| fail(format!("header {name:?}: {e}")))?;
+            let value =
+                HeaderValue::from_str(value).map_err(|e| fail(format!("header {name}: {e}")))?;
+            default_headers.insert(name, value);
+        }
+        builder = builder.default_headers(default_headers);
         let http = builder.build().map_err(|e| fail(error_chain(&e)))?;
         Ok(Upstream {
             base: config.upstream.as_str().trim_end_matches('/').to_string(),
@@ -100,10 +139,37 @@ impl Upstream {
             tokens: TokenCache::default(),
             challenge: Mutex::new(None),
             health: Arc::new(Health::default()),
+            downloads: config
+                .download_concurrency
+                .map(|n| Arc::new(Semaphore::new(n.max(1)))),
+            pacing: config
+                .rate_limit
+                .filter(|r| *r > 0)
+                .map(|r| (Duration::from_secs(1) / r, Mutex::new(Instant::now()))),
             request_timeout: Duration::from_secs(
                 config.connect_timeout_secs + config.read_timeout_secs,
             ),
         })
+    }
+
+    /// Waits for a blob-download slot when `download_concurrency` is set;
+    /// the download holds the permit until it ends.
+    pub async fn download_permit(&self) -> Option<OwnedSemaphorePermit> {
+        self.downloads.clone()?.acquire_owned().await.ok()
+    }
+
+    /// Spaces requests out to honour `rate_limit`.
+    async fn pace(&self) {
+        let Some((interval, next)) = &self.pacing else {
+            return;
+        };
+        let slot = {
+            let mut next = next.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = (*next).max(Instant::now());
+            *next = slot + *interval;
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
     }
 
     /// Whether the upstream is known not to answer right now.
@@ -238,6 +304,7 @@ impl Upstream {
         let scope = format!("repository:{repo}:pull");
         let mut authorization = self.known_authorization(&scope);
         for attempt in 0..2 {
+            self.pace().await;
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -341,8 +408,8 @@ impl Upstream {
 
     fn basic_header(&self) -> Option<HeaderValue> {
         let user = self.username.as_deref()?;
-        let password = self.password.as_ref().map(|p| p.0.as_str()).unwrap_or("");
-        let encoded = base64_encode(format!("{user}:{password}").as_bytes());
+        let password = self.password.as_ref().map(Secret::expose).unwrap_or("");
+        let encoded = BASE64.encode(format!("{user}:{password}"));
         let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
         value.set_sensitive(true);
         Some(value)
@@ -450,28 +517,6 @@ async fn read_limited(resp: Response, limit: usize) -> Result<Bytes, UpstreamErr
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
-}
-
-/// Standard base64, for Basic credentials (one use does not justify a crate).
-fn base64_encode(input: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,276 @@
+//! `/pulp/api/v3/content/container/{tags,manifests,blobs}/`: what the local
+//! repositories hold, filterable by `repository_version`, `name`, `digest`
+//! and `media_type`. Manifests and blobs are named by digest in hrefs.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use warp::http::Method;
+use warp::reply::Response as Reply;
+
+use super::http::{filter, ok, paginate, timestamp_secs, ApiError, Page, Request};
+use super::{repositories, Api};
+use crate::cache::{blocking, RepoContent};
+use crate::domain::Digest;
+use crate::store::{BlobStore, ManifestRecord};
+
+const TAGS: &str = "/pulp/api/v3/content/container/tags/";
+const MANIFESTS: &str = "/pulp/api/v3/content/container/manifests/";
+const BLOBS: &str = "/pulp/api/v3/content/container/blobs/";
+
+fn manifest_href(d: &Digest) -> String {
+    format!("{MANIFESTS}{d}/")
+}
+
+fn blob_href(d: &Digest) -> String {
+    format!("{BLOBS}{d}/")
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TagResponse {
+    pub pulp_href: String,
+    pub prn: String,
+    pub pulp_created: String,
+    pub pulp_last_updated: String,
+    pub pulp_labels: Map<String, Value>,
+    pub name: String,
+    pub tagged_manifest: String,
+    /// ferry's additions: the repository, the digest and media type the tag
+    /// points at, and when upstream last confirmed it.
+    pub repository: String,
+    pub digest: String,
+    pub media_type: String,
+    pub last_confirmed: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ManifestResponse {
+    pub pulp_href: String,
+    pub prn: String,
+    pub pulp_created: String,
+    pub pulp_last_updated: String,
+    pub pulp_labels: Map<String, Value>,
+    pub digest: String,
+    pub schema_version: u32,
+    pub media_type: String,
+    pub listed_manifests: Vec<String>,
+    pub config_blob: Option<String>,
+    pub blobs: Vec<String>,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub architecture: Option<String>,
+    pub os: Option<String>,
+    pub compressed_image_size: Option<u64>,
+    pub annotations: BTreeMap<String, String>,
+    pub artifact_type: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BlobResponse {
+    pub pulp_href: String,
+    pub prn: String,
+    pub pulp_created: String,
+    pub pulp_last_updated: String,
+    pub pulp_labels: Map<String, Value>,
+    pub digest: String,
+    /// ferry's addition: bytes on disk (absent until the blob was pulled).
+    pub size: Option<u64>,
+}
+
+/// Details only the stored bytes know: platform, layer sizes, annotations.
+fn manifest_response(
+    blobs: &BlobStore,
+    digest: &Digest,
+    record: &ManifestRecord,
+) -> ManifestResponse {
+    let json: Value = blobs
+        .read_blob(digest)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let annotations = json
+        .get("annotations")
+        .and_then(|a| serde_json::from_value(a.clone()).ok())
+        .unwrap_or_default();
+    let layer_size = json.get("layers").and_then(Value::as_array).map(|layers| {
+        layers
+            .iter()
+            .filter_map(|l| l.get("size").and_then(Value::as_u64))
+            .sum()
+    });
+    let config: Value = record
+        .blobs
+        .first()
+        .filter(|_| !record.media_type.is_index())
+        .and_then(|c| blobs.read_blob(c).ok().flatten())
+        .filter(|b| b.len() < 4 * 1024 * 1024)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let (config_blob, layers) = match record.blobs.split_first() {
+        Some((config, layers)) if !record.media_type.is_index() => {
+            (Some(blob_href(config)), layers)
+        }
+        _ => (None, &record.blobs[..]),
+    };
+    ManifestResponse {
+        pulp_href: manifest_href(digest),
+        prn: format!("prn:container.manifest:{digest}"),
+        pulp_created: timestamp_secs(record.stored_at),
+        pulp_last_updated: timestamp_secs(record.stored_at),
+        pulp_labels: Map::new(),
+        digest: digest.to_string(),
+        schema_version: 2,
+        media_type: record.media_type.to_string(),
+        listed_manifests: record.children.iter().map(manifest_href).collect(),
+        config_blob,
+        blobs: layers.iter().map(blob_href).collect(),
+        kind: if record.media_type.is_index() {
+            "index"
+        } else if record.subject.is_some() {
+            "artifact"
+        } else {
+            "image"
+        },
+        architecture: text(&config, "architecture"),
+        os: text(&config, "os"),
+        compressed_image_size: layer_size,
+        annotations,
+        artifact_type: record.artifact_type.clone(),
+    }
+}
+
+/// The repositories a request's `repository_version` filter selects: one
+/// (its current version) or, without the filter, all.
+async fn selected(api: &Api, req: &Request) -> Result<Vec<(String, RepoContent)>, ApiError> {
+    let repos = repositories::all(api).await?;
+    let wanted = req.query.get("repository_version").map(|href| {
+        let rest = href
+            .split(repositories::COLLECTION)
+            .nth(1)
+            .unwrap_or_default();
+        let mut parts = rest.trim_end_matches('/').split('/');
+        (
+            parts.next().map(str::to_string),
+            parts.nth(1).and_then(|n| n.parse::<u64>().ok()),
+        )
+    });
+    let mut out = Vec::new();
+    for (name, record) in repos {
+        if let Some((id, number)) = &wanted {
+            if id.as_deref() != Some(record.id.as_str()) || *number != Some(record.version) {
+                continue;
+            }
+        }
+        let content = api.manager.caches().storage().repo_content(&name).await?;
+        out.push((name, content));
+    }
+    Ok(out)
+}
+
+#[utoipa::path(get, path = "/pulp/api/v3/content/container/tags/", tag = "content",
+    params(("repository_version" = Option<String>, Query), ("name" = Option<String>, Query),
+           ("digest" = Option<String>, Query), ("media_type" = Option<String>, Query)),
+    responses((status = 200, body = Page<TagResponse>)))]
+pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, ApiError> {
+    if req.method != Method::GET {
+        return Err(ApiError::method_not_allowed(&req.method));
+    }
+    let storage = api.manager.caches().storage().clone();
+    match rest {
+        ["tags"] => {
+            let mut items = Vec::new();
+            for (name, content) in selected(api, req).await? {
+                let repo_id = repositories::all(api)
+                    .await?
+                    .into_iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, r)| r.id)
+                    .unwrap_or_default();
+                for (tag, t) in content.tags {
+                    items.push(TagResponse {
+                        pulp_href: format!("{TAGS}{repo_id}:{tag}/"),
+                        prn: format!("prn:container.tag:{repo_id}:{tag}"),
+                        pulp_created: timestamp_secs(t.confirmed_at),
+                        pulp_last_updated: timestamp_secs(t.confirmed_at),
+                        pulp_labels: Map::new(),
+                        name: tag,
+                        tagged_manifest: manifest_href(&t.digest),
+                        repository: name.clone(),
+                        digest: t.digest.to_string(),
+                        media_type: t.media_type.to_string(),
+                        last_confirmed: timestamp_secs(t.confirmed_at),
+                    });
+                }
+            }
+            paginate(filter(items, req), req)
+        }
+        ["manifests"] | ["manifests", _] => {
+            let mut digests = BTreeMap::new();
+            for (_, content) in selected(api, req).await? {
+                for (d, r) in content.manifests {
+                    if let Some(r) = r {
+                        digests.insert(d, r);
+                    }
+                }
+            }
+            if let ["manifests", one] = rest {
+                digests.retain(|d, _| d.to_string() == *one);
+            }
+            let single = rest.len() == 2;
+            let items = blocking(move || {
+                Ok(digests
+                    .iter()
+                    .map(|(d, r)| manifest_response(storage.blobs(), d, r))
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+            if single {
+                return items
+                    .into_iter()
+                    .next()
+                    .map_or_else(|| Err(ApiError::not_found()), |m| ok(&m));
+            }
+            paginate(filter(items, req), req)
+        }
+        ["blobs"] | ["blobs", _] => {
+            let mut digests = std::collections::BTreeSet::new();
+            for (_, content) in selected(api, req).await? {
+                digests.extend(content.blobs);
+            }
+            if let ["blobs", one] = rest {
+                digests.retain(|d| d.to_string() == *one);
+            }
+            let meta = api.manager.meta().clone();
+            let items = blocking(move || {
+                digests
+                    .iter()
+                    .map(|d| {
+                        let record = meta.blob(d)?;
+                        let at = record.as_ref().map_or(0, |r| r.stored_at);
+                        Ok(BlobResponse {
+                            pulp_href: blob_href(d),
+                            prn: format!("prn:container.blob:{d}"),
+                            pulp_created: timestamp_secs(at),
+                            pulp_last_updated: timestamp_secs(at),
+                            pulp_labels: Map::new(),
+                            digest: d.to_string(),
+                            size: record.map(|r| r.size),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+            if rest.len() == 2 {
+                return items
+                    .into_iter()
+                    .next()
+                    .map_or_else(|| Err(ApiError::not_found()), |b| ok(&b));
+            }
+            paginate(filter(items, req), req)
+        }
+        _ => Err(ApiError::not_found()),
+    }
+}

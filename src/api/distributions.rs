@@ -1,0 +1,205 @@
+//! `/pulp/api/v3/distributions/container/pull-through/`: base paths served
+//! through a remote. Changes answer 202 with a (finished) task, as Pulp's do.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use warp::http::Method;
+use warp::reply::Response as Reply;
+
+use super::http::{
+    filter, id_from_href, nullable, ok, paginate, timestamp, ApiError, Page, Request,
+};
+use super::{remotes, repositories, Api};
+use crate::store::{unix_micros, DistributionRecord};
+
+pub const COLLECTION: &str = "/pulp/api/v3/distributions/container/pull-through/";
+
+pub fn href(id: &str) -> String {
+    format!("{COLLECTION}{id}/")
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DistributionResponse {
+    pub pulp_href: String,
+    pub prn: String,
+    pub pulp_created: String,
+    pub pulp_last_updated: String,
+    pub name: String,
+    pub base_path: String,
+    pub remote: String,
+    /// The per-repository distributions pulls created.
+    pub distributions: Vec<String>,
+    pub private: bool,
+    pub description: Option<String>,
+    pub hidden: bool,
+    pub pulp_labels: BTreeMap<String, String>,
+    pub content_guard: Option<String>,
+    pub repository: Option<String>,
+    pub repository_version: Option<String>,
+    /// ferry's addition: "config" for caches from the config file, else "api".
+    pub ferry_source: &'static str,
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(default)]
+pub struct DistributionInput {
+    pub name: Option<String>,
+    pub base_path: Option<String>,
+    pub remote: Option<String>,
+    pub private: Option<bool>,
+    #[serde(deserialize_with = "nullable")]
+    pub description: Option<Option<String>>,
+    pub hidden: Option<bool>,
+    pub pulp_labels: Option<BTreeMap<String, String>>,
+}
+
+impl DistributionInput {
+    fn apply(self, d: &mut DistributionRecord) -> Result<(), ApiError> {
+        if let Some(remote) = self.remote {
+            d.remote_id = id_from_href(&remote, remotes::COLLECTION)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        json!({ "remote": ["Invalid hyperlink - No URL match."] }),
+                    )
+                })?
+                .to_string();
+        }
+        if let Some(v) = self.name {
+            d.name = v;
+        }
+        if let Some(v) = self.base_path {
+            d.base_path = v.trim_matches('/').to_string();
+        }
+        if let Some(v) = self.private {
+            d.private = v;
+        }
+        if let Some(v) = self.description {
+            d.description = v;
+        }
+        if let Some(v) = self.hidden {
+            d.hidden = v;
+        }
+        if let Some(v) = self.pulp_labels {
+            d.pulp_labels = v;
+        }
+        Ok(())
+    }
+}
+
+fn required(input: &DistributionInput) -> Result<(), ApiError> {
+    let mut missing = serde_json::Map::new();
+    for (field, present) in [
+        ("name", input.name.is_some()),
+        ("base_path", input.base_path.is_some()),
+        ("remote", input.remote.is_some()),
+    ] {
+        if !present {
+            missing.insert(field.into(), json!(["This field is required."]));
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(missing.into()))
+    }
+}
+
+async fn response(api: &Api, d: &DistributionRecord) -> Result<DistributionResponse, ApiError> {
+    let children = repositories::ids_under(api, &d.base_path).await?;
+    Ok(DistributionResponse {
+        pulp_href: href(&d.id),
+        prn: format!("prn:container.containerpullthroughdistribution:{}", d.id),
+        pulp_created: timestamp(d.created),
+        pulp_last_updated: timestamp(d.updated),
+        name: d.name.clone(),
+        base_path: d.base_path.clone(),
+        remote: remotes::href(&d.remote_id),
+        distributions: children
+            .iter()
+            .map(|id| repositories::distribution_href(id))
+            .collect(),
+        private: d.private,
+        description: d.description.clone(),
+        hidden: d.hidden,
+        pulp_labels: d.pulp_labels.clone(),
+        content_guard: None,
+        repository: None,
+        repository_version: None,
+        ferry_source: if d.from_config { "config" } else { "api" },
+    })
+}
+
+#[utoipa::path(get, path = "/pulp/api/v3/distributions/container/pull-through/", tag = "distributions",
+    params(("name" = Option<String>, Query), ("name__contains" = Option<String>, Query),
+           ("base_path" = Option<String>, Query), ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)),
+    responses((status = 200, body = Page<DistributionResponse>)))]
+pub async fn list(api: &Api, req: &Request) -> Result<Reply, ApiError> {
+    let mut items = Vec::new();
+    for d in api.manager.distributions().await? {
+        items.push(response(api, &d).await?);
+    }
+    items.sort_by(|a, b| a.name.cmp(&b.name));
+    paginate(filter(items, req), req)
+}
+
+#[utoipa::path(post, path = "/pulp/api/v3/distributions/container/pull-through/", tag = "distributions",
+    request_body = DistributionInput,
+    responses((status = 202, body = super::tasks::AsyncOperationResponse), (status = 400)))]
+pub async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
+    let input: DistributionInput = req.json()?;
+    required(&input)?;
+    let now = unix_micros();
+    let mut record = DistributionRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: String::new(),
+        base_path: String::new(),
+        remote_id: String::new(),
+        private: false,
+        description: None,
+        hidden: false,
+        pulp_labels: BTreeMap::new(),
+        created: now,
+        updated: now,
+        from_config: false,
+    };
+    input.apply(&mut record)?;
+    let saved = api.manager.save_distribution(record).await?;
+    tracing::info!(distribution = %saved.name, base_path = %saved.base_path, "distribution created");
+    api.task_reply("ferry.distribution.create", vec![href(&saved.id)])
+        .await
+}
+
+#[utoipa::path(get, path = "/pulp/api/v3/distributions/container/pull-through/{id}/", tag = "distributions",
+    params(("id" = String, Path)), responses((status = 200, body = DistributionResponse), (status = 404)))]
+pub async fn one(api: &Api, req: &Request, id: &str) -> Result<Reply, ApiError> {
+    let mut record = api.manager.distribution(id).await?;
+    match req.method {
+        Method::GET | Method::HEAD => ok(&response(api, &record).await?),
+        Method::PUT | Method::PATCH => {
+            let input: DistributionInput = req.json()?;
+            if req.method == Method::PUT {
+                required(&input)?;
+            }
+            input.apply(&mut record)?;
+            api.manager.save_distribution(record).await?;
+            api.task_reply("ferry.distribution.update", vec![]).await
+        }
+        Method::DELETE => {
+            api.manager.delete_distribution(id).await?;
+            api.task_reply("ferry.distribution.delete", vec![]).await
+        }
+        ref other => Err(ApiError::method_not_allowed(other)),
+    }
+}
+
+pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, ApiError> {
+    match (rest, &req.method) {
+        ([], &Method::GET) => list(api, req).await,
+        ([], &Method::POST) => create(api, req).await,
+        ([], other) => Err(ApiError::method_not_allowed(other)),
+        ([id], _) => one(api, req, id).await,
+        _ => Err(ApiError::not_found()),
+    }
+}

@@ -1,0 +1,261 @@
+//! Request context, JSON responses, errors and pagination in the shape of
+//! Pulp's (Django REST framework's) API.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use warp::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use warp::reply::Response as Reply;
+
+use crate::manage::ManageError;
+
+const DEFAULT_LIMIT: usize = 100;
+
+/// What a handler needs of the request.
+pub struct Request {
+    pub method: Method,
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Request {
+    /// `scheme://host` the client used, for absolute `next`/`previous` links.
+    pub fn origin(&self) -> String {
+        let host = self
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+
+    pub fn host(&self) -> String {
+        self.origin().trim_start_matches("http://").to_string()
+    }
+
+    /// The JSON body as `T`, or a 400 in DRF's shape.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let body: &[u8] = if self.body.is_empty() {
+            b"{}"
+        } else {
+            &self.body
+        };
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(json!({ "non_field_errors": [format!("Invalid JSON: {e}")] }))
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl ApiError {
+    pub fn bad_request(body: Value) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            body,
+        }
+    }
+
+    pub fn not_found() -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            body: json!({ "detail": "Not found." }),
+        }
+    }
+
+    pub fn method_not_allowed(method: &Method) -> ApiError {
+        ApiError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            body: json!({ "detail": format!("Method \"{method}\" not allowed.") }),
+        }
+    }
+
+    pub fn into_response(self) -> Reply {
+        let mut resp = json_response(self.status, &self.body);
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"ferry\""),
+            );
+        }
+        resp
+    }
+}
+
+impl From<ManageError> for ApiError {
+    fn from(e: ManageError) -> Self {
+        match e {
+            ManageError::Invalid(body) => ApiError::bad_request(body),
+            ManageError::NotFound => ApiError::not_found(),
+            ManageError::Conflict(message) => ApiError::bad_request(json!({ "detail": message })),
+            ManageError::Cache(e) => {
+                tracing::error!(error = %e, "management request failed");
+                ApiError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    body: json!({ "detail": e.to_string() }),
+                }
+            }
+        }
+    }
+}
+
+impl From<crate::cache::CacheError> for ApiError {
+    fn from(e: crate::cache::CacheError) -> Self {
+        ManageError::Cache(e).into()
+    }
+}
+
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Reply {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
+    let mut resp = Response::new(text.into());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+pub fn ok(body: &impl Serialize) -> Result<Reply, ApiError> {
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// A paginated list: `{count, next, previous, results}` with `limit`/`offset`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub count: usize,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<T>,
+}
+
+pub fn paginate<T: Serialize>(items: Vec<T>, req: &Request) -> Result<Reply, ApiError> {
+    let limit = req
+        .query
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(DEFAULT_LIMIT);
+    let offset = req
+        .query
+        .get("offset")
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0usize);
+    let count = items.len();
+    let link = |offset: usize| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &req.query {
+            if k != "limit" && k != "offset" {
+                query.append_pair(k, v);
+            }
+        }
+        query.append_pair("limit", &limit.to_string());
+        if offset > 0 {
+            query.append_pair("offset", &offset.to_string());
+        }
+        format!("{}{}?{}", req.origin(), req.path, query.finish())
+    };
+    let page = Page {
+        count,
+        next: (offset + limit < count).then(|| link(offset + limit)),
+        previous: (offset > 0).then(|| link(offset.saturating_sub(limit))),
+        results: items.into_iter().skip(offset).take(limit).collect(),
+    };
+    ok(&page)
+}
+
+/// Applies the filters Pulp's lists share: exact `name`, `name__contains`,
+/// `name__icontains`, `base_path`, `digest`, `media_type`.
+pub fn filter<T: Serialize>(items: Vec<T>, req: &Request) -> Vec<T> {
+    let exact = ["name", "base_path", "digest", "media_type"];
+    items
+        .into_iter()
+        .filter(|item| {
+            let Ok(value) = serde_json::to_value(item) else {
+                return false;
+            };
+            let field = |k: &str| {
+                value
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            exact
+                .iter()
+                .all(|k| req.query.get(*k).is_none_or(|wanted| field(k) == *wanted))
+                && req
+                    .query
+                    .get("name__contains")
+                    .is_none_or(|w| field("name").contains(w.as_str()))
+                && req
+                    .query
+                    .get("name__icontains")
+                    .is_none_or(|w| field("name").to_lowercase().contains(&w.to_lowercase()))
+        })
+        .collect()
+}
+
+/// RFC 3339 with microseconds, as Pulp writes timestamps.
+pub fn timestamp(micros: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros);
+    humantime::format_rfc3339_micros(t).to_string()
+}
+
+/// Seconds-resolution records (cache metadata) as timestamps.
+pub fn timestamp_secs(secs: u64) -> String {
+    timestamp(secs.saturating_mul(1_000_000))
+}
+
+/// The id in `<prefix><id>/`, if `href` is one.
+pub fn id_from_href<'a>(href: &'a str, prefix: &str) -> Option<&'a str> {
+    let href = href
+        .split_once("://")
+        .map_or(href, |(_, rest)| &rest[rest.find('/').unwrap_or(0)..]);
+    let id = href.strip_prefix(prefix)?.trim_end_matches('/');
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+/// Deserializes a field that may be absent (outer None), null (Some(None))
+/// or set: PATCH needs to tell "leave as is" from "clear".
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hrefs() {
+        let p = "/pulp/api/v3/remotes/container/pull-through/";
+        assert_eq!(
+            id_from_href("/pulp/api/v3/remotes/container/pull-through/abc/", p),
+            Some("abc")
+        );
+        assert_eq!(
+            id_from_href(
+                "http://h:1/pulp/api/v3/remotes/container/pull-through/abc/",
+                p
+            ),
+            Some("abc")
+        );
+        assert_eq!(
+            id_from_href("/pulp/api/v3/remotes/container/pull-through/", p),
+            None
+        );
+        assert_eq!(id_from_href("/other/abc/", p), None);
+        assert_eq!(timestamp(1_000_001), "1970-01-01T00:00:01.000001Z");
+    }
+}

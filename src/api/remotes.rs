@@ -1,0 +1,302 @@
+//! `/pulp/api/v3/remotes/container/pull-through/`: upstream registries.
+//! Secrets (passwords, keys) are write-only: `hidden_fields` says whether
+//! each is set, and no response ever carries one.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use warp::http::{Method, StatusCode};
+use warp::reply::Response as Reply;
+
+use super::http::{
+    filter, json_response, nullable, ok, paginate, timestamp, ApiError, Page, Request,
+};
+use super::Api;
+use crate::domain::Secret;
+use crate::store::{unix_micros, RemoteRecord};
+
+pub const COLLECTION: &str = "/pulp/api/v3/remotes/container/pull-through/";
+
+pub fn href(id: &str) -> String {
+    format!("{COLLECTION}{id}/")
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HiddenField {
+    pub name: &'static str,
+    pub is_set: bool,
+}
+
+/// A pull-through remote as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RemoteResponse {
+    pub pulp_href: String,
+    pub prn: String,
+    pub pulp_created: String,
+    pub pulp_last_updated: String,
+    pub name: String,
+    pub url: String,
+    pub pulp_labels: BTreeMap<String, String>,
+    pub policy: &'static str,
+    pub hidden_fields: Vec<HiddenField>,
+    pub ca_cert: Option<String>,
+    pub client_cert: Option<String>,
+    pub tls_validation: bool,
+    pub proxy_url: Option<String>,
+    pub max_retries: Option<i64>,
+    pub total_timeout: Option<f64>,
+    pub connect_timeout: Option<f64>,
+    pub sock_connect_timeout: Option<f64>,
+    pub sock_read_timeout: Option<f64>,
+    pub headers: Option<Vec<BTreeMap<String, String>>>,
+    pub download_concurrency: Option<i64>,
+    pub rate_limit: Option<i64>,
+    pub includes: Option<Vec<String>>,
+    pub excludes: Option<Vec<String>>,
+    /// ferry's addition: "config" for caches from the config file, else "api".
+    pub ferry_source: &'static str,
+}
+
+impl From<&RemoteRecord> for RemoteResponse {
+    fn from(r: &RemoteRecord) -> Self {
+        let hidden = |name, set: bool| HiddenField { name, is_set: set };
+        RemoteResponse {
+            pulp_href: href(&r.id),
+            prn: format!("prn:container.containerpullthroughremote:{}", r.id),
+            pulp_created: timestamp(r.created),
+            pulp_last_updated: timestamp(r.updated),
+            name: r.name.clone(),
+            url: r.url.clone(),
+            pulp_labels: r.pulp_labels.clone(),
+            policy: "on_demand",
+            hidden_fields: vec![
+                hidden("client_key", r.client_key.is_some()),
+                hidden("proxy_username", r.proxy_username.is_some()),
+                hidden("proxy_password", r.proxy_password.is_some()),
+                hidden("username", r.username.is_some()),
+                hidden("password", r.password.is_some()),
+            ],
+            ca_cert: r.ca_cert.clone(),
+            client_cert: r.client_cert.clone(),
+            tls_validation: r.tls_validation,
+            proxy_url: r.proxy_url.clone(),
+            max_retries: r.max_retries,
+            total_timeout: r.total_timeout,
+            connect_timeout: r.connect_timeout,
+            sock_connect_timeout: r.sock_connect_timeout,
+            sock_read_timeout: r.sock_read_timeout,
+            headers: (!r.headers.is_empty()).then(|| r.headers.clone()),
+            download_concurrency: r.download_concurrency,
+            rate_limit: r.rate_limit,
+            includes: r.includes.clone(),
+            excludes: r.excludes.clone(),
+            ferry_source: if r.from_config { "config" } else { "api" },
+        }
+    }
+}
+
+/// Fields a create, update or partial update may set. Absent fields are
+/// left as they are (PUT additionally requires `name` and `url`).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(default)]
+pub struct RemoteInput {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub pulp_labels: Option<BTreeMap<String, String>>,
+    pub policy: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub username: Option<Option<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub password: Option<Option<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub ca_cert: Option<Option<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub client_cert: Option<Option<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub client_key: Option<Option<String>>,
+    pub tls_validation: Option<bool>,
+    #[serde(deserialize_with = "nullable")]
+    pub proxy_url: Option<Option<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub proxy_username: Option<Option<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub proxy_password: Option<Option<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub headers: Option<Option<Vec<BTreeMap<String, String>>>>,
+    #[serde(deserialize_with = "nullable")]
+    pub max_retries: Option<Option<i64>>,
+    #[serde(deserialize_with = "nullable")]
+    pub total_timeout: Option<Option<f64>>,
+    #[serde(deserialize_with = "nullable")]
+    pub connect_timeout: Option<Option<f64>>,
+    #[serde(deserialize_with = "nullable")]
+    pub sock_connect_timeout: Option<Option<f64>>,
+    #[serde(deserialize_with = "nullable")]
+    pub sock_read_timeout: Option<Option<f64>>,
+    #[serde(deserialize_with = "nullable")]
+    pub download_concurrency: Option<Option<i64>>,
+    #[serde(deserialize_with = "nullable")]
+    pub rate_limit: Option<Option<i64>>,
+    #[serde(deserialize_with = "nullable")]
+    pub includes: Option<Option<Vec<String>>>,
+    #[serde(deserialize_with = "nullable")]
+    pub excludes: Option<Option<Vec<String>>>,
+}
+
+impl RemoteInput {
+    fn apply(self, r: &mut RemoteRecord) -> Result<(), ApiError> {
+        if let Some(policy) = self.policy.filter(|p| p != "on_demand") {
+            return Err(ApiError::bad_request(
+                serde_json::json!({ "policy": [format!("\"{policy}\" is not a valid choice.")] }),
+            ));
+        }
+        let secret = |v: Option<String>| v.filter(|s| !s.is_empty()).map(Secret);
+        macro_rules! set {
+            ($field:ident) => {
+                if let Some(v) = self.$field {
+                    r.$field = v;
+                }
+            };
+        }
+        set!(name);
+        set!(url);
+        set!(pulp_labels);
+        set!(username);
+        set!(ca_cert);
+        set!(client_cert);
+        set!(tls_validation);
+        set!(proxy_url);
+        set!(proxy_username);
+        set!(max_retries);
+        set!(total_timeout);
+        set!(connect_timeout);
+        set!(sock_connect_timeout);
+        set!(sock_read_timeout);
+        set!(download_concurrency);
+        set!(rate_limit);
+        set!(includes);
+        set!(excludes);
+        if let Some(v) = self.password {
+            r.password = secret(v);
+        }
+        if let Some(v) = self.client_key {
+            r.client_key = secret(v);
+        }
+        if let Some(v) = self.proxy_password {
+            r.proxy_password = secret(v);
+        }
+        if let Some(v) = self.headers {
+            r.headers = v.unwrap_or_default();
+        }
+        Ok(())
+    }
+}
+
+fn required(input: &RemoteInput) -> Result<(), ApiError> {
+    let mut missing = serde_json::Map::new();
+    for (field, present) in [("name", input.name.is_some()), ("url", input.url.is_some())] {
+        if !present {
+            missing.insert(field.into(), serde_json::json!(["This field is required."]));
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(missing.into()))
+    }
+}
+
+fn blank(id: String) -> RemoteRecord {
+    let now = unix_micros();
+    RemoteRecord {
+        id,
+        name: String::new(),
+        url: String::new(),
+        username: None,
+        password: None,
+        ca_cert: None,
+        client_cert: None,
+        client_key: None,
+        tls_validation: true,
+        proxy_url: None,
+        proxy_username: None,
+        proxy_password: None,
+        headers: Vec::new(),
+        max_retries: None,
+        total_timeout: None,
+        connect_timeout: None,
+        sock_connect_timeout: None,
+        sock_read_timeout: None,
+        download_concurrency: None,
+        rate_limit: None,
+        includes: None,
+        excludes: None,
+        pulp_labels: BTreeMap::new(),
+        created: now,
+        updated: now,
+        from_config: false,
+    }
+}
+
+#[utoipa::path(get, path = "/pulp/api/v3/remotes/container/pull-through/", tag = "remotes",
+    params(("name" = Option<String>, Query), ("name__contains" = Option<String>, Query),
+           ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)),
+    responses((status = 200, description = "Paginated remotes", body = Page<RemoteResponse>)))]
+pub async fn list(api: &Api, req: &Request) -> Result<Reply, ApiError> {
+    let remotes = api.manager.remotes().await?;
+    let mut items: Vec<RemoteResponse> = remotes.iter().map(RemoteResponse::from).collect();
+    items.sort_by(|a, b| a.name.cmp(&b.name));
+    paginate(filter(items, req), req)
+}
+
+#[utoipa::path(post, path = "/pulp/api/v3/remotes/container/pull-through/", tag = "remotes",
+    request_body = RemoteInput,
+    responses((status = 201, body = RemoteResponse), (status = 400, description = "Field → messages")))]
+pub async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
+    let input: RemoteInput = req.json()?;
+    required(&input)?;
+    let mut record = blank(uuid::Uuid::new_v4().to_string());
+    input.apply(&mut record)?;
+    let saved = api.manager.save_remote(record).await?;
+    tracing::info!(remote = %saved.name, url = %saved.url, "remote created");
+    Ok(json_response(
+        StatusCode::CREATED,
+        &RemoteResponse::from(&saved),
+    ))
+}
+
+/// Read, update (PUT/PATCH) or delete one remote.
+#[utoipa::path(get, path = "/pulp/api/v3/remotes/container/pull-through/{id}/", tag = "remotes",
+    params(("id" = String, Path)),
+    responses((status = 200, body = RemoteResponse), (status = 404)))]
+pub async fn one(api: &Api, req: &Request, id: &str) -> Result<Reply, ApiError> {
+    let mut record = api.manager.remote(id).await?;
+    match req.method {
+        Method::GET | Method::HEAD => ok(&RemoteResponse::from(&record)),
+        Method::PUT | Method::PATCH => {
+            let input: RemoteInput = req.json()?;
+            if req.method == Method::PUT {
+                required(&input)?;
+            }
+            input.apply(&mut record)?;
+            // Pulp updates remotes in a task; scripts wait on it.
+            api.manager.save_remote(record).await?;
+            api.task_reply("ferry.remote.update", vec![]).await
+        }
+        Method::DELETE => {
+            api.manager.delete_remote(id).await?;
+            api.task_reply("ferry.remote.delete", vec![]).await
+        }
+        ref other => Err(ApiError::method_not_allowed(other)),
+    }
+}
+
+pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, ApiError> {
+    match (rest, &req.method) {
+        ([], &Method::GET) => list(api, req).await,
+        ([], &Method::POST) => create(api, req).await,
+        ([], other) => Err(ApiError::method_not_allowed(other)),
+        ([id], _) => one(api, req, id).await,
+        _ => Err(ApiError::not_found()),
+    }
+}

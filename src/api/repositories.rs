@@ -1,0 +1,268 @@
+//! `/pulp/api/v3/repositories/container/container/` (the local repositories
+//! pulls create, each with one current version) and
+//! `/pulp/api/v3/distributions/container/container/` (their distributions).
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use warp::http::Method;
+use warp::reply::Response as Reply;
+
+use super::http::{filter, ok, paginate, timestamp_secs, ApiError, Page, Request};
+use super::Api;
+use crate::store::{Counts, RepoRecord};
+
+pub const COLLECTION: &str = "/pulp/api/v3/repositories/container/container/";
+pub const DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/container/";
+
+pub fn href(id: &str) -> String {
+    format!("{COLLECTION}{id}/")
+}
+
+pub fn version_href(id: &str, number: u64) -> String {
+    format!("{COLLECTION}{id}/versions/{number}/")
+}
+
+pub fn distribution_href(id: &str) -> String {
+    format!("{DISTRIBUTIONS}{id}/")
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RepositoryResponse {
+    pub pulp_href: String,
+    pub prn: String,
+    pub pulp_created: String,
+    pub pulp_last_updated: String,
+    pub versions_href: String,
+    pub pulp_labels: Map<String, Value>,
+    pub latest_version_href: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub retain_repo_versions: u32,
+    pub retain_checkpoints: Option<u32>,
+    pub remote: Option<String>,
+    pub manifest_signing_service: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RepositoryVersionResponse {
+    pub pulp_href: String,
+    pub prn: String,
+    pub pulp_created: String,
+    pub pulp_last_updated: String,
+    pub number: u64,
+    pub repository: String,
+    pub base_version: Option<String>,
+    /// `added`/`removed`/`present`, each `{"container.tag": {count, href}, ...}`.
+    #[schema(value_type = Object)]
+    pub content_summary: Value,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RepositoryDistributionResponse {
+    pub pulp_href: String,
+    pub prn: String,
+    pub pulp_created: String,
+    pub pulp_last_updated: String,
+    pub name: String,
+    pub base_path: String,
+    pub registry_path: String,
+    pub repository: String,
+    pub repository_version: Option<String>,
+    pub remote: Option<String>,
+    pub private: bool,
+    pub description: Option<String>,
+    pub hidden: bool,
+    pub pulp_labels: Map<String, Value>,
+    pub content_guard: Option<String>,
+}
+
+fn repository(name: &str, r: &RepoRecord) -> RepositoryResponse {
+    RepositoryResponse {
+        pulp_href: href(&r.id),
+        prn: format!("prn:container.containerrepository:{}", r.id),
+        pulp_created: timestamp_secs(r.created_at),
+        pulp_last_updated: timestamp_secs(r.updated_at),
+        versions_href: format!("{COLLECTION}{}/versions/", r.id),
+        pulp_labels: Map::new(),
+        latest_version_href: version_href(&r.id, r.version),
+        name: name.to_string(),
+        description: None,
+        retain_repo_versions: 1,
+        retain_checkpoints: None,
+        remote: None,
+        manifest_signing_service: None,
+    }
+}
+
+/// Every local repository as (name, record), sorted by name.
+pub async fn all(api: &Api) -> Result<Vec<(String, RepoRecord)>, ApiError> {
+    let meta = api.manager.meta().clone();
+    Ok(crate::cache::blocking(move || meta.repos()).await?)
+}
+
+/// The repository behind an id.
+pub async fn by_id(api: &Api, id: &str) -> Result<(String, RepoRecord), ApiError> {
+    all(api)
+        .await?
+        .into_iter()
+        .find(|(_, r)| r.id == id)
+        .ok_or_else(ApiError::not_found)
+}
+
+/// Ids of the repositories a pull-through distribution created.
+pub async fn ids_under(api: &Api, base_path: &str) -> Result<Vec<String>, ApiError> {
+    Ok(all(api)
+        .await?
+        .into_iter()
+        .filter(|(_, r)| r.cache == base_path)
+        .map(|(_, r)| r.id)
+        .collect())
+}
+
+fn summary_part(counts: Counts, version: &str, filter_key: &str) -> Value {
+    let mut part = Map::new();
+    for (kind, path, count) in [
+        ("container.blob", "blobs", counts.blobs),
+        ("container.manifest", "manifests", counts.manifests),
+        ("container.tag", "tags", counts.tags),
+    ] {
+        if count > 0 {
+            part.insert(
+                kind.into(),
+                json!({ "count": count, "href": format!("/pulp/api/v3/content/container/{path}/?{filter_key}={version}") }),
+            );
+        }
+    }
+    Value::Object(part)
+}
+
+async fn version(
+    api: &Api,
+    name: &str,
+    r: &RepoRecord,
+) -> Result<RepositoryVersionResponse, ApiError> {
+    let content = api.manager.caches().storage().repo_content(name).await?;
+    let present = Counts {
+        tags: content.tags.len() as u64,
+        manifests: content.manifests.len() as u64,
+        blobs: content.blobs.len() as u64,
+    };
+    let v = version_href(&r.id, r.version);
+    Ok(RepositoryVersionResponse {
+        pulp_href: v.clone(),
+        prn: format!("prn:core.repositoryversion:{}-{}", r.id, r.version),
+        pulp_created: timestamp_secs(r.updated_at),
+        pulp_last_updated: timestamp_secs(r.updated_at),
+        number: r.version,
+        repository: href(&r.id),
+        base_version: None,
+        content_summary: json!({
+            "added": summary_part(r.last_change.added, &v, "repository_version_added"),
+            "removed": summary_part(r.last_change.removed, &v, "repository_version_removed"),
+            "present": summary_part(present, &v, "repository_version"),
+        }),
+    })
+}
+
+fn distribution(
+    api: &Api,
+    req: &Request,
+    name: &str,
+    r: &RepoRecord,
+) -> RepositoryDistributionResponse {
+    let private = api
+        .manager
+        .caches()
+        .list()
+        .iter()
+        .any(|c| c.base_path() == r.cache && c.is_private());
+    RepositoryDistributionResponse {
+        pulp_href: distribution_href(&r.id),
+        prn: format!("prn:container.containerdistribution:{}", r.id),
+        pulp_created: timestamp_secs(r.created_at),
+        pulp_last_updated: timestamp_secs(r.updated_at),
+        name: name.to_string(),
+        base_path: name.to_string(),
+        registry_path: format!("{}/{name}", req.host()),
+        repository: href(&r.id),
+        repository_version: None,
+        remote: None,
+        private,
+        description: None,
+        hidden: false,
+        pulp_labels: Map::new(),
+        content_guard: None,
+    }
+}
+
+#[utoipa::path(get, path = "/pulp/api/v3/repositories/container/container/", tag = "repositories",
+    params(("name" = Option<String>, Query), ("name__contains" = Option<String>, Query),
+           ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)),
+    responses((status = 200, body = Page<RepositoryResponse>)))]
+pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, ApiError> {
+    match (rest, &req.method) {
+        ([], &Method::GET) => {
+            let items = all(api)
+                .await?
+                .iter()
+                .map(|(n, r)| repository(n, r))
+                .collect();
+            paginate(filter(items, req), req)
+        }
+        ([id], &Method::GET) => {
+            let (name, r) = by_id(api, id).await?;
+            ok(&repository(&name, &r))
+        }
+        ([id], &Method::DELETE) => {
+            let (name, _) = by_id(api, id).await?;
+            let freed = api
+                .manager
+                .caches()
+                .storage()
+                .delete_repository(&name)
+                .await?;
+            tracing::info!(repository = %name, bytes_freed = freed, "repository deleted through the API");
+            api.task_reply("ferry.repository.delete", vec![]).await
+        }
+        ([id, "versions"], &Method::GET) => {
+            let (name, r) = by_id(api, id).await?;
+            paginate(vec![version(api, &name, &r).await?], req)
+        }
+        ([id, "versions", number], &Method::GET) => {
+            let (name, r) = by_id(api, id).await?;
+            if number.parse::<u64>().ok() != Some(r.version) {
+                // Only the current version is kept.
+                return Err(ApiError::not_found());
+            }
+            ok(&version(api, &name, &r).await?)
+        }
+        (_, other) if !matches!(*other, Method::GET) => Err(ApiError::method_not_allowed(other)),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+#[utoipa::path(get, path = "/pulp/api/v3/distributions/container/container/", tag = "distributions",
+    params(("name" = Option<String>, Query), ("base_path" = Option<String>, Query)),
+    responses((status = 200, body = Page<RepositoryDistributionResponse>)))]
+pub async fn handle_distributions(
+    api: &Api,
+    req: &Request,
+    rest: &[&str],
+) -> Result<Reply, ApiError> {
+    match (rest, &req.method) {
+        ([], &Method::GET) => {
+            let items = all(api)
+                .await?
+                .iter()
+                .map(|(n, r)| distribution(api, req, n, r))
+                .collect();
+            paginate(filter(items, req), req)
+        }
+        ([id], &Method::GET) => {
+            let (name, r) = by_id(api, id).await?;
+            ok(&distribution(api, req, &name, &r))
+        }
+        (_, other) if !matches!(*other, Method::GET) => Err(ApiError::method_not_allowed(other)),
+        _ => Err(ApiError::not_found()),
+    }
+}

@@ -1,0 +1,84 @@
+//! `/pulp/api/v3/status/`: versions, storage, and whether each upstream
+//! answers.
+
+use serde::Serialize;
+use warp::reply::Response as Reply;
+
+use super::http::{ok, ApiError};
+use super::Api;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ComponentVersion {
+    pub component: &'static str,
+    pub version: &'static str,
+    pub package: &'static str,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Storage {
+    /// Bytes of the file system holding the data directory.
+    pub total: u64,
+    pub used: u64,
+    pub free: u64,
+    /// Bytes of cached blobs and manifests, and their number.
+    pub cached_bytes: u64,
+    pub cached_objects: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UpstreamStatus {
+    pub base_path: String,
+    pub url: String,
+    pub reachable: bool,
+    pub private: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StatusResponse {
+    pub versions: Vec<ComponentVersion>,
+    pub storage: Storage,
+    pub upstreams: Vec<UpstreamStatus>,
+    pub downloads_in_flight: usize,
+}
+
+#[utoipa::path(get, path = "/pulp/api/v3/status/", tag = "status",
+    responses((status = 200, body = StatusResponse)))]
+pub async fn get(api: &Api) -> Result<Reply, ApiError> {
+    let storage = api.manager.caches().storage().clone();
+    let (cached_bytes, cached_objects) = storage.blob_totals().await?;
+    let data_dir = api.data_dir.clone();
+    let fs = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&data_dir).ok())
+        .await
+        .ok()
+        .flatten();
+    let (total, free) = fs.map_or((0, 0), |s| {
+        (s.f_blocks * s.f_frsize, s.f_bavail * s.f_frsize)
+    });
+    ok(&StatusResponse {
+        versions: vec![ComponentVersion {
+            component: "ferry",
+            version: env!("CARGO_PKG_VERSION"),
+            package: "ferry",
+        }],
+        storage: Storage {
+            total,
+            used: total.saturating_sub(free),
+            free,
+            cached_bytes,
+            cached_objects,
+        },
+        upstreams: api
+            .manager
+            .caches()
+            .list()
+            .iter()
+            .map(|c| UpstreamStatus {
+                base_path: c.base_path().to_string(),
+                url: c.config().upstream.to_string(),
+                reachable: !c.upstream_down(),
+                private: c.is_private(),
+            })
+            .collect(),
+        downloads_in_flight: storage.downloads_in_flight(),
+    })
+}

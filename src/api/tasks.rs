@@ -1,0 +1,71 @@
+//! `/pulp/api/v3/tasks/<id>/`: ferry finishes its work before answering, so
+//! every task is `completed`; the shape is what scripts and pulp-cli poll.
+
+use serde::Serialize;
+use serde_json::Value;
+use warp::reply::Response as Reply;
+
+use super::http::{ok, timestamp, ApiError};
+use super::Api;
+
+pub const COLLECTION: &str = "/pulp/api/v3/tasks/";
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AsyncOperationResponse {
+    pub task: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TaskResponse {
+    pub pulp_href: String,
+    pub prn: String,
+    pub pulp_created: String,
+    pub pulp_last_updated: String,
+    pub state: &'static str,
+    pub name: String,
+    pub logging_cid: String,
+    pub created_by: Option<String>,
+    pub unblocked_at: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub error: Option<Value>,
+    pub worker: Option<String>,
+    pub parent_task: Option<String>,
+    pub child_tasks: Vec<String>,
+    pub task_group: Option<String>,
+    pub progress_reports: Vec<Value>,
+    pub created_resources: Vec<String>,
+    pub reserved_resources_record: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/pulp/api/v3/tasks/{id}/", tag = "tasks", params(("id" = String, Path)),
+    responses((status = 200, body = TaskResponse), (status = 404)))]
+pub async fn one(api: &Api, id: &str) -> Result<Reply, ApiError> {
+    let meta = api.manager.meta().clone();
+    let key = id.to_string();
+    let task = crate::cache::blocking(move || meta.task(&key))
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let at = timestamp(task.created);
+    ok(&TaskResponse {
+        pulp_href: format!("{COLLECTION}{}/", task.id),
+        prn: format!("prn:core.task:{}", task.id),
+        pulp_created: at.clone(),
+        pulp_last_updated: at.clone(),
+        state: "completed",
+        name: task.name,
+        logging_cid: task.id.clone(),
+        created_by: None,
+        unblocked_at: at.clone(),
+        started_at: at.clone(),
+        finished_at: at,
+        error: None,
+        worker: None,
+        parent_task: None,
+        child_tasks: Vec::new(),
+        task_group: None,
+        progress_reports: Vec::new(),
+        created_resources: task.created_resources,
+        reserved_resources_record: Vec::new(),
+    })
+}
