@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use ferry::client::Client;
 use ferry::config::{CacheConfig, Config, ConfigError};
 use ferry::server::Ferry;
 
@@ -23,6 +24,65 @@ struct Cli {
 enum Command {
     /// Serve the registry (the default when no command is given).
     Serve,
+    /// Manage remotes (upstream registries) of a running ferry.
+    Remote {
+        #[command(subcommand)]
+        action: RemoteAction,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Manage distributions (base paths served through a remote).
+    Distribution {
+        #[command(subcommand)]
+        action: DistributionAction,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List or delete the local repositories pulls created.
+    Repository {
+        #[command(subcommand)]
+        action: RepositoryAction,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// ferry's address [default: http://<listen address of the config>].
+    #[arg(long, env = "FERRY_URL")]
+    url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum RemoteAction {
+    List,
+    Create { name: String, upstream_url: String },
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+enum DistributionAction {
+    List,
+    Create {
+        name: String,
+        #[arg(long)]
+        base_path: String,
+        /// Name of the remote to pull through.
+        #[arg(long)]
+        remote: String,
+        #[arg(long)]
+        private: bool,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RepositoryAction {
+    List,
+    Delete { name: String },
 }
 
 #[derive(clap::Args)]
@@ -122,6 +182,80 @@ fn main() -> ExitCode {
     };
     match cli.command {
         None | Some(Command::Serve) => serve(config),
+        Some(command) => manage(command, &config),
+    }
+}
+
+/// Runs a management command against the API of a running ferry. The
+/// password comes from FERRY_ADMIN_PASSWORD, the config, or the data dir.
+fn manage(command: Command, config: &Config) -> ExitCode {
+    let password = config
+        .admin_password
+        .as_ref()
+        .map(|p| p.expose().to_string())
+        .or_else(|| std::fs::read_to_string(config.data_dir.join("admin-password")).ok())
+        .unwrap_or_default();
+    let url = |api: &ApiArgs| {
+        api.url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen))
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let print = |lines: Vec<String>| lines.iter().for_each(|l| println!("{l}"));
+        match command {
+            Command::Serve => Ok(()),
+            Command::Remote { action, api } => {
+                let c = Client::new(&url(&api), password.trim());
+                match action {
+                    RemoteAction::List => c.remotes().await.map(print),
+                    RemoteAction::Create { name, upstream_url } => c
+                        .create_remote(&name, &upstream_url)
+                        .await
+                        .map(|href| println!("{href}")),
+                    RemoteAction::Delete { name } => c.delete_remote(&name).await,
+                }
+            }
+            Command::Distribution { action, api } => {
+                let c = Client::new(&url(&api), password.trim());
+                match action {
+                    DistributionAction::List => c.distributions().await.map(print),
+                    DistributionAction::Create {
+                        name,
+                        base_path,
+                        remote,
+                        private,
+                    } => {
+                        c.create_distribution(&name, &base_path, &remote, private)
+                            .await
+                    }
+                    DistributionAction::Delete { name } => c.delete_distribution(&name).await,
+                }
+            }
+            Command::Repository { action, api } => {
+                let c = Client::new(&url(&api), password.trim());
+                match action {
+                    RepositoryAction::List => c.repositories().await.map(print),
+                    RepositoryAction::Delete { name } => c.delete_repository(&name).await,
+                }
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
