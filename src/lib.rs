@@ -13,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod domain;
 pub mod manage;
+pub mod metrics;
 pub mod registry;
 pub mod server;
 pub mod store;

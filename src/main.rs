@@ -38,6 +38,11 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Validate a config file and print the effective settings.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// List or delete the local repositories pulls created.
     Repository {
         #[command(subcommand)]
@@ -77,6 +82,12 @@ enum DistributionAction {
     Delete {
         name: String,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Exit 0 and print the settings if FILE is valid, else explain and exit 2.
+    Check { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -173,6 +184,22 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.serve.log_format);
+    if let Some(Command::Config {
+        action: ConfigAction::Check { file },
+    }) = &cli.command
+    {
+        return match Config::from_file(file) {
+            // Debug output redacts every secret.
+            Ok(config) => {
+                println!("{config:#?}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ferry: {}: {e}", file.display());
+                ExitCode::from(2)
+            }
+        };
+    }
     let config = match cli.serve.config() {
         Ok(c) => c,
         Err(e) => {
@@ -213,7 +240,7 @@ fn manage(command: Command, config: &Config) -> ExitCode {
     let result = runtime.block_on(async {
         let print = |lines: Vec<String>| lines.iter().for_each(|l| println!("{l}"));
         match command {
-            Command::Serve => Ok(()),
+            Command::Serve | Command::Config { .. } => Ok(()),
             Command::Remote { action, api } => {
                 let c = Client::new(&url(&api), password.trim());
                 match action {

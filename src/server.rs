@@ -13,6 +13,7 @@ use crate::auth::{Access, AdminAuth, RegistryTokens};
 use crate::cache::{Caches, Storage};
 use crate::config::Config;
 use crate::manage::{ManageError, Manager};
+use crate::metrics::{route_label, METRICS};
 use crate::registry::{self, Registry};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,36 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// `/readyz`: 200 when the store takes writes and the metadata answers.
+async fn ready(storage: Arc<Storage>) -> warp::reply::Response {
+    let check = tokio::task::spawn_blocking(move || storage.check_writable()).await;
+    match check {
+        Ok(Ok(())) => warp::reply::Response::new("ready\n".into()),
+        Ok(Err(e)) => {
+            let mut resp = warp::reply::Response::new(format!("not ready: {e}\n").into());
+            *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            resp
+        }
+        Err(e) => {
+            let mut resp = warp::reply::Response::new(format!("not ready: {e}\n").into());
+            *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            resp
+        }
+    }
+}
+
+/// `/metrics` in Prometheus text format.
+async fn metrics(storage: Arc<Storage>) -> warp::reply::Response {
+    let (bytes, objects) = storage.blob_totals().await.unwrap_or((0, 0));
+    let text = METRICS.render(storage.downloads_in_flight(), bytes, objects);
+    let mut resp = warp::reply::Response::new(text.into());
+    resp.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
 }
 
 /// A bound, ready server.
@@ -121,6 +152,14 @@ impl Ferry {
                 )
             }))
             .or(warp::path("healthz").and(warp::path::end()).map(|| "ok\n"))
+            .or(warp::path("readyz").and(warp::path::end()).then({
+                let storage = storage.clone();
+                move || ready(storage.clone())
+            }))
+            .or(warp::path("metrics").and(warp::path::end()).then({
+                let storage = storage.clone();
+                move || metrics(storage.clone())
+            }))
             .recover(|_rejection: warp::Rejection| async {
                 Ok::<_, std::convert::Infallible>(registry::error_response(
                     StatusCode::NOT_FOUND,
@@ -130,6 +169,7 @@ impl Ferry {
                 ))
             })
             .with(warp::log::custom(|info| {
+                METRICS.request(route_label(info.path()), info.method().as_str(), info.status().as_u16());
                 tracing::info!(
                     target: "ferry::access",
                     method = %info.method(),

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use super::error::{blocking, CacheError};
 use super::Storage;
 use crate::domain::{Digest, RepoName};
+use crate::metrics::METRICS;
 use crate::store::{unix_now, BlobRecord};
 use crate::upstream::{Upstream, UpstreamError};
 
@@ -100,7 +101,11 @@ impl Blob {
             progress: self.progress,
         };
         futures_util::stream::unfold(reader, |mut r| async move {
-            r.next_chunk().await.map(|chunk| (chunk, r))
+            let chunk = r.next_chunk().await?;
+            if let Ok(bytes) = &chunk {
+                METRICS.served(bytes.len() as u64);
+            }
+            Some((chunk, r))
         })
     }
 }
@@ -179,8 +184,10 @@ impl Storage {
         digest: &Digest,
     ) -> Result<Blob, CacheError> {
         if let Some(blob) = self.stored_blob(digest).await? {
+            METRICS.cache("blob", true);
             return Ok(blob);
         }
+        METRICS.cache("blob", false);
         let mut rx = self.join_or_start(upstream, repo, digest);
         loop {
             let ready = match &*rx.borrow_and_update() {
@@ -333,6 +340,7 @@ impl Storage {
             })
             .await?;
             written += len;
+            METRICS.fetched(len);
             progress.send_modify(|p| {
                 if let Progress::Receiving { written: w, .. } = p {
                     *w = written;

@@ -12,6 +12,7 @@ use super::error::{blocking, CacheError};
 use super::manifest_info::{describe, effective_media_type};
 use super::{Cache, Storage};
 use crate::domain::{Digest, MediaType, Reference, RepoName, Tag};
+use crate::metrics::METRICS;
 use crate::store::{unix_now, Change, RepoRecord, TagRecord};
 use crate::upstream::{FetchedManifest, UpstreamError};
 
@@ -148,10 +149,12 @@ impl Cache {
     ) -> Result<ManifestHit, CacheError> {
         let local = self.local_name(repo);
         if let Some(hit) = self.storage.stored_manifest(digest).await? {
+            METRICS.cache("manifest", true);
             // A digest, once stored, never causes upstream traffic.
             self.add_to_repo(&local, repo, digest)?;
             return Ok(hit);
         }
+        METRICS.cache("manifest", false);
         let key = (local.clone(), digest.to_string());
         self.manifest_flights
             .run(key, || async {
@@ -176,6 +179,7 @@ impl Cache {
             let fresh = unix_now().saturating_sub(record.confirmed_at) < self.tag_ttl.as_secs();
             if fresh || self.upstream.is_down() {
                 if let Some(hit) = self.storage.stored_manifest(&record.digest).await? {
+                    METRICS.cache("manifest", true);
                     if !fresh {
                         tracing::warn!(repo = %local, %tag, "upstream down: serving cached tag without revalidation");
                     }
@@ -183,6 +187,7 @@ impl Cache {
                 }
             }
         }
+        METRICS.cache("manifest", false);
         let key = (local.clone(), tag.to_string());
         self.manifest_flights
             .run(key, || {
@@ -251,6 +256,7 @@ impl Cache {
             Err(UpstreamError::NotFound) => return Err(CacheError::ManifestUnknown),
             other => other?,
         };
+        METRICS.fetched(fetched.bytes.len() as u64);
         let digest = match (expected, &fetched.digest) {
             (Some(expected), _) => expected.clone(),
             // Trust a digest of another algorithm only after checking it.

@@ -56,6 +56,12 @@ impl Storage {
         &self.meta
     }
 
+    /// Whether a temp file can be written and the metadata read (blocking).
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        drop(self.blobs.create_temp()?);
+        self.meta.repo("").map(|_| ())
+    }
+
     pub fn downloads_in_flight(&self) -> usize {
         self.downloads.in_flight()
     }

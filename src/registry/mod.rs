@@ -314,6 +314,9 @@ fn digest_headers(headers: &mut HeaderMap, digest: &Digest) {
 
 fn manifest_reply(hit: ManifestHit, head: bool) -> Reply {
     let len = hit.bytes.len();
+    if !head {
+        crate::metrics::METRICS.served(len as u64);
+    }
     let mut resp = if head {
         Response::new(warp::hyper::body::Bytes::new().into())
     } else {

@@ -30,6 +30,20 @@ impl UpstreamError {
         !matches!(self, UpstreamError::NotFound)
     }
 
+    /// A metric label for the kind of failure.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Unreachable(_) => "unreachable",
+            UpstreamError::Timeout => "timeout",
+            UpstreamError::KnownDown => "known_down",
+            UpstreamError::RateLimited { .. } => "rate_limited",
+            UpstreamError::Status(_) => "status",
+            UpstreamError::Unauthorized => "unauthorized",
+            UpstreamError::NotFound => "not_found",
+            UpstreamError::Protocol(_) => "protocol",
+        }
+    }
+
     /// Failures where the upstream gave no answer at all (504, not 502).
     pub fn is_no_answer(&self) -> bool {
         matches!(

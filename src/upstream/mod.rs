@@ -339,6 +339,7 @@ impl Upstream {
     /// Records a failure and starts a background probe when it marks the
     /// upstream down.
     fn failed(&self, error: UpstreamError) -> UpstreamError {
+        crate::metrics::METRICS.upstream_error(error.kind());
         if self.health.record(Err(&error)) {
             tracing::warn!(upstream = %self.base, %error, "upstream marked down; serving from cache");
             self.spawn_probe();
@@ -389,6 +390,9 @@ impl Upstream {
             }
             other => UpstreamError::Status(other.as_u16()),
         };
+        if !matches!(error, UpstreamError::NotFound) {
+            crate::metrics::METRICS.upstream_error(error.kind());
+        }
         self.health.record(Err(&error));
         Err(error)
     }

@@ -1,0 +1,188 @@
+//! Prometheus metrics, every name prefixed `ferry_`. One process-wide set:
+//! counting is a few atomic adds on the request path.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    cache: Family<Labels, Counter>,
+    bytes_served: Counter,
+    upstream_bytes: Counter,
+    upstream_errors: Family<Labels, Counter>,
+    evictions: Counter,
+    downloads_in_flight: Gauge,
+    store_bytes: Gauge,
+    store_objects: Gauge,
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("ferry");
+        let m = Metrics {
+            requests: Family::default(),
+            cache: Family::default(),
+            bytes_served: Counter::default(),
+            upstream_bytes: Counter::default(),
+            upstream_errors: Family::default(),
+            evictions: Counter::default(),
+            downloads_in_flight: Gauge::default(),
+            store_bytes: Gauge::default(),
+            store_objects: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "cache_requests",
+            "Manifest and blob look-ups by result (hit, miss)",
+            m.cache.clone(),
+        );
+        registry.register(
+            "served_bytes",
+            "Bytes of manifests and blobs sent to clients",
+            m.bytes_served.clone(),
+        );
+        registry.register(
+            "upstream_fetched_bytes",
+            "Bytes of manifests and blobs fetched upstream",
+            m.upstream_bytes.clone(),
+        );
+        registry.register(
+            "upstream_errors",
+            "Failed upstream requests by kind",
+            m.upstream_errors.clone(),
+        );
+        registry.register(
+            "evictions",
+            "Images evicted to stay within the quota",
+            m.evictions.clone(),
+        );
+        registry.register(
+            "downloads_in_flight",
+            "Blob downloads under way",
+            m.downloads_in_flight.clone(),
+        );
+        registry.register(
+            "store_bytes",
+            "Bytes of cached blobs",
+            m.store_bytes.clone(),
+        );
+        registry.register(
+            "store_objects",
+            "Number of cached blobs",
+            m.store_objects.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn request(&self, route: &'static str, method: &str, status: u16) {
+        self.requests
+            .get_or_create(&vec![
+                ("route", route.to_string()),
+                ("method", method.to_string()),
+                ("status", status.to_string()),
+            ])
+            .inc();
+    }
+
+    /// `kind`: manifest or blob; `hit`: answered from the store.
+    pub fn cache(&self, kind: &'static str, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.cache
+            .get_or_create(&vec![
+                ("kind", kind.to_string()),
+                ("result", result.to_string()),
+            ])
+            .inc();
+    }
+
+    pub fn served(&self, bytes: u64) {
+        self.bytes_served.inc_by(bytes);
+    }
+
+    pub fn fetched(&self, bytes: u64) {
+        self.upstream_bytes.inc_by(bytes);
+    }
+
+    pub fn upstream_error(&self, kind: &'static str) {
+        self.upstream_errors
+            .get_or_create(&vec![("kind", kind.to_string())])
+            .inc();
+    }
+
+    pub fn evicted(&self) {
+        self.evictions.inc();
+    }
+
+    /// The text exposition, with the gauges sampled now.
+    pub fn render(&self, downloads: usize, store_bytes: u64, store_objects: u64) -> String {
+        self.downloads_in_flight.set(downloads as i64);
+        self.store_bytes.set(store_bytes as i64);
+        self.store_objects.set(store_objects as i64);
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// A low-cardinality name for a request path.
+pub fn route_label(path: &str) -> &'static str {
+    if let Some(rest) = path.strip_prefix("/v2/") {
+        return if rest.is_empty() {
+            "v2"
+        } else if rest == "_catalog" {
+            "catalog"
+        } else if rest.contains("/manifests/") {
+            "manifests"
+        } else if rest.contains("/blobs/") {
+            "blobs"
+        } else if rest.ends_with("/tags/list") {
+            "tags"
+        } else if rest.contains("/referrers/") {
+            "referrers"
+        } else {
+            "other"
+        };
+    }
+    match path {
+        p if p.starts_with("/pulp/api/") => "api",
+        "/token" => "token",
+        "/metrics" => "metrics",
+        "/healthz" | "/readyz" => "health",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prefixed_names() {
+        METRICS.cache("blob", true);
+        METRICS.request(route_label("/v2/a/blobs/sha256:x"), "GET", 200);
+        let text = METRICS.render(1, 10, 2);
+        assert!(
+            text.contains("ferry_cache_requests_total{kind=\"blob\",result=\"hit\"}"),
+            "{text}"
+        );
+        assert!(text.contains("route=\"blobs\""));
+        assert!(text.contains("ferry_store_bytes 10"));
+    }
+}
