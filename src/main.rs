@@ -116,6 +116,15 @@ struct ServeArgs {
         global = true
     )]
     caches: Vec<String>,
+    /// HTTPS address (with --tls-cert and --tls-key).
+    #[arg(long, env = "FERRY_TLS_LISTEN", global = true)]
+    tls_listen: Option<SocketAddr>,
+    /// Certificate chain (PEM) for the HTTPS listener.
+    #[arg(long, env = "FERRY_TLS_CERT", global = true)]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for the HTTPS listener.
+    #[arg(long, env = "FERRY_TLS_KEY", global = true)]
+    tls_key: Option<PathBuf>,
     /// Seconds a tag is served from cache before ferry revalidates it upstream.
     #[arg(long, env = "FERRY_TAG_TTL_SECS", global = true)]
     tag_ttl_secs: Option<u64>,
@@ -155,6 +164,15 @@ impl ServeArgs {
         }
         if let Some(dir) = &self.data_dir {
             config.data_dir = dir.clone();
+        }
+        if let Some(addr) = self.tls_listen {
+            config.tls_listen = Some(addr);
+        }
+        if let Some(cert) = &self.tls_cert {
+            config.tls_cert = Some(cert.clone());
+        }
+        if let Some(key) = &self.tls_key {
+            config.tls_key = Some(key.clone());
         }
         if let Some(ttl) = self.tag_ttl_secs {
             config.tag_ttl_secs = ttl;
@@ -312,6 +330,9 @@ fn serve(config: Config) -> ExitCode {
                 eprintln!("ferry: {e}");
                 return ExitCode::FAILURE;
             }
+        }
+        if let Some(addr) = ferry.tls_addr() {
+            println!("listening (TLS) on {addr}");
         }
         ferry.serve(shutdown_signal()).await;
         ExitCode::SUCCESS

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use warp::http::StatusCode;
 use warp::Filter;
 
@@ -15,6 +16,7 @@ use crate::config::Config;
 use crate::manage::{ManageError, Manager};
 use crate::metrics::{route_label, METRICS};
 use crate::registry::{self, Registry};
+use crate::tls::{self, Certificates};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -27,6 +29,8 @@ pub enum ServeError {
     Caches(#[from] ManageError),
     #[error("cannot set up the admin account: {0}")]
     Admin(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -64,9 +68,28 @@ async fn metrics(storage: Arc<Storage>) -> warp::reply::Response {
     resp
 }
 
+/// Re-reads the TLS certificate on every SIGHUP.
+async fn reload_on_sighup(certificates: Arc<Certificates>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let certs = certificates.clone();
+        match tokio::task::spawn_blocking(move || certs.reload()).await {
+            Ok(Ok(())) => tracing::info!("TLS certificate reloaded"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one")
+            }
+            Err(e) => tracing::error!(error = %e, "TLS certificate reload failed"),
+        }
+    }
+}
+
 /// A bound, ready server.
 pub struct Ferry {
     listener: TcpListener,
+    tls: Option<(TcpListener, Arc<Certificates>)>,
     registry: Arc<Registry>,
     api: Arc<Api>,
 }
@@ -117,9 +140,24 @@ impl Ferry {
                     addr: config.listen,
                     source,
                 })?;
+        let tls = match (config.tls_listen, &config.tls_cert, &config.tls_key) {
+            (Some(addr), Some(cert), Some(key)) => {
+                let (cert, key) = (cert.clone(), key.clone());
+                let certificates =
+                    tokio::task::spawn_blocking(move || Certificates::load(&cert, &key))
+                        .await
+                        .map_err(|e| ServeError::Admin(std::io::Error::other(e)))??;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Listen { addr, source })?;
+                Some((listener, Arc::new(certificates)))
+            }
+            _ => None,
+        };
         let api_admin = AdminAuth::from_secret(admin.password().clone());
         Ok(Ferry {
             listener,
+            tls,
             registry: Arc::new(Registry {
                 caches,
                 access: Arc::new(Access {
@@ -137,6 +175,10 @@ impl Ferry {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
@@ -178,11 +220,32 @@ impl Ferry {
                     micros = info.elapsed().as_micros() as u64,
                 );
             }));
+        // One shutdown signal for both listeners.
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let https = self.tls.map(|(listener, certificates)| {
+            tokio::spawn(reload_on_sighup(certificates.clone()));
+            tokio::spawn(tls::serve(
+                listener,
+                certificates,
+                warp::service(routes.clone()),
+                stopped.clone(),
+            ))
+        });
+        let mut plain_stop = stopped.clone();
         warp::serve(routes)
             .incoming(self.listener)
-            .graceful(shutdown)
+            .graceful(async move {
+                let _ = plain_stop.wait_for(|stop| *stop).await;
+            })
             .run()
             .await;
+        if let Some(https) = https {
+            let _ = https.await;
+        }
         let meta = storage.meta().clone();
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || meta.flush()).await {
             tracing::error!(error = %e, "flushing metadata at shutdown failed");

@@ -43,6 +43,14 @@ pub struct Config {
     pub tag_ttl_secs: u64,
     #[serde(default, rename = "cache")]
     pub caches: Vec<CacheConfig>,
+    /// HTTPS listener (needs `tls_cert` and `tls_key`, PEM files; SIGHUP
+    /// reloads them). Plain HTTP stays on `listen`.
+    #[serde(default)]
+    pub tls_listen: Option<SocketAddr>,
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
     /// Password of the `admin` account of the management API (else
     /// `FERRY_ADMIN_PASSWORD`, else generated at first start).
     #[serde(default)]
@@ -150,6 +158,11 @@ impl Config {
 
     /// Checks what serde cannot: base paths are valid names and distinct.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tls_listen.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return Err(ConfigError::Invalid(
+                "tls_listen needs tls_cert and tls_key".into(),
+            ));
+        }
         for (i, cache) in self.caches.iter().enumerate() {
             RepoName::parse(&cache.base_path).map_err(|e| {
                 ConfigError::Invalid(format!("cache base_path {:?}: {e}", cache.base_path))
