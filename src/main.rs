@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use ferry::cache::Storage;
 use ferry::client::Client;
 use ferry::config::{CacheConfig, Config, ConfigError};
 use ferry::server::Ferry;
@@ -38,6 +39,12 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Remove cached content no repository references, and leftover temp
+    /// files (ferry must be stopped; a running ferry does this hourly).
+    Gc,
+    /// Re-hash everything stored; quarantine what does not match its digest
+    /// (exit status 1 when damage was found). Ferry must be stopped.
+    Verify,
     /// Validate a config file and print the effective settings.
     Config {
         #[command(subcommand)]
@@ -227,7 +234,67 @@ fn main() -> ExitCode {
     };
     match cli.command {
         None | Some(Command::Serve) => serve(config),
+        Some(Command::Gc) => offline(&config, |storage| async move {
+            let report = storage.collect_garbage(std::time::Duration::ZERO).await?;
+            println!(
+                "removed {} objects ({} bytes) and {} temp files",
+                report.removed, report.bytes, report.temp_files
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
+        Some(Command::Verify) => offline(&config, |storage| async move {
+            let report = storage.verify().await?;
+            println!(
+                "checked {} objects ({} bytes); {} damaged",
+                report.checked,
+                report.bytes,
+                report.damaged.len()
+            );
+            for digest in &report.damaged {
+                println!("damaged and quarantined: {digest}");
+            }
+            Ok(if report.damaged.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }),
         Some(command) => manage(command, &config),
+    }
+}
+
+/// Runs maintenance on a stopped ferry's data directory.
+fn offline<F, Fut>(config: &Config, work: F) -> ExitCode
+where
+    F: FnOnce(std::sync::Arc<Storage>) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode, ferry::cache::CacheError>>,
+{
+    let storage = match Storage::open(&config.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "ferry: cannot open {}: {e}\n(is ferry running on this data directory? stop it first)",
+                config.data_dir.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work(storage)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -258,7 +325,7 @@ fn manage(command: Command, config: &Config) -> ExitCode {
     let result = runtime.block_on(async {
         let print = |lines: Vec<String>| lines.iter().for_each(|l| println!("{l}"));
         match command {
-            Command::Serve | Command::Config { .. } => Ok(()),
+            Command::Serve | Command::Config { .. } | Command::Gc | Command::Verify => Ok(()),
             Command::Remote { action, api } => {
                 let c = Client::new(&url(&api), password.trim());
                 match action {

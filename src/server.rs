@@ -68,6 +68,46 @@ async fn metrics(storage: Arc<Storage>) -> warp::reply::Response {
     resp
 }
 
+/// The background sweeps: garbage collection and (when enabled) the scrub.
+async fn maintain(storage: Arc<Storage>, gc_secs: u64, verify_secs: u64) {
+    let every =
+        |secs: u64| (secs > 0).then(|| tokio::time::interval(std::time::Duration::from_secs(secs)));
+    let (mut gc, mut verify) = (every(gc_secs), every(verify_secs));
+    // Both intervals fire at once first; skip that so start-up stays quick.
+    if let Some(i) = gc.as_mut() {
+        i.tick().await;
+    }
+    if let Some(i) = verify.as_mut() {
+        i.tick().await;
+    }
+    loop {
+        tokio::select! {
+            _ = tick(&mut gc) => {
+                if let Err(e) = storage.collect_garbage(crate::cache::GC_GRACE).await {
+                    tracing::error!(error = %e, "garbage collection failed");
+                }
+            }
+            _ = tick(&mut verify) => {
+                match storage.verify().await {
+                    Ok(r) if !r.damaged.is_empty() => tracing::error!(damaged = r.damaged.len(), "scrub found damaged content"),
+                    Ok(r) => tracing::info!(checked = r.checked, bytes = r.bytes, "scrub found no damage"),
+                    Err(e) => tracing::error!(error = %e, "scrub failed"),
+                }
+            }
+        }
+    }
+}
+
+/// The next tick of an optional interval; never, when there is none.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Re-reads the TLS certificate on every SIGHUP.
 async fn reload_on_sighup(certificates: Arc<Certificates>) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -89,6 +129,8 @@ async fn reload_on_sighup(certificates: Arc<Certificates>) {
 /// A bound, ready server.
 pub struct Ferry {
     listener: TcpListener,
+    gc_interval: u64,
+    verify_interval: u64,
     tls: Option<(TcpListener, Arc<Certificates>)>,
     registry: Arc<Registry>,
     api: Arc<Api>,
@@ -157,6 +199,8 @@ impl Ferry {
         let api_admin = AdminAuth::from_secret(admin.password().clone());
         Ok(Ferry {
             listener,
+            gc_interval: config.gc_interval_secs,
+            verify_interval: config.verify_interval_secs,
             tls,
             registry: Arc::new(Registry {
                 caches,
@@ -220,6 +264,11 @@ impl Ferry {
                     micros = info.elapsed().as_micros() as u64,
                 );
             }));
+        tokio::spawn(maintain(
+            storage.clone(),
+            self.gc_interval,
+            self.verify_interval,
+        ));
         // One shutdown signal for both listeners.
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(async move {

@@ -1,5 +1,4 @@
-//! A local repository's content (tags → manifests → blobs), and deleting a
-//! repository with whatever no other repository still uses.
+//! A local repository's content (tags → manifests → blobs).
 
 use std::collections::BTreeSet;
 
@@ -38,56 +37,6 @@ impl Storage {
     pub async fn repo_content(&self, name: &str) -> Result<RepoContent, CacheError> {
         let (meta, name) = (self.meta.clone(), name.to_string());
         blocking(move || content_of(&meta, &name)).await
-    }
-
-    /// Deletes a local repository and frees the manifests and blobs no
-    /// other repository references. Returns the bytes freed.
-    pub async fn delete_repository(&self, name: &str) -> Result<u64, CacheError> {
-        let (meta, blobs, name) = (self.meta.clone(), self.blobs.clone(), name.to_string());
-        let freed_manifests = std::sync::Mutex::new(Vec::new());
-        let freed = blocking(move || {
-            let removed = meta.delete_repo(&name)?;
-            // Everything still referenced by the remaining repositories.
-            let mut kept = BTreeSet::new();
-            for (_, digest) in meta.all_members()? {
-                if let Some(r) = meta.manifest(&digest)? {
-                    kept.extend(r.blobs.into_iter().chain(r.children));
-                }
-                kept.insert(digest);
-            }
-            let mut candidates = BTreeSet::new();
-            for digest in removed {
-                if let Some(r) = meta.manifest(&digest)? {
-                    candidates.extend(r.blobs.into_iter().chain(r.children));
-                }
-                candidates.insert(digest);
-            }
-            let mut bytes = 0;
-            for digest in candidates.difference(&kept) {
-                if let Some((_, size)) = blobs.open_blob(digest)? {
-                    bytes += size;
-                }
-                blobs.remove(digest)?;
-                meta.remove_manifest(digest)?;
-                meta.remove_blob(digest)?;
-                freed_manifests
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(digest.clone());
-            }
-            tracing::info!(repository = %name, bytes, "repository deleted");
-            Ok((
-                bytes,
-                freed_manifests
-                    .into_inner()
-                    .unwrap_or_else(|p| p.into_inner()),
-            ))
-        })
-        .await?;
-        for digest in &freed.1 {
-            self.manifests.forget(digest);
-        }
-        Ok(freed.0)
     }
 
     /// Bytes stored in the blob tree's records, and their number.

@@ -7,6 +7,7 @@ mod download;
 mod error;
 mod flight;
 mod listing;
+mod maintenance;
 mod manifest_info;
 mod manifests;
 
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 pub use content::RepoContent;
 pub use download::Blob;
 pub use error::{blocking, CacheError, Cause};
+pub use maintenance::{GcReport, VerifyReport, GC_GRACE};
 pub use manifests::ManifestHit;
 
 use crate::config::{is_docker_hub_host, CacheConfig};

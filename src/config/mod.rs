@@ -43,6 +43,12 @@ pub struct Config {
     pub tag_ttl_secs: u64,
     #[serde(default, rename = "cache")]
     pub caches: Vec<CacheConfig>,
+    /// Seconds between background garbage collections (0: never).
+    #[serde(default = "default_gc_interval")]
+    pub gc_interval_secs: u64,
+    /// Seconds between background scrubs re-hashing the store (0: never).
+    #[serde(default)]
+    pub verify_interval_secs: u64,
     /// HTTPS listener (needs `tls_cert` and `tls_key`, PEM files; SIGHUP
     /// reloads them). Plain HTTP stays on `listen`.
     #[serde(default)]
@@ -125,6 +131,9 @@ fn default_data_dir() -> PathBuf {
 }
 fn default_tag_ttl() -> u64 {
     DEFAULT_TAG_TTL_SECS
+}
+fn default_gc_interval() -> u64 {
+    3600
 }
 fn default_connect_timeout() -> u64 {
     5

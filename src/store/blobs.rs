@@ -111,11 +111,92 @@ impl BlobStore {
         temp.commit(digest)
     }
 
+    /// Every file in the blob tree whose name is a valid digest, with its
+    /// size and modification time (blocking; walks the tree).
+    pub fn stored(&self) -> Result<Vec<StoredBlob>, StoreError> {
+        let mut found = Vec::new();
+        for alg in read_dir_or_empty(&self.root.join("blobs"))? {
+            let algorithm = alg.file_name().to_string_lossy().into_owned();
+            for prefix in read_dir_or_empty(&alg.path())? {
+                for file in read_dir_or_empty(&prefix.path())? {
+                    let name = file.file_name().to_string_lossy().into_owned();
+                    let Ok(digest) = format!("{algorithm}:{name}").parse::<Digest>() else {
+                        continue;
+                    };
+                    let meta = file.metadata()?;
+                    found.push(StoredBlob {
+                        digest,
+                        size: meta.len(),
+                        modified: meta.modified()?,
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Moves a damaged blob out of the tree, into `quarantine/`, for a
+    /// person to look at; it is no longer served.
+    pub fn quarantine(&self, digest: &Digest) -> Result<PathBuf, StoreError> {
+        let dir = self.root.join("quarantine");
+        fs::create_dir_all(&dir)?;
+        let dest = dir.join(format!("{}-{}", digest.algorithm().name(), digest.hex()));
+        fs::rename(self.path_of(digest), &dest)?;
+        Ok(dest)
+    }
+
+    /// Re-hashes a stored blob: `Some(true)` intact, `Some(false)` damaged,
+    /// `None` not stored. Reads in large blocks, never the whole file.
+    pub fn verify(&self, digest: &Digest) -> Result<Option<bool>, StoreError> {
+        let Some((mut file, _)) = self.open_blob(digest)? else {
+            return Ok(None);
+        };
+        let mut hasher = digest.verifier();
+        let mut buf = vec![0u8; 1024 * 1024];
+        loop {
+            let n = io::Read::read(&mut file, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(Some(hasher.finish() == *digest))
+    }
+
+    /// Removes temp files not written to for `age`: leftovers of a crash
+    /// (a live download writes continuously, and times out long before).
+    pub fn remove_stale_temp_files(&self, age: std::time::Duration) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in read_dir_or_empty(&self.temp_dir())? {
+            let modified = entry.metadata()?.modified()?;
+            if modified.elapsed().unwrap_or_default() >= age {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     pub fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
         match fs::remove_file(self.path_of(digest)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+}
+
+/// A file found in the blob tree.
+pub struct StoredBlob {
+    pub digest: Digest,
+    pub size: u64,
+    pub modified: std::time::SystemTime,
+}
+
+fn read_dir_or_empty(dir: &Path) -> Result<Vec<fs::DirEntry>, StoreError> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.collect::<Result<_, _>>()?),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
     }
 }
 

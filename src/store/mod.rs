@@ -6,7 +6,7 @@ mod blobs;
 mod meta;
 mod records;
 
-pub use blobs::{BlobStore, TempBlob};
+pub use blobs::{BlobStore, StoredBlob, TempBlob};
 pub use meta::MetaStore;
 pub use records::{
     BlobRecord, Change, Counts, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord,
