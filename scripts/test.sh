@@ -27,3 +27,12 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+
+# The release binary, static: it must run a pull end to end on its own
+# (name resolution included), and package into a working .deb.
+static_bin=$(CARGO_BUILD_FLAGS=--locked packaging/build-static.sh | tail -n1)
+FERRY_BIN="$static_bin" cargo test --locked --test e2e -- \
+  pull::skopeo_copy_by_tag_and_by_digest_matches_upstream \
+  pull::podman_pull_through_ferry_gets_upstream_digest \
+  pull::upstream_named_by_hostname_is_resolved
+packaging/test.sh "$static_bin"

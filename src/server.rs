@@ -72,16 +72,19 @@ async fn metrics(storage: Arc<Storage>) -> warp::reply::Response {
 async fn maintain(storage: Arc<Storage>, gc_secs: u64, verify_secs: u64) {
     let every =
         |secs: u64| (secs > 0).then(|| tokio::time::interval(std::time::Duration::from_secs(secs)));
-    let (mut gc, mut verify) = (every(gc_secs), every(verify_secs));
-    // Both intervals fire at once first; skip that so start-up stays quick.
-    if let Some(i) = gc.as_mut() {
-        i.tick().await;
-    }
-    if let Some(i) = verify.as_mut() {
+    // Pull recency is written in batches, once a minute.
+    let (mut gc, mut verify, mut recency) = (every(gc_secs), every(verify_secs), every(60));
+    // Intervals fire at once first; skip that so start-up stays quick.
+    for i in [&mut gc, &mut verify, &mut recency].into_iter().flatten() {
         i.tick().await;
     }
     loop {
         tokio::select! {
+            _ = tick(&mut recency) => {
+                if let Err(e) = storage.flush_recency().await {
+                    tracing::error!(error = %e, "recording pull times failed");
+                }
+            }
             _ = tick(&mut gc) => {
                 if let Err(e) = storage.collect_garbage(crate::cache::GC_GRACE).await {
                     tracing::error!(error = %e, "garbage collection failed");
@@ -108,14 +111,18 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// Re-reads the TLS certificate on every SIGHUP.
-async fn reload_on_sighup(certificates: Arc<Certificates>) {
+/// Re-reads the TLS certificate on every SIGHUP (and ignores the signal
+/// when there is none, instead of dying of it).
+async fn reload_on_sighup(certificates: Option<Arc<Certificates>>) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
         return;
     };
     while hangups.recv().await.is_some() {
-        let certs = certificates.clone();
+        let Some(certs) = certificates.clone() else {
+            tracing::info!("SIGHUP: no TLS certificate to reload");
+            continue;
+        };
         match tokio::task::spawn_blocking(move || certs.reload()).await {
             Ok(Ok(())) => tracing::info!("TLS certificate reloaded"),
             Ok(Err(e)) => {
@@ -145,10 +152,12 @@ impl Ferry {
             source,
         };
         let data_dir = config.data_dir.clone();
-        let storage = tokio::task::spawn_blocking(move || Storage::open(&data_dir))
-            .await
-            .map_err(|e| storage_error(std::io::Error::other(e).into()))?
-            .map_err(storage_error)?;
+        let max_size = config.max_size;
+        let storage =
+            tokio::task::spawn_blocking(move || Storage::open_with_quota(&data_dir, max_size))
+                .await
+                .map_err(|e| storage_error(std::io::Error::other(e).into()))?
+                .map_err(storage_error)?;
         let caches = Arc::new(Caches::new(storage, Vec::new()));
         let manager = Arc::new(Manager::new(caches.clone(), config.tag_ttl_secs));
         let (configured, data_dir, password) = (
@@ -275,8 +284,9 @@ impl Ferry {
             shutdown.await;
             let _ = stop.send(true);
         });
+        // SIGHUP reloads the certificate; without TLS it is ignored, not fatal.
+        tokio::spawn(reload_on_sighup(self.tls.as_ref().map(|(_, c)| c.clone())));
         let https = self.tls.map(|(listener, certificates)| {
-            tokio::spawn(reload_on_sighup(certificates.clone()));
             tokio::spawn(tls::serve(
                 listener,
                 certificates,
@@ -285,15 +295,26 @@ impl Ferry {
             ))
         });
         let mut plain_stop = stopped.clone();
-        warp::serve(routes)
+        let plain = warp::serve(routes)
             .incoming(self.listener)
             .graceful(async move {
                 let _ = plain_stop.wait_for(|stop| *stop).await;
             })
-            .run()
-            .await;
+            .run();
+        // In-flight responses get a bounded time to finish after the signal.
+        let mut drain_stop = stopped.clone();
+        tokio::select! {
+            _ = plain => {}
+            _ = async {
+                let _ = drain_stop.wait_for(|stop| *stop).await;
+                tokio::time::sleep(tls::DRAIN).await;
+            } => tracing::warn!("connections still open after the drain period; closing them"),
+        }
         if let Some(https) = https {
             let _ = https.await;
+        }
+        if let Err(e) = storage.flush_recency().await {
+            tracing::error!(error = %e, "recording pull times at shutdown failed");
         }
         let meta = storage.meta().clone();
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || meta.flush()).await {

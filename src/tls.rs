@@ -18,7 +18,7 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
 /// How long in-flight HTTPS responses may take to finish at shutdown.
-const DRAIN: Duration = Duration::from_secs(30);
+pub const DRAIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 #[error("TLS certificate {cert} / key {key}: {reason}")]

@@ -295,6 +295,14 @@ impl Storage {
             other => other?,
         };
         let total = response.content_length();
+        // Within the quota (evicting if need be); else stream it through.
+        let keep = match total {
+            Some(size) => self.make_room(size).await?,
+            None => true,
+        };
+        if !keep {
+            tracing::warn!(%digest, size = total, "blob larger than max_size: streamed through, not cached");
+        }
         let blobs = self.blobs.clone();
         let temp = Arc::new(blocking(move || blobs.create_temp()).await?);
         let file = temp.file();
@@ -358,19 +366,25 @@ impl Storage {
         }
         let temp = Arc::try_unwrap(temp)
             .map_err(|_| CacheError::Internal("temp file still shared".into()))?;
-        let (meta, digest2) = (self.meta.clone(), digest.clone());
-        blocking(move || {
-            temp.commit(&digest2)?;
-            meta.put_blob(
-                &digest2,
-                &BlobRecord {
+        if keep {
+            let (meta, digest2) = (self.meta.clone(), digest.clone());
+            blocking(move || {
+                temp.commit(&digest2)?;
+                let record = BlobRecord {
                     size: written,
                     stored_at: unix_now(),
-                },
-            )
-        })
-        .await?;
-        tracing::info!(%digest, %repo, bytes = written, "blob cached");
+                };
+                meta.put_blob(&digest2, &record)?;
+                // Durable before anyone is told it is stored.
+                meta.flush()
+            })
+            .await?;
+            self.quota.add(written);
+            tracing::info!(%digest, %repo, bytes = written, "blob cached");
+        } else {
+            // Dropping the temp file unlinks it; readers keep their handle.
+            drop(temp);
+        }
         progress.send_replace(Progress::Done {
             file,
             size: written,

@@ -31,7 +31,7 @@ pub struct VerifyReport {
 
 /// Everything some repository still references: its manifests, their
 /// children, and the blobs of both.
-fn live_set(meta: &MetaStore) -> Result<BTreeSet<Digest>, StoreError> {
+pub(super) fn live_set(meta: &MetaStore) -> Result<BTreeSet<Digest>, StoreError> {
     closure(
         meta,
         meta.all_members()?.into_iter().map(|(_, d)| d).collect(),
@@ -39,7 +39,10 @@ fn live_set(meta: &MetaStore) -> Result<BTreeSet<Digest>, StoreError> {
 }
 
 /// The manifests `roots`, their children, and the blobs of all of them.
-fn closure(meta: &MetaStore, mut pending: Vec<Digest>) -> Result<BTreeSet<Digest>, StoreError> {
+pub(super) fn closure(
+    meta: &MetaStore,
+    mut pending: Vec<Digest>,
+) -> Result<BTreeSet<Digest>, StoreError> {
     let mut live = BTreeSet::new();
     while let Some(digest) = pending.pop() {
         if !live.insert(digest.clone()) {
@@ -54,7 +57,11 @@ fn closure(meta: &MetaStore, mut pending: Vec<Digest>) -> Result<BTreeSet<Digest
 }
 
 /// Removes one stored object with its records; returns its size.
-fn remove_content(blobs: &BlobStore, meta: &MetaStore, digest: &Digest) -> Result<u64, StoreError> {
+pub(super) fn remove_content(
+    blobs: &BlobStore,
+    meta: &MetaStore,
+    digest: &Digest,
+) -> Result<u64, StoreError> {
     let size = blobs.open_blob(digest)?.map_or(0, |(_, size)| size);
     blobs.remove(digest)?;
     meta.remove_manifest(digest)?;
@@ -85,6 +92,7 @@ impl Storage {
         for digest in &freed {
             self.manifests.forget(digest);
         }
+        self.quota.sub(bytes);
         Ok(bytes)
     }
 
@@ -115,6 +123,7 @@ impl Storage {
         for digest in &freed {
             self.manifests.forget(digest);
         }
+        self.quota.sub(report.bytes);
         if report != GcReport::default() {
             tracing::info!(
                 removed = report.removed,

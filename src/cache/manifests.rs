@@ -110,11 +110,17 @@ impl Storage {
             digest.clone(),
             fetched.bytes.clone(),
         );
-        blocking(move || {
+        let size = fetched.bytes.len() as u64;
+        let stored = blocking(move || {
+            let new = !blobs.contains(&d);
             blobs.put_verified(&d, &bytes)?;
-            meta.put_manifest(&d, &record)
+            meta.put_manifest(&d, &record)?;
+            Ok(new)
         })
         .await?;
+        if stored {
+            self.quota.add(size);
+        }
         let hit = ManifestHit {
             digest: digest.clone(),
             media_type,
@@ -151,7 +157,9 @@ impl Cache {
         if let Some(hit) = self.storage.stored_manifest(digest).await? {
             METRICS.cache("manifest", true);
             // A digest, once stored, never causes upstream traffic.
-            self.add_to_repo(&local, repo, digest)?;
+            if self.add_to_repo(&local, repo, digest)? {
+                self.storage.meta.flush_async().await?;
+            }
             return Ok(hit);
         }
         METRICS.cache("manifest", false);
@@ -162,6 +170,9 @@ impl Cache {
                     .fetch(repo, &digest.to_string(), Some(digest), accept)
                     .await?;
                 self.add_to_repo(&local, repo, digest)?;
+                // Durable before the client is answered: a crash must not
+                // forget what a client was told is cached.
+                self.storage.meta.flush_async().await?;
                 Ok(hit)
             })
             .await
@@ -180,6 +191,7 @@ impl Cache {
             if fresh || self.upstream.is_down() {
                 if let Some(hit) = self.storage.stored_manifest(&record.digest).await? {
                     METRICS.cache("manifest", true);
+                    self.storage.note_pull(&local, tag.as_str());
                     if !fresh {
                         tracing::warn!(repo = %local, %tag, "upstream down: serving cached tag without revalidation");
                     }
@@ -208,6 +220,7 @@ impl Cache {
         let Some(record) = record else {
             let hit = self.fetch(repo, tag.as_str(), None, accept).await?;
             self.point_tag(local, repo, tag, &hit)?;
+            self.storage.meta.flush_async().await?;
             return Ok(hit);
         };
         let head = match self
@@ -240,6 +253,7 @@ impl Cache {
             None => self.fetch(repo, tag.as_str(), None, accept).await?,
         };
         self.point_tag(local, repo, tag, &hit)?;
+        self.storage.meta.flush_async().await?;
         Ok(hit)
     }
 
@@ -280,6 +294,7 @@ impl Cache {
             media_type: hit.media_type.clone(),
             size: hit.bytes.len() as u64,
             confirmed_at: unix_now(),
+            last_pulled: unix_now(),
         };
         let meta = &self.storage.meta;
         let previous = meta.put_tag(local, tag.as_str(), &record)?;
@@ -309,15 +324,22 @@ impl Cache {
         Ok(())
     }
 
-    fn add_to_repo(&self, local: &str, repo: &RepoName, digest: &Digest) -> Result<(), CacheError> {
+    /// Records a manifest in a repository; true if that changed anything.
+    fn add_to_repo(
+        &self,
+        local: &str,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, CacheError> {
         let meta = &self.storage.meta;
         // Checked first so a warm pull by digest writes nothing.
         if !meta.is_member(local, digest)? && meta.add_member(local, digest)? {
             let mut change = Change::default();
             self.count_new_manifest(digest, &mut change)?;
             self.bump_version(local, repo, change)?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// The repository's single version moves on whenever its content changes.

@@ -10,6 +10,7 @@ mod listing;
 mod maintenance;
 mod manifest_info;
 mod manifests;
+mod quota;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -36,18 +37,42 @@ pub struct Storage {
     meta: MetaStore,
     downloads: Downloads,
     manifests: ManifestMemo,
+    quota: quota::Quota,
+    /// One eviction at a time.
+    evicting: tokio::sync::Mutex<()>,
 }
 
 impl Storage {
     /// Opens the data directory (blocking; call at start-up).
     pub fn open(data_dir: &Path) -> Result<Arc<Storage>, StoreError> {
+        Storage::open_with_quota(data_dir, None)
+    }
+
+    /// Opens the data directory with a `max_size` in bytes.
+    pub fn open_with_quota(
+        data_dir: &Path,
+        max_size: Option<u64>,
+    ) -> Result<Arc<Storage>, StoreError> {
         std::fs::create_dir_all(data_dir)?;
+        let meta = MetaStore::open(&data_dir.join("meta"))?;
+        let used = if max_size.is_some() {
+            quota::measure(&meta)?
+        } else {
+            0
+        };
         Ok(Arc::new(Storage {
             blobs: BlobStore::open(data_dir)?,
-            meta: MetaStore::open(&data_dir.join("meta"))?,
+            meta,
             downloads: Downloads::default(),
             manifests: ManifestMemo::default(),
+            quota: quota::Quota::new(max_size, used),
+            evicting: tokio::sync::Mutex::new(()),
         }))
+    }
+
+    /// Bytes stored (tracked only when a quota is set).
+    pub fn used_bytes(&self) -> u64 {
+        self.quota.used()
     }
 
     pub fn blobs(&self) -> &BlobStore {

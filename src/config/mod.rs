@@ -43,6 +43,11 @@ pub struct Config {
     pub tag_ttl_secs: u64,
     #[serde(default, rename = "cache")]
     pub caches: Vec<CacheConfig>,
+    /// Most bytes of cached content to keep, e.g. "50GiB" or a number of
+    /// bytes; the least recently pulled images are evicted to stay under
+    /// it. Unset: no limit.
+    #[serde(default, deserialize_with = "size::deserialize")]
+    pub max_size: Option<u64>,
     /// Seconds between background garbage collections (0: never).
     #[serde(default = "default_gc_interval")]
     pub gc_interval_secs: u64,
@@ -84,8 +89,9 @@ pub struct CacheConfig {
     pub connect_timeout_secs: u64,
     #[serde(default = "default_read_timeout")]
     pub read_timeout_secs: u64,
-    /// Map single-component names to `library/<name>`. Defaults to on for
-    /// Docker Hub upstreams, off elsewhere.
+    /// Map single-component names to `library/<name>`, Docker Hub's
+    /// convention (on by default; turn off for a private registry whose
+    /// repositories have single-component names).
     #[serde(default)]
     pub library_prefix: Option<bool>,
     /// Extra CA certificates as inline PEM (the API's `ca_cert`).
@@ -195,6 +201,62 @@ impl Config {
     }
 }
 
+/// Sizes written as `10GiB`, `512MB`, `1024` (bytes).
+mod size {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::Bytes(n)) => Ok(Some(n)),
+            Some(Raw::Text(t)) => parse(&t).map(Some).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "invalid size {t:?}: use e.g. 50GiB, 500MB or bytes"
+                ))
+            }),
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<u64> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: f64 = number.parse().ok()?;
+        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1000 * 1000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1000 * 1000 * 1000,
+            "gib" => 1 << 30,
+            "t" | "tb" => 1000u64.pow(4),
+            "tib" => 1 << 40,
+            _ => return None,
+        };
+        Some((number * factor as f64) as u64)
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn sizes() {
+        assert_eq!(parse("10GiB"), Some(10 << 30));
+        assert_eq!(parse("1.5 MB"), Some(1_500_000));
+        assert_eq!(parse("42"), Some(42));
+        assert_eq!(parse("ten"), None);
+        assert_eq!(parse("5 parsecs"), None);
+    }
+}
+
 /// Two base paths overlap when one is a path prefix of the other.
 pub fn overlaps(a: &str, b: &str) -> bool {
     let prefix_of = |p: &str, q: &str| q == p || q.starts_with(&format!("{p}/"));
@@ -262,7 +324,7 @@ impl CacheConfig {
     }
 
     pub fn library_prefix(&self) -> bool {
-        self.library_prefix.unwrap_or_else(|| self.is_docker_hub())
+        self.library_prefix.unwrap_or(true)
     }
 
     /// The registry host clients name in `?ns=`: `docker.io` for Docker Hub,

@@ -207,10 +207,16 @@ async fn dispatch(
                 ReferenceError::Tag => RegistryError::TagInvalid(e.to_string()),
                 ReferenceError::Digest(d) => RegistryError::DigestInvalid(d.to_string()),
             })?;
-            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            // Clients (skopeo, podman) send several Accept lines: all count.
+            let accept: Vec<&str> = headers
+                .get_all(header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            let accept = (!accept.is_empty()).then(|| accept.join(", "));
             let hit = route
                 .cache
-                .manifest(&route.repo, &reference, accept)
+                .manifest(&route.repo, &reference, accept.as_deref())
                 .await
                 .map_err(|e| {
                     RegistryError::cache(e, json!({ "reference": reference.to_string() }))

@@ -86,6 +86,16 @@ impl MetaStore {
         }
     }
 
+    pub fn remove_tag(&self, repo: &str, tag: &str) -> Result<(), StoreError> {
+        self.tags.remove(tag_key(repo, tag))?;
+        Ok(())
+    }
+
+    pub fn remove_member(&self, repo: &str, digest: &Digest) -> Result<(), StoreError> {
+        self.members.remove(tag_key(repo, &digest.to_string()))?;
+        Ok(())
+    }
+
     /// The tags of a repository, sorted by name.
     pub fn tags_of(&self, repo: &str) -> Result<Vec<(String, TagRecord)>, StoreError> {
         let prefix = tag_key(repo, "");
@@ -331,6 +341,12 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Makes every write so far durable, without blocking a thread.
+    pub async fn flush_async(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
     /// Makes every write so far durable (blocking).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
@@ -352,6 +368,7 @@ mod tests {
             media_type: MediaType::new(MediaType::OCI_MANIFEST),
             size: 1,
             confirmed_at: 0,
+            last_pulled: 0,
         };
         meta.put_tag("c/a/b", "1", &rec).unwrap();
         meta.put_tag("c/a/b", "2", &rec).unwrap();

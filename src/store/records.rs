@@ -19,6 +19,9 @@ pub struct TagRecord {
     pub media_type: MediaType,
     pub size: u64,
     pub confirmed_at: u64,
+    /// When a client last pulled it (flushed from memory in batches); the
+    /// least recently pulled images are evicted first.
+    pub last_pulled: u64,
 }
 
 /// What ferry knows of a stored manifest beyond its bytes.
@@ -166,6 +169,7 @@ mod tests {
             media_type: MediaType::new(MediaType::OCI_MANIFEST),
             size: 7,
             confirmed_at: 42,
+            last_pulled: 42,
         };
         let bytes = encode(&rec).unwrap();
         assert_eq!(decode::<TagRecord>(b"k", &bytes).unwrap(), rec);

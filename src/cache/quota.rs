@@ -1,0 +1,192 @@
+//! The size quota: ferry tracks the bytes it stores, and before a download
+//! that would exceed `max_size` it evicts the least recently pulled images
+//! (a tag, then whatever nothing kept references). Pull recency is kept in
+//! memory and written to the tag records in batches, not on every pull.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use super::error::{blocking, CacheError};
+use super::maintenance::{closure, live_set, remove_content};
+use super::Storage;
+use crate::metrics::METRICS;
+use crate::store::{unix_now, Change, MetaStore, StoreError};
+
+/// Bytes stored, against an optional ceiling.
+#[derive(Default)]
+pub struct Quota {
+    pub max: Option<u64>,
+    used: AtomicU64,
+    /// (repository, tag) → last pull, not yet written to the store.
+    recent: Mutex<HashMap<(String, String), u64>>,
+}
+
+impl Quota {
+    pub fn new(max: Option<u64>, used: u64) -> Quota {
+        Quota {
+            max,
+            used: AtomicU64::new(used),
+            recent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn add(&self, bytes: u64) {
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn sub(&self, bytes: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                Some(u.saturating_sub(bytes))
+            });
+    }
+
+    fn take_recent(&self) -> HashMap<(String, String), u64> {
+        std::mem::take(&mut *self.recent.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// The bytes the store holds now (blocking; at start-up).
+pub fn measure(meta: &MetaStore) -> Result<u64, StoreError> {
+    let blobs: u64 = meta.blob_records()?.iter().map(|(_, r)| r.size).sum();
+    let mut manifests = 0;
+    for item in meta.manifests() {
+        manifests += item?.1.size;
+    }
+    Ok(blobs + manifests)
+}
+
+impl Storage {
+    /// Records a pull of a tag, in memory only.
+    pub fn note_pull(&self, repo: &str, tag: &str) {
+        if self.quota.max.is_some() {
+            let mut recent = self.quota.recent.lock().unwrap_or_else(|p| p.into_inner());
+            recent.insert((repo.to_string(), tag.to_string()), unix_now());
+        }
+    }
+
+    /// Writes the pulls noted since the last flush into the tag records.
+    pub async fn flush_recency(&self) -> Result<(), CacheError> {
+        let recent = self.quota.take_recent();
+        if recent.is_empty() {
+            return Ok(());
+        }
+        let meta = self.meta.clone();
+        blocking(move || {
+            for ((repo, tag), at) in recent {
+                if let Some(mut record) = meta.tag(&repo, &tag)? {
+                    record.last_pulled = record.last_pulled.max(at);
+                    meta.put_tag(&repo, &tag, &record)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Whether `size` more bytes may be cached, evicting to make room. A
+    /// blob larger than the whole quota is never cached (false).
+    pub async fn make_room(&self, size: u64) -> Result<bool, CacheError> {
+        let Some(max) = self.quota.max else {
+            return Ok(true);
+        };
+        if size > max {
+            return Ok(false);
+        }
+        if self.quota.used() + size <= max {
+            return Ok(true);
+        }
+        self.flush_recency().await?;
+        let _one_at_a_time = self.evicting.lock().await;
+        let need = (self.quota.used() + size).saturating_sub(max);
+        if need == 0 {
+            return Ok(true);
+        }
+        let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
+        let (freed, digests) = blocking(move || evict(&meta, &blobs, need)).await?;
+        self.quota.sub(freed);
+        for digest in &digests {
+            self.manifests.forget(digest);
+        }
+        Ok(self.quota.used() + size <= max)
+    }
+}
+
+/// Evicts tags, least recently pulled first, until `need` bytes are free.
+fn evict(
+    meta: &MetaStore,
+    blobs: &crate::store::BlobStore,
+    need: u64,
+) -> Result<(u64, Vec<crate::domain::Digest>), StoreError> {
+    let mut tags = Vec::new();
+    for (repo, _) in meta.repos()? {
+        for (tag, record) in meta.tags_of(&repo)? {
+            tags.push((
+                record.last_pulled.max(record.confirmed_at),
+                repo.clone(),
+                tag,
+                record.digest,
+            ));
+        }
+    }
+    tags.sort();
+    let (mut freed, mut removed) = (0, Vec::new());
+    for (_, repo, tag, digest) in tags {
+        if freed >= need {
+            break;
+        }
+        meta.remove_tag(&repo, &tag)?;
+        let still_tagged = meta.tags_of(&repo)?.iter().any(|(_, r)| r.digest == digest);
+        if !still_tagged {
+            meta.remove_member(&repo, &digest)?;
+        }
+        let live = live_set(meta)?;
+        let mut bytes = 0;
+        for candidate in closure(meta, vec![digest.clone()])?.difference(&live) {
+            bytes += remove_content(blobs, meta, candidate)?;
+            removed.push(candidate.clone());
+        }
+        let change = Change {
+            removed: crate::store::Counts {
+                tags: 1,
+                manifests: u64::from(!still_tagged),
+                blobs: 0,
+            },
+            ..Change::default()
+        };
+        meta.update_repo(&repo, |r| {
+            let mut r = r.unwrap_or_else(|| unreachable_repo(&repo));
+            r.version += 1;
+            r.updated_at = unix_now();
+            r.last_change = change;
+            r
+        })?;
+        freed += bytes;
+        METRICS.evicted();
+        tracing::info!(repository = %repo, %tag, %digest, bytes, "evicted to stay within max_size");
+    }
+    Ok((freed, removed))
+}
+
+/// A tag exists only inside a recorded repository; should the record be
+/// missing, a fresh one keeps the store consistent.
+fn unreachable_repo(repo: &str) -> crate::store::RepoRecord {
+    crate::store::RepoRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        cache: repo.split('/').next().unwrap_or_default().to_string(),
+        upstream_name: repo
+            .split_once('/')
+            .map(|(_, r)| r.to_string())
+            .unwrap_or_default(),
+        version: 0,
+        created_at: unix_now(),
+        updated_at: unix_now(),
+        last_change: Change::default(),
+    }
+}

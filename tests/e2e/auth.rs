@@ -1,0 +1,83 @@
+//! Upstreams that require credentials: ferry holds them (config file), the
+//! client needs none.
+
+use reqwest::StatusCode;
+
+use crate::support::images::{self, Flavor};
+use crate::support::*;
+
+/// Docker Hub style: 401 + Bearer challenge, tokens from an issuer that
+/// wants Basic credentials. Tokens live 300 s, so repeated pulls must reuse
+/// them instead of asking the issuer every time.
+#[tokio::test]
+async fn token_auth_upstream_with_configured_credentials() {
+    let issuer = TokenIssuer::start(Some((USER, PASSWORD))).await;
+    let upstream = Upstream::start(UpstreamAuth::Token(&issuer)).await;
+    let image = images::busybox(Flavor::Docker, "1.36");
+    RegistryClient::new(&upstream.url())
+        .with_credentials(USER, PASSWORD)
+        .push_image(BUSYBOX, "1.36", &image)
+        .await;
+    let ferry = Ferry::start(&[CacheSpec::new(CACHE, &upstream.url())
+        .credentials(USER, PASSWORD)
+        .tag_ttl(0)]);
+
+    assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
+    let after_first_pull = issuer.requests();
+    assert!(after_first_pull >= 1, "ferry never asked the token issuer");
+
+    // TTL 0: each pull revalidates the tag upstream, with a cached token.
+    let via = RegistryClient::new(&ferry.url());
+    for _ in 0..10 {
+        let got = via
+            .get_manifest(&format!("{CACHE}/{BUSYBOX}"), "1.36")
+            .await;
+        assert_eq!(got.status, StatusCode::OK);
+        assert_eq!(got.body, image.manifest);
+    }
+    assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, &image.digest), &image).await;
+    let more = issuer.requests() - after_first_pull;
+    assert!(
+        more <= 1,
+        "{more} more token requests for 11 repeated pulls: tokens are not reused"
+    );
+}
+
+#[tokio::test]
+async fn htpasswd_upstream_with_configured_credentials() {
+    let upstream = Upstream::start(UpstreamAuth::Basic).await;
+    let image = images::busybox(Flavor::Docker, "1.36");
+    RegistryClient::new(&upstream.url())
+        .with_credentials(USER, PASSWORD)
+        .push_image(BUSYBOX, "1.36", &image)
+        .await;
+    let ferry = Ferry::start(&[CacheSpec::new(CACHE, &upstream.url()).credentials(USER, PASSWORD)]);
+    assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
+    assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, &image.digest), &image).await;
+}
+
+/// Without credentials ferry must not pretend: the pull fails.
+#[tokio::test]
+async fn htpasswd_upstream_without_credentials_fails_the_pull() {
+    let upstream = Upstream::start(UpstreamAuth::Basic).await;
+    let image = images::busybox(Flavor::Docker, "1.36");
+    RegistryClient::new(&upstream.url())
+        .with_credentials(USER, PASSWORD)
+        .push_image(BUSYBOX, "1.36", &image)
+        .await;
+    let ferry = Ferry::start_simple(&upstream.url());
+    let got = RegistryClient::new(&ferry.url())
+        .get_manifest(&format!("{CACHE}/{BUSYBOX}"), "1.36")
+        .await;
+    assert!(
+        got.status.is_client_error() || got.status.is_server_error(),
+        "status {}",
+        got.status
+    );
+    let dest = tempfile::tempdir().unwrap();
+    assert!(
+        !skopeo_copy(&via_ferry(&ferry, BUSYBOX, "1.36"), dest.path(), None)
+            .await
+            .success
+    );
+}

@@ -1,0 +1,17 @@
+//! ferry end-to-end tests: a real docker-registry upstream, the ferry binary
+//! in between, and real clients (skopeo, podman, raw HTTP) in front.
+//!
+//! Run: `cargo test --test e2e`. Needs on PATH `docker-registry`, `skopeo`,
+//! `podman`, `htpasswd`, `openssl`, and `/bin/busybox` (Debian packages
+//! docker-registry skopeo podman apache2-utils openssl busybox-static).
+//! `FERRY_E2E_LOG` sets ferry's RUST_LOG (default `debug`); a failing test
+//! prints the tail of ferry's log. `harness_selftest` checks the harness
+//! against docker-registry alone, to tell harness faults from ferry faults.
+mod support;
+
+mod api;
+mod auth;
+mod faults;
+mod harness_selftest;
+mod offline;
+mod pull;

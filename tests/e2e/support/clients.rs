@@ -1,0 +1,185 @@
+//! Wrappers around the real clients a user would run: skopeo and podman.
+//! Every command is bounded in time. Nothing under /etc is relied upon:
+//! policy and registries.conf are written to a temp dir and passed in.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::util::{run_bounded, CmdOutput};
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// Per-client scratch: signature policy, an empty registries.conf (no
+/// mirrors or short-name aliases from the host) and an empty auth file.
+struct ClientEnv {
+    dir: tempfile::TempDir,
+}
+
+impl ClientEnv {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("policy.json"),
+            r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("registries.conf"),
+            "unqualified-search-registries = []\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("auth.json"), "{}").unwrap();
+        ClientEnv { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self, program: &str) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.env("CONTAINERS_REGISTRIES_CONF", self.path("registries.conf"))
+            .env("REGISTRY_AUTH_FILE", self.path("auth.json"))
+            .env("HOME", self.dir.path());
+        cmd
+    }
+}
+
+/// `user:password` for `--src-creds` / `--creds`.
+pub type Creds<'a> = Option<(&'a str, &'a str)>;
+
+/// `skopeo copy docker://IMAGE dir:DEST` (plain HTTP allowed). `image` is
+/// `HOST:PORT/repo:tag` or `HOST:PORT/repo@sha256:...`.
+pub async fn skopeo_copy(image: &str, dest: &Path, creds: Creds<'_>) -> CmdOutput {
+    let env = ClientEnv::new();
+    let mut cmd = env.command("skopeo");
+    cmd.arg("--insecure-policy")
+        .args(["copy", "--src-tls-verify=false", "--retry-times=0"]);
+    if let Some((u, p)) = creds {
+        cmd.arg(format!("--src-creds={u}:{p}"));
+    }
+    cmd.arg(format!("docker://{image}"))
+        .arg(format!("dir:{}", dest.display()));
+    run_bounded(cmd, LIMIT).await
+}
+
+/// `skopeo inspect --raw docker://IMAGE`: the manifest bytes as served.
+pub async fn skopeo_inspect_raw(image: &str, creds: Creds<'_>) -> CmdOutput {
+    let env = ClientEnv::new();
+    let mut cmd = env.command("skopeo");
+    cmd.arg("--insecure-policy").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--retry-times=0",
+    ]);
+    if let Some((u, p)) = creds {
+        cmd.arg(format!("--creds={u}:{p}"));
+    }
+    cmd.arg(format!("docker://{image}"));
+    run_bounded(cmd, LIMIT).await
+}
+
+/// What `skopeo copy ... dir:` wrote: `manifest.json` and one file per blob,
+/// named by the digest's hex.
+pub struct DirImage {
+    pub manifest: Bytes,
+    root: PathBuf,
+}
+
+impl DirImage {
+    pub fn read(root: &Path) -> DirImage {
+        let manifest =
+            std::fs::read(root.join("manifest.json")).expect("dir: image has manifest.json");
+        DirImage {
+            manifest: manifest.into(),
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// The blob stored for `digest` (`sha256:hex`).
+    pub fn blob(&self, digest: &str) -> Bytes {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        std::fs::read(self.root.join(hex))
+            .unwrap_or_else(|e| panic!("blob {digest} in dir image: {e}"))
+            .into()
+    }
+}
+
+/// A throwaway podman store (vfs driver, no cgroups, file events) so tests
+/// neither need nor touch the host's container storage.
+pub struct Podman {
+    env: ClientEnv,
+}
+
+impl Default for Podman {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Podman {
+    pub fn new() -> Self {
+        Podman {
+            env: ClientEnv::new(),
+        }
+    }
+
+    fn command(&self) -> tokio::process::Command {
+        let mut cmd = self.env.command("podman");
+        cmd.arg("--root")
+            .arg(self.env.path("root"))
+            .arg("--runroot")
+            .arg(self.env.path("run"))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+            ]);
+        cmd.arg("--tmpdir").arg(self.env.path("tmp"));
+        cmd
+    }
+
+    /// `podman pull --tls-verify=false [--arch ARCH] IMAGE`.
+    pub async fn pull(&self, image: &str, arch: Option<&str>, creds: Creds<'_>) -> CmdOutput {
+        let mut cmd = self.command();
+        cmd.args(["pull", "--tls-verify=false", "--quiet"]);
+        cmd.arg("--signature-policy")
+            .arg(self.env.path("policy.json"));
+        if let Some(a) = arch {
+            cmd.args(["--arch", a]);
+        }
+        if let Some((u, p)) = creds {
+            cmd.arg(format!("--creds={u}:{p}"));
+        }
+        cmd.arg(image);
+        run_bounded(cmd, LIMIT).await
+    }
+
+    /// `podman image inspect --format TEMPLATE IMAGE`, trimmed.
+    pub async fn inspect(&self, image: &str, template: &str) -> String {
+        let mut cmd = self.command();
+        cmd.args(["image", "inspect", "--format", template, image]);
+        run_bounded(cmd, LIMIT)
+            .await
+            .expect_ok("podman image inspect")
+            .stdout
+            .trim()
+            .to_string()
+    }
+
+    /// The image's ID (its config digest hex) and the manifest digest podman
+    /// recorded for it.
+    pub async fn image_id_and_digest(&self, image: &str) -> (String, String) {
+        let out = self.inspect(image, "{{.Id}} {{.Digest}}").await;
+        let (id, digest) = out
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("unexpected inspect output {out:?}"));
+        (id.to_string(), digest.to_string())
+    }
+}

@@ -1,0 +1,254 @@
+//! The ferry process under test: started with CLI flags (or a TOML config
+//! when a cache needs credentials or timeouts), ready once it prints
+//! `listening on 127.0.0.1:PORT` on stdout, killed on drop, restartable on
+//! the same data dir.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The binary under test: the one cargo built for this test run, unless
+/// `FERRY_BIN` points at another build (e.g. the static release binary).
+pub fn ferry_bin() -> PathBuf {
+    std::env::var_os("FERRY_BIN").map_or_else(|| env!("CARGO_BIN_EXE_ferry").into(), PathBuf::from)
+}
+
+/// Base path under which the default cache is served.
+pub const CACHE: &str = "docker-cache";
+
+/// One `[[cache]]` entry.
+#[derive(Clone, Debug, Default)]
+pub struct CacheSpec {
+    pub base_path: String,
+    pub upstream: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub tag_ttl_secs: Option<u64>,
+    pub connect_timeout_secs: Option<u64>,
+    pub read_timeout_secs: Option<u64>,
+}
+
+impl CacheSpec {
+    pub fn new(base_path: &str, upstream: &str) -> Self {
+        CacheSpec {
+            base_path: base_path.into(),
+            upstream: upstream.into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn credentials(mut self, user: &str, password: &str) -> Self {
+        self.username = Some(user.into());
+        self.password = Some(password.into());
+        self
+    }
+
+    pub fn tag_ttl(mut self, secs: u64) -> Self {
+        self.tag_ttl_secs = Some(secs);
+        self
+    }
+
+    pub fn timeouts(mut self, connect_secs: u64, read_secs: u64) -> Self {
+        self.connect_timeout_secs = Some(connect_secs);
+        self.read_timeout_secs = Some(read_secs);
+        self
+    }
+
+    /// Whether only the config file can express this entry.
+    fn needs_config(&self) -> bool {
+        self.username.is_some()
+            || self.connect_timeout_secs.is_some()
+            || self.read_timeout_secs.is_some()
+    }
+}
+
+pub struct Ferry {
+    args: Vec<String>,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    addr: String,
+}
+
+impl Ferry {
+    /// ferry with one cache `docker-cache` → `upstream` and default TTL.
+    pub fn start_simple(upstream: &str) -> Ferry {
+        Ferry::start(&[CacheSpec::new(CACHE, upstream)])
+    }
+
+    /// ferry with one cache `docker-cache` → `upstream` and a tag TTL.
+    pub fn start_with_ttl(upstream: &str, ttl: u64) -> Ferry {
+        Ferry::start(&[CacheSpec::new(CACHE, upstream).tag_ttl(ttl)])
+    }
+
+    /// Uses CLI flags when every cache fits `--cache NAME=URL` (and one
+    /// common TTL), else writes a TOML config and passes `--config`.
+    pub fn start(caches: &[CacheSpec]) -> Ferry {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let ttls: Vec<_> = caches.iter().map(|c| c.tag_ttl_secs).collect();
+        let cli_ok =
+            !caches.iter().any(CacheSpec::needs_config) && ttls.windows(2).all(|w| w[0] == w[1]);
+        let mut args: Vec<String> = vec!["serve".into()];
+        if cli_ok {
+            args.extend([
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--data-dir".into(),
+                data_dir.display().to_string(),
+            ]);
+            for c in caches {
+                args.extend(["--cache".into(), format!("{}={}", c.base_path, c.upstream)]);
+            }
+            if let Some(Some(ttl)) = ttls.first() {
+                args.extend(["--tag-ttl-secs".into(), ttl.to_string()]);
+            }
+        } else {
+            let path = dir.path().join("ferry.toml");
+            std::fs::write(&path, config_toml(&data_dir, caches)).unwrap();
+            args.extend(["--config".into(), path.display().to_string()]);
+        }
+        let mut ferry = Ferry {
+            args,
+            dir,
+            child: None,
+            addr: String::new(),
+        };
+        ferry.spawn();
+        ferry
+    }
+
+    fn spawn(&mut self) {
+        let stderr = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut child = Command::new(ferry_bin())
+            .args(&self.args)
+            .env(
+                "RUST_LOG",
+                std::env::var("FERRY_E2E_LOG").unwrap_or_else(|_| "debug".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", ferry_bin().display()));
+        // Read stdout on a thread so the wait for the line is bounded.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                    break;
+                }
+            }
+            // Keep draining so ferry never blocks on a full stdout pipe.
+            for _ in lines {}
+        });
+        self.child = Some(child);
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => self.addr = addr,
+            Err(_) => {
+                self.kill();
+                panic!(
+                    "ferry did not print `listening on ADDR` within 30 s (args {:?}); stderr:\n{}",
+                    self.args,
+                    self.log()
+                );
+            }
+        }
+    }
+
+    /// Kills ferry and starts it again with the same arguments and data dir.
+    /// The port changes (it listens on :0).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// SIGKILL and reap: afterwards the data dir is free for a new process.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `127.0.0.1:PORT`, for image references.
+    pub fn host(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("ferry.stderr.log")
+    }
+
+    /// ferry's stderr so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Ferry {
+    fn drop(&mut self) {
+        self.kill();
+        // Keep logs of failing tests findable: print the path on panic.
+        if std::thread::panicking() {
+            eprintln!(
+                "--- ferry stderr ({}):\n{}",
+                self.log_path().display(),
+                tail(&self.log(), 60)
+            );
+        }
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn config_toml(data_dir: &Path, caches: &[CacheSpec]) -> String {
+    let q = |s: &str| serde_json::to_string(s).unwrap(); // a JSON string is a valid TOML basic string
+    let mut t = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {}\n",
+        q(&data_dir.display().to_string())
+    );
+    for c in caches {
+        let _ = write!(
+            t,
+            "\n[[cache]]\nbase_path = {}\nupstream = {}\n",
+            q(&c.base_path),
+            q(&c.upstream)
+        );
+        if let (Some(u), Some(p)) = (&c.username, &c.password) {
+            let _ = write!(t, "username = {}\npassword = {}\n", q(u), q(p));
+        }
+        for (key, v) in [
+            ("tag_ttl_secs", c.tag_ttl_secs),
+            ("connect_timeout_secs", c.connect_timeout_secs),
+            ("read_timeout_secs", c.read_timeout_secs),
+        ] {
+            if let Some(v) = v {
+                let _ = writeln!(t, "{key} = {v}");
+            }
+        }
+    }
+    t
+}

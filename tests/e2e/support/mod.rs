@@ -1,0 +1,79 @@
+//! Test support for ferry's end-to-end tests: real upstream registries,
+//! image builders, the ferry process, client wrappers and fakes.
+#![allow(dead_code)] // not every test module uses every helper
+
+pub mod clients;
+pub mod fake_proxy;
+pub mod ferry;
+pub mod images;
+pub mod registry_client;
+pub mod token;
+pub mod upstream;
+pub mod util;
+
+pub use clients::{skopeo_copy, skopeo_inspect_raw, DirImage, Podman};
+pub use fake_proxy::{FakeFaultProxy, Fault, PathKind};
+pub use ferry::{CacheSpec, Ferry, CACHE};
+pub use images::{Flavor, Image};
+pub use registry_client::RegistryClient;
+pub use token::TokenIssuer;
+pub use upstream::{Upstream, UpstreamAuth, PASSWORD, USER};
+pub use util::{digest_of, error_code, get_body, http_client, BodyRead};
+
+/// The repository most tests use upstream (Docker Hub's layout).
+pub const BUSYBOX: &str = "library/busybox";
+
+/// An unauthenticated upstream holding `library/busybox:1.36` (Docker
+/// schema 2). Returns the upstream and the pushed image.
+pub async fn upstream_with_busybox() -> (Upstream, Image) {
+    let upstream = Upstream::start(UpstreamAuth::None).await;
+    let image = images::busybox(Flavor::Docker, "1.36");
+    RegistryClient::new(&upstream.url())
+        .push_image(BUSYBOX, "1.36", &image)
+        .await;
+    (upstream, image)
+}
+
+/// Asserts that a `dir:` copy holds exactly `image`: same manifest bytes and
+/// every blob byte-identical.
+pub fn assert_dir_matches(dir: &std::path::Path, image: &Image) {
+    let copied = DirImage::read(dir);
+    assert_eq!(
+        digest_of(&copied.manifest),
+        image.digest,
+        "manifest digest differs from upstream"
+    );
+    assert_eq!(
+        copied.manifest, image.manifest,
+        "manifest bytes differ from upstream"
+    );
+    for blob in &image.blobs {
+        let got = copied.blob(&blob.digest);
+        assert_eq!(
+            digest_of(&got),
+            blob.digest,
+            "blob {} content differs",
+            blob.digest
+        );
+    }
+}
+
+/// An image reference `HOST/REPO:TAG` or `HOST/REPO@DIGEST`.
+pub fn image_ref(host: &str, repo: &str, reference: &str) -> String {
+    let sep = if reference.contains(':') { '@' } else { ':' };
+    format!("{host}/{repo}{sep}{reference}")
+}
+
+/// The same image as pulled through ferry's `docker-cache` base path.
+pub fn via_ferry(ferry: &Ferry, repo: &str, reference: &str) -> String {
+    image_ref(ferry.host(), &format!("{CACHE}/{repo}"), reference)
+}
+
+/// skopeo-copies `image_ref` into a temp dir and asserts it equals `image`.
+pub async fn assert_skopeo_copy_matches(image_ref: &str, image: &Image) {
+    let dest = tempfile::tempdir().unwrap();
+    skopeo_copy(image_ref, dest.path(), None)
+        .await
+        .expect_ok(&format!("skopeo copy {image_ref}"));
+    assert_dir_matches(dest.path(), image);
+}
