@@ -9,8 +9,8 @@ mod records;
 pub use blobs::{BlobStore, StoredBlob, TempBlob};
 pub use meta::MetaStore;
 pub use records::{
-    BlobRecord, Change, Counts, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord,
-    TagRecord, TaskRecord,
+    decode, encode, BlobRecord, Change, Counts, DistributionRecord, ManifestRecord, RemoteRecord,
+    RepoRecord, TagRecord, TaskRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
