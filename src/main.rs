@@ -283,23 +283,12 @@ where
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("ferry: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(work(storage)) {
-        Ok(code) => code,
-        Err(e) => {
+    run_command(async move {
+        work(storage).await.unwrap_or_else(|e| {
             eprintln!("ferry: {e}");
             ExitCode::FAILURE
-        }
-    }
+        })
+    })
 }
 
 /// Runs a management command against the API of a running ferry. The
@@ -316,60 +305,67 @@ fn manage(command: Command, config: &Config) -> ExitCode {
             .clone()
             .unwrap_or_else(|| format!("http://{}", config.listen))
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    run_command(async move {
+        let result = async {
+            let print = |lines: Vec<String>| lines.iter().for_each(|l| println!("{l}"));
+            match command {
+                Command::Serve | Command::Config { .. } | Command::Gc | Command::Verify => Ok(()),
+                Command::Remote { action, api } => {
+                    let c = Client::new(&url(&api), password.trim());
+                    match action {
+                        RemoteAction::List => c.remotes().await.map(print),
+                        RemoteAction::Create { name, upstream_url } => c
+                            .create_remote(&name, &upstream_url)
+                            .await
+                            .map(|href| println!("{href}")),
+                        RemoteAction::Delete { name } => c.delete_remote(&name).await,
+                    }
+                }
+                Command::Distribution { action, api } => {
+                    let c = Client::new(&url(&api), password.trim());
+                    match action {
+                        DistributionAction::List => c.distributions().await.map(print),
+                        DistributionAction::Create {
+                            name,
+                            base_path,
+                            remote,
+                            private,
+                        } => {
+                            c.create_distribution(&name, &base_path, &remote, private)
+                                .await
+                        }
+                        DistributionAction::Delete { name } => c.delete_distribution(&name).await,
+                    }
+                }
+                Command::Repository { action, api } => {
+                    let c = Client::new(&url(&api), password.trim());
+                    match action {
+                        RepositoryAction::List => c.repositories().await.map(print),
+                        RepositoryAction::Delete { name } => c.delete_repository(&name).await,
+                    }
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ferry: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Runs a command's work on a single-threaded runtime.
+fn run_command(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(r) => r,
+        Ok(runtime) => runtime.block_on(work),
         Err(e) => {
-            eprintln!("ferry: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        let print = |lines: Vec<String>| lines.iter().for_each(|l| println!("{l}"));
-        match command {
-            Command::Serve | Command::Config { .. } | Command::Gc | Command::Verify => Ok(()),
-            Command::Remote { action, api } => {
-                let c = Client::new(&url(&api), password.trim());
-                match action {
-                    RemoteAction::List => c.remotes().await.map(print),
-                    RemoteAction::Create { name, upstream_url } => c
-                        .create_remote(&name, &upstream_url)
-                        .await
-                        .map(|href| println!("{href}")),
-                    RemoteAction::Delete { name } => c.delete_remote(&name).await,
-                }
-            }
-            Command::Distribution { action, api } => {
-                let c = Client::new(&url(&api), password.trim());
-                match action {
-                    DistributionAction::List => c.distributions().await.map(print),
-                    DistributionAction::Create {
-                        name,
-                        base_path,
-                        remote,
-                        private,
-                    } => {
-                        c.create_distribution(&name, &base_path, &remote, private)
-                            .await
-                    }
-                    DistributionAction::Delete { name } => c.delete_distribution(&name).await,
-                }
-            }
-            Command::Repository { action, api } => {
-                let c = Client::new(&url(&api), password.trim());
-                match action {
-                    RepositoryAction::List => c.repositories().await.map(print),
-                    RepositoryAction::Delete { name } => c.delete_repository(&name).await,
-                }
-            }
-        }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ferry: {e}");
+            eprintln!("ferry: cannot start the runtime: {e}");
             ExitCode::FAILURE
         }
     }

@@ -9,7 +9,7 @@ use warp::http::Method;
 use warp::reply::Response as Reply;
 
 use super::http::{
-    filter, id_from_href, nullable, ok, paginate, timestamp, ApiError, Page, Request,
+    filter, id_from_href, nullable, ok, paginate, timestamp, ApiError, Page, Request, Target,
 };
 use super::{remotes, repositories, Api};
 use crate::store::{unix_micros, DistributionRecord};
@@ -195,11 +195,9 @@ pub async fn one(api: &Api, req: &Request, id: &str) -> Result<Reply, ApiError> 
 }
 
 pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, ApiError> {
-    match (rest, &req.method) {
-        ([], &Method::GET) => list(api, req).await,
-        ([], &Method::POST) => create(api, req).await,
-        ([], other) => Err(ApiError::method_not_allowed(other)),
-        ([id], _) => one(api, req, id).await,
-        _ => Err(ApiError::not_found()),
+    match Target::of(req, rest)? {
+        Target::List => list(api, req).await,
+        Target::Create => create(api, req).await,
+        Target::One(id) => one(api, req, id).await,
     }
 }

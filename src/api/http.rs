@@ -127,6 +127,25 @@ pub fn ok(body: &impl Serialize) -> Result<Reply, ApiError> {
     Ok(json_response(StatusCode::OK, body))
 }
 
+/// What a request to a collection endpoint (`.../` or `.../<id>/`) asks.
+pub enum Target<'a> {
+    List,
+    Create,
+    One(&'a str),
+}
+
+impl<'a> Target<'a> {
+    pub fn of(req: &Request, rest: &[&'a str]) -> Result<Target<'a>, ApiError> {
+        match (rest, &req.method) {
+            ([], &Method::GET) => Ok(Target::List),
+            ([], &Method::POST) => Ok(Target::Create),
+            ([], other) => Err(ApiError::method_not_allowed(other)),
+            ([id], _) => Ok(Target::One(id)),
+            _ => Err(ApiError::not_found()),
+        }
+    }
+}
+
 /// A paginated list: `{count, next, previous, results}` with `limit`/`offset`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
