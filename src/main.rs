@@ -62,7 +62,7 @@ enum Command {
 #[derive(clap::Args)]
 struct ApiArgs {
     /// ferry's address [default: http://<listen address of the config>].
-    #[arg(long, env = "FERRY_URL")]
+    #[arg(long, env = "FERRY_URL", global = true)]
     url: Option<String>,
 }
 
