@@ -203,6 +203,7 @@ impl Manager {
         validate_remote(&remote)?;
         remote.updated = unix_micros();
         self.meta.put_remote(&remote)?;
+        self.durable().await?;
         self.apply()?;
         Ok(remote)
     }
@@ -223,6 +224,7 @@ impl Manager {
             )));
         }
         self.meta.delete_remote(id)?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -259,6 +261,7 @@ impl Manager {
         }
         d.updated = unix_micros();
         self.meta.put_distribution(&d)?;
+        self.durable().await?;
         self.apply()?;
         Ok(d)
     }
@@ -268,6 +271,7 @@ impl Manager {
         let d = self.distribution(id).await?;
         refuse_config_defined(d.from_config)?;
         self.meta.delete_distribution(id)?;
+        self.durable().await?;
         self.apply()
     }
 
@@ -286,7 +290,16 @@ impl Manager {
         let meta = self.meta.clone();
         let id = task.id.clone();
         blocking(move || meta.put_task(&task, TASK_RETENTION_MICROS)).await?;
+        self.durable().await?;
         Ok(id)
+    }
+}
+
+impl Manager {
+    /// Every change is on disk before the API answers: an acknowledged
+    /// change must survive a crash.
+    async fn durable(&self) -> Result<(), ManageError> {
+        Ok(self.meta.flush_async().await?)
     }
 }
 

@@ -85,6 +85,7 @@ impl Storage {
                 bytes += remove_content(&blobs, &meta, digest)?;
                 freed.push(digest.clone());
             }
+            meta.flush()?;
             tracing::info!(repository = %name, bytes, objects = freed.len(), "repository deleted");
             Ok((bytes, freed))
         })
