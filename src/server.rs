@@ -153,11 +153,21 @@ impl Ferry {
         };
         let data_dir = config.data_dir.clone();
         let max_size = config.max_size;
-        let storage =
-            tokio::task::spawn_blocking(move || Storage::open_with_quota(&data_dir, max_size))
-                .await
-                .map_err(|e| storage_error(std::io::Error::other(e).into()))?
-                .map_err(storage_error)?;
+        let storage = tokio::task::spawn_blocking(move || {
+            let storage = Storage::open_with_quota(&data_dir, max_size)?;
+            // Nothing is downloading yet: any temp file is a crash's leftover.
+            let leftovers = storage.remove_leftover_temp_files()?;
+            if leftovers > 0 {
+                tracing::info!(
+                    files = leftovers,
+                    "removed temp files of an interrupted run"
+                );
+            }
+            Ok(storage)
+        })
+        .await
+        .map_err(|e| storage_error(std::io::Error::other(e).into()))?
+        .map_err(storage_error)?;
         let caches = Arc::new(Caches::new(storage, Vec::new()));
         let manager = Arc::new(Manager::new(caches.clone(), config.tag_ttl_secs));
         let (configured, data_dir, password) = (

@@ -59,6 +59,11 @@ impl Downloads {
     pub fn in_flight(&self) -> usize {
         self.lock().len()
     }
+
+    /// The digests being downloaded now.
+    pub fn digests(&self) -> Vec<Digest> {
+        self.lock().keys().cloned().collect()
+    }
 }
 
 /// A blob to send: stored, or still arriving.

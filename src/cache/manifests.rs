@@ -13,7 +13,7 @@ use super::manifest_info::{describe, effective_media_type};
 use super::{Cache, Storage};
 use crate::domain::{Digest, MediaType, Reference, RepoName, Tag};
 use crate::metrics::METRICS;
-use crate::store::{unix_now, Change, RepoRecord, TagRecord};
+use crate::store::{unix_millis, unix_now, Change, RepoRecord, TagRecord};
 use crate::upstream::{FetchedManifest, UpstreamError};
 
 /// A manifest ready to send.
@@ -294,7 +294,7 @@ impl Cache {
             media_type: hit.media_type.clone(),
             size: hit.bytes.len() as u64,
             confirmed_at: unix_now(),
-            last_pulled: unix_now(),
+            last_pulled: unix_millis(),
         };
         let meta = &self.storage.meta;
         let previous = meta.put_tag(local, tag.as_str(), &record)?;

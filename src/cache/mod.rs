@@ -70,6 +70,11 @@ impl Storage {
         }))
     }
 
+    /// Removes temp files a previous run left (at server start-up).
+    pub fn remove_leftover_temp_files(&self) -> Result<usize, StoreError> {
+        self.blobs.remove_temp_files()
+    }
+
     /// Bytes stored (tracked only when a quota is set).
     pub fn used_bytes(&self) -> u64 {
         self.quota.used()

@@ -3,22 +3,23 @@
 //! (a tag, then whatever nothing kept references). Pull recency is kept in
 //! memory and written to the tag records in batches, not on every pull.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::error::{blocking, CacheError};
 use super::maintenance::{closure, live_set, remove_content};
 use super::Storage;
+use crate::domain::Digest;
 use crate::metrics::METRICS;
-use crate::store::{unix_now, Change, MetaStore, StoreError};
+use crate::store::{unix_millis, unix_now, Change, MetaStore, StoreError};
 
 /// Bytes stored, against an optional ceiling.
 #[derive(Default)]
 pub struct Quota {
     pub max: Option<u64>,
     used: AtomicU64,
-    /// (repository, tag) → last pull, not yet written to the store.
+    /// (repository, tag) → last pull (ms), not yet written to the store.
     recent: Mutex<HashMap<(String, String), u64>>,
 }
 
@@ -67,7 +68,7 @@ impl Storage {
     pub fn note_pull(&self, repo: &str, tag: &str) {
         if self.quota.max.is_some() {
             let mut recent = self.quota.recent.lock().unwrap_or_else(|p| p.into_inner());
-            recent.insert((repo.to_string(), tag.to_string()), unix_now());
+            recent.insert((repo.to_string(), tag.to_string()), unix_millis());
         }
     }
 
@@ -108,8 +109,11 @@ impl Storage {
         if need == 0 {
             return Ok(true);
         }
+        // What is downloading now belongs to images being pulled: those
+        // are never evicted.
+        let pulling: BTreeSet<Digest> = self.downloads.digests().into_iter().collect();
         let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
-        let (freed, digests) = blocking(move || evict(&meta, &blobs, need)).await?;
+        let (freed, digests) = blocking(move || evict(&meta, &blobs, need, &pulling)).await?;
         self.quota.sub(freed);
         for digest in &digests {
             self.manifests.forget(digest);
@@ -123,16 +127,15 @@ fn evict(
     meta: &MetaStore,
     blobs: &crate::store::BlobStore,
     need: u64,
-) -> Result<(u64, Vec<crate::domain::Digest>), StoreError> {
+    pulling: &BTreeSet<Digest>,
+) -> Result<(u64, Vec<Digest>), StoreError> {
     let mut tags = Vec::new();
     for (repo, _) in meta.repos()? {
         for (tag, record) in meta.tags_of(&repo)? {
-            tags.push((
-                record.last_pulled.max(record.confirmed_at),
-                repo.clone(),
-                tag,
-                record.digest,
-            ));
+            let last_use = record
+                .last_pulled
+                .max(record.confirmed_at.saturating_mul(1000));
+            tags.push((last_use, repo.clone(), tag, record.digest));
         }
     }
     tags.sort();
@@ -140,6 +143,9 @@ fn evict(
     for (_, repo, tag, digest) in tags {
         if freed >= need {
             break;
+        }
+        if !closure(meta, vec![digest.clone()])?.is_disjoint(pulling) {
+            continue;
         }
         meta.remove_tag(&repo, &tag)?;
         let still_tagged = meta.tags_of(&repo)?.iter().any(|(_, r)| r.digest == digest);

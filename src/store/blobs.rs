@@ -20,15 +20,13 @@ pub struct BlobStore {
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl BlobStore {
-    /// Opens (creating) the tree under `data_dir` and removes temp files a
-    /// previous run left behind: nothing is downloading at start-up.
+    /// Opens (creating) the tree under `data_dir`.
     pub fn open(data_dir: &Path) -> Result<BlobStore, StoreError> {
         let store = BlobStore {
             root: data_dir.to_path_buf(),
         };
         fs::create_dir_all(store.root.join("blobs"))?;
         fs::create_dir_all(store.temp_dir())?;
-        store.remove_temp_files()?;
         Ok(store)
     }
 
@@ -36,6 +34,8 @@ impl BlobStore {
         self.root.join("tmp")
     }
 
+    /// Removes every temp file: what a previous run left behind (call at
+    /// start-up, when nothing is downloading).
     pub fn remove_temp_files(&self) -> Result<usize, StoreError> {
         let mut removed = 0;
         for entry in fs::read_dir(self.temp_dir())? {
@@ -288,7 +288,13 @@ mod tests {
         drop(temp);
         assert!(!path.exists());
         fs::write(dir.path().join("tmp/leftover.part"), b"x").unwrap();
-        BlobStore::open(dir.path()).unwrap();
+        assert_eq!(
+            BlobStore::open(dir.path())
+                .unwrap()
+                .remove_temp_files()
+                .unwrap(),
+            1
+        );
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 }

@@ -32,6 +32,11 @@ impl StoreError {
     }
 }
 
+/// Milliseconds since the Unix epoch (pull recency).
+pub fn unix_millis() -> u64 {
+    unix_micros() / 1000
+}
+
 /// Microseconds since the Unix epoch (API timestamps).
 pub fn unix_micros() -> u64 {
     std::time::SystemTime::now()

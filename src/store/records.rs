@@ -19,8 +19,9 @@ pub struct TagRecord {
     pub media_type: MediaType,
     pub size: u64,
     pub confirmed_at: u64,
-    /// When a client last pulled it (flushed from memory in batches); the
-    /// least recently pulled images are evicted first.
+    /// When a client last pulled it, in milliseconds since the epoch
+    /// (flushed from memory in batches); the least recently pulled images
+    /// are evicted first.
     pub last_pulled: u64,
 }
 

@@ -13,5 +13,8 @@ mod api;
 mod auth;
 mod faults;
 mod harness_selftest;
+mod management;
 mod offline;
+mod ops;
 mod pull;
+mod storage;

@@ -161,6 +161,56 @@ impl Podman {
         run_bounded(cmd, LIMIT).await
     }
 
+    /// `podman login --tls-verify=false -u USER --password-stdin HOST`, the
+    /// password written to stdin. Later pulls of this store use the login.
+    pub async fn login(&self, host: &str, user: &str, password: &str) -> CmdOutput {
+        use std::process::Stdio;
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = self.command();
+        cmd.args([
+            "login",
+            "--tls-verify=false",
+            "-u",
+            user,
+            "--password-stdin",
+            host,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn podman login");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{password}\n").as_bytes())
+            .await
+            .unwrap();
+        drop(stdin);
+        let out = tokio::time::timeout(LIMIT, child.wait_with_output())
+            .await
+            .expect("podman login did not finish in time")
+            .expect("wait for podman login");
+        CmdOutput {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `podman pull --cert-dir DIR IMAGE` with TLS verification on: `DIR`
+    /// holds the CA certificates (`*.crt`) the registry's certificate must
+    /// chain to.
+    pub async fn pull_verified(&self, image: &str, cert_dir: &Path) -> CmdOutput {
+        let mut cmd = self.command();
+        cmd.args(["pull", "--tls-verify=true", "--quiet"])
+            .arg("--cert-dir")
+            .arg(cert_dir)
+            .arg("--signature-policy")
+            .arg(self.env.path("policy.json"))
+            .arg(image);
+        run_bounded(cmd, LIMIT).await
+    }
+
     /// `podman image inspect --format TEMPLATE IMAGE`, trimmed.
     pub async fn inspect(&self, image: &str, template: &str) -> String {
         let mut cmd = self.command();

@@ -29,6 +29,9 @@ pub enum Fault {
     Unavailable,
     /// Every response sends its headers and then no body byte, ever.
     Stall,
+    /// Blob GET bodies are relayed in pieces of `piece` bytes with a pause
+    /// of `pause_ms` after each: a slow upstream (rate shaping, not a fault).
+    SlowBlob { piece: usize, pause_ms: u64 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -319,6 +322,17 @@ async fn pump(
         }
         if fault == Fault::CorruptBlob && (sent..sent + chunk.len()).contains(&corrupt_at) {
             chunk[corrupt_at - sent] ^= 0xff;
+        }
+        if let Fault::SlowBlob { piece, pause_ms } = fault {
+            for part in chunk.chunks(piece.max(1)) {
+                sent += part.len();
+                count(part.len());
+                if tx.send(Ok(Bytes::copy_from_slice(part))).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+            }
+            continue;
         }
         sent += chunk.len();
         count(chunk.len());

@@ -65,11 +65,18 @@ impl CacheSpec {
     }
 }
 
+/// The admin password `start_with` gives ferry (FERRY_ADMIN_PASSWORD).
+pub const ADMIN_PASSWORD: &str = "e2e-admin-pw-7f3a";
+
 pub struct Ferry {
     args: Vec<String>,
+    /// Extra environment for the ferry process (applied after RUST_LOG).
+    env: Vec<(String, String)>,
     dir: tempfile::TempDir,
     child: Option<Child>,
     addr: String,
+    /// The HTTPS listener's address, when started with TLS.
+    tls_addr: Option<String>,
 }
 
 impl Ferry {
@@ -113,9 +120,44 @@ impl Ferry {
         }
         let mut ferry = Ferry {
             args,
+            env: Vec::new(),
             dir,
             child: None,
             addr: String::new(),
+            tls_addr: None,
+        };
+        ferry.spawn();
+        ferry
+    }
+
+    /// ferry from a config file holding `caches` (none at all is fine: then
+    /// it serves only what is created through the API), with `extra_args`
+    /// after it (e.g. `--tag-ttl-secs 0`) and `env` on top of
+    /// `FERRY_ADMIN_PASSWORD=ADMIN_PASSWORD` (`env` may override it).
+    pub fn start_with(caches: &[CacheSpec], extra_args: &[&str], env: &[(&str, &str)]) -> Ferry {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(&path, config_toml(&data_dir, caches)).unwrap();
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--config".into(),
+            path.display().to_string(),
+        ];
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        let mut vars = vec![(
+            "FERRY_ADMIN_PASSWORD".to_string(),
+            ADMIN_PASSWORD.to_string(),
+        )];
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut ferry = Ferry {
+            args,
+            env: vars,
+            dir,
+            child: None,
+            addr: String::new(),
+            tls_addr: None,
         };
         ferry.spawn();
         ferry
@@ -133,6 +175,7 @@ impl Ferry {
                 "RUST_LOG",
                 std::env::var("FERRY_E2E_LOG").unwrap_or_else(|_| "debug".into()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -141,19 +184,26 @@ impl Ferry {
         // Read stdout on a thread so the wait for the line is bounded.
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let (tls_tx, tls_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             while let Some(Ok(line)) = lines.next() {
                 if let Some(addr) = line.strip_prefix("listening on ") {
                     let _ = tx.send(addr.trim().to_string());
-                    break;
+                } else if let Some(addr) = line.strip_prefix("listening (TLS) on ") {
+                    let _ = tls_tx.send(addr.trim().to_string());
                 }
             }
-            // Keep draining so ferry never blocks on a full stdout pipe.
-            for _ in lines {}
         });
         self.child = Some(child);
-        match rx.recv_timeout(Duration::from_secs(30)) {
+        let wants_tls = self.args.iter().any(|a| a == "--tls-listen");
+        let addr = rx.recv_timeout(Duration::from_secs(30)).and_then(|addr| {
+            if wants_tls {
+                self.tls_addr = Some(tls_rx.recv_timeout(Duration::from_secs(30))?);
+            }
+            Ok(addr)
+        });
+        match addr {
             Ok(addr) => self.addr = addr,
             Err(_) => {
                 self.kill();
@@ -251,4 +301,160 @@ fn config_toml(data_dir: &Path, caches: &[CacheSpec]) -> String {
         }
     }
     t
+}
+
+/// Server-wide settings for [`Ferry::start_opts`]: what ops and storage
+/// tests need beyond the caches.
+#[derive(Clone, Debug, Default)]
+pub struct FerryOptions {
+    /// `max_size` in the config file, e.g. `"20MiB"`.
+    pub max_size: Option<String>,
+    /// PEM certificate chain and key: ferry also listens for HTTPS on
+    /// 127.0.0.1:0 (`--tls-listen/--tls-cert/--tls-key`).
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// What a maintenance command (`ferry gc`, `ferry verify`) did.
+#[derive(Debug)]
+pub struct Offline {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ferry {
+    /// ferry from a config file with `caches` and the server-wide `opts`.
+    pub fn start_opts(caches: &[CacheSpec], opts: &FerryOptions) -> Ferry {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let mut toml = String::new();
+        if let Some(max) = &opts.max_size {
+            let _ = writeln!(toml, "max_size = {}", serde_json::to_string(max).unwrap());
+        }
+        toml.push_str(&config_toml(&data_dir, caches));
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(&path, toml).unwrap();
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--config".into(),
+            path.display().to_string(),
+        ];
+        if let Some((cert, key)) = &opts.tls {
+            args.extend([
+                "--tls-listen".into(),
+                "127.0.0.1:0".into(),
+                "--tls-cert".into(),
+                cert.display().to_string(),
+                "--tls-key".into(),
+                key.display().to_string(),
+            ]);
+        }
+        let mut ferry = Ferry {
+            args,
+            env: Vec::new(),
+            dir,
+            child: None,
+            addr: String::new(),
+            tls_addr: None,
+        };
+        ferry.spawn();
+        ferry
+    }
+
+    /// `127.0.0.1:PORT` of the HTTPS listener (started with TLS only).
+    pub fn tls_host(&self) -> &str {
+        self.tls_addr
+            .as_deref()
+            .expect("ferry was started without TLS")
+    }
+
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Sends `signal` (`TERM`, `HUP`, ...) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("ferry is not running");
+        let status = Command::new("kill")
+            .args(["-s", signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {signal} {pid} failed");
+    }
+
+    /// Waits (polling, at most `limit`) for the process to exit and reaps
+    /// it; `None` if it is still running then.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then asserts a clean exit (status 0) within 20 s.
+    pub fn stop(&mut self) {
+        self.signal("TERM");
+        match self.wait_exit(Duration::from_secs(20)) {
+            Some(status) => assert!(
+                status.success(),
+                "ferry exited with {status} after SIGTERM; stderr:\n{}",
+                tail(&self.log(), 40)
+            ),
+            None => panic!(
+                "ferry still running 20 s after SIGTERM; stderr:\n{}",
+                tail(&self.log(), 40)
+            ),
+        }
+    }
+
+    /// Starts ferry again after `stop`/`kill` (same arguments and data dir;
+    /// the ports change).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "ferry is still running");
+        self.spawn();
+    }
+
+    /// Runs `ferry SUBCOMMAND --data-dir DATA_DIR` (ferry must be stopped),
+    /// bounded to 120 s.
+    pub async fn offline(&self, subcommand: &str) -> Offline {
+        assert!(
+            self.child.is_none(),
+            "stop ferry before `ferry {subcommand}`"
+        );
+        let mut cmd = tokio::process::Command::new(ferry_bin());
+        cmd.arg(subcommand)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = cmd.spawn().expect("spawn ferry");
+        let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("ferry {subcommand} did not finish within 120 s"))
+            .expect("wait for ferry");
+        Offline {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
 }

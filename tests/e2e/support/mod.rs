@@ -5,7 +5,9 @@
 pub mod clients;
 pub mod fake_proxy;
 pub mod ferry;
+pub mod httpie;
 pub mod images;
+pub mod inspect;
 pub mod registry_client;
 pub mod token;
 pub mod upstream;
@@ -13,7 +15,8 @@ pub mod util;
 
 pub use clients::{skopeo_copy, skopeo_inspect_raw, DirImage, Podman};
 pub use fake_proxy::{FakeFaultProxy, Fault, PathKind};
-pub use ferry::{CacheSpec, Ferry, CACHE};
+pub use ferry::{ferry_bin, CacheSpec, Ferry, FerryOptions, ADMIN_PASSWORD, CACHE};
+pub use httpie::Httpie;
 pub use images::{Flavor, Image};
 pub use registry_client::RegistryClient;
 pub use token::TokenIssuer;
