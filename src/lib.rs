@@ -19,3 +19,4 @@ pub mod server;
 pub mod store;
 pub mod tls;
 pub mod upstream;
+pub mod web;

@@ -249,13 +249,7 @@ impl Ferry {
         let storage = self.registry.caches.storage().clone();
         let routes = registry::routes(self.registry.clone())
             .or(api::routes(self.api.clone()))
-            .or(warp::path::end().map(|| {
-                concat!(
-                    "ferry ",
-                    env!("CARGO_PKG_VERSION"),
-                    ": a pull-through caching registry. Pull through /v2/<base_path>/<repository>.\n"
-                )
-            }))
+            .or(crate::web::routes())
             .or(warp::path("healthz").and(warp::path::end()).map(|| "ok\n"))
             .or(warp::path("readyz").and(warp::path::end()).then({
                 let storage = storage.clone();
@@ -274,7 +268,11 @@ impl Ferry {
                 ))
             })
             .with(warp::log::custom(|info| {
-                METRICS.request(route_label(info.path()), info.method().as_str(), info.status().as_u16());
+                METRICS.request(
+                    route_label(info.path()),
+                    info.method().as_str(),
+                    info.status().as_u16(),
+                );
                 tracing::info!(
                     target: "ferry::access",
                     method = %info.method(),

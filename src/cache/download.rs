@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read, Seek};
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
@@ -18,15 +18,18 @@ use tokio::sync::watch;
 
 use super::error::{blocking, CacheError};
 use super::Storage;
+use crate::domain::DigestVerifier;
 use crate::domain::{Digest, RepoName};
 use crate::metrics::METRICS;
-use crate::store::{unix_now, BlobRecord};
+use crate::store::{unix_now, BlobRecord, TempBlob};
 use crate::upstream::{Upstream, UpstreamError};
 
 /// Bytes gathered from upstream before one write to disk.
-const WRITE_BATCH: usize = 1024 * 1024;
-/// Largest read handed to a client in one chunk.
+const WRITE_BATCH: usize = 256 * 1024;
+/// Largest read of a growing file handed to a client in one chunk.
 const READ_CHUNK: usize = 256 * 1024;
+/// Largest read of a stored blob: large reads, few hand-offs.
+const STORED_CHUNK: usize = 1024 * 1024;
 
 #[derive(Clone)]
 pub enum Progress {
@@ -145,7 +148,12 @@ impl Reader {
             };
             let stop = self.end.map_or(readable, |e| e.min(readable));
             if self.pos < stop {
-                let len = (stop - self.pos).min(READ_CHUNK as u64) as usize;
+                let chunk = if self.progress.is_none() {
+                    STORED_CHUNK
+                } else {
+                    READ_CHUNK
+                };
+                let len = (stop - self.pos).min(chunk as u64) as usize;
                 return Some(self.read(len).await);
             }
             if complete {
@@ -160,17 +168,30 @@ impl Reader {
 
     async fn read(&mut self, len: usize) -> io::Result<Bytes> {
         let (file, pos) = (self.file.clone(), self.pos);
+        // A stored blob's handle is this reader's alone: read it
+        // sequentially into fresh capacity (no zero-filling). A growing
+        // file is shared with other readers: positional reads.
+        let exclusive = self.progress.is_none();
         let bytes = tokio::task::spawn_blocking(move || {
-            let mut buf = BytesMut::zeroed(len);
-            let n = file.read_at(&mut buf, pos)?;
-            if n == 0 {
+            let buf = if exclusive {
+                let mut handle = &*file;
+                handle.seek(io::SeekFrom::Start(pos))?;
+                let mut buf = Vec::with_capacity(len);
+                handle.take(len as u64).read_to_end(&mut buf)?;
+                Bytes::from(buf)
+            } else {
+                let mut buf = BytesMut::zeroed(len);
+                let n = file.read_at(&mut buf, pos)?;
+                buf.truncate(n);
+                buf.freeze()
+            };
+            if buf.is_empty() {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "blob file shorter than expected",
                 ));
             }
-            buf.truncate(n);
-            Ok(buf.freeze())
+            Ok(buf)
         })
         .await
         .map_err(io::Error::other)??;
@@ -284,7 +305,7 @@ impl Storage {
         upstream: &Upstream,
         repo: &RepoName,
         digest: &Digest,
-        progress: &watch::Sender<Progress>,
+        progress: &Arc<watch::Sender<Progress>>,
     ) -> Result<(), CacheError> {
         // Another download may have finished between our look-up and now.
         if let Some(blob) = self.stored_blob(digest).await? {
@@ -316,49 +337,19 @@ impl Storage {
             written: 0,
             total,
         });
-        let mut body = response.bytes_stream();
-        let mut hasher = digest.verifier();
-        let mut written = 0u64;
-        let mut pending = BytesMut::new();
-        let mut finished = false;
-        while !finished {
-            // Wait for one chunk, then take whatever else is ready, so disk
-            // writes are large under load and prompt when data trickles.
-            match body.next().await {
-                Some(chunk) => pending.extend_from_slice(&chunk.map_err(upstream_read_error)?),
-                None => finished = true,
-            }
-            while !finished && pending.len() < WRITE_BATCH {
-                match body.next().now_or_never() {
-                    Some(Some(chunk)) => {
-                        pending.extend_from_slice(&chunk.map_err(upstream_read_error)?)
-                    }
-                    Some(None) => finished = true,
-                    None => break,
-                }
-            }
-            if pending.is_empty() {
-                continue;
-            }
-            let batch = pending.split().freeze();
-            if total.is_some_and(|t| written + batch.len() as u64 > t) {
-                return Err(CacheError::Upstream(UpstreamError::Protocol(
-                    "blob body longer than its Content-Length".into(),
-                )));
-            }
-            let (temp2, offset, len) = (temp.clone(), written, batch.len() as u64);
-            hasher = blocking(move || {
-                temp2.write_at(offset, &batch, &mut hasher)?;
-                Ok(hasher)
-            })
-            .await?;
-            written += len;
-            METRICS.fetched(len);
-            progress.send_modify(|p| {
-                if let Progress::Receiving { written: w, .. } = p {
-                    *w = written;
-                }
-            });
+        let writer = spawn_writer(temp.clone(), digest.verifier(), progress.clone());
+        let received = receive(response, total, &writer.batches).await;
+        // No more batches: the writer finishes what it has and reports.
+        let WriterHandle { batches, done } = writer;
+        drop(batches);
+        let written = done
+            .await
+            .map_err(|e| CacheError::Internal(format!("blob writer failed: {e}")));
+        // A network failure explains a short write; report it first.
+        let received = received?;
+        let (hasher, written) = written??;
+        if written != received {
+            return Err(CacheError::Internal("blob writer stopped early".into()));
         }
         if let Some(expected) = total.filter(|t| *t != written) {
             return Err(CacheError::Truncated {
@@ -372,30 +363,117 @@ impl Storage {
         let temp = Arc::try_unwrap(temp)
             .map_err(|_| CacheError::Internal("temp file still shared".into()))?;
         if keep {
-            let (meta, digest2) = (self.meta.clone(), digest.clone());
-            blocking(move || {
-                temp.commit(&digest2)?;
-                let record = BlobRecord {
-                    size: written,
-                    stored_at: unix_now(),
-                };
-                meta.put_blob(&digest2, &record)?;
-                // Durable before anyone is told it is stored.
-                meta.flush()
-            })
-            .await?;
-            self.quota.add(written);
-            tracing::info!(%digest, %repo, bytes = written, "blob cached");
-        } else {
-            // Dropping the temp file unlinks it; readers keep their handle.
-            drop(temp);
+            self.commit(temp, digest, repo, written).await;
         }
+        // Verified (and, when kept, durable): readers may have the last byte.
+        // Not kept: the temp file is gone; readers keep their handle.
         progress.send_replace(Progress::Done {
             file,
             size: written,
         });
         Ok(())
     }
+
+    /// Makes a verified download durable under its digest. A client that
+    /// was sent a whole blob finds it stored after any crash.
+    async fn commit(&self, temp: TempBlob, digest: &Digest, repo: &RepoName, written: u64) {
+        let (meta, digest2) = (self.meta.clone(), digest.clone());
+        let committed = blocking(move || {
+            temp.commit(&digest2)?;
+            let record = BlobRecord {
+                size: written,
+                stored_at: unix_now(),
+            };
+            meta.put_blob(&digest2, &record)?;
+            meta.flush()
+        })
+        .await;
+        match committed {
+            Ok(()) => {
+                self.quota.add(written);
+                tracing::info!(%digest, %repo, bytes = written, "blob cached");
+            }
+            // The clients still get verified bytes; the blob is not cached.
+            Err(e) => tracing::error!(%digest, error = %e, "verified blob could not be stored"),
+        }
+    }
+}
+
+/// The disk side of a download: a blocking task that writes and hashes
+/// batches while the network side receives the next ones.
+struct WriterHandle {
+    batches: tokio::sync::mpsc::Sender<Bytes>,
+    done: tokio::task::JoinHandle<Result<(DigestVerifier, u64), CacheError>>,
+}
+
+/// Batches queued between network and disk: bounds memory per download.
+const PIPELINE_DEPTH: usize = 4;
+
+fn spawn_writer(
+    temp: Arc<TempBlob>,
+    mut hasher: DigestVerifier,
+    progress: Arc<watch::Sender<Progress>>,
+) -> WriterHandle {
+    let (batches, mut inbox) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+    let done = tokio::task::spawn_blocking(move || {
+        let mut written = 0u64;
+        while let Some(batch) = inbox.blocking_recv() {
+            temp.write_at(written, &batch, &mut hasher)?;
+            written += batch.len() as u64;
+            METRICS.fetched(batch.len() as u64);
+            progress.send_modify(|p| {
+                if let Progress::Receiving { written: w, .. } = p {
+                    *w = written;
+                }
+            });
+        }
+        Ok((hasher, written))
+    });
+    WriterHandle { batches, done }
+}
+
+/// Reads the upstream body into batches for the writer; returns the bytes
+/// handed over. Stops early (without error) if the writer has failed.
+async fn receive(
+    response: reqwest::Response,
+    total: Option<u64>,
+    batches: &tokio::sync::mpsc::Sender<Bytes>,
+) -> Result<u64, CacheError> {
+    let mut body = response.bytes_stream();
+    let mut received = 0u64;
+    let mut pending = BytesMut::new();
+    let mut finished = false;
+    while !finished {
+        // Wait for one chunk, then take whatever else is ready, so batches
+        // are large under load and prompt when data trickles.
+        match body.next().await {
+            Some(chunk) => pending.extend_from_slice(&chunk.map_err(upstream_read_error)?),
+            None => finished = true,
+        }
+        while !finished && pending.len() < WRITE_BATCH {
+            match body.next().now_or_never() {
+                Some(Some(chunk)) => {
+                    pending.extend_from_slice(&chunk.map_err(upstream_read_error)?)
+                }
+                Some(None) => finished = true,
+                None => break,
+            }
+        }
+        if pending.is_empty() {
+            continue;
+        }
+        let batch = pending.split().freeze();
+        received += batch.len() as u64;
+        if total.is_some_and(|t| received > t) {
+            return Err(CacheError::Upstream(UpstreamError::Protocol(
+                "blob body longer than its Content-Length".into(),
+            )));
+        }
+        if batches.send(batch).await.is_err() {
+            break;
+        }
+    }
+    Ok(received)
 }
 
 fn upstream_read_error(e: reqwest::Error) -> CacheError {

@@ -1,0 +1,150 @@
+//! The web dashboard: the files of `web/`, embedded in the binary. `GET /`
+//! answers `index.html`, `GET /ui/<file>` the other assets. The page itself
+//! talks only to the management API, `/metrics` and the registry.
+
+use std::sync::OnceLock;
+
+use rust_embed::RustEmbed;
+use sha2::{Digest, Sha256};
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::path::Tail;
+use warp::reply::Response;
+use warp::Filter;
+
+#[derive(RustEmbed)]
+#[folder = "web/"]
+struct Assets;
+
+/// The placeholder in `index.html` replaced by [`asset_version`], so that
+/// long-cached assets are fetched again after an upgrade.
+const VERSION_PLACEHOLDER: &str = "__ASSET_VERSION__";
+
+/// Assets other than `index.html` may be cached this long (a week): their
+/// URLs carry the asset version.
+const ASSET_MAX_AGE: &str = "public, max-age=604800";
+
+/// Only the page's own files and API: no inline script, no other origin.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// `Content-Type` by file extension.
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A short hash of every embedded asset but `index.html`.
+fn asset_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        let mut names: Vec<_> = Assets::iter().filter(|n| n != "index.html").collect();
+        names.sort();
+        let mut hasher = Sha256::new();
+        for name in names {
+            if let Some(file) = Assets::get(&name) {
+                hasher.update(name.as_bytes());
+                hasher.update(file.metadata.sha256_hash());
+            }
+        }
+        hex::encode(&hasher.finalize()[..6])
+    })
+}
+
+fn response(body: Vec<u8>, path: &str, cache_control: &'static str) -> Response {
+    let mut resp = Response::new(body.into());
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(path)),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// `index.html`, never cached without revalidation.
+fn index() -> Response {
+    let Some(file) = Assets::get("index.html") else {
+        let mut resp = Response::new("the dashboard is not built in\n".into());
+        *resp.status_mut() = StatusCode::NOT_FOUND;
+        return resp;
+    };
+    let html = String::from_utf8_lossy(&file.data).replace(VERSION_PLACEHOLDER, asset_version());
+    let mut resp = response(html.into_bytes(), "index.html", "no-cache");
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+/// One asset under `/ui/`, or `None` (404 from the routes after this).
+fn asset(path: &str) -> Option<Response> {
+    if path.is_empty() || path == "index.html" {
+        return Some(index());
+    }
+    let file = Assets::get(path)?;
+    Some(response(file.data.into_owned(), path, ASSET_MAX_AGE))
+}
+
+/// `GET /` and `GET /ui/<file>`.
+pub fn routes() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let root = warp::get().and(warp::path::end()).map(index);
+    let assets = warp::get()
+        .and(warp::path("ui"))
+        .and(warp::path::tail())
+        .and_then(
+            |tail: Tail| async move { asset(tail.as_str()).ok_or_else(warp::reject::not_found) },
+        );
+    root.or(assets).unify()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serves_index_and_assets_with_types_and_caching() {
+        let index = index();
+        assert_eq!(index.status(), 200);
+        assert_eq!(index.headers()["content-type"], "text/html; charset=utf-8");
+        assert_eq!(index.headers()["cache-control"], "no-cache");
+        assert!(index.headers().contains_key("content-security-policy"));
+        let html = String::from_utf8_lossy(&Assets::get("index.html").unwrap().data).into_owned();
+        assert!(html.contains(VERSION_PLACEHOLDER));
+
+        let js = asset("app.js").unwrap();
+        assert_eq!(
+            js.headers()["content-type"],
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(js.headers()["cache-control"], ASSET_MAX_AGE);
+        let css = asset("style.css").unwrap();
+        assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+        assert_eq!(asset_version().len(), 12);
+
+        for missing in ["nope.js", "../Cargo.toml", "/etc/passwd"] {
+            assert!(asset(missing).is_none(), "{missing}");
+        }
+    }
+}
