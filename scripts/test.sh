@@ -12,6 +12,7 @@ packages=(
   httpie jq         # the management API workflow, as users script it
   apache2-utils     # htpasswd, for an upstream behind Basic auth
   openssl ca-certificates
+  chromium          # the dashboard's browser tests (headless)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -27,6 +28,19 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+
+# The web dashboard in headless Chromium, against the debug binary the tests
+# above built. playwright-core needs Node 20 or later: the machine's node, or
+# Debian's packaged one when there is none (too old on bookworm: said below).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm
+fi
+node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' ||
+  { echo "tests/browser needs Node >= 20 (found $(node --version))" >&2; exit 1; }
+npm ci --prefix tests/browser --no-audit --no-fund
+node --test tests/browser/
 
 # The release binary, static: it must run a pull end to end on its own
 # (name resolution included), and package into a working .deb.

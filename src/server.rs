@@ -38,6 +38,28 @@ pub enum ServeError {
     },
 }
 
+/// Logs a request: method, path, status, bytes (Content-Length), whether
+/// the cache answered it (`X-Cache`), and the time to the response headers.
+fn access_log(
+    method: &warp::http::Method,
+    path: &str,
+    resp: &warp::reply::Response,
+    start: std::time::Instant,
+) {
+    let status = resp.status().as_u16();
+    METRICS.request(route_label(path), method.as_str(), status);
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+    tracing::info!(
+        target: "ferry::access",
+        %method,
+        path,
+        status,
+        bytes = header("content-length").and_then(|v| v.parse::<u64>().ok()),
+        cache = header("x-cache"),
+        micros = start.elapsed().as_micros() as u64,
+    );
+}
+
 /// `/readyz`: 200 when the store takes writes and the metadata answers.
 async fn ready(storage: Arc<Storage>) -> warp::reply::Response {
     let check = tokio::task::spawn_blocking(move || storage.check_writable()).await;
@@ -267,20 +289,21 @@ impl Ferry {
                     serde_json::json!({}),
                 ))
             })
-            .with(warp::log::custom(|info| {
-                METRICS.request(
-                    route_label(info.path()),
-                    info.method().as_str(),
-                    info.status().as_u16(),
-                );
-                tracing::info!(
-                    target: "ferry::access",
-                    method = %info.method(),
-                    path = info.path(),
-                    status = info.status().as_u16(),
-                    micros = info.elapsed().as_micros() as u64,
-                );
-            }));
+            .map(warp::Reply::into_response);
+        // One access-log line and one metric per request, from the response.
+        let routes = warp::method()
+            .and(warp::path::full())
+            .and(warp::any().map(std::time::Instant::now))
+            .and(routes)
+            .map(
+                |method: warp::http::Method,
+                 path: warp::path::FullPath,
+                 start: std::time::Instant,
+                 resp: warp::reply::Response| {
+                    access_log(&method, path.as_str(), &resp, start);
+                    resp
+                },
+            );
         tokio::spawn(maintain(
             storage.clone(),
             self.gc_interval,

@@ -85,6 +85,11 @@ impl Blob {
         }
     }
 
+    /// Whether it comes from the store (not from a download under way).
+    pub fn is_stored(&self) -> bool {
+        self.progress.is_none()
+    }
+
     /// The full size, when known (always, unless upstream sent no length).
     pub fn size(&self) -> Option<u64> {
         self.size

@@ -22,6 +22,8 @@ pub struct ManifestHit {
     pub digest: Digest,
     pub media_type: MediaType,
     pub bytes: Bytes,
+    /// Answered from the store (else fetched upstream for this request).
+    pub from_cache: bool,
 }
 
 /// Recently served manifests in memory, so a warm pull reads no file.
@@ -36,12 +38,12 @@ const MEMO_BYTES: usize = 16 * 1024 * 1024;
 
 impl ManifestMemo {
     fn get(&self, digest: &Digest) -> Option<ManifestHit> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .get(digest)
-            .cloned()
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let hit = entries.0.get(digest)?;
+        Some(ManifestHit {
+            from_cache: true,
+            ..hit.clone()
+        })
     }
 
     pub(super) fn forget(&self, digest: &Digest) {
@@ -88,6 +90,7 @@ impl Storage {
             digest: digest.clone(),
             media_type: record.media_type,
             bytes: Bytes::from(bytes),
+            from_cache: true,
         };
         self.manifests.put(&hit);
         Ok(Some(hit))
@@ -125,6 +128,7 @@ impl Storage {
             digest: digest.clone(),
             media_type,
             bytes: fetched.bytes,
+            from_cache: false,
         };
         self.manifests.put(&hit);
         Ok(hit)

@@ -329,6 +329,7 @@ fn manifest_reply(hit: ManifestHit, head: bool) -> Reply {
         Response::new(hit.bytes.into())
     };
     let headers = resp.headers_mut();
+    headers.insert("x-cache", cache_header(hit.from_cache));
     if let Ok(v) = HeaderValue::from_str(hit.media_type.as_str()) {
         headers.insert(header::CONTENT_TYPE, v);
     }
@@ -359,10 +360,13 @@ async fn blob_reply(
         .blob(&route.repo, digest)
         .await
         .map_err(cache_error)?;
+    let from_cache = blob.is_stored();
     let Some(size) = blob.size() else {
         // Upstream sent no length: stream it whole, chunked.
         let mut resp = warp::reply::stream(blob.stream(0, None)).into_response();
         blob_headers(resp.headers_mut(), digest, None);
+        resp.headers_mut()
+            .insert("x-cache", cache_header(from_cache));
         return Ok(resp);
     };
     let (status, start, end) = match range::parse(range, size) {
@@ -374,12 +378,18 @@ async fn blob_reply(
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     blob_headers(headers, digest, Some(end - start));
+    headers.insert("x-cache", cache_header(from_cache));
     if status == StatusCode::PARTIAL_CONTENT {
         if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1)) {
             headers.insert(header::CONTENT_RANGE, v);
         }
     }
     Ok(resp)
+}
+
+/// `X-Cache: HIT` when answered from the store, `MISS` when fetched upstream.
+fn cache_header(from_cache: bool) -> HeaderValue {
+    HeaderValue::from_static(if from_cache { "HIT" } else { "MISS" })
 }
 
 fn blob_headers(headers: &mut HeaderMap, digest: &Digest, len: Option<u64>) {

@@ -1,0 +1,393 @@
+// Browser tests of ferry's dashboard: a real docker-registry upstream, a real
+// ferry (target/debug/ferry, or $FERRY_BIN), real skopeo pulls, and headless
+// Chromium driven by playwright-core. Everything listens on 127.0.0.1.
+//
+// FERRY_SCREENSHOTS=DIR additionally saves overview.png and repository.png.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
+import { chromium } from 'playwright-core';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const FERRY_BIN = process.env.FERRY_BIN || path.join(ROOT, 'target', 'debug', 'ferry');
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const PASSWORD = 'browser-test-Pa55';
+const XSS = '<img src=x onerror=window.__xss=1>';
+const STEP_TIMEOUT = 15_000;
+
+// ---------------------------------------------------------------- processes
+
+const children = [];
+let workDir;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs a program to completion (bounded), failing with its output. */
+function run(cmd, args, { timeout = 120_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+function startProcess(cmd, args, { env = {}, log }) {
+  const out = fs.openSync(log, 'a');
+  const child = spawn(cmd, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', out],
+  });
+  children.push(child);
+  return child;
+}
+
+/** Polls `url` until it answers (any status), at most `ms`. */
+async function waitHttp(url, child, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${child.spawnfile} exited (${child.exitCode}) before answering ${url}`);
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(2000) });
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`${url} did not answer within ${ms} ms: ${e.message}`);
+      await new Promise((r) => setTimeout(r, 50)); // poll interval, not synchronization
+    }
+  }
+}
+
+async function startUpstream() {
+  const port = await freePort();
+  const dir = path.join(workDir, 'upstream');
+  fs.mkdirSync(dir, { recursive: true });
+  const config = path.join(dir, 'config.yml');
+  fs.writeFileSync(config, [
+    'version: 0.1',
+    'log:', '  level: info',
+    'storage:', `  filesystem:`, `    rootdirectory: ${path.join(dir, 'storage')}`, '  delete:', '    enabled: true',
+    'http:', `  addr: 127.0.0.1:${port}`, '  secret: ferry-browser-secret',
+    'health:', '  storagedriver:', '    enabled: false',
+    '',
+  ].join('\n'));
+  const child = startProcess('docker-registry', ['serve', config], { log: path.join(dir, 'registry.log') });
+  const url = `http://127.0.0.1:${port}`;
+  await waitHttp(`${url}/v2/`, child);
+  return { host: `127.0.0.1:${port}`, url };
+}
+
+async function startFerry(upstreamUrl) {
+  const dir = path.join(workDir, 'ferry');
+  fs.mkdirSync(dir, { recursive: true });
+  const config = path.join(dir, 'ferry.toml');
+  fs.writeFileSync(config, [
+    'listen = "127.0.0.1:0"',
+    `data_dir = ${JSON.stringify(path.join(dir, 'data'))}`,
+    '',
+    '[[cache]]',
+    'base_path = "hub"',
+    `upstream = ${JSON.stringify(upstreamUrl)}`,
+    '',
+  ].join('\n'));
+  const child = startProcess(FERRY_BIN, ['serve', '--config', config], {
+    env: { FERRY_ADMIN_PASSWORD: PASSWORD, RUST_LOG: 'info' },
+    log: path.join(dir, 'ferry.log'),
+  });
+  const addr = await new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`ferry did not print "listening on" within 30 s:\n${buf}`)), 30_000);
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`ferry exited (${code}):\n${buf}`)); });
+    child.stdout.on('data', (chunk) => {
+      buf += chunk;
+      const m = buf.match(/listening on (\S+)/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+  });
+  child.stdout.resume();
+  return { host: addr, url: `http://${addr}` };
+}
+
+// ---------------------------------------------------------------- an image
+
+const sha256 = (b) => createHash('sha256').update(b).digest('hex');
+
+/** A one-file ustar archive. */
+function tarOf(name, content) {
+  const header = Buffer.alloc(512);
+  const put = (s, off, len) => header.write(s, off, len, 'ascii');
+  const octal = (n, len) => n.toString(8).padStart(len - 1, '0');
+  put(name, 0, 100);
+  put(octal(0o755, 8), 100, 8);
+  put(octal(0, 8), 108, 8);
+  put(octal(0, 8), 116, 8);
+  put(octal(content.length, 12), 124, 12);
+  put(octal(1_700_000_000, 12), 136, 12);
+  put('        ', 148, 8);
+  put('0', 156, 1);
+  put('ustar\u000000', 257, 8);
+  let sum = 0;
+  for (const b of header) sum += b;
+  put(`${octal(sum, 7)}\u0000`, 148, 8);
+  const pad = Buffer.alloc((512 - (content.length % 512)) % 512);
+  return Buffer.concat([header, content, pad, Buffer.alloc(1024)]);
+}
+
+/** Writes an OCI layout holding one image tagged `tag`; returns its digests. */
+function writeOciLayout(dir, tag) {
+  const blobs = path.join(dir, 'blobs', 'sha256');
+  fs.mkdirSync(blobs, { recursive: true });
+  const put = (data) => {
+    const d = sha256(data);
+    fs.writeFileSync(path.join(blobs, d), data);
+    return { digest: `sha256:${d}`, size: data.length };
+  };
+  const tar = tarOf('hello.txt', Buffer.from('hello from the ferry browser test\n'));
+  const layer = put(zlib.gzipSync(tar));
+  const config = put(Buffer.from(JSON.stringify({
+    created: '2024-05-01T12:00:00Z',
+    architecture: 'amd64',
+    os: 'linux',
+    config: { Entrypoint: ['/bin/hello'], Cmd: ['--greet'] },
+    rootfs: { type: 'layers', diff_ids: [`sha256:${sha256(tar)}`] },
+    history: [{ created: '2024-05-01T12:00:00Z', created_by: 'COPY hello.txt /' }],
+  })));
+  const manifest = put(Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
+  })));
+  fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({
+    schemaVersion: 2,
+    manifests: [{
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      ...manifest,
+      annotations: { 'org.opencontainers.image.ref.name': tag },
+    }],
+  }));
+  return { manifest: manifest.digest, layer };
+}
+
+const skopeo = (...args) => run('skopeo', ['--insecure-policy', ...args]);
+
+async function upstreamDigest(upstream, repo, tag) {
+  const resp = await fetch(`${upstream.url}/v2/${repo}/manifests/${tag}`, {
+    headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' },
+  });
+  assert.equal(resp.status, 200);
+  return resp.headers.get('docker-content-digest');
+}
+
+// ---------------------------------------------------------------- the tests
+
+describe('ferry dashboard', { timeout: 240_000 }, () => {
+  let upstream;
+  let ferry;
+  let browser;
+  let context;
+  let image;
+
+  before(async () => {
+    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-browser-'));
+    upstream = await startUpstream();
+    const layout = path.join(workDir, 'layout');
+    image = writeOciLayout(layout, 'v1');
+    await skopeo('copy', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${upstream.host}/library/demo:v1`);
+    ferry = await startFerry(upstream.url);
+    // A pull through ferry fills the cache.
+    await skopeo('copy', '--src-tls-verify=false', `docker://${ferry.host}/hub/library/demo:v1`, `oci:${path.join(workDir, 'pulled')}:v1`);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      timeout: 60_000,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+        '--disable-sync', '--disable-quic', '--no-first-run'],
+    });
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => {});
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    if (workDir && !process.env.FERRY_BROWSER_KEEP) fs.rmSync(workDir, { recursive: true, force: true });
+  });
+
+  async function newPage({ width = 1280, height = 860, login = false } = {}) {
+    context = await browser.newContext({ viewport: { width, height } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(STEP_TIMEOUT);
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e));
+    page.errors = errors;
+    await page.goto(`${ferry.url}/`);
+    if (login) {
+      await page.getByRole('link', { name: 'Log in' }).first().click();
+      await page.getByLabel('Admin password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.getByRole('button', { name: 'Log out' }).waitFor();
+    }
+    return page;
+  }
+
+  const shots = process.env.FERRY_SCREENSHOTS;
+
+  test('serves the page and its assets with types and caching', async () => {
+    const index = await fetch(`${ferry.url}/`);
+    assert.equal(index.status, 200);
+    assert.match(index.headers.get('content-type'), /^text\/html/);
+    assert.equal(index.headers.get('cache-control'), 'no-cache');
+    const html = await index.text();
+    const js = html.match(/src="(\/ui\/app\.js\?v=[0-9a-f]+)"/);
+    assert.ok(js, 'index.html references the versioned app.js');
+    const asset = await fetch(`${ferry.url}${js[1]}`);
+    assert.equal(asset.status, 200);
+    assert.match(asset.headers.get('content-type'), /^text\/javascript/);
+    assert.match(asset.headers.get('cache-control'), /max-age=\d{5,}/);
+    assert.equal((await fetch(`${ferry.url}/ui/nope.js`)).status, 404);
+  });
+
+  test('without credentials: status is shown, with a prompt to log in', async () => {
+    const page = await newPage();
+    const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: 'hub', exact: true }) });
+    await row.getByText('reachable', { exact: true }).waitFor();
+    await row.getByText(upstream.url).waitFor();
+    await page.getByText('Log in as admin to see').waitFor();
+    assert.deepEqual(page.errors, []);
+    await context.close();
+  });
+
+  test('overview, repository, tag and manifest pages', async () => {
+    const page = await newPage({ login: true });
+    await page.goto(`${ferry.url}/#/`);
+    const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: 'hub', exact: true }) });
+    await row.locator('[data-field=repositories]').filter({ hasText: /^1$/ }).waitFor();
+    await row.locator('[data-field=tags]').filter({ hasText: /^1$/ }).waitFor();
+    await row.locator('[data-field=blobs]').filter({ hasText: /^2$/ }).waitFor();
+    await page.getByText(/Hit ratio/).waitFor();
+    assert.doesNotMatch(await page.locator('main').innerText(), /null|undefined|NaN/);
+    if (shots) await page.screenshot({ path: path.join(shots, 'overview.png'), fullPage: true });
+
+    // The cache's repositories, searchable.
+    await row.getByRole('link', { name: 'hub', exact: true }).click();
+    await page.getByRole('heading', { name: 'Cache hub' }).waitFor();
+    await page.getByRole('link', { name: 'library/demo' }).waitFor();
+    await page.getByLabel('Search repositories').fill('nothing-like-this');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByText('No repository matches.').waitFor();
+    await page.getByLabel('Search repositories').fill('dem');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByRole('link', { name: 'library/demo' }).click();
+
+    // The repository's tags: the digest is upstream's.
+    const digest = await upstreamDigest(upstream, 'library/demo', 'v1');
+    assert.equal(digest, image.manifest);
+    await page.getByRole('heading', { name: 'hub/library/demo' }).waitFor();
+    const tagRow = page.getByRole('row').filter({ hasText: 'v1' });
+    await tagRow.getByRole('link', { name: digest }).waitFor();
+    await tagRow.getByText(`podman pull ${ferry.host}/hub/library/demo:v1`).waitFor();
+    await tagRow.getByText('application/vnd.oci.image.manifest.v1+json').waitFor();
+    if (shots) await page.screenshot({ path: path.join(shots, 'repository.png'), fullPage: true });
+
+    // The manifest: its layer, the config's platform and entrypoint.
+    await tagRow.getByRole('link', { name: digest }).click();
+    await page.getByRole('heading', { name: /^Layers \(1,/ }).waitFor();
+    const layerRow = page.getByRole('row').filter({ hasText: image.layer.digest });
+    await layerRow.getByText('application/vnd.oci.image.layer.v1.tar+gzip').waitFor();
+    await layerRow.getByText(`${(image.layer.size / 1024).toFixed(1)} KiB`).or(layerRow.getByText(`${image.layer.size} B`)).waitFor();
+    await page.getByText('linux/amd64').waitFor();
+    await page.getByText('["/bin/hello"]').waitFor();
+    await page.getByText('COPY hello.txt /').waitFor();
+    assert.deepEqual(page.errors, []);
+    await context.close();
+  });
+
+  test('the admin creates a remote and a distribution; pulls go through it', async () => {
+    const page = await newPage({ login: true });
+    await page.getByRole('link', { name: 'Manage' }).click();
+    await page.getByRole('heading', { name: 'New remote' }).waitFor();
+    await page.getByLabel('Name', { exact: true }).first().fill('upstream-two');
+    await page.getByLabel('Upstream URL').fill(upstream.url);
+    await page.getByRole('button', { name: 'Create remote' }).click();
+    await page.getByRole('row').filter({ hasText: 'upstream-two' }).waitFor();
+
+    const form = page.locator('form').filter({ has: page.getByRole('heading', { name: /New distribution/ }) });
+    await form.getByLabel('Name', { exact: true }).fill('mirror');
+    await form.getByLabel('Base path').fill('mirror');
+    await form.getByLabel('Remote').selectOption({ label: `upstream-two (${upstream.url})` });
+    await form.getByRole('button', { name: 'Create distribution' }).click();
+    await page.getByRole('row').filter({ has: page.getByRole('link', { name: 'mirror', exact: true }) }).waitFor();
+
+    await skopeo('copy', '--src-tls-verify=false', `docker://${ferry.host}/mirror/library/demo:v1`, `oci:${path.join(workDir, 'mirror')}:v1`);
+    const out = await skopeo('inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${ferry.host}/mirror/library/demo:v1`);
+    assert.equal(out.trim(), image.manifest);
+
+    // And it shows on the overview.
+    await page.getByRole('link', { name: 'Overview' }).click();
+    const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: 'mirror', exact: true }) });
+    await row.locator('[data-field=repositories]').filter({ hasText: /^1$/ }).waitFor();
+    assert.deepEqual(page.errors, []);
+    await context.close();
+  });
+
+  test('hostile names and descriptions are shown as text, never run', async () => {
+    const page = await newPage({ login: true });
+    await page.getByRole('link', { name: 'Manage' }).click();
+    await page.getByLabel('Name', { exact: true }).first().fill(`evil ${XSS}`);
+    await page.getByLabel('Upstream URL').fill(upstream.url);
+    await page.getByRole('button', { name: 'Create remote' }).click();
+    await page.getByRole('row').filter({ hasText: `evil ${XSS}` }).waitFor();
+
+    const form = page.locator('form').filter({ has: page.getByRole('heading', { name: /New distribution/ }) });
+    await form.getByLabel('Name', { exact: true }).fill(`dist ${XSS}`);
+    await form.getByLabel('Base path').fill('evil');
+    await form.getByLabel('Remote').selectOption({ label: `evil ${XSS} (${upstream.url})` });
+    await form.getByLabel('Description (optional)').fill(XSS);
+    await form.getByRole('button', { name: 'Create distribution' }).click();
+    const row = page.getByRole('row').filter({ hasText: `dist ${XSS}` });
+    await row.getByText(XSS, { exact: true }).waitFor();
+    await row.getByText(`evil ${XSS}`, { exact: true }).waitFor();
+
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.getByText(`dist ${XSS}`, { exact: true }).waitFor();
+    await page.getByText(XSS, { exact: true }).waitFor();
+    assert.equal(await page.locator('main img').count(), 0, 'no element was made of the data');
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    assert.deepEqual(page.errors, []);
+    await context.close();
+  });
+
+  test('readable at 375 px: no horizontal scrolling, controls reachable', async () => {
+    const page = await newPage({ width: 375, height: 740, login: true });
+    await page.goto(`${ferry.url}/#/repo/${encodeURIComponent('hub/library/demo')}`);
+    await page.getByRole('heading', { name: 'hub/library/demo' }).waitFor();
+    await page.getByText(`podman pull ${ferry.host}/hub/library/demo:v1`).waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `page scrolls sideways by ${overflow}px`);
+    // The keyboard reaches the copy button.
+    let reached = false;
+    for (let i = 0; i < 30 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate(() => document.activeElement?.classList.contains('copy'));
+    }
+    assert.ok(reached, 'Tab reaches the Copy button');
+    await context.close();
+  });
+});
