@@ -132,25 +132,24 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Re
 async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiError> {
     let segments: Vec<&str> = tail.split('/').filter(|s| !s.is_empty()).collect();
     let public = matches!(segments.as_slice(), ["status"] | ["docs", "api.json"]);
-    if !public {
-        let authorization = req
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !api.auth.check_basic(authorization) {
-            let detail = if authorization.is_some() {
-                "Invalid username/password."
-            } else {
-                "Authentication credentials were not provided."
-            };
-            return Err(ApiError {
-                status: StatusCode::UNAUTHORIZED,
-                body: json!({ "detail": detail }),
-            });
-        }
+    let authorization = req
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let admin = api.auth.check_basic(authorization);
+    if !public && !admin {
+        let detail = if authorization.is_some() {
+            "Invalid username/password."
+        } else {
+            "Authentication credentials were not provided."
+        };
+        return Err(ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            body: json!({ "detail": detail }),
+        });
     }
     match segments.as_slice() {
-        ["status"] => status::get(api).await,
+        ["status"] => status::get(api, admin).await,
         ["docs", "api.json"] => {
             let mut resp = warp::http::Response::new(openapi_json().into());
             resp.headers_mut().insert(

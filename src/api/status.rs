@@ -43,7 +43,8 @@ pub struct StatusResponse {
 
 #[utoipa::path(get, path = "/pulp/api/v3/status/", tag = "status",
     responses((status = 200, body = StatusResponse)))]
-pub async fn get(api: &Api) -> Result<Reply, ApiError> {
+/// Public, but private distributions are listed to the admin only.
+pub async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
     let storage = api.manager.caches().storage().clone();
     let (cached_bytes, cached_objects) = storage.blob_totals().await?;
     let data_dir = api.data_dir.clone();
@@ -72,6 +73,7 @@ pub async fn get(api: &Api) -> Result<Reply, ApiError> {
             .caches()
             .list()
             .iter()
+            .filter(|c| admin || !c.is_private())
             .map(|c| UpstreamStatus {
                 base_path: c.base_path().to_string(),
                 url: c.config().upstream.to_string(),

@@ -1054,6 +1054,24 @@ async fn private_distribution_needs_podman_login_and_public_one_does_not() {
     api.create_distribution("public", "public", remote, false)
         .await;
     assert_eq!(api.ok(&private_href).await["private"], true);
+    // The public status page lists only the public cache to anonymous
+    // callers; the admin sees both.
+    let status_url = format!("{}/pulp/api/v3/status/", ferry.url());
+    let upstreams = |status: serde_json::Value| -> Vec<String> {
+        status["upstreams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["base_path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let anonymous = http_client().get(&status_url).send().await.unwrap();
+    let anonymous: serde_json::Value =
+        serde_json::from_slice(&anonymous.bytes().await.unwrap()).unwrap();
+    assert_eq!(upstreams(anonymous), ["public"]);
+    let mut as_admin = upstreams(api.ok("/pulp/api/v3/status/").await);
+    as_admin.sort();
+    assert_eq!(as_admin, ["private", "public"]);
     let private_repo = format!("private/{BUSYBOX}");
     let public_repo = format!("public/{BUSYBOX}");
 
