@@ -19,6 +19,7 @@ pub struct Metrics {
     upstream_bytes: Counter,
     upstream_errors: Family<Labels, Counter>,
     evictions: Counter,
+    gc_runs: Counter,
     downloads_in_flight: Gauge,
     store_bytes: Gauge,
     store_objects: Gauge,
@@ -36,6 +37,7 @@ impl Metrics {
             upstream_bytes: Counter::default(),
             upstream_errors: Family::default(),
             evictions: Counter::default(),
+            gc_runs: Counter::default(),
             downloads_in_flight: Gauge::default(),
             store_bytes: Gauge::default(),
             store_objects: Gauge::default(),
@@ -70,6 +72,11 @@ impl Metrics {
             "evictions",
             "Images evicted to stay within the quota",
             m.evictions.clone(),
+        );
+        registry.register(
+            "gc_runs",
+            "Garbage collections completed",
+            m.gc_runs.clone(),
         );
         registry.register(
             "downloads_in_flight",
@@ -126,6 +133,10 @@ impl Metrics {
 
     pub fn evicted(&self) {
         self.evictions.inc();
+    }
+
+    pub fn collected(&self) {
+        self.gc_runs.inc();
     }
 
     /// The text exposition, with the gauges sampled now.

@@ -125,6 +125,7 @@ impl Storage {
             self.manifests.forget(digest);
         }
         self.quota.sub(report.bytes);
+        crate::metrics::METRICS.collected();
         if report != GcReport::default() {
             tracing::info!(
                 removed = report.removed,

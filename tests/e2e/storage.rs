@@ -867,3 +867,69 @@ async fn two_hundred_concurrent_clients_get_right_bytes() {
         peak_kib / 1024
     );
 }
+
+/// Garbage collection runs every second while clients pull: it never
+/// removes what those pulls store (a blob is stored before the manifest
+/// that references it is recorded; the grace period covers that window).
+#[tokio::test]
+async fn gc_running_during_pulls_never_removes_what_they_store() {
+    let mut upstream = Upstream::start(UpstreamAuth::None).await;
+    let client = RegistryClient::new(&upstream.url());
+    let pulled: Vec<_> = (0..4)
+        .map(|i| images::multi_layer(&format!("gc-race-{i}")))
+        .collect();
+    for (i, image) in pulled.iter().enumerate() {
+        client
+            .push_image(&format!("example/race{i}"), "v1", image)
+            .await;
+    }
+    let proxy = FakeFaultProxy::start(&upstream.url());
+    let ferry = Ferry::start_opts(
+        &[CacheSpec::new(CACHE, &proxy.url())],
+        &FerryOptions {
+            gc_interval_secs: Some(1),
+            ..Default::default()
+        },
+    );
+    let data = ferry.data_dir();
+    // Blobs first, the way a client that resumes a layer may ask: they are
+    // orphans until the manifest is pulled, across several collections.
+    for (i, image) in pulled.iter().enumerate() {
+        for layer in image.layers() {
+            assert_blob_served(&ferry, &format!("example/race{i}"), layer).await;
+        }
+    }
+    let runs = || async { metrics(&ferry.url()).await.sum("ferry_gc_runs_total", &[]) };
+    let before = runs().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while runs().await < before + 2.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no garbage collection ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for (i, image) in pulled.iter().enumerate() {
+        assert_skopeo_copy_matches(&via_ferry(&ferry, &format!("example/race{i}"), "v1"), image)
+            .await;
+    }
+    // No layer was collected and fetched again.
+    for (i, image) in pulled.iter().enumerate() {
+        for layer in image.layers() {
+            assert_eq!(
+                proxy.blob_gets(&layer.digest),
+                1,
+                "image {i}: layer fetched twice"
+            );
+        }
+    }
+    // Everything stored is still there, and serves with the upstream gone.
+    upstream.stop();
+    for (i, image) in pulled.iter().enumerate() {
+        for blob in &image.blobs {
+            assert!(has_blob(&data, &blob.digest), "collected {}", blob.digest);
+        }
+        assert_skopeo_copy_matches(&via_ferry(&ferry, &format!("example/race{i}"), "v1"), image)
+            .await;
+    }
+}

@@ -309,6 +309,8 @@ fn config_toml(data_dir: &Path, caches: &[CacheSpec]) -> String {
 pub struct FerryOptions {
     /// `max_size` in the config file, e.g. `"20MiB"`.
     pub max_size: Option<String>,
+    /// `gc_interval_secs` in the config file.
+    pub gc_interval_secs: Option<u64>,
     /// PEM certificate chain and key: ferry also listens for HTTPS on
     /// 127.0.0.1:0 (`--tls-listen/--tls-cert/--tls-key`).
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -331,6 +333,9 @@ impl Ferry {
         let mut toml = String::new();
         if let Some(max) = &opts.max_size {
             let _ = writeln!(toml, "max_size = {}", serde_json::to_string(max).unwrap());
+        }
+        if let Some(secs) = opts.gc_interval_secs {
+            let _ = writeln!(toml, "gc_interval_secs = {secs}");
         }
         toml.push_str(&config_toml(&data_dir, caches));
         let path = dir.path().join("ferry.toml");
