@@ -20,7 +20,12 @@ use crate::tls::{self, Certificates};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot open the data directory {path}: {source}")]
+    #[error(
+        "cannot open the data directory {path}: {source}\n\
+         If the metadata database (meta/) is damaged or from a newer ferry: stop ferry, \
+         move {path}/meta aside and start again. Cached blobs are reused; tags are \
+         re-resolved upstream on their next pull (see README, \"Rebuilding metadata\")."
+    )]
     Storage {
         path: std::path::PathBuf,
         source: crate::store::StoreError,

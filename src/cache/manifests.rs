@@ -66,8 +66,23 @@ impl ManifestMemo {
     }
 }
 
+/// Manifests larger than this are refused (the distribution spec's advice).
+const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A JSON object with a `schemaVersion`: never a layer's bytes.
+fn looks_like_manifest(bytes: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "schemaVersion")]
+        _schema_version: u32,
+    }
+    serde_json::from_slice::<Probe>(bytes).is_ok()
+}
+
 impl Storage {
-    /// A stored manifest, or `None` if its bytes or its record are missing.
+    /// A stored manifest, or `None` if its bytes are missing. A manifest
+    /// file without a record (metadata rebuilt after damage) gets its record
+    /// back, if the bytes are a manifest.
     pub async fn stored_manifest(
         &self,
         digest: &Digest,
@@ -77,10 +92,24 @@ impl Storage {
         }
         let (blobs, meta, d) = (self.blobs.clone(), self.meta.clone(), digest.clone());
         let found = blocking(move || {
-            let Some(record) = meta.manifest(&d)? else {
+            let record = meta.manifest(&d)?;
+            if record.is_none() && blobs.size_of(&d)?.is_none_or(|s| s > MAX_MANIFEST_BYTES) {
+                return Ok(None);
+            }
+            let Some(bytes) = blobs.read_blob(&d)? else {
                 return Ok(None);
             };
-            Ok(blobs.read_blob(&d)?.map(|bytes| (record, bytes)))
+            let record = match record {
+                Some(record) => record,
+                None if looks_like_manifest(&bytes) => {
+                    let media_type = effective_media_type(None, &bytes);
+                    let record = describe(&media_type, &bytes, unix_now());
+                    meta.put_manifest(&d, &record)?;
+                    record
+                }
+                None => return Ok(None),
+            };
+            Ok(Some((record, bytes)))
         })
         .await?;
         let Some((record, bytes)) = found else {

@@ -66,6 +66,15 @@ impl BlobStore {
         }
     }
 
+    /// The size of a stored blob, or `None` when it is not stored.
+    pub fn size_of(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        match fs::metadata(self.path_of(digest)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reads a whole stored blob (for manifests, which are small).
     pub fn read_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
         match fs::read(self.path_of(digest)) {

@@ -933,3 +933,29 @@ async fn gc_running_during_pulls_never_removes_what_they_store() {
             .await;
     }
 }
+
+/// The documented way back from a damaged metadata database: move `meta/`
+/// aside and start again. Cached blobs are reused (no layer fetched twice),
+/// manifests heal their records from the files, tags re-resolve upstream.
+#[tokio::test]
+async fn metadata_moved_aside_is_rebuilt_from_the_blob_store() {
+    let (mut upstream, image) = upstream_with_busybox().await;
+    let proxy = FakeFaultProxy::start(&upstream.url());
+    let mut ferry = Ferry::start_simple(&proxy.url());
+    let data = ferry.data_dir();
+    assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
+    ferry.stop();
+    std::fs::rename(data.join("meta"), data.join("meta.damaged")).unwrap();
+
+    // Upstream down: a pull by digest needs nothing but the blob store.
+    upstream.stop();
+    ferry.start_again();
+    assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, &image.digest), &image).await;
+
+    // Upstream back: the tag resolves again, and no layer is fetched twice.
+    upstream.start_again().await;
+    assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
+    for layer in image.layers() {
+        assert_eq!(proxy.blob_gets(&layer.digest), 1, "layer fetched again");
+    }
+}
