@@ -37,7 +37,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm
 fi
-node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' ||
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' ||
   { echo "tests/browser needs Node >= 20 (found $(node --version))" >&2; exit 1; }
 npm ci --prefix tests/browser --no-audit --no-fund
 node --test tests/browser/
