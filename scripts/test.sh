@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(
   docker-registry   # the upstream registry the tests pull through (CNCF distribution)
   skopeo podman     # real clients
+  containerd        # ctr, a real client too (the tests run a private daemon)
   busybox-static    # a real binary for the test images' layers
   httpie jq         # the management API workflow, as users script it
   apache2-utils     # htpasswd, for an upstream behind Basic auth

@@ -1,9 +1,11 @@
 //! ferry end-to-end tests: a real docker-registry upstream, the ferry binary
-//! in between, and real clients (skopeo, podman, raw HTTP) in front.
+//! in between, and real clients (skopeo, podman, containerd's ctr,
+//! raw HTTP) in front.
 //!
 //! Run: `cargo test --test e2e`. Needs on PATH `docker-registry`, `skopeo`,
-//! `podman`, `htpasswd`, `openssl`, and `/bin/busybox` (Debian packages
-//! docker-registry skopeo podman apache2-utils openssl busybox-static).
+//! `podman`, `containerd` and `ctr`, `htpasswd`, `openssl`, and
+//! `/bin/busybox` (Debian packages docker-registry skopeo podman containerd
+//! apache2-utils openssl busybox-static).
 //! `FERRY_E2E_LOG` sets ferry's RUST_LOG (default `debug`); a failing test
 //! prints the tail of ferry's log. `harness_selftest` checks the harness
 //! against docker-registry alone, to tell harness faults from ferry faults.
@@ -11,6 +13,7 @@ mod support;
 
 mod api;
 mod auth;
+mod containerd;
 mod faults;
 mod harness_selftest;
 mod management;
