@@ -118,16 +118,7 @@ impl Ferry {
             std::fs::write(&path, config_toml(&data_dir, caches)).unwrap();
             args.extend(["--config".into(), path.display().to_string()]);
         }
-        let mut ferry = Ferry {
-            args,
-            env: Vec::new(),
-            dir,
-            child: None,
-            addr: String::new(),
-            tls_addr: None,
-        };
-        ferry.spawn();
-        ferry
+        Ferry::launch(dir, args, Vec::new())
     }
 
     /// ferry from a config file holding `caches` (none at all is fine: then
@@ -151,9 +142,14 @@ impl Ferry {
             ADMIN_PASSWORD.to_string(),
         )];
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Ferry::launch(dir, args, vars)
+    }
+
+    /// Starts ferry with `args` and `env`, its files kept in `dir`.
+    fn launch(dir: tempfile::TempDir, args: Vec<String>, env: Vec<(String, String)>) -> Ferry {
         let mut ferry = Ferry {
             args,
-            env: vars,
+            env,
             dir,
             child: None,
             addr: String::new(),
@@ -355,16 +351,7 @@ impl Ferry {
                 key.display().to_string(),
             ]);
         }
-        let mut ferry = Ferry {
-            args,
-            env: Vec::new(),
-            dir,
-            child: None,
-            addr: String::new(),
-            tls_addr: None,
-        };
-        ferry.spawn();
-        ferry
+        Ferry::launch(dir, args, Vec::new())
     }
 
     /// `127.0.0.1:PORT` of the HTTPS listener (started with TLS only).
