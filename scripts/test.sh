@@ -12,6 +12,7 @@ packages=(
   busybox-static    # a real binary for the test images' layers
   httpie jq         # the management API workflow, as users script it
   apache2-utils     # htpasswd, for an upstream behind Basic auth
+  tinyproxy         # a real forward proxy, for the upstream proxy settings
   openssl ca-certificates
   chromium          # the dashboard's browser tests (headless)
 )

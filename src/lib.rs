@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod client;
+pub mod compress;
 pub mod config;
 pub mod domain;
 pub mod manage;

@@ -11,9 +11,10 @@ use url::Url;
 
 use crate::cache::{blocking, Cache, CacheError, Caches};
 use crate::config::{overlaps, valid_wildcard, CacheConfig};
-use crate::domain::RepoName;
+use crate::domain::{RepoName, Tag};
 use crate::store::{
-    unix_micros, DistributionRecord, MetaStore, RemoteRecord, StoreError, TaskRecord,
+    unix_micros, DistributionRecord, MetaStore, RemoteRecord, RepoRecord, StoreError, TagRecord,
+    TaskRecord,
 };
 
 /// Tasks are kept a day: long enough for any script polling one.
@@ -273,6 +274,30 @@ impl Manager {
         self.meta.delete_distribution(id)?;
         self.durable().await?;
         self.apply()
+    }
+
+    /// Asks the upstream where a cached tag of a local repository points
+    /// now (the dashboard's freshness check); returns the tag as stored.
+    pub async fn refresh_tag(
+        &self,
+        repo: &RepoRecord,
+        tag: &str,
+    ) -> Result<TagRecord, ManageError> {
+        let tag = Tag::parse(tag).ok_or(ManageError::NotFound)?;
+        let cache = self
+            .caches
+            .list()
+            .into_iter()
+            .find(|c| c.base_path() == repo.cache)
+            .ok_or_else(|| {
+                ManageError::Conflict(format!(
+                    "no distribution serves {} any more: the tag cannot be checked upstream",
+                    repo.cache
+                ))
+            })?;
+        let name = RepoName::parse(&repo.upstream_name)
+            .map_err(|e| CacheError::Internal(format!("stored repository name: {e}")))?;
+        Ok(cache.refresh_tag(&name, &tag).await?)
     }
 
     /// Records a finished task and returns its id.

@@ -2,14 +2,19 @@
 //! answers `index.html`, `GET /ui/<file>` the other assets. The page itself
 //! talks only to the management API, `/metrics` and the registry.
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 
+use bytes::Bytes;
+use http_body_util::BodyExt;
 use rust_embed::RustEmbed;
 use sha2::{Digest, Sha256};
-use warp::http::{header, HeaderValue, StatusCode};
+use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::path::Tail;
 use warp::reply::Response;
 use warp::Filter;
+
+use crate::compress;
 
 #[derive(RustEmbed)]
 #[folder = "web/"]
@@ -107,15 +112,57 @@ fn asset(path: &str) -> Option<Response> {
     Some(response(file.data.into_owned(), path, ASSET_MAX_AGE))
 }
 
+/// Assets gzipped once, on first request: they never change while ferry runs.
+static GZIPPED: Mutex<BTreeMap<String, Bytes>> = Mutex::new(BTreeMap::new());
+
+/// `asset`, gzipped when the browser accepts it (compressed once).
+async fn encoded_asset(path: &str, gzip_ok: bool) -> Option<Response> {
+    let plain = asset(path)?;
+    let compressible = path.ends_with(".js") || path.ends_with(".css") || !path.contains('.');
+    if !gzip_ok || !compressible {
+        return Some(plain);
+    }
+    let cached = GZIPPED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(path)
+        .cloned();
+    let (mut parts, body) = plain.into_parts();
+    let gzipped = match cached {
+        Some(bytes) => bytes,
+        None => {
+            let data = body.collect().await.ok()?.to_bytes();
+            let bytes = Bytes::from(crate::compress::gzip(&data).await.ok()?);
+            let mut cache = GZIPPED.lock().unwrap_or_else(|p| p.into_inner());
+            cache.insert(path.to_string(), bytes.clone());
+            bytes
+        }
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    parts
+        .headers
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    Some(Response::from_parts(parts, gzipped.into()))
+}
+
 /// `GET /` and `GET /ui/<file>`.
 pub fn routes() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    let root = warp::get().and(warp::path::end()).map(index);
+    let accept = warp::header::headers_cloned().map(|h: HeaderMap| compress::accepts_gzip(&h));
+    let root = warp::get()
+        .and(warp::path::end())
+        .and(accept)
+        .then(|gzip_ok: bool| async move { compress::maybe_gzip(index(), gzip_ok).await });
     let assets = warp::get()
         .and(warp::path("ui"))
         .and(warp::path::tail())
-        .and_then(
-            |tail: Tail| async move { asset(tail.as_str()).ok_or_else(warp::reject::not_found) },
-        );
+        .and(accept)
+        .and_then(|tail: Tail, gzip_ok: bool| async move {
+            encoded_asset(tail.as_str(), gzip_ok)
+                .await
+                .ok_or_else(warp::reject::not_found)
+        });
     root.or(assets).unify()
 }
 

@@ -231,8 +231,19 @@ function copyButton(text, label) {
 }
 
 function pullLine(ref) {
-  const line = `podman pull ${location.host}/${ref}`;
+  // podman refuses a plain-HTTP registry unless told so.
+  const insecure = location.protocol === 'http:' ? ' --tls-verify=false' : '';
+  const line = `podman pull${insecure} ${location.host}/${ref}`;
   return h('span', { class: 'pull' }, h('code', {}, line), copyButton(line, `Copy pull command for ${ref}`));
+}
+
+/** A message for the next render of the page (after an action re-routes). */
+let flash = null;
+
+function takeFlash() {
+  const f = flash;
+  flash = null;
+  return f;
 }
 
 function badge(ok, yes, no) {
@@ -278,18 +289,10 @@ async function overview() {
     stat('Served / fetched', `${formatBytes(served)} / ${formatBytes(fetched)}`),
     stat('Downloads in flight', status.downloads_in_flight));
 
-  let details = null;
-  let detailError = null;
-  if (session.auth) {
-    try {
-      details = await cacheDetails(status.upstreams.map((u) => u.base_path));
-    } catch (e) {
-      detailError = e;
-    }
-  }
-  const distByBase = new Map((details?.distributions || []).map((d) => [d.base_path, d]));
+  let distributions = [];
+  if (session.auth) distributions = await listAll(DISTRIBUTIONS).catch(() => []);
+  const distByBase = new Map(distributions.map((d) => [d.base_path, d]));
   const rows = status.upstreams.map((u) => {
-    const d = details?.perCache.get(u.base_path);
     const dist = distByBase.get(u.base_path);
     return [
       h('div', {}, h('a', { href: hashLink(`/cache/${enc(u.base_path)}`), class: 'cache-link' }, u.base_path),
@@ -297,17 +300,15 @@ async function overview() {
         dist?.description ? h('div', { class: 'muted small desc' }, dist.description) : null),
       h('span', { class: 'url' }, u.url),
       h('span', {}, badge(u.reachable, 'reachable', 'unreachable'), u.private ? h('span', { class: 'badge' }, 'private') : null),
-      h('span', { class: 'num', 'data-field': 'repositories' }, d ? d.repositories : '—'),
-      h('span', { class: 'num', 'data-field': 'tags' }, d ? d.tags : '—'),
-      h('span', { class: 'num', 'data-field': 'blobs' }, d ? d.blobs : '—'),
-      h('span', { class: 'num', 'data-field': 'bytes' }, d ? formatBytes(d.bytes) : '—'),
+      h('span', { class: 'num', 'data-field': 'repositories' }, u.repositories),
+      h('span', { class: 'num', 'data-field': 'tags' }, u.tags),
+      h('span', { class: 'num', 'data-field': 'blobs' }, u.blobs),
+      h('span', { class: 'num', 'data-field': 'bytes' }, formatBytes(u.bytes)),
     ];
   });
   show('Overview',
     stats,
     h('h2', {}, 'Caches'),
-    session.auth ? null : loginPrompt('repositories, tags and sizes per cache'),
-    detailError ? errorBox(detailError) : null,
     table('Caches', ['Cache', 'Upstream', 'Status', 'Repositories', 'Tags', 'Blobs', 'On disk'], rows,
       { empty: 'No caches yet.' }));
 }
@@ -316,46 +317,26 @@ function stat(label, value) {
   return h('div', { class: 'stat' }, h('dt', {}, label), h('dd', {}, value));
 }
 
-/** Per cache: repositories, tags, distinct blobs and their bytes. */
-async function cacheDetails(basePaths) {
-  const [repos, tags, distributions] = await Promise.all([
-    listAll(REPOSITORIES),
-    listAll(`${API}/content/container/tags/`, {}, 5000),
-    listAll(DISTRIBUTIONS),
-  ]);
-  // Longest base path first, so nested base paths get their own repositories.
-  const sorted = [...basePaths].sort((a, b) => b.length - a.length);
-  const cacheOf = (name) => sorted.find((b) => name.startsWith(`${b}/`));
-  const perCache = new Map(basePaths.map((b) => [b, { repositories: 0, tags: 0, blobs: 0, bytes: 0, repos: [] }]));
-  for (const r of repos) {
-    const c = perCache.get(cacheOf(r.name));
-    if (c) { c.repositories++; c.repos.push(r); }
-  }
-  for (const t of tags) {
-    const c = perCache.get(cacheOf(t.repository));
-    if (c) c.tags++;
-  }
-  await Promise.all([...perCache.values()].map(async (c) => {
-    const seen = new Map();
-    // Bounded: the blobs of the first 50 repositories.
-    await Promise.all(c.repos.slice(0, 50).map(async (r) => {
-      const blobs = await listAll(`${API}/content/container/blobs/`, { repository_version: r.latest_version_href });
-      for (const b of blobs) seen.set(b.digest, b.size || 0);
-    }));
-    c.blobs = seen.size;
-    c.bytes = [...seen.values()].reduce((a, b) => a + b, 0);
-  }));
-  return { perCache, distributions };
+/** A column header that sorts the list by `key` (server-side `ordering`). */
+function sortHeader(label, key, ordering, go) {
+  const current = ordering === key || ordering === `-${key}`;
+  const desc = ordering === `-${key}`;
+  // Names read best A→Z; sizes and times biggest / latest first.
+  const next = current ? (desc ? key : `-${key}`) : (key === 'name' ? key : `-${key}`);
+  return h('th', { scope: 'col', 'aria-sort': current ? (desc ? 'descending' : 'ascending') : 'none' },
+    h('button', { type: 'button', class: 'sort', onclick: () => go({ ordering: next, offset: '0' }) },
+      `${label}${current ? (desc ? ' ▼' : ' ▲') : ''}`));
 }
 
 async function cachePage(basePath, params) {
   const show = view();
   const q = params.get('q') || '';
-  const desc = params.get('sort') === '-name';
+  const ordering = params.get('ordering') || 'name';
   const offset = Math.max(0, Number(params.get('offset')) || 0);
   const go = (changes) => {
-    const next = { q, sort: desc ? '-name' : '', offset: String(offset), ...changes };
+    const next = { q, ordering, offset: String(offset), ...changes };
     if (next.offset === '0') delete next.offset;
+    if (next.ordering === 'name') delete next.ordering;
     location.hash = hashLink(`/cache/${enc(basePath)}`, next);
   };
   const search = h('form', { class: 'search', role: 'search', onsubmit: (e) => { e.preventDefault(); go({ q: e.target.elements.q.value.trim(), offset: '0' }); } },
@@ -368,40 +349,26 @@ async function cachePage(basePath, params) {
     return;
   }
   show(`Cache ${basePath}`, crumbs, search, h('p', { class: 'muted' }, 'Loading…'));
-  // The cache's repositories are those named `<base_path>/...`; the search
-  // narrows them with name__contains. The API lists in name order, so the
-  // reverse order reads the mirrored page and turns it around.
-  const filters = { name__icontains: `${basePath}/`, name__contains: q };
-  let page;
-  let results;
-  if (!desc) {
-    page = await api(`${REPOSITORIES}${qs({ ...filters, limit: PAGE_SIZE, offset })}`);
-    results = page.results;
-  } else {
-    const first = await api(`${REPOSITORIES}${qs({ ...filters, limit: 1 })}`);
-    const end = Math.max(0, first.count - offset);
-    const start = Math.max(0, end - PAGE_SIZE);
-    page = end > start ? await api(`${REPOSITORIES}${qs({ ...filters, limit: end - start, offset: start })}`) : { count: first.count, results: [] };
-    results = [...page.results].reverse();
-  }
-  const sortButton = h('th', { scope: 'col', 'aria-sort': desc ? 'descending' : 'ascending' },
-    h('button', { type: 'button', class: 'sort', onclick: () => go({ sort: desc ? '' : '-name', offset: '0' }) },
-      `Name ${desc ? '▼' : '▲'}`));
-  const rows = results.map((r) => [
+  // Filtering, sorting and paging all happen on the server.
+  const page = await api(`${REPOSITORIES}${qs({ cache: basePath, name__contains: q, ordering, limit: PAGE_SIZE, offset })}`);
+  const rows = page.results.map((r) => [
     h('a', { href: hashLink(`/repo/${enc(r.name)}`), class: 'repo-link' }, r.name.slice(basePath.length + 1)),
-    formatTime(r.pulp_last_updated),
+    h('span', { class: 'num' }, r.tag_count),
+    h('span', { class: 'num', 'data-field': 'size' }, formatBytes(r.size)),
+    formatTime(r.last_pulled),
     pullLine(r.name),
   ]);
   show(`Cache ${basePath}`, crumbs, search,
-    table(`Repositories of ${basePath}`, [sortButton, 'Last updated', 'Pull'], rows,
-      { empty: q ? 'No repository matches.' : 'No repositories pulled through this cache yet.' }),
+    table(`Repositories of ${basePath}`, [
+      sortHeader('Name', 'name', ordering, go), 'Tags',
+      sortHeader('Size', 'size', ordering, go), sortHeader('Last pulled', 'last_pulled', ordering, go), 'Pull',
+    ], rows, { empty: q ? 'No repository matches.' : 'No repositories pulled through this cache yet.' }),
     pager({ count: page.count, offset, limit: PAGE_SIZE }, (o) => go({ offset: String(o) })));
 }
 
 async function repoPage(name, params) {
   const show = view();
   const offset = Math.max(0, Number(params.get('offset')) || 0);
-  const basePath = name.includes('/') ? name.slice(0, name.indexOf('/')) : name;
   const crumbs = h('p', { class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' / ', name);
   if (!session.auth) {
     show(name, crumbs, loginPrompt('the tags of this repository'));
@@ -414,18 +381,43 @@ async function repoPage(name, params) {
     show(name, crumbs, errorBox('No such repository (it may have been deleted or evicted).'));
     return;
   }
-  const [status, page] = await Promise.all([
-    api(`${API}/status/`, { auth: false }).catch(() => null),
-    api(`${API}/content/container/tags/${qs({ repository_version: repo.latest_version_href, limit: PAGE_SIZE, offset })}`),
-  ]);
-  const cache = (status?.upstreams || []).map((u) => u.base_path)
-    .sort((a, b) => b.length - a.length).find((b) => name.startsWith(`${b}/`)) || basePath;
+  const page = await api(`${API}/content/container/tags/${qs({ repository_version: repo.latest_version_href, limit: PAGE_SIZE, offset })}`);
+  const cache = repo.cache;
+  const message = h('div', { 'aria-live': 'polite', class: 'message' }, takeFlash());
+  const fail = (e) => message.replaceChildren(errorBox(e));
+  const action = (label, aria, run) => h('button', { type: 'button', 'aria-label': aria, onclick: run }, label);
   const rows = page.results.map((t) => [
     h('span', { class: 'tag' }, t.name),
     h('a', { href: hashLink(`/manifest/${enc(name)}/${enc(t.digest)}`), class: 'digest', title: t.digest }, h('code', {}, t.digest)),
-    h('span', { class: 'small' }, t.media_type),
+    h('span', { class: 'small' }, t.media_type,
+      t.platforms && t.platforms.length ? h('div', { class: 'muted small platforms' }, t.platforms.join(', ')) : null),
+    h('span', { class: 'num' }, formatBytes(t.size)),
+    formatTime(t.last_pulled),
     formatTime(t.last_confirmed),
     pullLine(`${name}:${t.name}`),
+    h('span', { class: 'actions' },
+      action('Check upstream', `Check tag ${t.name} upstream now`, async () => {
+        message.replaceChildren(h('p', { class: 'muted' }, `Checking ${t.name} upstream…`));
+        try {
+          const fresh = await api(`${t.pulp_href}refresh/`, { method: 'POST' });
+          flash = h('p', { class: 'ok', role: 'status' }, fresh.digest !== t.digest
+            ? `${t.name} moved upstream: now ${fresh.digest}`
+            : `${t.name} is current (confirmed ${formatTime(fresh.last_confirmed)}).`);
+          await route();
+        } catch (e) { fail(e); }
+      }),
+      h('button', {
+        type: 'button',
+        class: 'danger',
+        'aria-label': `Delete tag ${t.name}`,
+        onclick: async () => {
+          if (!confirm(`Delete the tag ${t.name} from the cache?`)) return;
+          try {
+            await api(`${repo.pulp_href}remove/`, { method: 'POST', body: { content_units: [t.pulp_href] } });
+            await route();
+          } catch (e) { fail(e); }
+        },
+      }, 'Delete')),
   ]);
   const del = h('button', {
     type: 'button',
@@ -436,15 +428,19 @@ async function repoPage(name, params) {
         await api(repo.pulp_href, { method: 'DELETE' });
         location.hash = hashLink(`/cache/${enc(cache)}`);
       } catch (e) {
-        del.after(errorBox(e));
+        fail(e);
       }
     },
   }, 'Delete repository');
   show(name,
     h('p', { class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' / ',
       h('a', { href: hashLink(`/cache/${enc(cache)}`) }, cache), ' / ', name.slice(cache.length + 1)),
+    h('dl', { class: 'stats', 'aria-label': 'Repository' },
+      stat('Tags', repo.tag_count), stat('On disk', formatBytes(repo.size)),
+      stat('Last pulled', formatTime(repo.last_pulled)), stat('Version', repo.latest_version_href.split('/').filter(Boolean).pop())),
+    message,
     h('h2', {}, 'Tags'),
-    table(`Tags of ${name}`, ['Tag', 'Digest', 'Media type', 'Last confirmed', 'Pull'], rows, { empty: 'No tags cached.' }),
+    table(`Tags of ${name}`, ['Tag', 'Digest', 'Media type', 'Size', 'Last pulled', 'Last confirmed', 'Pull', 'Manage'], rows, { empty: 'No tags cached.' }),
     pager({ count: page.count, offset, limit: PAGE_SIZE }, (o) => { location.hash = hashLink(`/repo/${enc(name)}`, o ? { offset: o } : {}); }),
     h('h2', {}, 'Manage'),
     del);
@@ -545,7 +541,7 @@ async function adminPage() {
   show('Manage', h('p', { class: 'muted' }, 'Loading…'));
   const [remotes, distributions] = await Promise.all([listAll(REMOTES), listAll(DISTRIBUTIONS)]);
   const remoteName = new Map(remotes.map((r) => [r.pulp_href, r.name]));
-  const message = h('div', { 'aria-live': 'polite', class: 'message' });
+  const message = h('div', { 'aria-live': 'polite', class: 'message' }, takeFlash());
   const fail = (e) => message.replaceChildren(errorBox(e));
   const remove = (what, href, label) => h('button', {
     type: 'button',
@@ -602,22 +598,92 @@ async function adminPage() {
   h('button', { type: 'submit', disabled: remotes.length === 0 }, 'Create distribution'),
   remotes.length ? null : h('p', { class: 'muted small' }, 'Create a remote first.'));
 
+  const editArea = h('div', { class: 'edit-area' });
+  const edit = (what, label, form) => h('button', {
+    type: 'button',
+    'aria-label': `Edit ${what} ${label}`,
+    onclick: () => {
+      editArea.replaceChildren(form());
+      editArea.querySelector('input, select')?.focus();
+    },
+  }, 'Edit');
+  const patch = async (href, body, what) => {
+    try {
+      await api(href, { method: 'PATCH', body });
+      flash = h('p', { class: 'ok', role: 'status' }, `Saved ${what}.`);
+      await route();
+    } catch (ex) { fail(ex); }
+  };
+  const editRemote = (r) => h('form', {
+    class: 'card form',
+    'aria-labelledby': 'edit-remote',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const f = e.target.elements;
+      const body = { url: f.url.value.trim(), tls_validation: f.tls.checked };
+      // Credentials are write-only: fields left empty keep what is stored.
+      if (f.username.value) body.username = f.username.value;
+      if (f.rpassword.value) body.password = f.rpassword.value;
+      if (f.clear.checked) { body.username = null; body.password = null; }
+      await patch(r.pulp_href, body, `remote ${r.name}`);
+    },
+  },
+  h('h3', { id: 'edit-remote' }, `Edit remote ${r.name}`),
+  field('edit-remote-url', 'Upstream URL', { name: 'url', type: 'url', required: true, value: r.url }),
+  field('edit-remote-username', `New username (empty: keep${isSet(r, 'username') ? ' the stored one' : ' none'})`, { name: 'username', autocomplete: 'off' }),
+  field('edit-remote-password', `New password (empty: keep${isSet(r, 'password') ? ' the stored one' : ' none'})`, { name: 'rpassword', type: 'password', autocomplete: 'new-password' }),
+  h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'clear' }), ' Remove the stored credentials'),
+  h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'tls', checked: r.tls_validation !== false }), ' Verify the upstream\'s TLS certificate'),
+  h('button', { type: 'submit' }, 'Save remote'),
+  h('button', { type: 'button', onclick: () => editArea.replaceChildren() }, 'Cancel'));
+  const editDistribution = (d) => h('form', {
+    class: 'card form',
+    'aria-labelledby': 'edit-distribution',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const f = e.target.elements;
+      await patch(d.pulp_href, {
+        base_path: f.base_path.value.trim(),
+        remote: f.remote.value,
+        description: f.description.value.trim() || null,
+        private: f.private.checked,
+      }, `distribution ${d.name}`);
+    },
+  },
+  h('h3', { id: 'edit-distribution' }, `Edit distribution ${d.name}`),
+  field('edit-dist-base-path', 'Base path', { name: 'base_path', required: true, value: d.base_path }),
+  h('label', { for: 'edit-dist-remote' }, 'Remote'),
+  h('select', { id: 'edit-dist-remote', name: 'remote', required: true },
+    remotes.map((r) => h('option', { value: r.pulp_href, selected: r.pulp_href === d.remote }, `${r.name} (${r.url})`))),
+  field('edit-dist-description', 'Description', { name: 'description', value: d.description || '' }),
+  h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'private', checked: !!d.private }), ' Private (pulls need the admin login)'),
+  h('button', { type: 'submit' }, 'Save distribution'),
+  h('button', { type: 'button', onclick: () => editArea.replaceChildren() }, 'Cancel'));
+
   show('Manage', message,
+    editArea,
     h('h2', {}, 'Distributions'),
     table('Distributions', ['Name', 'Base path', 'Remote', 'Description', ''], distributions.map((d) => [
       h('span', { class: 'dist-name' }, d.name),
       h('a', { href: hashLink(`/cache/${enc(d.base_path)}`) }, d.base_path),
       remoteName.get(d.remote) || d.remote,
       h('span', { class: 'desc' }, d.description || ''),
-      d.ferry_source === 'config' ? h('span', { class: 'muted small' }, 'from config') : remove('distribution', d.pulp_href, d.name),
+      d.ferry_source === 'config' ? h('span', { class: 'muted small' }, 'from config')
+        : h('span', { class: 'actions' }, edit('distribution', d.name, () => editDistribution(d)), remove('distribution', d.pulp_href, d.name)),
     ]), { empty: 'No distributions.' }),
     h('h2', {}, 'Remotes'),
     table('Remotes', ['Name', 'URL', ''], remotes.map((r) => [
       h('span', { class: 'remote-name' }, r.name),
       h('span', { class: 'url' }, r.url),
-      r.ferry_source === 'config' ? h('span', { class: 'muted small' }, 'from config') : remove('remote', r.pulp_href, r.name),
+      r.ferry_source === 'config' ? h('span', { class: 'muted small' }, 'from config')
+        : h('span', { class: 'actions' }, edit('remote', r.name, () => editRemote(r)), remove('remote', r.pulp_href, r.name)),
     ]), { empty: 'No remotes.' }),
     h('div', { class: 'forms' }, remoteForm, distForm));
+}
+
+/** Whether a write-only field of a remote holds a value (`hidden_fields`). */
+function isSet(remote, name) {
+  return (remote.hidden_fields || []).some((f) => f.name === name && f.is_set);
 }
 
 function field(id, label, attrs) {

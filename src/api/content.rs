@@ -2,18 +2,21 @@
 //! repositories hold, filterable by `repository_version`, `name`, `digest`
 //! and `media_type`. Manifests and blobs are named by digest in hrefs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 use warp::http::Method;
 use warp::reply::Response as Reply;
 
-use super::http::{filter, ok, paginate, timestamp_secs, ApiError, Page, Request};
+use super::http::{
+    filter, id_from_href, ok, page_of, paginate, timestamp_millis, timestamp_secs, ApiError, Page,
+    Request,
+};
 use super::{repositories, Api};
 use crate::cache::{blocking, RepoContent};
 use crate::domain::Digest;
-use crate::store::{BlobStore, ManifestRecord};
+use crate::store::{BlobStore, ManifestRecord, TagRecord};
 
 const TAGS: &str = "/pulp/api/v3/content/container/tags/";
 const MANIFESTS: &str = "/pulp/api/v3/content/container/manifests/";
@@ -25,6 +28,75 @@ fn manifest_href(d: &Digest) -> String {
 
 fn blob_href(d: &Digest) -> String {
     format!("{BLOBS}{d}/")
+}
+
+/// A tag's href names its repository and itself: `<repository id>:<tag>`
+/// (a tag cannot contain `:`).
+fn tag_href(repo_id: &str, tag: &str) -> String {
+    format!("{TAGS}{repo_id}:{tag}/")
+}
+
+/// The (repository id, tag) a tag href names.
+pub fn tag_of_href(href: &str) -> Option<(String, String)> {
+    let (repo_id, tag) = id_from_href(href, TAGS)?.split_once(':')?;
+    Some((repo_id.to_string(), tag.to_string()))
+}
+
+fn tag_response(repo_id: &str, repo: &str, tag: String, t: &TagRecord) -> TagResponse {
+    TagResponse {
+        pulp_href: tag_href(repo_id, &tag),
+        prn: format!("prn:container.tag:{repo_id}:{tag}"),
+        pulp_created: timestamp_secs(t.confirmed_at),
+        pulp_last_updated: timestamp_secs(t.confirmed_at),
+        pulp_labels: Map::new(),
+        tagged_manifest: manifest_href(&t.digest),
+        repository: repo.to_string(),
+        digest: t.digest.to_string(),
+        media_type: t.media_type.to_string(),
+        last_confirmed: timestamp_secs(t.confirmed_at),
+        last_pulled: (t.last_pulled > 0).then(|| timestamp_millis(t.last_pulled)),
+        name: tag,
+        size: 0,
+        platforms: Vec::new(),
+    }
+}
+
+/// Fills in what only the stored content knows (size, platforms), for
+/// the tags of one page only.
+async fn with_details(api: &Api, tags: &mut [TagResponse]) -> Result<(), ApiError> {
+    let digests = tags
+        .iter()
+        .filter_map(|t| t.digest.parse::<Digest>().ok())
+        .collect();
+    let details = api.manager.caches().storage().tag_details(digests).await?;
+    for (tag, detail) in tags.iter_mut().zip(details) {
+        tag.size = detail.size;
+        tag.platforms = detail.platforms;
+    }
+    Ok(())
+}
+
+/// `GET`, and `POST .../refresh/` (ferry's addition: ask the upstream
+/// where the tag points now, whatever its TTL), on one tag.
+async fn one_tag(api: &Api, id: &str, refresh: bool) -> Result<Reply, ApiError> {
+    let (repo_id, tag) = id.split_once(':').ok_or_else(ApiError::not_found)?;
+    let (name, repo) = repositories::by_id(api, repo_id).await?;
+    let record = if refresh {
+        api.manager.refresh_tag(&repo, tag).await?
+    } else {
+        let meta = api.manager.meta().clone();
+        let (n, t) = (name.clone(), tag.to_string());
+        blocking(move || meta.tag(&n, &t))
+            .await?
+            .ok_or_else(ApiError::not_found)?
+    };
+    if refresh {
+        tracing::info!(repository = %name, %tag, digest = %record.digest, "tag refreshed through the API");
+    }
+    let mut one = [tag_response(repo_id, &name, tag.to_string(), &record)];
+    with_details(api, &mut one).await?;
+    let [one] = one;
+    ok(&one)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -42,6 +114,12 @@ pub struct TagResponse {
     pub digest: String,
     pub media_type: String,
     pub last_confirmed: String,
+    /// When a client last pulled the tag (absent if never recorded).
+    pub last_pulled: Option<String>,
+    /// Bytes of the manifest, its children and all their blobs.
+    pub size: u64,
+    /// For an index: the platforms it lists (`os/architecture[/variant]`).
+    pub platforms: Vec<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -175,38 +253,32 @@ async fn selected(api: &Api, req: &Request) -> Result<Vec<(String, RepoContent)>
            ("digest" = Option<String>, Query), ("media_type" = Option<String>, Query)),
     responses((status = 200, body = Page<TagResponse>)))]
 pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, ApiError> {
+    if let (["tags", id, "refresh"], &Method::POST) = (rest, &req.method) {
+        return one_tag(api, id, true).await;
+    }
     if req.method != Method::GET {
         return Err(ApiError::method_not_allowed(&req.method));
     }
     let storage = api.manager.caches().storage().clone();
     match rest {
         ["tags"] => {
+            let ids: HashMap<String, String> = repositories::all(api)
+                .await?
+                .into_iter()
+                .map(|(name, r)| (name, r.id))
+                .collect();
             let mut items = Vec::new();
             for (name, content) in selected(api, req).await? {
-                let repo_id = repositories::all(api)
-                    .await?
-                    .into_iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, r)| r.id)
-                    .unwrap_or_default();
+                let repo_id = ids.get(&name).map_or("", String::as_str);
                 for (tag, t) in content.tags {
-                    items.push(TagResponse {
-                        pulp_href: format!("{TAGS}{repo_id}:{tag}/"),
-                        prn: format!("prn:container.tag:{repo_id}:{tag}"),
-                        pulp_created: timestamp_secs(t.confirmed_at),
-                        pulp_last_updated: timestamp_secs(t.confirmed_at),
-                        pulp_labels: Map::new(),
-                        name: tag,
-                        tagged_manifest: manifest_href(&t.digest),
-                        repository: name.clone(),
-                        digest: t.digest.to_string(),
-                        media_type: t.media_type.to_string(),
-                        last_confirmed: timestamp_secs(t.confirmed_at),
-                    });
+                    items.push(tag_response(repo_id, &name, tag, &t));
                 }
             }
-            paginate(filter(items, req), req)
+            let mut page = page_of(filter(items, req), req);
+            with_details(api, &mut page.results).await?;
+            ok(&page)
         }
+        ["tags", id] => one_tag(api, id, false).await,
         ["manifests"] | ["manifests", _] => {
             let mut digests = BTreeMap::new();
             for (_, content) in selected(api, req).await? {

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use warp::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use warp::reply::Response as Reply;
 
+use crate::cache::{CacheError, Cause};
 use crate::manage::ManageError;
 
 const DEFAULT_LIMIT: usize = 100;
@@ -96,9 +97,19 @@ impl From<ManageError> for ApiError {
             ManageError::NotFound => ApiError::not_found(),
             ManageError::Conflict(message) => ApiError::bad_request(json!({ "detail": message })),
             ManageError::Cache(e) => {
-                tracing::error!(error = %e, "management request failed");
+                let status = match (e.cause(), &e) {
+                    (Cause::Client, _) => StatusCode::NOT_FOUND,
+                    (Cause::Upstream, CacheError::Upstream(u)) if u.is_no_answer() => {
+                        StatusCode::GATEWAY_TIMEOUT
+                    }
+                    (Cause::Upstream, _) => StatusCode::BAD_GATEWAY,
+                    (Cause::Ferry, _) => {
+                        tracing::error!(error = %e, "management request failed");
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                };
                 ApiError {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    status,
                     body: json!({ "detail": e.to_string() }),
                 }
             }
@@ -156,6 +167,11 @@ pub struct Page<T> {
 }
 
 pub fn paginate<T: Serialize>(items: Vec<T>, req: &Request) -> Result<Reply, ApiError> {
+    ok(&page_of(items, req))
+}
+
+/// The page of `items` a request's `limit`/`offset` select, with links.
+pub fn page_of<T>(items: Vec<T>, req: &Request) -> Page<T> {
     let limit = req
         .query
         .get("limit")
@@ -181,19 +197,19 @@ pub fn paginate<T: Serialize>(items: Vec<T>, req: &Request) -> Result<Reply, Api
         }
         format!("{}{}?{}", req.origin(), req.path, query.finish())
     };
-    let page = Page {
+    Page {
         count,
         next: (offset + limit < count).then(|| link(offset + limit)),
         previous: (offset > 0).then(|| link(offset.saturating_sub(limit))),
         results: items.into_iter().skip(offset).take(limit).collect(),
-    };
-    ok(&page)
+    }
 }
 
 /// Applies the filters Pulp's lists share: exact `name`, `name__contains`,
-/// `name__icontains`, `base_path`, `digest`, `media_type`.
+/// `name__icontains`, `base_path`, `digest`, `media_type` (and ferry's
+/// `cache`).
 pub fn filter<T: Serialize>(items: Vec<T>, req: &Request) -> Vec<T> {
-    let exact = ["name", "base_path", "digest", "media_type"];
+    let exact = ["name", "base_path", "digest", "media_type", "cache"];
     items
         .into_iter()
         .filter(|item| {
@@ -231,6 +247,11 @@ pub fn timestamp(micros: u64) -> String {
 /// Seconds-resolution records (cache metadata) as timestamps.
 pub fn timestamp_secs(secs: u64) -> String {
     timestamp(secs.saturating_mul(1_000_000))
+}
+
+/// Milliseconds-resolution records (pull times) as timestamps.
+pub fn timestamp_millis(millis: u64) -> String {
+    timestamp(millis.saturating_mul(1_000))
 }
 
 /// The id in `<prefix><id>/`, if `href` is one.

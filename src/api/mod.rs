@@ -62,7 +62,7 @@ impl Api {
         remotes::RemoteResponse, remotes::RemoteInput, remotes::HiddenField,
         distributions::DistributionResponse, distributions::DistributionInput,
         repositories::RepositoryResponse, repositories::RepositoryVersionResponse,
-        repositories::RepositoryDistributionResponse,
+        repositories::RepositoryDistributionResponse, repositories::RemoveInput,
         content::TagResponse, content::ManifestResponse, content::BlobResponse,
         tasks::TaskResponse, tasks::AsyncOperationResponse, status::StatusResponse
     )),
@@ -115,6 +115,7 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Re
              headers: HeaderMap,
              body: Bytes,
              api: Arc<Api>| async move {
+                let gzip_ok = crate::compress::accepts_gzip(&headers);
                 let req = Request {
                     method,
                     path: full.as_str().to_string(),
@@ -122,9 +123,10 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Re
                     headers,
                     body,
                 };
-                dispatch(&api, &req, tail.as_str())
+                let resp = dispatch(&api, &req, tail.as_str())
                     .await
-                    .unwrap_or_else(ApiError::into_response)
+                    .unwrap_or_else(ApiError::into_response);
+                crate::compress::maybe_gzip(resp, gzip_ok).await
             },
         )
 }

@@ -7,8 +7,11 @@ use serde_json::{json, Map, Value};
 use warp::http::Method;
 use warp::reply::Response as Reply;
 
-use super::http::{filter, ok, paginate, timestamp_secs, ApiError, Page, Request};
-use super::Api;
+use super::http::{
+    filter, ok, paginate, timestamp_millis, timestamp_secs, ApiError, Page, Request,
+};
+use super::{content, Api};
+use crate::cache::RepoSummary;
 use crate::store::{Counts, RepoRecord};
 
 pub const COLLECTION: &str = "/pulp/api/v3/repositories/container/container/";
@@ -41,6 +44,13 @@ pub struct RepositoryResponse {
     pub retain_checkpoints: Option<u32>,
     pub remote: Option<String>,
     pub manifest_signing_service: Option<String>,
+    /// ferry's additions: the cache (pull-through base path) it belongs to,
+    /// its tags, its bytes on disk (manifests and blobs; a blob shared with
+    /// another repository counts in both) and the last pull of any tag.
+    pub cache: String,
+    pub tag_count: u64,
+    pub size: u64,
+    pub last_pulled: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -76,7 +86,7 @@ pub struct RepositoryDistributionResponse {
     pub content_guard: Option<String>,
 }
 
-fn repository(name: &str, r: &RepoRecord) -> RepositoryResponse {
+fn repository(name: &str, r: &RepoRecord, summary: &RepoSummary) -> RepositoryResponse {
     RepositoryResponse {
         pulp_href: href(&r.id),
         prn: format!("prn:container.containerrepository:{}", r.id),
@@ -91,7 +101,40 @@ fn repository(name: &str, r: &RepoRecord) -> RepositoryResponse {
         retain_checkpoints: None,
         remote: None,
         manifest_signing_service: None,
+        cache: r.cache.clone(),
+        tag_count: summary.tags,
+        size: summary.bytes,
+        last_pulled: (summary.last_pulled > 0).then(|| timestamp_millis(summary.last_pulled)),
     }
+}
+
+/// Every repository as the API shows it, in the order `ordering` asks
+/// (`name`, `size`, `last_pulled`, `pulp_created`; `-` for descending).
+async fn listed(api: &Api, req: &Request) -> Result<Vec<RepositoryResponse>, ApiError> {
+    let mut repos = api.manager.caches().storage().inventory().await?.repos;
+    let ordering = req.query.get("ordering").map_or("name", String::as_str);
+    let (descending, key) = match ordering.strip_prefix('-') {
+        Some(key) => (true, key),
+        None => (false, ordering),
+    };
+    match key {
+        "name" => {}
+        "size" => repos.sort_by_key(|(_, _, s)| s.bytes),
+        "last_pulled" => repos.sort_by_key(|(_, _, s)| s.last_pulled),
+        "pulp_created" => repos.sort_by_key(|(_, r, _)| r.created_at),
+        other => {
+            return Err(ApiError::bad_request(json!({
+                "ordering": [format!("Unknown ordering \"{other}\": use name, size, last_pulled or pulp_created, with - for descending.")]
+            })))
+        }
+    }
+    if descending {
+        repos.reverse();
+    }
+    Ok(repos
+        .iter()
+        .map(|(name, r, summary)| repository(name, r, summary))
+        .collect())
 }
 
 /// Every local repository as (name, record), sorted by name.
@@ -195,23 +238,63 @@ fn distribution(
     }
 }
 
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub struct RemoveInput {
+    /// Hrefs of tags of this repository (`/pulp/api/v3/content/container/tags/<id>/`).
+    pub content_units: Vec<String>,
+}
+
+/// `POST <repository>/remove/ {"content_units": [tag hrefs]}`, as in Pulp:
+/// the tags leave the repository (a new version), and what nothing else
+/// references is freed.
+async fn remove_content(api: &Api, req: &Request, name: &str, id: &str) -> Result<Reply, ApiError> {
+    let input: RemoveInput = req.json()?;
+    let mut tags = Vec::new();
+    for href in &input.content_units {
+        match content::tag_of_href(href) {
+            Some((repo_id, tag)) if repo_id == id => tags.push(tag),
+            _ => {
+                return Err(ApiError::bad_request(json!({
+                    "content_units": [format!("{href} is not a tag of this repository (only tags can be removed).")]
+                })))
+            }
+        }
+    }
+    let storage = api.manager.caches().storage();
+    for tag in tags {
+        let freed = storage.delete_tag(name, &tag).await?;
+        tracing::info!(repository = %name, %tag, bytes_freed = freed, "tag removed through the API");
+    }
+    api.task_reply("ferry.repository.remove", vec![]).await
+}
+
 #[utoipa::path(get, path = "/pulp/api/v3/repositories/container/container/", tag = "repositories",
     params(("name" = Option<String>, Query), ("name__contains" = Option<String>, Query),
+           ("cache" = Option<String>, Query, description = "only the repositories of this pull-through base path"),
+           ("ordering" = Option<String>, Query, description = "name, size, last_pulled or pulp_created; - for descending"),
            ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)),
     responses((status = 200, body = Page<RepositoryResponse>)))]
 pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, ApiError> {
     match (rest, &req.method) {
-        ([], &Method::GET) => {
-            let items = all(api)
-                .await?
-                .iter()
-                .map(|(n, r)| repository(n, r))
-                .collect();
-            paginate(filter(items, req), req)
-        }
+        ([], &Method::GET) => paginate(filter(listed(api, req).await?, req), req),
         ([id], &Method::GET) => {
             let (name, r) = by_id(api, id).await?;
-            ok(&repository(&name, &r))
+            let summary = api
+                .manager
+                .caches()
+                .storage()
+                .inventory()
+                .await?
+                .repos
+                .into_iter()
+                .find(|(n, _, _)| *n == name)
+                .map(|(_, _, s)| s)
+                .unwrap_or_default();
+            ok(&repository(&name, &r, &summary))
+        }
+        ([id, "remove"], &Method::POST) => {
+            let (name, _) = by_id(api, id).await?;
+            remove_content(api, req, &name, id).await
         }
         ([id], &Method::DELETE) => {
             let (name, _) = by_id(api, id).await?;

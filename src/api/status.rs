@@ -31,6 +31,12 @@ pub struct UpstreamStatus {
     pub url: String,
     pub reachable: bool,
     pub private: bool,
+    /// What the cache holds: repositories, tags, distinct blobs and the
+    /// bytes of its manifests and blobs (shared ones counted once).
+    pub repositories: u64,
+    pub tags: u64,
+    pub blobs: u64,
+    pub bytes: u64,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -47,6 +53,7 @@ pub struct StatusResponse {
 pub async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
     let storage = api.manager.caches().storage().clone();
     let (cached_bytes, cached_objects) = storage.blob_totals().await?;
+    let held = storage.inventory().await?.caches;
     let data_dir = api.data_dir.clone();
     let fs = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&data_dir).ok())
         .await
@@ -74,11 +81,18 @@ pub async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
             .list()
             .iter()
             .filter(|c| admin || !c.is_private())
-            .map(|c| UpstreamStatus {
-                base_path: c.base_path().to_string(),
-                url: c.config().upstream.to_string(),
-                reachable: !c.upstream_down(),
-                private: c.is_private(),
+            .map(|c| {
+                let totals = held.get(c.base_path()).cloned().unwrap_or_default();
+                UpstreamStatus {
+                    base_path: c.base_path().to_string(),
+                    url: c.config().upstream.to_string(),
+                    reachable: !c.upstream_down(),
+                    private: c.is_private(),
+                    repositories: totals.repositories,
+                    tags: totals.tags,
+                    blobs: totals.blobs,
+                    bytes: totals.bytes,
+                }
             })
             .collect(),
         downloads_in_flight: storage.downloads_in_flight(),

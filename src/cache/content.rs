@@ -1,11 +1,14 @@
-//! A local repository's content (tags → manifests → blobs).
+//! A local repository's content (tags → manifests → blobs), and the sizes
+//! and counts the API and dashboard list.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::error::{blocking, CacheError};
+use super::maintenance::closure;
+use super::manifest_info::platforms;
 use super::Storage;
 use crate::domain::Digest;
-use crate::store::{ManifestRecord, MetaStore, StoreError, TagRecord};
+use crate::store::{BlobStore, ManifestRecord, MetaStore, RepoRecord, StoreError, TagRecord};
 
 /// What one repository holds now.
 pub struct RepoContent {
@@ -33,7 +36,159 @@ fn content_of(meta: &MetaStore, name: &str) -> Result<RepoContent, StoreError> {
     })
 }
 
+/// Counts and sizes of one repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepoSummary {
+    pub tags: u64,
+    pub manifests: u64,
+    pub blobs: u64,
+    /// Bytes of its manifests and blobs (a blob shared with another
+    /// repository counts in both).
+    pub bytes: u64,
+    /// The latest pull of any of its tags (unix ms; 0 if unknown).
+    pub last_pulled: u64,
+}
+
+/// A cache's totals: a blob shared by its repositories counts once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheTotals {
+    pub repositories: u64,
+    pub tags: u64,
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
+/// Every local repository with its summary, and the totals per cache.
+pub struct Inventory {
+    pub repos: Vec<(String, RepoRecord, RepoSummary)>,
+    pub caches: BTreeMap<String, CacheTotals>,
+}
+
+/// What a tag points at, as listings show it.
+#[derive(Debug, Clone, Default)]
+pub struct TagDetail {
+    /// The manifest, its children and all their blobs, in bytes.
+    pub size: u64,
+    /// For an index: the platforms it lists.
+    pub platforms: Vec<String>,
+}
+
+/// Stored sizes by digest (and whether each is a manifest), read once per
+/// listing.
+struct Sizes<'a> {
+    meta: &'a MetaStore,
+    known: HashMap<Digest, (u64, bool)>,
+}
+
+impl Sizes<'_> {
+    fn new(meta: &MetaStore) -> Sizes<'_> {
+        Sizes {
+            meta,
+            known: HashMap::new(),
+        }
+    }
+
+    fn of(&mut self, digest: &Digest) -> Result<(u64, bool), StoreError> {
+        if let Some(known) = self.known.get(digest) {
+            return Ok(*known);
+        }
+        let known = match self.meta.manifest(digest)? {
+            Some(m) => (m.size, true),
+            None => (self.meta.blob(digest)?.map_or(0, |b| b.size), false),
+        };
+        self.known.insert(digest.clone(), known);
+        Ok(known)
+    }
+
+    /// Bytes of `digests`, and how many of them are blobs.
+    fn total(&mut self, digests: &BTreeSet<Digest>) -> Result<(u64, u64), StoreError> {
+        let (mut bytes, mut blobs) = (0, 0);
+        for digest in digests {
+            let (size, is_manifest) = self.of(digest)?;
+            bytes += size;
+            blobs += u64::from(!is_manifest);
+        }
+        Ok((bytes, blobs))
+    }
+}
+
+fn inventory(meta: &MetaStore) -> Result<Inventory, StoreError> {
+    let mut sizes = Sizes::new(meta);
+    let mut repos = Vec::new();
+    let mut held: BTreeMap<String, (CacheTotals, BTreeSet<Digest>)> = BTreeMap::new();
+    for (name, record) in meta.repos()? {
+        let tags = meta.tags_of(&name)?;
+        let members = meta.members(&name)?;
+        let content = closure(meta, members.clone())?;
+        let (bytes, blobs) = sizes.total(&content)?;
+        let summary = RepoSummary {
+            tags: tags.len() as u64,
+            manifests: members.len() as u64,
+            blobs,
+            bytes,
+            last_pulled: tags
+                .iter()
+                .map(|(_, t)| t.last_pulled.max(t.confirmed_at.saturating_mul(1000)))
+                .max()
+                .unwrap_or(0),
+        };
+        let (totals, digests) = held.entry(record.cache.clone()).or_default();
+        totals.repositories += 1;
+        totals.tags += summary.tags;
+        digests.extend(content);
+        repos.push((name, record, summary));
+    }
+    let mut caches = BTreeMap::new();
+    for (cache, (mut totals, digests)) in held {
+        (totals.bytes, totals.blobs) = sizes.total(&digests)?;
+        caches.insert(cache, totals);
+    }
+    Ok(Inventory { repos, caches })
+}
+
+fn tag_detail(
+    meta: &MetaStore,
+    blobs: &BlobStore,
+    sizes: &mut Sizes,
+    digest: &Digest,
+) -> Result<TagDetail, StoreError> {
+    let (size, _) = sizes.total(&closure(meta, vec![digest.clone()])?)?;
+    let is_index = meta
+        .manifest(digest)?
+        .is_some_and(|m| m.media_type.is_index());
+    let platforms = if is_index {
+        blobs
+            .read_blob(digest)?
+            .map(|bytes| platforms(&bytes))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok(TagDetail { size, platforms })
+}
+
 impl Storage {
+    /// Every repository with its counts and sizes, and each cache's totals.
+    /// Pulls noted in memory are written first, so "last pulled" is current.
+    pub async fn inventory(&self) -> Result<Inventory, CacheError> {
+        self.flush_recency().await?;
+        let meta = self.meta.clone();
+        blocking(move || inventory(&meta)).await
+    }
+
+    /// Size and platforms of what each of `digests` (tagged manifests) is.
+    pub async fn tag_details(&self, digests: Vec<Digest>) -> Result<Vec<TagDetail>, CacheError> {
+        let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
+        blocking(move || {
+            let mut sizes = Sizes::new(&meta);
+            digests
+                .iter()
+                .map(|d| tag_detail(&meta, &blobs, &mut sizes, d))
+                .collect()
+        })
+        .await
+    }
+
     pub async fn repo_content(&self, name: &str) -> Result<RepoContent, CacheError> {
         let (meta, name) = (self.meta.clone(), name.to_string());
         blocking(move || content_of(&meta, &name)).await

@@ -6,9 +6,12 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use super::error::{blocking, CacheError};
+use super::manifests::{looks_like_manifest, MAX_MANIFEST_BYTES};
 use super::Storage;
 use crate::domain::Digest;
-use crate::store::{BlobStore, MetaStore, StoreError};
+use crate::store::{
+    unix_now, BlobRecord, BlobStore, Change, Counts, MetaStore, RepoRecord, StoreError,
+};
 
 /// Content younger than this is never collected: a pull may have stored a
 /// blob whose manifest it has not recorded yet.
@@ -69,7 +72,131 @@ pub(super) fn remove_content(
     Ok(size)
 }
 
+/// Removes one tag from a repository (and the manifest from its members
+/// when no other tag of it points there), bumps the repository's version,
+/// and, when `free`, deletes what nothing kept references any more.
+/// Returns the bytes freed and the digests removed.
+pub(super) fn untag(
+    meta: &MetaStore,
+    blobs: &BlobStore,
+    repo: &str,
+    tag: &str,
+    digest: &Digest,
+    free: bool,
+) -> Result<(u64, Vec<Digest>), StoreError> {
+    meta.remove_tag(repo, tag)?;
+    let still_tagged = meta.tags_of(repo)?.iter().any(|(_, r)| r.digest == *digest);
+    if !still_tagged {
+        meta.remove_member(repo, digest)?;
+    }
+    let (mut bytes, mut removed) = (0, Vec::new());
+    if free {
+        let live = live_set(meta)?;
+        for candidate in closure(meta, vec![digest.clone()])?.difference(&live) {
+            bytes += remove_content(blobs, meta, candidate)?;
+            removed.push(candidate.clone());
+        }
+    }
+    let change = Change {
+        removed: Counts {
+            tags: 1,
+            manifests: u64::from(!still_tagged),
+            blobs: 0,
+        },
+        ..Change::default()
+    };
+    meta.update_repo(repo, |r| {
+        let mut r = r.unwrap_or_else(|| orphan_repo_record(repo));
+        r.version += 1;
+        r.updated_at = unix_now();
+        r.last_change = change;
+        r
+    })?;
+    Ok((bytes, removed))
+}
+
+/// A tag exists only inside a recorded repository; should the record be
+/// missing, a fresh one keeps the store consistent.
+fn orphan_repo_record(repo: &str) -> RepoRecord {
+    RepoRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        cache: repo.split('/').next().unwrap_or_default().to_string(),
+        upstream_name: repo
+            .split_once('/')
+            .map(|(_, r)| r.to_string())
+            .unwrap_or_default(),
+        version: 0,
+        created_at: unix_now(),
+        updated_at: unix_now(),
+        last_change: Change::default(),
+    }
+}
+
+/// Records the blobs found in the tree that the metadata does not know (a
+/// new database next to an existing blob tree: after a metadata rebuild),
+/// so the quota and the API count them. Manifests are left out: their
+/// records heal from their files when they are next requested. Returns how
+/// many were recorded (blocking; walks the tree).
+pub(super) fn register_stored_blobs(
+    blobs: &BlobStore,
+    meta: &MetaStore,
+) -> Result<u64, StoreError> {
+    let mut registered = 0;
+    for stored in blobs.stored()? {
+        if meta.blob(&stored.digest)?.is_some() || meta.manifest(&stored.digest)?.is_some() {
+            continue;
+        }
+        if stored.size <= MAX_MANIFEST_BYTES
+            && blobs
+                .read_blob(&stored.digest)?
+                .is_some_and(|bytes| looks_like_manifest(&bytes))
+        {
+            continue;
+        }
+        let stored_at = stored
+            .modified
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        meta.put_blob(
+            &stored.digest,
+            &BlobRecord {
+                size: stored.size,
+                stored_at,
+            },
+        )?;
+        registered += 1;
+    }
+    Ok(registered)
+}
+
 impl Storage {
+    /// Deletes one tag of a local repository and frees what nothing else
+    /// references (unless an image being downloaded now needs it: the
+    /// periodic GC takes that later). `None` when there is no such tag.
+    pub async fn delete_tag(&self, repo: &str, tag: &str) -> Result<Option<u64>, CacheError> {
+        let pulling: BTreeSet<Digest> = self.downloads.digests().into_iter().collect();
+        let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
+        let (repo, tag) = (repo.to_string(), tag.to_string());
+        let outcome = blocking(move || {
+            let Some(record) = meta.tag(&repo, &tag)? else {
+                return Ok(None);
+            };
+            let free = closure(&meta, vec![record.digest.clone()])?.is_disjoint(&pulling);
+            let (bytes, removed) = untag(&meta, &blobs, &repo, &tag, &record.digest, free)?;
+            meta.flush()?;
+            tracing::info!(repository = %repo, %tag, bytes, "tag deleted");
+            Ok(Some((bytes, removed)))
+        })
+        .await?;
+        Ok(outcome.map(|(bytes, removed)| {
+            for digest in &removed {
+                self.manifests.forget(digest);
+            }
+            self.quota.sub(bytes);
+            bytes
+        }))
+    }
+
     /// Deletes a local repository and frees the manifests and blobs no
     /// other repository references. Returns the bytes freed.
     pub async fn delete_repository(&self, name: &str) -> Result<u64, CacheError> {

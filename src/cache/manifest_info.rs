@@ -80,6 +80,27 @@ pub fn describe(media_type: &MediaType, bytes: &[u8], now: u64) -> ManifestRecor
     record
 }
 
+/// The platforms an index lists (`os/architecture[/variant]`), in order;
+/// empty for anything else.
+pub fn platforms(bytes: &[u8]) -> Vec<String> {
+    let Ok(index) = serde_json::from_slice::<ImageIndex>(bytes) else {
+        return Vec::new();
+    };
+    index
+        .manifests()
+        .iter()
+        .filter_map(|m| m.platform().as_ref())
+        .map(|p| {
+            let mut name = format!("{}/{}", p.os(), p.architecture());
+            if let Some(variant) = p.variant() {
+                name.push('/');
+                name.push_str(variant);
+            }
+            name
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +126,14 @@ mod tests {
         let mt = MediaType::new(MediaType::DOCKER_V1_SIGNED);
         let rec = describe(&mt, b"{}", 0);
         assert!(rec.blobs.is_empty() && rec.children.is_empty());
+    }
+
+    #[test]
+    fn lists_platforms_of_an_index() {
+        let index = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,"digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","platform":{"os":"linux","architecture":"amd64"}},
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,"digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","platform":{"os":"linux","architecture":"arm","variant":"v7"}}]}"#;
+        assert_eq!(platforms(index.as_bytes()), ["linux/amd64", "linux/arm/v7"]);
+        assert!(platforms(MANIFEST.as_bytes()).is_empty());
     }
 }

@@ -67,10 +67,10 @@ impl ManifestMemo {
 }
 
 /// Manifests larger than this are refused (the distribution spec's advice).
-const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+pub(super) const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A JSON object with a `schemaVersion`: never a layer's bytes.
-fn looks_like_manifest(bytes: &[u8]) -> bool {
+pub(super) fn looks_like_manifest(bytes: &[u8]) -> bool {
     #[derive(serde::Deserialize)]
     struct Probe {
         #[serde(rename = "schemaVersion")]
@@ -236,12 +236,31 @@ impl Cache {
         let key = (local.clone(), tag.to_string());
         self.manifest_flights
             .run(key, || {
-                self.revalidate_tag(repo, &local, tag, accept, record)
+                self.revalidate_tag(repo, &local, tag, accept, record, true)
             })
             .await
     }
 
+    /// Asks upstream where a cached tag points now, whatever its TTL (an
+    /// operator's freshness check). Unlike a pull, an upstream that does
+    /// not answer is an error here, not a reason to serve the cached tag.
+    pub async fn refresh_tag(&self, repo: &RepoName, tag: &Tag) -> Result<TagRecord, CacheError> {
+        let local = self.local_name(repo);
+        let record = self.storage.meta.tag(&local, tag.as_str())?;
+        let key = (local.clone(), tag.to_string());
+        self.manifest_flights
+            .run(key, || {
+                self.revalidate_tag(repo, &local, tag, MediaType::ALL_MANIFESTS, record, false)
+            })
+            .await?;
+        self.storage
+            .meta
+            .tag(&local, tag.as_str())?
+            .ok_or(CacheError::ManifestUnknown)
+    }
+
     /// Asks upstream where a tag points now and brings the cache in line.
+    /// With `stale_if_error`, an upstream failure answers the cached tag.
     async fn revalidate_tag(
         &self,
         repo: &RepoName,
@@ -249,6 +268,7 @@ impl Cache {
         tag: &Tag,
         accept: &str,
         record: Option<TagRecord>,
+        stale_if_error: bool,
     ) -> Result<ManifestHit, CacheError> {
         let Some(record) = record else {
             let hit = self.fetch(repo, tag.as_str(), None, accept).await?;
@@ -263,7 +283,7 @@ impl Cache {
         {
             Ok(head) => head,
             Err(UpstreamError::NotFound) => return Err(CacheError::ManifestUnknown),
-            Err(e) if e.is_transient() => {
+            Err(e) if stale_if_error && e.is_transient() => {
                 return match self.storage.stored_manifest(&record.digest).await? {
                     Some(hit) => {
                         tracing::warn!(repo = %local, %tag, error = %e, "upstream failed: serving cached tag");

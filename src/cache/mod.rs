@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-pub use content::RepoContent;
+pub use content::{CacheTotals, Inventory, RepoContent, RepoSummary, TagDetail};
 pub use download::Blob;
 pub use error::{blocking, CacheError, Cause};
 pub use maintenance::{GcReport, VerifyReport, GC_GRACE};
@@ -55,13 +55,24 @@ impl Storage {
     ) -> Result<Arc<Storage>, StoreError> {
         std::fs::create_dir_all(data_dir)?;
         let meta = MetaStore::open(&data_dir.join("meta"))?;
+        let blobs = BlobStore::open(data_dir)?;
+        if !meta.was_recovered() {
+            let registered = maintenance::register_stored_blobs(&blobs, &meta)?;
+            if registered > 0 {
+                meta.flush()?;
+                tracing::info!(
+                    registered,
+                    "new metadata database: recorded the blobs already stored"
+                );
+            }
+        }
         let used = if max_size.is_some() {
             quota::measure(&meta)?
         } else {
             0
         };
         Ok(Arc::new(Storage {
-            blobs: BlobStore::open(data_dir)?,
+            blobs,
             meta,
             downloads: Downloads::default(),
             manifests: ManifestMemo::default(),

@@ -8,19 +8,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::error::{blocking, CacheError};
-use super::maintenance::{closure, live_set, remove_content};
+use super::maintenance::{closure, untag};
 use super::Storage;
 use crate::domain::Digest;
 use crate::metrics::METRICS;
-use crate::store::{unix_millis, unix_now, Change, MetaStore, StoreError};
+use crate::store::{unix_millis, MetaStore, StoreError};
 
 /// Bytes stored, against an optional ceiling.
 #[derive(Default)]
 pub struct Quota {
     pub max: Option<u64>,
     used: AtomicU64,
-    /// (repository, tag) → last pull (ms), not yet written to the store.
-    recent: Mutex<HashMap<(String, String), u64>>,
+    /// repository → tag → last pull (ms), not yet written to the store.
+    /// Nested so that a repeated pull updates in place, allocating nothing.
+    recent: Mutex<HashMap<String, HashMap<String, u64>>>,
 }
 
 impl Quota {
@@ -48,7 +49,7 @@ impl Quota {
             });
     }
 
-    fn take_recent(&self) -> HashMap<(String, String), u64> {
+    fn take_recent(&self) -> HashMap<String, HashMap<String, u64>> {
         std::mem::take(&mut *self.recent.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
@@ -64,11 +65,21 @@ pub fn measure(meta: &MetaStore) -> Result<u64, StoreError> {
 }
 
 impl Storage {
-    /// Records a pull of a tag, in memory only.
+    /// Records a pull of a tag, in memory only (eviction order, and the
+    /// "last pulled" the API shows).
     pub fn note_pull(&self, repo: &str, tag: &str) {
-        if self.quota.max.is_some() {
-            let mut recent = self.quota.recent.lock().unwrap_or_else(|p| p.into_inner());
-            recent.insert((repo.to_string(), tag.to_string()), unix_millis());
+        let now = unix_millis();
+        let mut recent = self.quota.recent.lock().unwrap_or_else(|p| p.into_inner());
+        match recent.get_mut(repo) {
+            Some(tags) => match tags.get_mut(tag) {
+                Some(at) => *at = now,
+                None => {
+                    tags.insert(tag.to_string(), now);
+                }
+            },
+            None => {
+                recent.insert(repo.to_string(), HashMap::from([(tag.to_string(), now)]));
+            }
         }
     }
 
@@ -80,10 +91,12 @@ impl Storage {
         }
         let meta = self.meta.clone();
         blocking(move || {
-            for ((repo, tag), at) in recent {
-                if let Some(mut record) = meta.tag(&repo, &tag)? {
-                    record.last_pulled = record.last_pulled.max(at);
-                    meta.put_tag(&repo, &tag, &record)?;
+            for (repo, tags) in recent {
+                for (tag, at) in tags {
+                    if let Some(mut record) = meta.tag(&repo, &tag)? {
+                        record.last_pulled = record.last_pulled.max(at);
+                        meta.put_tag(&repo, &tag, &record)?;
+                    }
                 }
             }
             Ok(())
@@ -147,52 +160,11 @@ fn evict(
         if !closure(meta, vec![digest.clone()])?.is_disjoint(pulling) {
             continue;
         }
-        meta.remove_tag(&repo, &tag)?;
-        let still_tagged = meta.tags_of(&repo)?.iter().any(|(_, r)| r.digest == digest);
-        if !still_tagged {
-            meta.remove_member(&repo, &digest)?;
-        }
-        let live = live_set(meta)?;
-        let mut bytes = 0;
-        for candidate in closure(meta, vec![digest.clone()])?.difference(&live) {
-            bytes += remove_content(blobs, meta, candidate)?;
-            removed.push(candidate.clone());
-        }
-        let change = Change {
-            removed: crate::store::Counts {
-                tags: 1,
-                manifests: u64::from(!still_tagged),
-                blobs: 0,
-            },
-            ..Change::default()
-        };
-        meta.update_repo(&repo, |r| {
-            let mut r = r.unwrap_or_else(|| unreachable_repo(&repo));
-            r.version += 1;
-            r.updated_at = unix_now();
-            r.last_change = change;
-            r
-        })?;
+        let (bytes, digests) = untag(meta, blobs, &repo, &tag, &digest, true)?;
+        removed.extend(digests);
         freed += bytes;
         METRICS.evicted();
         tracing::info!(repository = %repo, %tag, %digest, bytes, "evicted to stay within max_size");
     }
     Ok((freed, removed))
-}
-
-/// A tag exists only inside a recorded repository; should the record be
-/// missing, a fresh one keeps the store consistent.
-fn unreachable_repo(repo: &str) -> crate::store::RepoRecord {
-    crate::store::RepoRecord {
-        id: uuid::Uuid::new_v4().to_string(),
-        cache: repo.split('/').next().unwrap_or_default().to_string(),
-        upstream_name: repo
-            .split_once('/')
-            .map(|(_, r)| r.to_string())
-            .unwrap_or_default(),
-        version: 0,
-        created_at: unix_now(),
-        updated_at: unix_now(),
-        last_change: Change::default(),
-    }
 }

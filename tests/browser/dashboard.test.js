@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -89,6 +90,8 @@ async function startUpstream() {
     '',
   ].join('\n'));
   const child = startProcess('docker-registry', ['serve', config], { log: path.join(dir, 'registry.log') });
+  // Drain stdout: a full pipe would block the registry.
+  child.stdout.resume();
   const url = `http://127.0.0.1:${port}`;
   await waitHttp(`${url}/v2/`, child);
   return { host: `127.0.0.1:${port}`, url };
@@ -151,7 +154,7 @@ function tarOf(name, content) {
 }
 
 /** Writes an OCI layout holding one image tagged `tag`; returns its digests. */
-function writeOciLayout(dir, tag) {
+function writeOciLayout(dir, tag, text = 'hello from the ferry browser test\n') {
   const blobs = path.join(dir, 'blobs', 'sha256');
   fs.mkdirSync(blobs, { recursive: true });
   const put = (data) => {
@@ -159,7 +162,7 @@ function writeOciLayout(dir, tag) {
     fs.writeFileSync(path.join(blobs, d), data);
     return { digest: `sha256:${d}`, size: data.length };
   };
-  const tar = tarOf('hello.txt', Buffer.from('hello from the ferry browser test\n'));
+  const tar = tarOf('hello.txt', Buffer.from(text));
   const layer = put(zlib.gzipSync(tar));
   const config = put(Buffer.from(JSON.stringify({
     created: '2024-05-01T12:00:00Z',
@@ -184,7 +187,22 @@ function writeOciLayout(dir, tag) {
       annotations: { 'org.opencontainers.image.ref.name': tag },
     }],
   }));
-  return { manifest: manifest.digest, layer };
+  return { manifest: manifest.digest, layer, config };
+}
+
+/** Runs `work(i)` for i in 0..n, at most `width` at a time. */
+async function pool(n, width, work) {
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < n) await work(next++);
+  }));
+}
+
+/** Fails unless `resp` has the status wanted. Reads the body either way:
+ * an unread body keeps its connection busy. */
+async function expectStatus(resp, status, what) {
+  const body = await resp.text();
+  if (resp.status !== status) throw new Error(`${what}: HTTP ${resp.status} ${body}`);
 }
 
 const skopeo = (...args) => run('skopeo', ['--insecure-policy', ...args]);
@@ -199,7 +217,7 @@ async function upstreamDigest(upstream, repo, tag) {
 
 // ---------------------------------------------------------------- the tests
 
-describe('ferry dashboard', { timeout: 240_000 }, () => {
+describe('ferry dashboard', { timeout: 900_000 }, () => {
   let upstream;
   let ferry;
   let browser;
@@ -261,14 +279,27 @@ describe('ferry dashboard', { timeout: 240_000 }, () => {
     assert.equal(asset.status, 200);
     assert.match(asset.headers.get('content-type'), /^text\/javascript/);
     assert.match(asset.headers.get('cache-control'), /max-age=\d{5,}/);
+    assert.equal(asset.headers.get('content-encoding'), 'gzip', 'compressed for a browser that accepts gzip');
+    assert.match(await asset.text(), /^\/\/ ferry's dashboard/, 'and decompresses to the script');
+    const plain = await new Promise((resolve, reject) => {
+      // node's fetch always asks for gzip; a client that does not gets plain bytes.
+      http.get(`${ferry.url}${js[1]}`, { headers: { 'accept-encoding': 'identity' } }, (res) => {
+        res.resume();
+        resolve(res.headers);
+      }).on('error', reject);
+    });
+    assert.equal(plain['content-encoding'], undefined);
     assert.equal((await fetch(`${ferry.url}/ui/nope.js`)).status, 404);
   });
 
-  test('without credentials: status is shown, with a prompt to log in', async () => {
+  test('without credentials: status and counts are shown, details need a login', async () => {
     const page = await newPage();
     const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: 'hub', exact: true }) });
     await row.getByText('reachable', { exact: true }).waitFor();
     await row.getByText(upstream.url).waitFor();
+    await row.locator('[data-field=repositories]').filter({ hasText: /^1$/ }).waitFor();
+    assert.equal(await page.getByRole('button', { name: /Delete|Edit/ }).count(), 0, 'read-only');
+    await row.getByRole('link', { name: 'hub', exact: true }).click();
     await page.getByText('Log in as admin to see').waitFor();
     assert.deepEqual(page.errors, []);
     await context.close();
@@ -302,7 +333,7 @@ describe('ferry dashboard', { timeout: 240_000 }, () => {
     await page.getByRole('heading', { name: 'hub/library/demo' }).waitFor();
     const tagRow = page.getByRole('row').filter({ hasText: 'v1' });
     await tagRow.getByRole('link', { name: digest }).waitFor();
-    await tagRow.getByText(`podman pull ${ferry.host}/hub/library/demo:v1`).waitFor();
+    await tagRow.getByText(`podman pull --tls-verify=false ${ferry.host}/hub/library/demo:v1`).waitFor();
     await tagRow.getByText('application/vnd.oci.image.manifest.v1+json').waitFor();
     if (shots) await page.screenshot({ path: path.join(shots, 'repository.png'), fullPage: true });
 
@@ -378,7 +409,7 @@ describe('ferry dashboard', { timeout: 240_000 }, () => {
     const page = await newPage({ width: 375, height: 740, login: true });
     await page.goto(`${ferry.url}/#/repo/${encodeURIComponent('hub/library/demo')}`);
     await page.getByRole('heading', { name: 'hub/library/demo' }).waitFor();
-    await page.getByText(`podman pull ${ferry.host}/hub/library/demo:v1`).waitFor();
+    await page.getByText(`podman pull --tls-verify=false ${ferry.host}/hub/library/demo:v1`).waitFor();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 0, `page scrolls sideways by ${overflow}px`);
     // The keyboard reaches the copy button.
@@ -388,6 +419,126 @@ describe('ferry dashboard', { timeout: 240_000 }, () => {
       reached = await page.evaluate(() => document.activeElement?.classList.contains('copy'));
     }
     assert.ok(reached, 'Tab reaches the Copy button');
+    await context.close();
+  });
+  test('tags: size and times; the admin checks a tag upstream, deletes it, edits a distribution', async () => {
+    const layoutA = path.join(workDir, 'moving-a');
+    const layoutB = path.join(workDir, 'moving-b');
+    const a = writeOciLayout(layoutA, 'latest', 'version A\n');
+    const b = writeOciLayout(layoutB, 'latest', 'version B, which moved\n');
+    await skopeo('copy', '--dest-tls-verify=false', `oci:${layoutA}:latest`, `docker://${upstream.host}/library/moving:latest`);
+    await skopeo('copy', '--src-tls-verify=false', `docker://${ferry.host}/hub/library/moving:latest`, `oci:${path.join(workDir, 'moving-pulled')}:latest`);
+    // The tag moves upstream; within its TTL ferry still answers the old digest.
+    await skopeo('copy', '--dest-tls-verify=false', `oci:${layoutB}:latest`, `docker://${upstream.host}/library/moving:latest`);
+    assert.equal(await upstreamDigest(upstream, 'library/moving', 'latest'), b.manifest);
+
+    const page = await newPage({ login: true });
+    page.on('dialog', (d) => d.accept());
+    await page.goto(`${ferry.url}/#/repo/${encodeURIComponent('hub/library/moving')}`);
+    const tagRow = page.getByRole('row').filter({ hasText: 'latest' });
+    await tagRow.getByRole('link', { name: a.manifest }).waitFor();
+    const size = a.layer.size + a.config.size; // plus the manifest's own bytes
+    const shown = await tagRow.locator('td[data-label=Size]').innerText();
+    assert.match(shown, /^\d+(\.\d)? (B|KiB)$/, shown);
+    assert.ok(parseFloat(shown) * (shown.endsWith('KiB') ? 1024 : 1) > size, `${shown} counts the layer and config`);
+    assert.notEqual(await tagRow.locator('td[data-label="Last pulled"]').innerText(), '—');
+
+    await tagRow.getByRole('button', { name: 'Check tag latest upstream now' }).click();
+    await page.getByText(`latest moved upstream: now ${b.manifest}`).waitFor();
+    await page.getByRole('row').filter({ hasText: 'latest' }).getByRole('link', { name: b.manifest }).waitFor();
+    const out = await skopeo('inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${ferry.host}/hub/library/moving:latest`);
+    assert.equal(out.trim(), b.manifest, 'pulls see the refreshed tag at once');
+
+    await page.getByRole('row').filter({ hasText: 'latest' }).getByRole('button', { name: 'Delete tag latest' }).click();
+    await page.getByText('No tags cached.').waitFor();
+    const auth = { Authorization: `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}` };
+    const repos = await (await fetch(`${ferry.url}/pulp/api/v3/repositories/container/container/?name=hub/library/moving`, { headers: auth })).json();
+    assert.equal(repos.results[0].tag_count, 0);
+
+    // Edit a distribution: the change shows, and pulls still work through it.
+    await page.getByRole('link', { name: 'Manage' }).click();
+    await page.getByRole('button', { name: 'Edit distribution mirror' }).click();
+    const edit = page.locator('form').filter({ has: page.getByRole('heading', { name: 'Edit distribution mirror' }) });
+    await edit.getByLabel('Description').fill('edited in the browser');
+    await edit.getByRole('button', { name: 'Save distribution' }).click();
+    await page.getByText('Saved distribution mirror.').waitFor();
+    await page.getByRole('row').filter({ hasText: 'edited in the browser' }).waitFor();
+    assert.deepEqual(page.errors, []);
+    await context.close();
+  });
+
+  test('large caches page on the server: 2,000 repositories and 5,000 tags', { timeout: 600_000 }, async () => {
+    // Upstream: 2,000 repositories and one repository with 5,000 tags, all
+    // of the demo image (blobs mounted, manifest re-tagged).
+    const manifest = await (await fetch(`${upstream.url}/v2/library/demo/manifests/v1`, {
+      headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' },
+    })).arrayBuffer();
+    const putManifest = async (repo, tag) => {
+      const resp = await fetch(`${upstream.url}/v2/${repo}/manifests/${tag}`, {
+        method: 'PUT',
+        headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+        body: Buffer.from(manifest),
+        signal: AbortSignal.timeout(30_000),
+      });
+      await expectStatus(resp, 201, `PUT ${repo}:${tag}`);
+    };
+    const mount = async (repo, digest) => {
+      const resp = await fetch(`${upstream.url}/v2/${repo}/blobs/uploads/?mount=${digest}&from=library/demo`, {
+        method: 'POST',
+        signal: AbortSignal.timeout(30_000),
+      });
+      await expectStatus(resp, 201, `mount ${digest} into ${repo}`);
+    };
+    const REPOS = 2000;
+    const TAGS = 5000;
+    const hubBefore = async () => (await (await fetch(`${ferry.url}/pulp/api/v3/status/`)).json())
+      .upstreams.find((u) => u.base_path === 'hub');
+    const before = await hubBefore();
+    const repoName = (i) => `many/r${String(i).padStart(4, '0')}`;
+    await pool(REPOS, 16, async (i) => {
+      await mount(repoName(i), image.layer.digest);
+      await mount(repoName(i), image.config.digest);
+      await putManifest(repoName(i), 'v1');
+    });
+    await mount('library/tags', image.layer.digest);
+    await mount('library/tags', image.config.digest);
+    await pool(TAGS, 16, (i) => putManifest('library/tags', `t${String(i).padStart(4, '0')}`));
+
+    // Pull every one of them through ferry (manifests; the blobs are shared).
+    const get = async (ref) => {
+      const [repo, tag] = ref.split(':');
+      const resp = await fetch(`${ferry.url}/v2/hub/${repo}/manifests/${tag}`, {
+        headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' },
+        signal: AbortSignal.timeout(30_000),
+      });
+      await expectStatus(resp, 200, `pull ${ref} through ferry`);
+    };
+    await pool(REPOS, 16, (i) => get(`${repoName(i)}:v1`));
+    await pool(TAGS, 16, (i) => get(`library/tags:t${String(i).padStart(4, '0')}`));
+
+    const page = await newPage({ login: true });
+    await page.goto(`${ferry.url}/#/cache/hub`);
+    const repoCount = before.repositories + REPOS + 1; // and library/tags
+    await page.getByText(`1–20 of ${repoCount}`).waitFor();
+    assert.equal(await page.locator('main tbody tr').count(), 20, 'one page rendered, not everything');
+    await page.getByRole('button', { name: 'Next →' }).click();
+    await page.getByText(`21–40 of ${repoCount}`).waitFor();
+    await page.getByLabel('Search repositories').fill('r1999');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByText('1–1 of 1').waitFor();
+    await page.getByRole('link', { name: 'many/r1999' }).waitFor();
+
+    await page.goto(`${ferry.url}/#/repo/${encodeURIComponent('hub/library/tags')}`);
+    await page.getByText(`1–20 of ${TAGS}`).waitFor();
+    assert.equal(await page.locator('main tbody tr').count(), 20);
+    await page.getByRole('row').filter({ hasText: 't0000' }).getByRole('link', { name: image.manifest }).waitFor();
+
+    // The overview counts everything (no cap).
+    await page.goto(`${ferry.url}/#/`);
+    const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: 'hub', exact: true }) });
+    await row.locator('[data-field=repositories]').filter({ hasText: new RegExp(`^${repoCount}$`) }).waitFor();
+    await row.locator('[data-field=tags]').filter({ hasText: new RegExp(`^${before.tags + REPOS + TAGS}$`) }).waitFor();
+    assert.deepEqual(page.errors, []);
     await context.close();
   });
 });

@@ -3,9 +3,9 @@
 //! raw HTTP) in front.
 //!
 //! Run: `cargo test --test e2e`. Needs on PATH `docker-registry`, `skopeo`,
-//! `podman`, `containerd` and `ctr`, `htpasswd`, `openssl`, and
+//! `podman`, `containerd` and `ctr`, `htpasswd`, `openssl`, `tinyproxy`, and
 //! `/bin/busybox` (Debian packages docker-registry skopeo podman containerd
-//! apache2-utils openssl busybox-static).
+//! apache2-utils openssl tinyproxy busybox-static).
 //! `FERRY_E2E_LOG` sets ferry's RUST_LOG (default `debug`); a failing test
 //! prints the tail of ferry's log. `harness_selftest` checks the harness
 //! against docker-registry alone, to tell harness faults from ferry faults.
@@ -21,3 +21,4 @@ mod offline;
 mod ops;
 mod pull;
 mod storage;
+mod upstream_tls;

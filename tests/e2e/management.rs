@@ -1260,6 +1260,165 @@ async fn repository_delete_frees_disk_space_but_keeps_shared_blobs() {
 }
 
 // ---------------------------------------------------------------------------
+// 5b. Removing a tag (Pulp's `remove/`), checking a tag upstream now, and
+// the listing additions the dashboard pages with.
+
+#[tokio::test]
+async fn tags_are_removed_and_refreshed_and_repositories_sort_by_size() {
+    const LAYER: usize = 3 << 20;
+    let mut upstream = Upstream::start(UpstreamAuth::None).await;
+    let client = RegistryClient::new(&upstream.url());
+    let (big, small, moved) = (
+        images::large(LAYER),
+        images::large(1 << 10),
+        images::large(2 << 10),
+    );
+    client.push_image("example/big", "v1", &big).await;
+    client.push_image("example/small", "v1", &small).await;
+    let ferry = Ferry::start_with(&[CacheSpec::new(CACHE, &upstream.url())], &[], &[]);
+    let api = Api::admin(&ferry);
+    assert_skopeo_copy_matches(
+        &image_ref(ferry.host(), &format!("{CACHE}/example/big"), "v1"),
+        &big,
+    )
+    .await;
+    assert_skopeo_copy_matches(
+        &image_ref(ferry.host(), &format!("{CACHE}/example/small"), "v1"),
+        &small,
+    )
+    .await;
+
+    // Listed by size (smallest first: not the name order), then biggest
+    // first, with ferry's fields; `cache=` filters.
+    let names = |repos: &[Value]| -> Vec<String> {
+        repos
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (big_name, small_name) = (
+        format!("{CACHE}/example/big"),
+        format!("{CACHE}/example/small"),
+    );
+    let ascending = api
+        .list(&format!("{REPOSITORIES}?cache={CACHE}&ordering=size"))
+        .await;
+    assert_eq!(names(&ascending), [small_name.clone(), big_name.clone()]);
+    let repos = api
+        .list(&format!("{REPOSITORIES}?cache={CACHE}&ordering=-size"))
+        .await;
+    assert_eq!(names(&repos), [big_name, small_name]);
+    assert!(
+        repos[0]["size"].as_u64().unwrap() >= LAYER as u64,
+        "{}",
+        repos[0]
+    );
+    assert_eq!(repos[0]["tag_count"], 1);
+    assert_eq!(repos[0]["cache"], CACHE);
+    assert!(repos[0]["last_pulled"].is_string(), "{}", repos[0]);
+    assert_eq!(
+        api.ok(&format!("{REPOSITORIES}?cache=no-such-cache")).await["count"],
+        0
+    );
+    let bad = api.get(&format!("{REPOSITORIES}?ordering=colour")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    assert!(bad.json()["ordering"].is_array(), "{}", bad.text);
+
+    // The tag, with its size; refreshed after it moved upstream (within
+    // its TTL a pull would still get the old digest).
+    let big_repo = &repos[0];
+    let version = big_repo["latest_version_href"].as_str().unwrap();
+    let tags = api
+        .list(&format!("{TAGS}?repository_version={version}"))
+        .await;
+    assert_eq!(tags.len(), 1);
+    let tag_href = tags[0]["pulp_href"].as_str().unwrap().to_string();
+    assert_eq!(tags[0]["digest"], big.digest.as_str());
+    assert!(
+        tags[0]["size"].as_u64().unwrap() >= LAYER as u64,
+        "{}",
+        tags[0]
+    );
+    client.push_image("example/big", "v1", &moved).await;
+    let refreshed = api.post(&format!("{tag_href}refresh/"), json!({})).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text);
+    assert_eq!(refreshed.json()["digest"], moved.digest.as_str());
+    assert_skopeo_copy_matches(
+        &image_ref(ferry.host(), &format!("{CACHE}/example/big"), "v1"),
+        &moved,
+    )
+    .await;
+
+    // With the upstream gone a refresh says so (and keeps the tag).
+    upstream.stop();
+    let down = api.post(&format!("{tag_href}refresh/"), json!({})).await;
+    assert!(
+        down.status.is_server_error(),
+        "{}: {}",
+        down.status,
+        down.text
+    );
+    assert!(
+        down.json()["detail"].as_str().unwrap().contains("upstream"),
+        "{}",
+        down.text
+    );
+    assert_eq!(api.ok(&tag_href).await["digest"], moved.digest.as_str());
+
+    // Pulp's remove/: only this repository's tags; then the tag is gone and
+    // the repository has a new version without it.
+    let other_tag = format!(
+        "{TAGS}{}:v1/",
+        repos[1]["pulp_href"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .rev()
+            .nth(1)
+            .unwrap()
+    );
+    let href = big_repo["pulp_href"].as_str().unwrap();
+    let refused = api
+        .post(
+            &format!("{href}remove/"),
+            json!({"content_units": [other_tag]}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    api.task(
+        api.post(
+            &format!("{href}remove/"),
+            json!({"content_units": [tag_href]}),
+        )
+        .await,
+        "remove tag",
+    )
+    .await;
+    assert_eq!(api.get(&tag_href).await.status, StatusCode::NOT_FOUND);
+    let after = api.ok(href).await;
+    assert_eq!(after["tag_count"], 0, "{after}");
+    assert_ne!(
+        after["latest_version_href"],
+        big_repo["latest_version_href"]
+    );
+    // The small image is untouched and still served offline.
+    assert_skopeo_copy_matches(
+        &image_ref(ferry.host(), &format!("{CACHE}/example/small"), "v1"),
+        &small,
+    )
+    .await;
+
+    // Big JSON answers are gzipped for a client that asks.
+    let gz = reqwest::Client::new()
+        .get(format!("{}/pulp/api/v3/docs/api.json", ferry.url()))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+}
+
+// ---------------------------------------------------------------------------
 // 6. Distribution changes apply at once and persist; config caches are
 // read-only through the API.
 

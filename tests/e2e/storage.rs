@@ -941,7 +941,7 @@ async fn gc_running_during_pulls_never_removes_what_they_store() {
 async fn metadata_moved_aside_is_rebuilt_from_the_blob_store() {
     let (mut upstream, image) = upstream_with_busybox().await;
     let proxy = FakeFaultProxy::start(&upstream.url());
-    let mut ferry = Ferry::start_simple(&proxy.url());
+    let mut ferry = Ferry::start_with(&[CacheSpec::new(CACHE, &proxy.url())], &[], &[]);
     let data = ferry.data_dir();
     assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
     ferry.stop();
@@ -957,5 +957,25 @@ async fn metadata_moved_aside_is_rebuilt_from_the_blob_store() {
     assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
     for layer in image.layers() {
         assert_eq!(proxy.blob_gets(&layer.digest), 1, "layer fetched again");
+    }
+    // The new database recorded the stored blobs, so the quota and the
+    // API count them (sizes are known without refetching).
+    for blob in &image.blobs {
+        let url = format!(
+            "{}/pulp/api/v3/content/container/blobs/{}/",
+            ferry.url(),
+            blob.digest
+        );
+        let body = reqwest::Client::new()
+            .get(&url)
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let record: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(record["size"], blob.data.len() as u64, "{record}");
     }
 }

@@ -29,6 +29,16 @@ pub struct CacheSpec {
     pub tag_ttl_secs: Option<u64>,
     pub connect_timeout_secs: Option<u64>,
     pub read_timeout_secs: Option<u64>,
+    /// `ca_file`: extra CA certificates (PEM file) for an HTTPS upstream.
+    pub ca_file: Option<PathBuf>,
+    /// `ca_cert`: extra CA certificates as inline PEM.
+    pub ca_cert: Option<String>,
+    /// `tls_validation` (ferry's default is `true`).
+    pub tls_validation: Option<bool>,
+    /// `proxy_url`: the HTTP(S) proxy for this upstream.
+    pub proxy_url: Option<String>,
+    /// `proxy_username`/`proxy_password`.
+    pub proxy_credentials: Option<(String, String)>,
 }
 
 impl CacheSpec {
@@ -57,11 +67,46 @@ impl CacheSpec {
         self
     }
 
+    /// Trusts the CA certificates in the PEM file `path` for the upstream.
+    pub fn ca_file(mut self, path: &Path) -> Self {
+        self.ca_file = Some(path.to_path_buf());
+        self
+    }
+
+    /// Trusts the CA certificates in `pem` (inline in the config).
+    pub fn ca_cert(mut self, pem: &str) -> Self {
+        self.ca_cert = Some(pem.into());
+        self
+    }
+
+    /// `tls_validation = false` accepts any upstream certificate.
+    pub fn tls_validation(mut self, on: bool) -> Self {
+        self.tls_validation = Some(on);
+        self
+    }
+
+    /// Reaches the upstream through the proxy at `url` (`http://HOST:PORT`).
+    pub fn proxy_url(mut self, url: &str) -> Self {
+        self.proxy_url = Some(url.into());
+        self
+    }
+
+    /// Credentials for the proxy (Basic `Proxy-Authorization`).
+    pub fn proxy_credentials(mut self, user: &str, password: &str) -> Self {
+        self.proxy_credentials = Some((user.into(), password.into()));
+        self
+    }
+
     /// Whether only the config file can express this entry.
     fn needs_config(&self) -> bool {
         self.username.is_some()
             || self.connect_timeout_secs.is_some()
             || self.read_timeout_secs.is_some()
+            || self.ca_file.is_some()
+            || self.ca_cert.is_some()
+            || self.tls_validation.is_some()
+            || self.proxy_url.is_some()
+            || self.proxy_credentials.is_some()
     }
 }
 
@@ -294,6 +339,21 @@ fn config_toml(data_dir: &Path, caches: &[CacheSpec]) -> String {
             if let Some(v) = v {
                 let _ = writeln!(t, "{key} = {v}");
             }
+        }
+        if let Some(path) = &c.ca_file {
+            let _ = writeln!(t, "ca_file = {}", q(&path.display().to_string()));
+        }
+        if let Some(pem) = &c.ca_cert {
+            let _ = writeln!(t, "ca_cert = {}", q(pem));
+        }
+        if let Some(on) = c.tls_validation {
+            let _ = writeln!(t, "tls_validation = {on}");
+        }
+        if let Some(url) = &c.proxy_url {
+            let _ = writeln!(t, "proxy_url = {}", q(url));
+        }
+        if let Some((u, p)) = &c.proxy_credentials {
+            let _ = write!(t, "proxy_username = {}\nproxy_password = {}\n", q(u), q(p));
         }
     }
     t

@@ -51,6 +51,13 @@ impl RegistryClient {
         }
     }
 
+    /// Uses `http` instead of the default test client (e.g. one trusting a
+    /// test CA, for an HTTPS registry).
+    pub fn with_http(mut self, http: reqwest::Client) -> Self {
+        self.http = http;
+        self
+    }
+
     pub fn with_credentials(mut self, user: &str, password: &str) -> Self {
         self.creds = Some((user.into(), password.into()));
         self

@@ -3,7 +3,7 @@
 //! and started again on the same port and storage to simulate an outage.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -26,10 +26,22 @@ pub struct Upstream {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Serves HTTPS (`http.tls`) instead of plain HTTP.
+    tls: bool,
 }
 
 impl Upstream {
     pub async fn start(auth: UpstreamAuth<'_>) -> Upstream {
+        Upstream::start_inner(auth, None).await
+    }
+
+    /// An unauthenticated upstream serving HTTPS with the PEM certificate
+    /// chain `cert` and its key `key` (docker-registry's `http.tls`).
+    pub async fn start_tls(cert: &Path, key: &Path) -> Upstream {
+        Upstream::start_inner(UpstreamAuth::None, Some((cert, key))).await
+    }
+
+    async fn start_inner(auth: UpstreamAuth<'_>, tls: Option<(&Path, &Path)>) -> Upstream {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let auth_yaml = match auth {
@@ -48,13 +60,20 @@ impl Upstream {
                 issuer.cert_path.display()
             ),
         };
+        let tls_yaml = tls.map_or_else(String::new, |(cert, key)| {
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            )
+        });
         // Health checks off: they only add log noise. Upload purging off: it
         // would race with nothing here but wakes a goroutine for no reason.
         let config = format!(
             "version: 0.1\n\
              log:\n  level: info\n  accesslog:\n    disabled: false\n\
              storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: ferry-e2e-secret\n\
+             http:\n  addr: 127.0.0.1:{port}\n  secret: ferry-e2e-secret\n{tls_yaml}\
              health:\n  storagedriver:\n    enabled: false\n\
              {auth_yaml}",
             root = dir.path().join("storage").display(),
@@ -64,6 +83,7 @@ impl Upstream {
             port,
             dir,
             child: None,
+            tls: tls.is_some(),
         };
         up.start_again().await;
         up
@@ -97,7 +117,17 @@ impl Upstream {
     /// with the registry's log if the process exits (e.g. port in use).
     async fn wait_ready(&mut self) {
         let url = format!("{}/v2/", self.url());
-        let http = http_client();
+        // Readiness only: whether the certificate verifies is the tests' job.
+        let http = if self.tls {
+            reqwest::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("build reqwest client")
+        } else {
+            http_client()
+        };
         for _ in 0..600 {
             if http.get(&url).send().await.is_ok() {
                 return;
@@ -124,8 +154,10 @@ impl Upstream {
         }
     }
 
+    /// `http://127.0.0.1:PORT`, or `https://` when started with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.host())
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.host())
     }
 
     /// `127.0.0.1:PORT`, as used in image references and `?ns=`.
