@@ -85,12 +85,12 @@ impl Metrics {
         );
         registry.register(
             "store_bytes",
-            "Bytes of cached blobs",
+            "Bytes of cached blobs and manifests",
             m.store_bytes.clone(),
         );
         registry.register(
             "store_objects",
-            "Number of cached blobs",
+            "Number of cached blobs and manifests",
             m.store_objects.clone(),
         );
         Metrics { registry, ..m }

@@ -85,7 +85,7 @@ async fn ready(storage: Arc<Storage>) -> warp::reply::Response {
 
 /// `/metrics` in Prometheus text format.
 async fn metrics(storage: Arc<Storage>) -> warp::reply::Response {
-    let (bytes, objects) = storage.blob_totals().await.unwrap_or((0, 0));
+    let (bytes, objects) = storage.stored_totals().await.unwrap_or((0, 0));
     let text = METRICS.render(storage.downloads_in_flight(), bytes, objects);
     let mut resp = warp::reply::Response::new(text.into());
     resp.headers_mut().insert(

@@ -52,7 +52,7 @@ pub struct StatusResponse {
 /// Public, but private distributions are listed to the admin only.
 pub async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
     let storage = api.manager.caches().storage().clone();
-    let (cached_bytes, cached_objects) = storage.blob_totals().await?;
+    let (cached_bytes, cached_objects) = storage.stored_totals().await?;
     let held = storage.inventory().await?.caches;
     let data_dir = api.data_dir.clone();
     let fs = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&data_dir).ok())

@@ -194,13 +194,17 @@ impl Storage {
         blocking(move || content_of(&meta, &name)).await
     }
 
-    /// Bytes stored in the blob tree's records, and their number.
-    pub async fn blob_totals(&self) -> Result<(u64, u64), CacheError> {
+    /// Bytes of the blobs and manifests stored, and their number.
+    pub async fn stored_totals(&self) -> Result<(u64, u64), CacheError> {
         let meta = self.meta.clone();
         blocking(move || {
             let mut totals = (0, 0);
-            for record in meta.blob_records()? {
-                totals.0 += record.1.size;
+            for (_, record) in meta.blob_records()? {
+                totals.0 += record.size;
+                totals.1 += 1;
+            }
+            for item in meta.manifests() {
+                totals.0 += item?.1.size;
                 totals.1 += 1;
             }
             Ok(totals)
