@@ -55,12 +55,38 @@ impl UpstreamError {
     pub(super) fn from_reqwest(e: reqwest::Error) -> UpstreamError {
         if e.is_timeout() {
             UpstreamError::Timeout
+        } else if is_tls_rejection(&e) {
+            // The upstream answered, with a certificate (or handshake) ferry
+            // refuses: a bad answer (502), not an unreachable host (504).
+            UpstreamError::Protocol(error_chain(&e))
         } else if e.is_connect() || e.is_request() {
             UpstreamError::Unreachable(error_chain(&e))
         } else {
             UpstreamError::Protocol(error_chain(&e))
         }
     }
+}
+
+/// Whether a TLS error (rustls refusing the upstream's certificate or
+/// handshake) is somewhere in the chain. An `io::Error` hides the error it
+/// wraps from `source()`, so it is looked into.
+fn is_tls_rejection(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if err.is::<tokio_rustls::rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            if is_tls_rejection(inner) {
+                return true;
+            }
+        }
+        current = err.source();
+    }
+    false
 }
 
 /// The error with its causes: reqwest's own message hides the interesting part.

@@ -8,123 +8,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::support::inspect::{metrics, tmp_files};
-use crate::support::util::run_bounded;
+use crate::support::tls::TestCa;
 use crate::support::*;
 
 // ---------------------------------------------------------------- TLS ---
-
-/// A throwaway certificate authority made with openssl.
-struct TestCa {
-    dir: PathBuf,
-    cert: PathBuf,
-}
-
-async fn openssl(args: &[&str], cwd: &Path) {
-    let mut cmd = tokio::process::Command::new("openssl");
-    cmd.args(args).current_dir(cwd);
-    run_bounded(cmd, Duration::from_secs(60))
-        .await
-        .expect_ok(&format!("openssl {}", args.join(" ")));
-}
-
-impl TestCa {
-    /// A self-signed CA (EC P-256) named `name`, in `dir`.
-    async fn new(dir: &Path, name: &str) -> TestCa {
-        std::fs::create_dir_all(dir).unwrap();
-        let subject = format!("/CN={name}");
-        openssl(
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "3",
-                "-subj",
-                &subject,
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-            dir,
-        )
-        .await;
-        TestCa {
-            dir: dir.to_path_buf(),
-            cert: dir.join("ca.crt"),
-        }
-    }
-
-    /// A server certificate for 127.0.0.1 and localhost signed by this CA:
-    /// (certificate, key) PEM files in the CA's directory.
-    async fn issue_server_cert(&self) -> (PathBuf, PathBuf) {
-        std::fs::write(
-            self.dir.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\n\
-             basicConstraints=critical,CA:FALSE\n\
-             keyUsage=critical,digitalSignature\n\
-             extendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl(
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-            &self.dir,
-        )
-        .await;
-        openssl(
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.crt",
-                "-days",
-                "3",
-                "-extfile",
-                "server.ext",
-            ],
-            &self.dir,
-        )
-        .await;
-        (self.dir.join("server.crt"), self.dir.join("server.key"))
-    }
-
-    /// A directory for `podman --cert-dir` trusting this CA only.
-    fn trust_dir(&self) -> PathBuf {
-        let dir = self.dir.join("trust");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(&self.cert, dir.join("ca.crt")).unwrap();
-        dir
-    }
-}
 
 /// Replaces `dest` atomically with a copy of `src` (as an operator's
 /// certificate renewal would).
@@ -163,7 +50,7 @@ async fn https_get_trusting(host: &str, ca: &Path) -> Result<StatusCode, String>
 async fn podman_pulls_over_https_and_sighup_swaps_the_certificate() {
     let (upstream, image) = upstream_with_busybox().await;
     let pki = tempfile::tempdir().unwrap();
-    let ca1 = TestCa::new(&pki.path().join("ca1"), "ferry e2e CA one").await;
+    let ca1 = TestCa::new("ferry e2e CA one").await;
     let (cert1, key1) = ca1.issue_server_cert().await;
     let live = pki.path().join("live");
     std::fs::create_dir_all(&live).unwrap();
@@ -190,7 +77,7 @@ async fn podman_pulls_over_https_and_sighup_swaps_the_certificate() {
     assert_eq!(format!("sha256:{id}"), image.config().digest);
 
     // The second CA: not trusted by ferry's current certificate.
-    let ca2 = TestCa::new(&pki.path().join("ca2"), "ferry e2e CA two").await;
+    let ca2 = TestCa::new("ferry e2e CA two").await;
     let (cert2, key2) = ca2.issue_server_cert().await;
     let refused = Podman::new()
         .pull_verified(&reference, &ca2.trust_dir())

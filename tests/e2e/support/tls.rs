@@ -1,11 +1,11 @@
 //! A throwaway certificate authority made with `openssl`, and server
 //! certificates it signs for 127.0.0.1 and localhost, for HTTPS servers in
-//! tests (an HTTPS upstream registry).
+//! tests (an HTTPS upstream registry, ferry's own HTTPS listener).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::util::run_bounded;
+use super::util::{http_client_builder, run_bounded};
 
 pub struct TestCa {
     dir: tempfile::TempDir,
@@ -115,18 +115,22 @@ impl TestCa {
         (dir.join("server.crt"), dir.join("server.key"))
     }
 
+    /// A directory for `podman --cert-dir` trusting this CA only.
+    pub fn trust_dir(&self) -> PathBuf {
+        let dir = self.dir.path().join("trust");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&self.cert, dir.join("ca.crt")).unwrap();
+        dir
+    }
+
     /// A test HTTP client (like `util::http_client`) that trusts only this
     /// CA: for pushing to an HTTPS upstream with verification on.
     pub fn http_client(&self) -> reqwest::Client {
         let pem = std::fs::read(&self.cert).unwrap();
-        reqwest::Client::builder()
+        http_client_builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
             .build()
             .expect("build reqwest client")
     }

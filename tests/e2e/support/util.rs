@@ -99,13 +99,16 @@ pub async fn run_bounded(mut cmd: tokio::process::Command, limit: Duration) -> C
 /// (we want to see what the server answered), no env proxies, and an overall
 /// bound so a hung server fails the test instead of hanging it.
 pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("build reqwest client")
+}
+
+/// What `http_client` is built from, for clients that need more (a CA).
+pub fn http_client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(120))
-        .build()
-        .expect("build reqwest client")
 }
 
 /// An in-process server (token issuer, fake proxy) running on its own thread
