@@ -84,6 +84,7 @@ async fn one_tag(api: &Api, id: &str, refresh: bool) -> Result<Reply, ApiError> 
     let record = if refresh {
         api.manager.refresh_tag(&repo, tag).await?
     } else {
+        api.manager.caches().storage().flush_recency().await?;
         let meta = api.manager.meta().clone();
         let (n, t) = (name.clone(), tag.to_string());
         blocking(move || meta.tag(&n, &t))
@@ -262,6 +263,8 @@ pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, Ap
     let storage = api.manager.caches().storage().clone();
     match rest {
         ["tags"] => {
+            // Pulls noted in memory first, so `last_pulled` is current.
+            storage.flush_recency().await?;
             let ids: HashMap<String, String> = repositories::all(api)
                 .await?
                 .into_iter()
