@@ -2,14 +2,14 @@
 //! answers `index.html`, `GET /ui/<file>` the other assets. The page itself
 //! talks only to the management API, `/metrics` and the registry.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use rust_embed::RustEmbed;
 use sha2::{Digest, Sha256};
-use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
+use warp::http::{header, HeaderValue, StatusCode};
 use warp::path::Tail;
 use warp::reply::Response;
 use warp::Filter;
@@ -64,7 +64,16 @@ fn asset_version() -> &'static str {
     })
 }
 
-fn response(body: Vec<u8>, path: &str, cache_control: &'static str) -> Response {
+/// An embedded file's bytes, without a copy where they are `'static` (the
+/// release build embeds them in the binary).
+fn bytes_of(data: Cow<'static, [u8]>) -> Bytes {
+    match data {
+        Cow::Borrowed(b) => Bytes::from_static(b),
+        Cow::Owned(v) => Bytes::from(v),
+    }
+}
+
+fn response(body: Bytes, path: &str, cache_control: &'static str) -> Response {
     let mut resp = Response::new(body.into());
     let headers = resp.headers_mut();
     headers.insert(
@@ -90,7 +99,7 @@ fn index() -> Response {
         return resp;
     };
     let html = String::from_utf8_lossy(&file.data).replace(VERSION_PLACEHOLDER, asset_version());
-    let mut resp = response(html.into_bytes(), "index.html", "no-cache");
+    let mut resp = response(Bytes::from(html), "index.html", "no-cache");
     let headers = resp.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -109,47 +118,46 @@ fn asset(path: &str) -> Option<Response> {
         return Some(index());
     }
     let file = Assets::get(path)?;
-    Some(response(file.data.into_owned(), path, ASSET_MAX_AGE))
+    Some(response(bytes_of(file.data), path, ASSET_MAX_AGE))
 }
 
 /// Assets gzipped once, on first request: they never change while ferry runs.
 static GZIPPED: Mutex<BTreeMap<String, Bytes>> = Mutex::new(BTreeMap::new());
 
-/// `asset`, gzipped when the browser accepts it (compressed once).
-async fn encoded_asset(path: &str, gzip_ok: bool) -> Option<Response> {
-    let plain = asset(path)?;
-    let compressible = path.ends_with(".js") || path.ends_with(".css") || !path.contains('.');
-    if !gzip_ok || !compressible {
-        return Some(plain);
-    }
+/// `data` gzipped, compressed on first use only.
+async fn gzipped(path: &str, data: &[u8]) -> Option<Bytes> {
     let cached = GZIPPED
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get(path)
         .cloned();
-    let (mut parts, body) = plain.into_parts();
-    let gzipped = match cached {
-        Some(bytes) => bytes,
-        None => {
-            let data = body.collect().await.ok()?.to_bytes();
-            let bytes = Bytes::from(crate::compress::gzip(&data).await.ok()?);
-            let mut cache = GZIPPED.lock().unwrap_or_else(|p| p.into_inner());
-            cache.insert(path.to_string(), bytes.clone());
-            bytes
-        }
-    };
-    parts
-        .headers
-        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    parts
-        .headers
-        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    Some(Response::from_parts(parts, gzipped.into()))
+    if cached.is_some() {
+        return cached;
+    }
+    let bytes = Bytes::from(compress::gzip(data).await.ok()?);
+    let mut cache = GZIPPED.lock().unwrap_or_else(|p| p.into_inner());
+    cache.insert(path.to_string(), bytes.clone());
+    Some(bytes)
+}
+
+/// `asset`, gzipped when the browser accepts it and it is text.
+async fn encoded_asset(path: &str, gzip_ok: bool) -> Option<Response> {
+    let text = path.ends_with(".js") || path.ends_with(".css");
+    if !gzip_ok || !text {
+        return asset(path);
+    }
+    let file = Assets::get(path)?;
+    let mut resp = response(gzipped(path, &file.data).await?, path, ASSET_MAX_AGE);
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    Some(resp)
 }
 
 /// `GET /` and `GET /ui/<file>`.
 pub fn routes() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    let accept = warp::header::headers_cloned().map(|h: HeaderMap| compress::accepts_gzip(&h));
+    let accept = warp::header::optional::<String>("accept-encoding")
+        .map(|value: Option<String>| compress::gzip_in(value.as_deref()));
     let root = warp::get()
         .and(warp::path::end())
         .and(accept)
