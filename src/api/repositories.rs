@@ -279,17 +279,7 @@ pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, Ap
         ([], &Method::GET) => paginate(filter(listed(api, req).await?, req), req),
         ([id], &Method::GET) => {
             let (name, r) = by_id(api, id).await?;
-            let summary = api
-                .manager
-                .caches()
-                .storage()
-                .inventory()
-                .await?
-                .repos
-                .into_iter()
-                .find(|(n, _, _)| *n == name)
-                .map(|(_, _, s)| s)
-                .unwrap_or_default();
+            let summary = api.manager.caches().storage().repo_summary(&name).await?;
             ok(&repository(&name, &r, &summary))
         }
         ([id, "remove"], &Method::POST) => {

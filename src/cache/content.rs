@@ -112,26 +112,37 @@ impl Sizes<'_> {
     }
 }
 
+/// One repository's summary, and everything it holds (its manifests, their
+/// children, and all their blobs).
+fn summarize(
+    meta: &MetaStore,
+    sizes: &mut Sizes,
+    name: &str,
+) -> Result<(RepoSummary, BTreeSet<Digest>), StoreError> {
+    let tags = meta.tags_of(name)?;
+    let members = meta.members(name)?;
+    let content = closure(meta, members.clone())?;
+    let (bytes, blobs) = sizes.total(&content)?;
+    let summary = RepoSummary {
+        tags: tags.len() as u64,
+        manifests: members.len() as u64,
+        blobs,
+        bytes,
+        last_pulled: tags
+            .iter()
+            .map(|(_, t)| t.last_pulled.max(t.confirmed_at.saturating_mul(1000)))
+            .max()
+            .unwrap_or(0),
+    };
+    Ok((summary, content))
+}
+
 fn inventory(meta: &MetaStore) -> Result<Inventory, StoreError> {
     let mut sizes = Sizes::new(meta);
     let mut repos = Vec::new();
     let mut held: BTreeMap<String, (CacheTotals, BTreeSet<Digest>)> = BTreeMap::new();
     for (name, record) in meta.repos()? {
-        let tags = meta.tags_of(&name)?;
-        let members = meta.members(&name)?;
-        let content = closure(meta, members.clone())?;
-        let (bytes, blobs) = sizes.total(&content)?;
-        let summary = RepoSummary {
-            tags: tags.len() as u64,
-            manifests: members.len() as u64,
-            blobs,
-            bytes,
-            last_pulled: tags
-                .iter()
-                .map(|(_, t)| t.last_pulled.max(t.confirmed_at.saturating_mul(1000)))
-                .max()
-                .unwrap_or(0),
-        };
+        let (summary, content) = summarize(meta, &mut sizes, &name)?;
         let (totals, digests) = held.entry(record.cache.clone()).or_default();
         totals.repositories += 1;
         totals.tags += summary.tags;
@@ -174,6 +185,13 @@ impl Storage {
         self.flush_recency().await?;
         let meta = self.meta.clone();
         blocking(move || inventory(&meta)).await
+    }
+
+    /// One repository's counts and sizes (pending pull times written first).
+    pub async fn repo_summary(&self, name: &str) -> Result<RepoSummary, CacheError> {
+        self.flush_recency().await?;
+        let (meta, name) = (self.meta.clone(), name.to_string());
+        blocking(move || Ok(summarize(&meta, &mut Sizes::new(&meta), &name)?.0)).await
     }
 
     /// Size and platforms of what each of `digests` (tagged manifests) is.
