@@ -74,17 +74,12 @@ fn ferry_lines(ferry: &Ferry, needle: &str) -> Vec<String> {
 const QUOTA: &str = "20MiB";
 const QUOTA_BYTES: u64 = 20 << 20;
 
-/// Issue 4 (5): with room for one large image, pulling a second evicts the
-/// first (least recently pulled); the second stays whole; the first pulls
-/// again (fetched anew).
-#[tokio::test]
-async fn quota_evicts_the_least_recently_pulled_image() {
-    let upstream = Upstream::start(UpstreamAuth::None).await;
-    let a = images::large(16 * MIB);
-    let b = images::large(16 * MIB + 4096);
+/// Pushes `a` and `b` as `example/a:v1` and `example/b:v1`, and starts
+/// ferry with room for one of them, behind a counting proxy.
+async fn behind_quota(upstream: &Upstream, a: &Image, b: &Image) -> (FakeFaultProxy, Ferry) {
     let client = RegistryClient::new(&upstream.url());
-    client.push_image("example/a", "v1", &a).await;
-    client.push_image("example/b", "v1", &b).await;
+    client.push_image("example/a", "v1", a).await;
+    client.push_image("example/b", "v1", b).await;
     let proxy = FakeFaultProxy::start(&upstream.url());
     let ferry = Ferry::start_opts(
         &[CacheSpec::new(CACHE, &proxy.url())],
@@ -93,6 +88,18 @@ async fn quota_evicts_the_least_recently_pulled_image() {
             ..Default::default()
         },
     );
+    (proxy, ferry)
+}
+
+/// Issue 4 (5): with room for one large image, pulling a second evicts the
+/// first (least recently pulled); the second stays whole; the first pulls
+/// again (fetched anew).
+#[tokio::test]
+async fn quota_evicts_the_least_recently_pulled_image() {
+    let upstream = Upstream::start(UpstreamAuth::None).await;
+    let a = images::large(16 * MIB);
+    let b = images::large(16 * MIB + 4096);
+    let (proxy, ferry) = behind_quota(&upstream, &a, &b).await;
     let data = ferry.data_dir();
     let a_layer = &a.layers()[0];
 
@@ -177,17 +184,7 @@ async fn quota_does_not_evict_the_image_being_pulled() {
     // `a` sorts before `b`: a tie on the pull time must not decide.
     let a = images::large(16 * MIB + 8192);
     let b = images::large(16 * MIB + 12288);
-    let client = RegistryClient::new(&upstream.url());
-    client.push_image("example/a", "v1", &a).await;
-    client.push_image("example/b", "v1", &b).await;
-    let proxy = FakeFaultProxy::start(&upstream.url());
-    let ferry = Ferry::start_opts(
-        &[CacheSpec::new(CACHE, &proxy.url())],
-        &FerryOptions {
-            max_size: Some(QUOTA.into()),
-            ..Default::default()
-        },
-    );
+    let (proxy, ferry) = behind_quota(&upstream, &a, &b).await;
     let data = ferry.data_dir();
     let accept = [("accept", ACCEPT_ALL_MANIFESTS)];
 
