@@ -20,4 +20,5 @@ pub mod server;
 pub mod store;
 pub mod tls;
 pub mod upstream;
+pub mod visibility;
 pub mod web;

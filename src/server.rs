@@ -254,11 +254,13 @@ impl Ferry {
                     admin,
                     tokens: RegistryTokens::default(),
                 }),
+                browse: config.browse,
             }),
             api: Arc::new(Api {
                 manager,
                 auth: Arc::new(api_admin),
                 data_dir: config.data_dir.clone(),
+                browse: config.browse,
             }),
         })
     }

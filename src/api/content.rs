@@ -17,6 +17,7 @@ use super::{repositories, Api};
 use crate::cache::{blocking, RepoContent};
 use crate::domain::Digest;
 use crate::store::{BlobStore, ManifestRecord, TagRecord};
+use crate::visibility::Viewer;
 
 const TAGS: &str = "/pulp/api/v3/content/container/tags/";
 const MANIFESTS: &str = "/pulp/api/v3/content/container/manifests/";
@@ -78,9 +79,9 @@ async fn with_details(api: &Api, tags: &mut [TagResponse]) -> Result<(), ApiErro
 
 /// `GET`, and `POST .../refresh/` (ferry's addition: ask the upstream
 /// where the tag points now, whatever its TTL), on one tag.
-async fn one_tag(api: &Api, id: &str, refresh: bool) -> Result<Reply, ApiError> {
+async fn one_tag(api: &Api, viewer: &Viewer, id: &str, refresh: bool) -> Result<Reply, ApiError> {
     let (repo_id, tag) = id.split_once(':').ok_or_else(ApiError::not_found)?;
-    let (name, repo) = repositories::by_id(api, repo_id).await?;
+    let (name, repo) = repositories::by_id(api, viewer, repo_id).await?;
     let record = if refresh {
         api.manager.refresh_tag(&repo, tag).await?
     } else {
@@ -222,9 +223,13 @@ fn manifest_response(
 }
 
 /// The repositories a request's `repository_version` filter selects: one
-/// (its current version) or, without the filter, all.
-async fn selected(api: &Api, req: &Request) -> Result<Vec<(String, RepoContent)>, ApiError> {
-    let repos = repositories::all(api).await?;
+/// (its current version) or, without the filter, all `viewer` may see.
+async fn selected(
+    api: &Api,
+    req: &Request,
+    viewer: &Viewer,
+) -> Result<Vec<(String, RepoContent)>, ApiError> {
+    let repos = repositories::all(api, viewer).await?;
     let wanted = req.query.get("repository_version").map(|href| {
         let rest = href
             .split(repositories::COLLECTION)
@@ -253,9 +258,14 @@ async fn selected(api: &Api, req: &Request) -> Result<Vec<(String, RepoContent)>
     params(("repository_version" = Option<String>, Query), ("name" = Option<String>, Query),
            ("digest" = Option<String>, Query), ("media_type" = Option<String>, Query)),
     responses((status = 200, body = Page<TagResponse>)))]
-pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, ApiError> {
+pub async fn handle(
+    api: &Api,
+    req: &Request,
+    rest: &[&str],
+    viewer: &Viewer,
+) -> Result<Reply, ApiError> {
     if let (["tags", id, "refresh"], &Method::POST) = (rest, &req.method) {
-        return one_tag(api, id, true).await;
+        return one_tag(api, viewer, id, true).await;
     }
     if req.method != Method::GET {
         return Err(ApiError::method_not_allowed(&req.method));
@@ -265,13 +275,13 @@ pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, Ap
         ["tags"] => {
             // Pulls noted in memory first, so `last_pulled` is current.
             storage.flush_recency().await?;
-            let ids: HashMap<String, String> = repositories::all(api)
+            let ids: HashMap<String, String> = repositories::all(api, viewer)
                 .await?
                 .into_iter()
                 .map(|(name, r)| (name, r.id))
                 .collect();
             let mut items = Vec::new();
-            for (name, content) in selected(api, req).await? {
+            for (name, content) in selected(api, req, viewer).await? {
                 let repo_id = ids.get(&name).map_or("", String::as_str);
                 for (tag, t) in content.tags {
                     items.push(tag_response(repo_id, &name, tag, &t));
@@ -281,10 +291,10 @@ pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, Ap
             with_details(api, &mut page.results).await?;
             ok(&page)
         }
-        ["tags", id] => one_tag(api, id, false).await,
+        ["tags", id] => one_tag(api, viewer, id, false).await,
         ["manifests"] | ["manifests", _] => {
             let mut digests = BTreeMap::new();
-            for (_, content) in selected(api, req).await? {
+            for (_, content) in selected(api, req, viewer).await? {
                 for (d, r) in content.manifests {
                     if let Some(r) = r {
                         digests.insert(d, r);
@@ -312,7 +322,7 @@ pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, Ap
         }
         ["blobs"] | ["blobs", _] => {
             let mut digests = std::collections::BTreeSet::new();
-            for (_, content) in selected(api, req).await? {
+            for (_, content) in selected(api, req, viewer).await? {
                 digests.extend(content.blobs);
             }
             if let ["blobs", one] = rest {

@@ -13,6 +13,7 @@ use super::http::{
 };
 use super::{remotes, repositories, Api};
 use crate::store::{unix_micros, DistributionRecord};
+use crate::visibility::Viewer;
 
 pub const COLLECTION: &str = "/pulp/api/v3/distributions/container/pull-through/";
 
@@ -106,8 +107,12 @@ fn required(input: &DistributionInput) -> Result<(), ApiError> {
     }
 }
 
-async fn response(api: &Api, d: &DistributionRecord) -> Result<DistributionResponse, ApiError> {
-    let children = repositories::ids_under(api, &d.base_path).await?;
+async fn response(
+    api: &Api,
+    viewer: &Viewer,
+    d: &DistributionRecord,
+) -> Result<DistributionResponse, ApiError> {
+    let children = repositories::ids_under(api, viewer, &d.base_path).await?;
     Ok(DistributionResponse {
         pulp_href: href(&d.id),
         prn: format!("prn:container.containerpullthroughdistribution:{}", d.id),
@@ -135,10 +140,12 @@ async fn response(api: &Api, d: &DistributionRecord) -> Result<DistributionRespo
     params(("name" = Option<String>, Query), ("name__contains" = Option<String>, Query),
            ("base_path" = Option<String>, Query), ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)),
     responses((status = 200, body = Page<DistributionResponse>)))]
-pub async fn list(api: &Api, req: &Request) -> Result<Reply, ApiError> {
+pub async fn list(api: &Api, req: &Request, viewer: &Viewer) -> Result<Reply, ApiError> {
     let mut items = Vec::new();
     for d in api.manager.distributions().await? {
-        items.push(response(api, &d).await?);
+        if viewer.sees_cache(&d.base_path) {
+            items.push(response(api, viewer, &d).await?);
+        }
     }
     items.sort_by(|a, b| a.name.cmp(&b.name));
     paginate(filter(items, req), req)
@@ -173,10 +180,13 @@ pub async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
 
 #[utoipa::path(get, path = "/pulp/api/v3/distributions/container/pull-through/{id}/", tag = "distributions",
     params(("id" = String, Path)), responses((status = 200, body = DistributionResponse), (status = 404)))]
-pub async fn one(api: &Api, req: &Request, id: &str) -> Result<Reply, ApiError> {
+pub async fn one(api: &Api, req: &Request, viewer: &Viewer, id: &str) -> Result<Reply, ApiError> {
     let mut record = api.manager.distribution(id).await?;
+    if !viewer.sees_cache(&record.base_path) {
+        return Err(ApiError::not_found());
+    }
     match req.method {
-        Method::GET | Method::HEAD => ok(&response(api, &record).await?),
+        Method::GET | Method::HEAD => ok(&response(api, viewer, &record).await?),
         Method::PUT | Method::PATCH => {
             let input: DistributionInput = req.json()?;
             if req.method == Method::PUT {
@@ -194,10 +204,15 @@ pub async fn one(api: &Api, req: &Request, id: &str) -> Result<Reply, ApiError> 
     }
 }
 
-pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, ApiError> {
+pub async fn handle(
+    api: &Api,
+    req: &Request,
+    rest: &[&str],
+    viewer: &Viewer,
+) -> Result<Reply, ApiError> {
     match Target::of(req, rest)? {
-        Target::List => list(api, req).await,
+        Target::List => list(api, req, viewer).await,
         Target::Create => create(api, req).await,
-        Target::One(id) => one(api, req, id).await,
+        Target::One(id) => one(api, req, viewer, id).await,
     }
 }

@@ -1,6 +1,9 @@
 //! The management API under `/pulp/api/v3/`, in the shape of Pulp's
-//! pull-through caching API so that existing scripts work unchanged. Every
-//! endpoint but status and the OpenAPI document needs the admin account.
+//! pull-through caching API so that existing scripts work unchanged. Status
+//! and the OpenAPI document are public; with `browse = "public"` anyone may
+//! also read what public caches hold (repositories, their distributions,
+//! tags, manifests, blobs), filtered by [`Viewer`]. Everything else (every
+//! change, remotes with their upstream credentials, tasks) needs the admin.
 
 mod content;
 mod distributions;
@@ -25,7 +28,9 @@ use warp::Filter;
 use http::{json_response, ApiError, Request};
 
 use crate::auth::AdminAuth;
+use crate::config::Browse;
 use crate::manage::Manager;
+use crate::visibility::Viewer;
 
 /// The largest request body the API reads.
 const MAX_BODY: u64 = 1024 * 1024;
@@ -34,6 +39,7 @@ pub struct Api {
     pub manager: Arc<Manager>,
     pub auth: Arc<AdminAuth>,
     pub data_dir: PathBuf,
+    pub browse: Browse,
 }
 
 impl Api {
@@ -139,7 +145,13 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let admin = api.auth.check_basic(authorization);
-    if !public && !admin {
+    // Anonymous reads of content, when browsing is open. Wrong credentials
+    // stay an error rather than falling back to anonymous.
+    let browsing = authorization.is_none()
+        && req.method == Method::GET
+        && reads_content(&segments)
+        && api.browse.lets(false);
+    if !public && !admin && !browsing {
         let detail = if authorization.is_some() {
             "Invalid username/password."
         } else {
@@ -150,6 +162,7 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
             body: json!({ "detail": detail }),
         });
     }
+    let viewer = &Viewer::of(admin, api.manager.caches());
     match segments.as_slice() {
         ["status"] => status::get(api, admin).await,
         ["docs", "api.json"] => {
@@ -165,15 +178,31 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
             remotes::handle(api, req, rest).await
         }
         ["distributions", "container", "pull-through", rest @ ..] => {
-            distributions::handle(api, req, rest).await
+            distributions::handle(api, req, rest, viewer).await
         }
         ["distributions", "container", "container", rest @ ..] => {
-            repositories::handle_distributions(api, req, rest).await
+            repositories::handle_distributions(api, req, rest, viewer).await
         }
         ["repositories", "container", "container", rest @ ..] => {
-            repositories::handle(api, req, rest).await
+            repositories::handle(api, req, rest, viewer).await
         }
-        ["content", "container", rest @ ..] => content::handle(api, req, rest).await,
+        ["content", "container", rest @ ..] => content::handle(api, req, rest, viewer).await,
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// The read-only endpoints of what the caches hold (a GET on them never
+/// changes anything and shows no upstream URL or credential).
+fn reads_content(segments: &[&str]) -> bool {
+    matches!(
+        segments,
+        ["repositories", "container", "container", ..]
+            | [
+                "distributions",
+                "container",
+                "container" | "pull-through",
+                ..
+            ]
+            | ["content", "container", ..]
+    )
 }

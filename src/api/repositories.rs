@@ -13,6 +13,7 @@ use super::http::{
 use super::{content, Api};
 use crate::cache::RepoSummary;
 use crate::store::{Counts, RepoRecord};
+use crate::visibility::Viewer;
 
 pub const COLLECTION: &str = "/pulp/api/v3/repositories/container/container/";
 pub const DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/container/";
@@ -51,6 +52,10 @@ pub struct RepositoryResponse {
     pub tag_count: u64,
     pub size: u64,
     pub last_pulled: Option<String>,
+    /// What `podman pull` can name to get something the repository holds:
+    /// `<name>:<tag>` of its most recently pulled tag, else
+    /// `<name>@<digest>` of a manifest; absent when it holds none.
+    pub pull_reference: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -105,13 +110,20 @@ fn repository(name: &str, r: &RepoRecord, summary: &RepoSummary) -> RepositoryRe
         tag_count: summary.tags,
         size: summary.bytes,
         last_pulled: (summary.last_pulled > 0).then(|| timestamp_millis(summary.last_pulled)),
+        pull_reference: summary.pull_reference.clone(),
     }
 }
 
-/// Every repository as the API shows it, in the order `ordering` asks
-/// (`name`, `size`, `last_pulled`, `pulp_created`; `-` for descending).
-async fn listed(api: &Api, req: &Request) -> Result<Vec<RepositoryResponse>, ApiError> {
+/// Every repository `viewer` may see as the API shows it, in the order
+/// `ordering` asks (`name`, `size`, `last_pulled`, `pulp_created`; `-` for
+/// descending).
+async fn listed(
+    api: &Api,
+    req: &Request,
+    viewer: &Viewer,
+) -> Result<Vec<RepositoryResponse>, ApiError> {
     let mut repos = api.manager.caches().storage().inventory().await?.repos;
+    repos.retain(|(name, _, _)| viewer.sees_repository(name));
     let ordering = req.query.get("ordering").map_or("name", String::as_str);
     let (descending, key) = match ordering.strip_prefix('-') {
         Some(key) => (true, key),
@@ -137,15 +149,18 @@ async fn listed(api: &Api, req: &Request) -> Result<Vec<RepositoryResponse>, Api
         .collect())
 }
 
-/// Every local repository as (name, record), sorted by name.
-pub async fn all(api: &Api) -> Result<Vec<(String, RepoRecord)>, ApiError> {
+/// Every local repository `viewer` may see as (name, record), sorted by
+/// name.
+pub async fn all(api: &Api, viewer: &Viewer) -> Result<Vec<(String, RepoRecord)>, ApiError> {
     let meta = api.manager.meta().clone();
-    Ok(crate::cache::blocking(move || meta.repos()).await?)
+    let mut repos = crate::cache::blocking(move || meta.repos()).await?;
+    repos.retain(|(name, _)| viewer.sees_repository(name));
+    Ok(repos)
 }
 
-/// The repository behind an id.
-pub async fn by_id(api: &Api, id: &str) -> Result<(String, RepoRecord), ApiError> {
-    all(api)
+/// The repository behind an id (not found when `viewer` may not see it).
+pub async fn by_id(api: &Api, viewer: &Viewer, id: &str) -> Result<(String, RepoRecord), ApiError> {
+    all(api, viewer)
         .await?
         .into_iter()
         .find(|(_, r)| r.id == id)
@@ -153,8 +168,12 @@ pub async fn by_id(api: &Api, id: &str) -> Result<(String, RepoRecord), ApiError
 }
 
 /// Ids of the repositories a pull-through distribution created.
-pub async fn ids_under(api: &Api, base_path: &str) -> Result<Vec<String>, ApiError> {
-    Ok(all(api)
+pub async fn ids_under(
+    api: &Api,
+    viewer: &Viewer,
+    base_path: &str,
+) -> Result<Vec<String>, ApiError> {
+    Ok(all(api, viewer)
         .await?
         .into_iter()
         .filter(|(_, r)| r.cache == base_path)
@@ -274,20 +293,25 @@ async fn remove_content(api: &Api, req: &Request, name: &str, id: &str) -> Resul
            ("ordering" = Option<String>, Query, description = "name, size, last_pulled or pulp_created; - for descending"),
            ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)),
     responses((status = 200, body = Page<RepositoryResponse>)))]
-pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, ApiError> {
+pub async fn handle(
+    api: &Api,
+    req: &Request,
+    rest: &[&str],
+    viewer: &Viewer,
+) -> Result<Reply, ApiError> {
     match (rest, &req.method) {
-        ([], &Method::GET) => paginate(filter(listed(api, req).await?, req), req),
+        ([], &Method::GET) => paginate(filter(listed(api, req, viewer).await?, req), req),
         ([id], &Method::GET) => {
-            let (name, r) = by_id(api, id).await?;
+            let (name, r) = by_id(api, viewer, id).await?;
             let summary = api.manager.caches().storage().repo_summary(&name).await?;
             ok(&repository(&name, &r, &summary))
         }
         ([id, "remove"], &Method::POST) => {
-            let (name, _) = by_id(api, id).await?;
+            let (name, _) = by_id(api, viewer, id).await?;
             remove_content(api, req, &name, id).await
         }
         ([id], &Method::DELETE) => {
-            let (name, _) = by_id(api, id).await?;
+            let (name, _) = by_id(api, viewer, id).await?;
             let freed = api
                 .manager
                 .caches()
@@ -298,11 +322,11 @@ pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, Ap
             api.task_reply("ferry.repository.delete", vec![]).await
         }
         ([id, "versions"], &Method::GET) => {
-            let (name, r) = by_id(api, id).await?;
+            let (name, r) = by_id(api, viewer, id).await?;
             paginate(vec![version(api, &name, &r).await?], req)
         }
         ([id, "versions", number], &Method::GET) => {
-            let (name, r) = by_id(api, id).await?;
+            let (name, r) = by_id(api, viewer, id).await?;
             if number.parse::<u64>().ok() != Some(r.version) {
                 // Only the current version is kept.
                 return Err(ApiError::not_found());
@@ -321,10 +345,11 @@ pub async fn handle_distributions(
     api: &Api,
     req: &Request,
     rest: &[&str],
+    viewer: &Viewer,
 ) -> Result<Reply, ApiError> {
     match (rest, &req.method) {
         ([], &Method::GET) => {
-            let items = all(api)
+            let items = all(api, viewer)
                 .await?
                 .iter()
                 .map(|(n, r)| distribution(api, req, n, r))
@@ -332,7 +357,7 @@ pub async fn handle_distributions(
             paginate(filter(items, req), req)
         }
         ([id], &Method::GET) => {
-            let (name, r) = by_id(api, id).await?;
+            let (name, r) = by_id(api, viewer, id).await?;
             ok(&distribution(api, req, &name, &r))
         }
         (_, other) if !matches!(*other, Method::GET) => Err(ApiError::method_not_allowed(other)),

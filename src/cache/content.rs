@@ -47,6 +47,9 @@ pub struct RepoSummary {
     pub bytes: u64,
     /// The latest pull of any of its tags (unix ms; 0 if unknown).
     pub last_pulled: u64,
+    /// A reference that pulls something it holds: `<name>:<tag>` of the
+    /// tag pulled (else confirmed) most recently, else `<name>@<digest>`.
+    pub pull_reference: Option<String>,
 }
 
 /// A cache's totals: a blob shared by its repositories counts once.
@@ -133,6 +136,11 @@ fn summarize(
             .map(|(_, t)| t.last_pulled.max(t.confirmed_at.saturating_mul(1000)))
             .max()
             .unwrap_or(0),
+        pull_reference: tags
+            .iter()
+            .max_by_key(|(_, t)| (t.last_pulled, t.confirmed_at))
+            .map(|(tag, _)| format!("{name}:{tag}"))
+            .or_else(|| members.first().map(|d| format!("{name}@{d}"))),
     };
     Ok((summary, content))
 }

@@ -66,6 +66,29 @@ pub struct Config {
     /// `FERRY_ADMIN_PASSWORD`, else generated at first start).
     #[serde(default)]
     pub admin_password: Option<Secret>,
+    /// Who may browse what is cached (the dashboard, the API's content
+    /// reads, `/v2/_catalog` and tag lists): everyone ("public", private
+    /// caches left out) or the admin only ("admin").
+    #[serde(default)]
+    pub browse: Browse,
+}
+
+/// Who may browse the cached content. Pulls are not affected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Browse {
+    /// Anyone sees the repositories and tags of public caches, read-only.
+    #[default]
+    Public,
+    /// Only the admin.
+    Admin,
+}
+
+impl Browse {
+    /// Whether a caller who is (or is not) the admin may browse.
+    pub fn lets(self, admin: bool) -> bool {
+        admin || self == Browse::Public
+    }
 }
 
 /// One pull-through cache: a base path served by ferry, backed by an upstream.
@@ -408,6 +431,18 @@ mod tests {
         assert!(Config::from_toml(&two("a", "ab")).is_ok());
         assert!(Config::from_toml(&two("a", "../b")).is_err());
         assert!(Config::from_toml("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn browse_defaults_to_public() {
+        assert_eq!(Config::embedded_default().browse, Browse::Public);
+        let closed = Config::from_toml("browse = \"admin\"").unwrap();
+        assert_eq!(closed.browse, Browse::Admin);
+        assert!(!closed.browse.lets(false) && closed.browse.lets(true));
+        let err = Config::from_toml("browse = \"nobody\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("public") && err.contains("admin"), "{err}");
     }
 
     #[test]

@@ -21,7 +21,9 @@ use range::RangeRequest;
 
 use crate::auth::{Access, Caller};
 use crate::cache::{Caches, ManifestHit, Route};
+use crate::config::Browse;
 use crate::domain::{Digest, Reference, ReferenceError, RepoName};
+use crate::visibility::Viewer;
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
@@ -29,6 +31,8 @@ type Result<T> = std::result::Result<T, RegistryError>;
 pub struct Registry {
     pub caches: Arc<Caches>,
     pub access: Arc<Access>,
+    /// Whether anonymous clients may list the catalog and tags.
+    pub browse: Browse,
 }
 
 /// `GET`/`HEAD` (and refused pushes) on `/v2/...`, and `/token`.
@@ -174,26 +178,26 @@ async fn dispatch(
     match endpoint::parse(tail) {
         Endpoint::Base => {
             // Ask anonymous clients to authenticate only when there is
-            // something private, so that `podman login` can check passwords.
-            if caller == Caller::Anonymous && caches.any_private() {
+            // something they cannot see (a private cache, or the listings
+            // with `browse = "admin"`), so that `podman login` can check
+            // passwords and clients send credentials where they are needed.
+            let closed = caches.any_private() || !registry.browse.lets(false);
+            if caller == Caller::Anonymous && closed {
                 return Err(challenge(headers, None));
             }
             Ok(json_reply(&json!({})))
         }
         Endpoint::Catalog => {
+            let admin = caller == Caller::Admin;
+            if !registry.browse.lets(admin) {
+                return Err(challenge(headers, Some("registry:catalog:*")));
+            }
             let mut names = caches
                 .catalog()
                 .await
                 .map_err(|e| RegistryError::cache(e, json!({})))?;
-            if caller != Caller::Admin {
-                let private: Vec<String> = caches
-                    .list()
-                    .iter()
-                    .filter(|c| c.is_private())
-                    .map(|c| format!("{}/", c.base_path()))
-                    .collect();
-                names.retain(|n| !private.iter().any(|p| n.starts_with(p.as_str())));
-            }
+            let viewer = Viewer::of(admin, caches);
+            names.retain(|n| viewer.sees_repository(n));
             let (page, more) = paginate(names, query.n, query.last.as_deref());
             let mut resp = json_reply(&json!({ "repositories": page }));
             add_next_link(&mut resp, "/v2/_catalog", query.n, more);
@@ -231,6 +235,9 @@ async fn dispatch(
             Ok(with_namespace(resp, &route))
         }
         Endpoint::Tags { name } => {
+            if !registry.browse.lets(caller == Caller::Admin) {
+                return Err(challenge(headers, Some(&format!("repository:{name}:pull"))));
+            }
             let route = route(name)?;
             let tags = route
                 .cache

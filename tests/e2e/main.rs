@@ -13,6 +13,7 @@ mod support;
 
 mod api;
 mod auth;
+mod browse;
 mod containerd;
 mod faults;
 mod harness_selftest;

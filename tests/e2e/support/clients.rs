@@ -82,6 +82,18 @@ pub async fn skopeo_inspect_raw(image: &str, creds: Creds<'_>) -> CmdOutput {
     run_bounded(cmd, LIMIT).await
 }
 
+/// `skopeo list-tags docker://REPO` (`HOST:PORT/repo`): the tags as JSON.
+pub async fn skopeo_list_tags(repo: &str, creds: Creds<'_>) -> CmdOutput {
+    let env = ClientEnv::new();
+    let mut cmd = env.command("skopeo");
+    cmd.args(["list-tags", "--tls-verify=false", "--retry-times=0"]);
+    if let Some((u, p)) = creds {
+        cmd.arg(format!("--creds={u}:{p}"));
+    }
+    cmd.arg(format!("docker://{repo}"));
+    run_bounded(cmd, LIMIT).await
+}
+
 /// What `skopeo copy ... dir:` wrote: `manifest.json` and one file per blob,
 /// named by the digest's hex.
 pub struct DirImage {

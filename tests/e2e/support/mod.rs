@@ -15,7 +15,7 @@ pub mod token;
 pub mod upstream;
 pub mod util;
 
-pub use clients::{skopeo_copy, skopeo_inspect_raw, DirImage, Podman};
+pub use clients::{skopeo_copy, skopeo_inspect_raw, skopeo_list_tags, DirImage, Podman};
 pub use fake_proxy::{FakeFaultProxy, Fault, PathKind};
 pub use ferry::{ferry_bin, CacheSpec, Ferry, FerryOptions, ADMIN_PASSWORD, CACHE};
 pub use httpie::Httpie;
