@@ -196,6 +196,9 @@ mod tests {
         assert_eq!(js.headers()["cache-control"], ASSET_MAX_AGE);
         let css = asset("style.css").unwrap();
         assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+        let icon = asset("favicon.svg").unwrap();
+        assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+        assert!(html.contains("href=\"/ui/favicon.svg?v=__ASSET_VERSION__\""));
         assert_eq!(asset_version().len(), 12);
 
         for missing in ["nope.js", "../Cargo.toml", "/etc/passwd"] {

@@ -60,6 +60,13 @@ function shortDigest(d) {
   return d && d.length > 19 ? `${d.slice(0, 19)}…` : d || '';
 }
 
+/** A repository name as text that may wrap after each `/` and nowhere
+ * inside a path component (a <wbr> after each slash; CSS keeps words whole). */
+function breakable(name) {
+  const parts = String(name).split('/');
+  return h('span', { class: 'name' }, parts.map((p, i) => (i < parts.length - 1 ? [`${p}/`, h('wbr')] : p)));
+}
+
 const enc = encodeURIComponent;
 
 function qs(params) {
@@ -175,13 +182,19 @@ function view() {
 
 function render(title, ...children) {
   const m = main();
-  m.replaceChildren(h('h1', { text: title }));
+  m.replaceChildren(h('h1', {}, breakable(title)));
   append(m, children);
   document.title = `${title} · ferry`;
 }
 
 function errorBox(err) {
   return h('p', { class: 'error', role: 'alert' }, err instanceof Error ? err.message : String(err));
+}
+
+/** Whether `e` is the server keeping a page to the admin (`browse = "admin"`)
+ * from a visitor who is not logged in. */
+function needsLogin(e) {
+  return e instanceof HttpError && e.status === 401 && !session.auth;
 }
 
 function loginPrompt(what) {
@@ -289,10 +302,12 @@ async function overview() {
     stat('Served / fetched', `${formatBytes(served)} / ${formatBytes(fetched)}`),
     stat('Downloads in flight', status.downloads_in_flight));
 
-  let distributions = [];
-  if (session.auth) distributions = await listAll(DISTRIBUTIONS).catch(() => []);
+  // Anyone sees the public distributions' names and descriptions (none
+  // when browsing is kept to the admin).
+  const distributions = await listAll(DISTRIBUTIONS).catch(() => []);
   const distByBase = new Map(distributions.map((d) => [d.base_path, d]));
-  const rows = status.upstreams.map((u) => {
+  const upstreams = [...status.upstreams].sort((a, b) => (a.base_path < b.base_path ? -1 : a.base_path > b.base_path ? 1 : 0));
+  const rows = upstreams.map((u) => {
     const dist = distByBase.get(u.base_path);
     return [
       h('div', {}, h('a', { href: hashLink(`/cache/${enc(u.base_path)}`), class: 'cache-link' }, u.base_path),
@@ -343,20 +358,24 @@ async function cachePage(basePath, params) {
     h('label', { for: 'repo-search' }, 'Search repositories'),
     h('input', { id: 'repo-search', name: 'q', type: 'search', value: q, autocomplete: 'off' }),
     h('button', { type: 'submit' }, 'Search'));
-  const crumbs = h('p', { class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' / ', basePath);
-  if (!session.auth) {
+  const crumbs = h('p', { class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' / ', breakable(basePath));
+  show(`Cache ${basePath}`, crumbs, search, h('p', { class: 'muted' }, 'Loading…'));
+  // Filtering, sorting and paging all happen on the server.
+  let page;
+  try {
+    page = await api(`${REPOSITORIES}${qs({ cache: basePath, name__contains: q, ordering, limit: PAGE_SIZE, offset })}`);
+  } catch (e) {
+    if (!needsLogin(e)) throw e;
     show(`Cache ${basePath}`, crumbs, loginPrompt('the repositories of this cache'));
     return;
   }
-  show(`Cache ${basePath}`, crumbs, search, h('p', { class: 'muted' }, 'Loading…'));
-  // Filtering, sorting and paging all happen on the server.
-  const page = await api(`${REPOSITORIES}${qs({ cache: basePath, name__contains: q, ordering, limit: PAGE_SIZE, offset })}`);
   const rows = page.results.map((r) => [
-    h('a', { href: hashLink(`/repo/${enc(r.name)}`), class: 'repo-link' }, r.name.slice(basePath.length + 1)),
+    h('a', { href: hashLink(`/repo/${enc(r.name)}`), class: 'repo-link' }, breakable(r.name.slice(basePath.length + 1))),
     h('span', { class: 'num' }, r.tag_count),
     h('span', { class: 'num', 'data-field': 'size' }, formatBytes(r.size)),
     formatTime(r.last_pulled),
-    pullLine(r.name),
+    // A reference the repository holds (its latest tag), not an implied `:latest`.
+    r.pull_reference ? pullLine(r.pull_reference) : '—',
   ]);
   show(`Cache ${basePath}`, crumbs, search,
     table(`Repositories of ${basePath}`, [
@@ -369,18 +388,15 @@ async function cachePage(basePath, params) {
 async function repoPage(name, params) {
   const show = view();
   const offset = Math.max(0, Number(params.get('offset')) || 0);
-  const crumbs = h('p', { class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' / ', name);
-  if (!session.auth) {
-    show(name, crumbs, loginPrompt('the tags of this repository'));
-    return;
-  }
+  const crumbs = h('p', { class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' / ', breakable(name));
   show(name, crumbs, h('p', { class: 'muted' }, 'Loading…'));
-  const found = await api(`${REPOSITORIES}${qs({ name, limit: 1 })}`);
-  const repo = found.results[0];
+  const repo = await findRepository(name);
   if (!repo) {
-    show(name, crumbs, errorBox('No such repository (it may have been deleted or evicted).'));
+    show(name, crumbs, repo === null ? errorBox('No such repository (it may have been deleted or evicted).')
+      : loginPrompt('the tags of this repository'));
     return;
   }
+  const admin = Boolean(session.auth);
   const page = await api(`${API}/content/container/tags/${qs({ repository_version: repo.latest_version_href, limit: PAGE_SIZE, offset })}`);
   const cache = repo.cache;
   const message = h('div', { 'aria-live': 'polite', class: 'message' }, takeFlash());
@@ -395,7 +411,7 @@ async function repoPage(name, params) {
     formatTime(t.last_pulled),
     formatTime(t.last_confirmed),
     pullLine(`${name}:${t.name}`),
-    h('span', { class: 'actions' },
+    admin && h('span', { class: 'actions' },
       action('Check upstream', `Check tag ${t.name} upstream now`, async () => {
         message.replaceChildren(h('p', { class: 'muted' }, `Checking ${t.name} upstream…`));
         try {
@@ -433,24 +449,50 @@ async function repoPage(name, params) {
     },
   }, 'Delete repository');
   show(name,
-    h('p', { class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' / ',
-      h('a', { href: hashLink(`/cache/${enc(cache)}`) }, cache), ' / ', name.slice(cache.length + 1)),
+    repoCrumbs(repo),
     h('dl', { class: 'stats', 'aria-label': 'Repository' },
       stat('Tags', repo.tag_count), stat('On disk', formatBytes(repo.size)),
       stat('Last pulled', formatTime(repo.last_pulled)), stat('Version', repo.latest_version_href.split('/').filter(Boolean).pop())),
     message,
     h('h2', {}, 'Tags'),
-    table(`Tags of ${name}`, ['Tag', 'Digest', 'Media type', 'Size', 'Last pulled', 'Last confirmed', 'Pull', 'Manage'], rows, { empty: 'No tags cached.' }),
+    table(`Tags of ${name}`, ['Tag', 'Digest', 'Media type', 'Size', 'Last pulled', 'Last confirmed', 'Pull', ...(admin ? ['Manage'] : [])],
+      rows.map((cells) => cells.filter((c) => c !== false)), { empty: 'No tags cached.' }),
     pager({ count: page.count, offset, limit: PAGE_SIZE }, (o) => { location.hash = hashLink(`/repo/${enc(name)}`, o ? { offset: o } : {}); }),
-    h('h2', {}, 'Manage'),
-    del);
+    admin && [h('h2', {}, 'Manage'), del]);
+}
+
+/** The repository called `name`: null when there is none, undefined after
+ * the server asked for a login (`browse = "admin"`). */
+async function findRepository(name) {
+  try {
+    const found = await api(`${REPOSITORIES}${qs({ name, limit: 1 })}`);
+    return found.results[0] || null;
+  } catch (e) {
+    if (needsLogin(e)) return undefined;
+    throw e;
+  }
+}
+
+/** Overview / cache / repository, each a link; `last` (if any) after them. */
+function repoCrumbs(repo, last) {
+  const { cache, name } = repo;
+  const rest = name.slice(cache.length + 1);
+  return h('p', { class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' / ',
+    h('a', { href: hashLink(`/cache/${enc(cache)}`) }, breakable(cache)), ' / ',
+    last ? [h('a', { href: hashLink(`/repo/${enc(name)}`) }, breakable(rest)), ' / ', last] : breakable(rest));
 }
 
 async function manifestPage(name, digest) {
   const show = view();
-  const crumbs = h('p', { class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' / ',
-    h('a', { href: hashLink(`/repo/${enc(name)}`) }, name), ' / ', h('code', {}, shortDigest(digest)));
+  let crumbs = h('p', { class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' / ',
+    h('a', { href: hashLink(`/repo/${enc(name)}`) }, breakable(name)), ' / ', h('code', {}, shortDigest(digest)));
   show(`Manifest`, crumbs, h('p', { class: 'muted' }, 'Loading…'));
+  const repo = await findRepository(name);
+  if (repo === undefined) {
+    show('Manifest', crumbs, loginPrompt('this manifest'));
+    return;
+  }
+  if (repo) crumbs = repoCrumbs(repo, h('code', {}, shortDigest(digest)));
   const manifest = await request(`/v2/${name}/manifests/${digest}`, { headers: { Accept: MANIFEST_ACCEPT } });
   const m = typeof manifest === 'string' ? JSON.parse(manifest) : manifest;
   const parts = [crumbs,
