@@ -147,7 +147,10 @@ async fn anonymous_visitors_read_public_caches_and_nothing_private() {
     );
     let anonymous = ok(&ferry, REPOSITORIES, None).await;
     assert_eq!(anonymous["count"], 1, "{anonymous}");
-    assert_eq!(names(&anonymous, "name"), [public_repo.clone()]);
+    assert_eq!(
+        names(&anonymous, "name"),
+        std::slice::from_ref(&public_repo)
+    );
     let public = &anonymous["results"][0];
     assert_eq!(public["tag_count"], 1);
     assert_eq!(
@@ -235,7 +238,10 @@ async fn anonymous_visitors_read_public_caches_and_nothing_private() {
         StatusCode::NOT_FOUND
     );
     let repo_dists = ok(&ferry, REPO_DISTRIBUTIONS, None).await;
-    assert_eq!(names(&repo_dists, "name"), [public_repo.clone()]);
+    assert_eq!(
+        names(&repo_dists, "name"),
+        std::slice::from_ref(&public_repo)
+    );
 
     // The registry's catalog lists the same repositories.
     let catalog: Value = serde_json::from_slice(
@@ -302,7 +308,8 @@ async fn browse_admin_closes_content_reads_catalog_and_tag_lists() {
     assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
     // The password ferry generated at first start, where the admin finds it.
     let password = std::fs::read_to_string(ferry.data_dir().join("admin-password")).unwrap();
-    let admin = Some(("admin", password.trim()));
+    let (user, password) = ("admin", password.trim());
+    let admin = Some((user, password));
     let repo = format!("{CACHE}/{BUSYBOX}");
 
     for path in [REPOSITORIES, TAGS, DISTRIBUTIONS, MANIFESTS] {
@@ -358,7 +365,6 @@ async fn browse_admin_closes_content_reads_catalog_and_tag_lists() {
             "anonymous token, {path}"
         );
         // The admin's token opens both.
-        let (user, password) = admin.unwrap();
         let as_admin = RegistryClient::new(&ferry.url())
             .with_credentials(user, password)
             .fetch(Method::GET, &path, &[])
