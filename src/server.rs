@@ -243,6 +243,7 @@ impl Ferry {
             _ => None,
         };
         let api_admin = AdminAuth::from_secret(admin.password().clone());
+        let sessions = Arc::new(crate::session::Sessions::default());
         Ok(Ferry {
             listener,
             gc_interval: config.gc_interval_secs,
@@ -254,10 +255,12 @@ impl Ferry {
                     admin,
                     tokens: RegistryTokens::default(),
                 }),
+                sessions: sessions.clone(),
             }),
             api: Arc::new(Api {
                 manager,
                 auth: Arc::new(api_admin),
+                sessions,
                 data_dir: config.data_dir.clone(),
             }),
         })
