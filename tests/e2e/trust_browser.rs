@@ -131,6 +131,15 @@ async fn manifests_carry_their_declared_type_and_data_headers() {
     }
 }
 
+/// `data` as a body of unknown length, sent chunked in `piece`-byte parts.
+fn chunked(data: &[u8], piece: usize) -> reqwest::Body {
+    let parts: Vec<Result<bytes::Bytes, std::io::Error>> = data
+        .chunks(piece)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    reqwest::Body::wrap_stream(futures_util::stream::iter(parts))
+}
+
 #[tokio::test]
 async fn api_takes_only_json_bodies_whole_and_bounded() {
     let (upstream, _) = upstream_with_busybox().await;
@@ -154,15 +163,9 @@ async fn api_takes_only_json_bodies_whole_and_bounded() {
     );
 
     // A chunked JSON body is read for real.
-    let chunks = vec![
-        Ok::<_, std::io::Error>(bytes::Bytes::from(r#"{"name":"chun"#)),
-        Ok(bytes::Bytes::from(r#"ked","url":"http://127.0.0.1:9"}"#)),
-    ];
     let resp = admin(http.post(&url))
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
+        .body(chunked(remote("chunked").as_bytes(), 11))
         .send()
         .await
         .unwrap();
@@ -183,16 +186,9 @@ async fn api_takes_only_json_bodies_whole_and_bounded() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let pieces: Vec<Result<bytes::Bytes, std::io::Error>> = big
-        .into_bytes()
-        .chunks(64 * 1024)
-        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
-        .collect();
     let resp = admin(http.patch(format!("{}{href}", ferry.url())))
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            pieces,
-        )))
+        .body(chunked(big.as_bytes(), 64 * 1024))
         .send()
         .await
         .unwrap();
