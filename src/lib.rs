@@ -17,6 +17,7 @@ pub mod manage;
 pub mod metrics;
 pub mod registry;
 pub mod server;
+pub mod session;
 pub mod store;
 pub mod tls;
 pub mod upstream;

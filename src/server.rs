@@ -243,6 +243,7 @@ impl Ferry {
             _ => None,
         };
         let api_admin = AdminAuth::from_secret(admin.password().clone());
+        let sessions = Arc::new(crate::session::Sessions::default());
         Ok(Ferry {
             listener,
             gc_interval: config.gc_interval_secs,
@@ -255,10 +256,12 @@ impl Ferry {
                     tokens: RegistryTokens::default(),
                 }),
                 browse: config.browse,
+                sessions: sessions.clone(),
             }),
             api: Arc::new(Api {
                 manager,
                 auth: Arc::new(api_admin),
+                sessions,
                 data_dir: config.data_dir.clone(),
                 browse: config.browse,
             }),

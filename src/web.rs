@@ -32,6 +32,26 @@ const ASSET_MAX_AGE: &str = "public, max-age=604800";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// For the registry's and the API's answers, which are data, never a page:
+/// should a browser be led to open one (a manifest an upstream labelled
+/// `text/html`, say), it runs nothing, loads nothing, and is framed nowhere.
+const DATA_CSP: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
+
+/// `resp` with the headers that keep a browser from treating data as a page
+/// of ferry's origin (no sniffing, the data-only CSP).
+pub fn data_only(mut resp: Response) -> Response {
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DATA_CSP),
+    );
+    resp
+}
+
 /// `Content-Type` by file extension.
 fn content_type(path: &str) -> &'static str {
     match path.rsplit_once('.').map(|(_, ext)| ext) {

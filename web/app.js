@@ -6,7 +6,7 @@ const REMOTES = `${API}/remotes/container/pull-through/`;
 const DISTRIBUTIONS = `${API}/distributions/container/pull-through/`;
 const REPOSITORIES = `${API}/repositories/container/container/`;
 const PAGE_SIZE = 20;
-const AUTH_KEY = 'ferry.auth';
+const LOGIN = `${API}/login/`;
 const MANIFEST_ACCEPT = [
   'application/vnd.oci.image.index.v1+json',
   'application/vnd.oci.image.manifest.v1+json',
@@ -78,10 +78,26 @@ function qs(params) {
 
 // ---------------------------------------------------------------- session & HTTP
 
+// The login is a session cookie ferry sets HttpOnly: no script on the page,
+// this one included, can read it. The page only knows whether it is logged in.
+let loggedIn = false;
+
 const session = {
-  get auth() { return sessionStorage.getItem(AUTH_KEY); },
-  login(password) { sessionStorage.setItem(AUTH_KEY, btoa(unescape(encodeURIComponent(`admin:${password}`)))); },
-  logout() { sessionStorage.removeItem(AUTH_KEY); },
+  get auth() { return loggedIn; },
+  /** Trades the password for the session cookie; the password is not kept. */
+  async login(password) {
+    const basic = btoa(unescape(encodeURIComponent(`admin:${password}`)));
+    await request(LOGIN, { method: 'POST', headers: { Authorization: `Basic ${basic}` } });
+    loggedIn = true;
+  },
+  async logout() {
+    loggedIn = false;
+    await request(LOGIN, { method: 'DELETE' }).catch(() => {});
+  },
+  /** Whether the browser holds a live session (a cheap authenticated GET). */
+  async check() {
+    loggedIn = await request(LOGIN).then(() => true, () => false);
+  },
 };
 
 class HttpError extends Error {
@@ -104,13 +120,12 @@ function describeError(status, body) {
 
 async function request(path, { method = 'GET', body, headers = {}, auth = true } = {}) {
   const hdrs = { ...headers };
-  if (auth && session.auth) hdrs.Authorization = `Basic ${session.auth}`;
   if (body !== undefined) hdrs['Content-Type'] = 'application/json';
   const resp = await fetch(path, {
     method,
     headers: hdrs,
     body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: 'omit',
+    credentials: auth ? 'same-origin' : 'omit',
     cache: 'no-store',
   });
   const type = resp.headers.get('content-type') || '';
@@ -121,7 +136,7 @@ async function request(path, { method = 'GET', body, headers = {}, auth = true }
   }
   if (!resp.ok) {
     if (resp.status === 401 && auth && session.auth && path.startsWith(API)) {
-      session.logout();
+      loggedIn = false; // the session ended (expired, or ferry restarted)
       renderSession();
     }
     throw new HttpError(resp.status, data);
@@ -268,7 +283,7 @@ function renderSession() {
   if (!el) return;
   if (session.auth) {
     el.replaceChildren(h('span', {}, 'admin'), ' ',
-      h('button', { type: 'button', onclick: () => { session.logout(); renderSession(); route(); } }, 'Log out'));
+      h('button', { type: 'button', onclick: async () => { await session.logout(); renderSession(); route(); } }, 'Log out'));
   } else {
     el.replaceChildren(h('a', { class: 'button', href: `#/login${qs({ next: location.hash })}` }, 'Log in'));
   }
@@ -553,19 +568,17 @@ function loginPage(params) {
     class: 'card form',
     onsubmit: async (e) => {
       e.preventDefault();
-      const password = form.elements.password.value;
-      session.login(password);
       try {
-        await api(`${REMOTES}${qs({ limit: 1 })}`);
+        await session.login(form.elements.password.value);
+        form.reset();
         renderSession();
         location.hash = next.startsWith('#/login') ? '#/' : next;
       } catch (ex) {
-        session.logout();
         err.replaceChildren(errorBox(ex.status === 401 ? 'Wrong password.' : ex));
       }
     },
   },
-  h('p', {}, 'The admin account of this ferry (user “admin”). The credentials stay in this tab only.'),
+  h('p', {}, 'The admin account of this ferry (user “admin”). The password is sent once; this browser then holds a session cookie no script can read.'),
   h('label', { for: 'password' }, 'Admin password'),
   h('input', { id: 'password', name: 'password', type: 'password', required: true, autocomplete: 'current-password' }),
   h('button', { type: 'submit' }, 'Log in'),
@@ -766,5 +779,4 @@ async function route() {
 }
 
 window.addEventListener('hashchange', () => { route(); main().focus({ preventScroll: true }); });
-renderSession();
-route();
+session.check().finally(() => { renderSession(); route(); });

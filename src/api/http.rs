@@ -19,7 +19,8 @@ pub struct Request {
     pub path: String,
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
-    pub body: bytes::Bytes,
+    /// The body as read (whole, within the limit), or why it was refused.
+    pub body: Result<bytes::Bytes, ApiError>,
 }
 
 impl Request {
@@ -37,20 +38,22 @@ impl Request {
         self.origin().trim_start_matches("http://").to_string()
     }
 
-    /// The JSON body as `T`, or a 400 in DRF's shape.
+    /// The JSON body as `T`, or a 400 in DRF's shape. Endpoints that take
+    /// a body need one: an empty body is not read as `{}`.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
-        let body: &[u8] = if self.body.is_empty() {
-            b"{}"
-        } else {
-            &self.body
-        };
+        let body = self.body.as_ref().map_err(Clone::clone)?;
+        if body.is_empty() {
+            return Err(ApiError::bad_request(
+                json!({ "detail": "JSON parse error - the request has no body." }),
+            ));
+        }
         serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(json!({ "non_field_errors": [format!("Invalid JSON: {e}")] }))
         })
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub body: Value,
@@ -68,6 +71,24 @@ impl ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
             body: json!({ "detail": "Not found." }),
+        }
+    }
+
+    /// 413: a body past the API's limit.
+    pub fn too_large(limit: u64) -> ApiError {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            body: json!({ "detail": format!("Request body larger than {limit} bytes.") }),
+        }
+    }
+
+    /// 415: a body that does not say it is JSON.
+    pub fn unsupported_media_type(content_type: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            body: json!({
+                "detail": format!("Unsupported media type \"{content_type}\" in request: send application/json.")
+            }),
         }
     }
 

@@ -5,9 +5,11 @@
 //! tags, manifests, blobs), filtered by [`Viewer`]. Everything else (every
 //! change, remotes with their upstream credentials, tasks) needs the admin.
 
+mod body;
 mod content;
 mod distributions;
 mod http;
+mod login;
 mod remotes;
 mod repositories;
 mod status;
@@ -17,7 +19,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use serde_json::json;
 use utoipa::OpenApi;
 use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -30,7 +31,9 @@ use http::{json_response, ApiError, Request};
 use crate::auth::AdminAuth;
 use crate::config::Browse;
 use crate::manage::Manager;
+use crate::session::Sessions;
 use crate::visibility::Viewer;
+use login::Credential;
 
 /// The largest request body the API reads.
 const MAX_BODY: u64 = 1024 * 1024;
@@ -38,6 +41,9 @@ const MAX_BODY: u64 = 1024 * 1024;
 pub struct Api {
     pub manager: Arc<Manager>,
     pub auth: Arc<AdminAuth>,
+    /// The dashboard's login sessions (shared with the registry, which
+    /// lets them pull from private distributions).
+    pub sessions: Arc<Sessions>,
     pub data_dir: PathBuf,
     pub browse: Browse,
 }
@@ -97,10 +103,6 @@ pub fn openapi_json() -> String {
 }
 
 pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Rejection> + Clone {
-    let body = warp::body::content_length_limit(MAX_BODY)
-        .and(warp::body::bytes())
-        .or(warp::any().map(Bytes::new))
-        .unify();
     warp::path!("pulp" / "api" / "v3" / ..)
         .and(warp::path::full())
         .and(warp::path::tail())
@@ -111,7 +113,7 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Re
                 .unify(),
         )
         .and(warp::header::headers_cloned())
-        .and(body)
+        .and(warp::body::stream())
         .and(warp::any().map(move || api.clone()))
         .then(
             |full: warp::path::FullPath,
@@ -119,9 +121,10 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Re
              method: Method,
              query: HashMap<String, String>,
              headers: HeaderMap,
-             body: Bytes,
+             stream,
              api: Arc<Api>| async move {
                 let gzip_ok = crate::compress::accepts_gzip(&headers);
+                let body = body::read(&method, &headers, stream, MAX_BODY).await;
                 let req = Request {
                     method,
                     path: full.as_str().to_string(),
@@ -129,10 +132,16 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Re
                     headers,
                     body,
                 };
-                let resp = dispatch(&api, &req, tail.as_str())
+                let mut resp = dispatch(&api, &req, tail.as_str())
                     .await
                     .unwrap_or_else(ApiError::into_response);
-                crate::compress::maybe_gzip(resp, gzip_ok).await
+                // A Basic challenge makes a browser prompt for the password
+                // and then send it with every request, other sites' forms
+                // included: only non-browser clients get it.
+                if login::from_browser(&req.headers) {
+                    resp.headers_mut().remove(header::WWW_AUTHENTICATE);
+                }
+                crate::web::data_only(crate::compress::maybe_gzip(resp, gzip_ok).await)
             },
         )
 }
@@ -144,7 +153,18 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let admin = api.auth.check_basic(authorization);
+    login::refuse_foreign_write(req)?;
+    let credential = match authorization {
+        Some(_) => api
+            .auth
+            .check_basic(authorization)
+            .then_some(Credential::Password),
+        None => api
+            .sessions
+            .check_request(&req.headers)
+            .then_some(Credential::Session),
+    };
+    let admin = credential.is_some();
     // Anonymous reads of content, when browsing is open. Wrong credentials
     // stay an error rather than falling back to anonymous.
     let browsing = authorization.is_none()
@@ -162,6 +182,11 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
             body: json!({ "detail": detail }),
         });
     }
+    if let Some(credential) = credential {
+        login::require_own_page(req, credential)?;
+    }
+    // Only now: an unauthenticated or forged request learns nothing of it.
+    req.body.as_ref().map_err(Clone::clone)?;
     let viewer = &Viewer::of(admin, api.manager.caches());
     match segments.as_slice() {
         ["status"] => status::get(api, admin).await,
@@ -173,6 +198,10 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
             );
             Ok(resp)
         }
+        ["login"] => match credential {
+            Some(credential) => login::handle(api, req, credential).await,
+            None => Err(ApiError::not_found()),
+        },
         ["tasks", id] => tasks::one(api, id).await,
         ["remotes", "container", "pull-through", rest @ ..] => {
             remotes::handle(api, req, rest).await

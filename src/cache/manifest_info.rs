@@ -7,21 +7,12 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use crate::domain::{Digest, MediaType};
 use crate::store::ManifestRecord;
 
-/// The media type to serve a manifest with: the upstream's `Content-Type`
-/// unless it is missing or generic, then the document's own `mediaType`.
-pub fn effective_media_type(content_type: Option<&str>, bytes: &[u8]) -> MediaType {
-    let declared = content_type
-        .map(|c| c.split(';').next().unwrap_or(c).trim())
-        .filter(|c| {
-            !c.is_empty()
-                && !matches!(
-                    *c,
-                    "application/json" | "text/plain" | "application/octet-stream"
-                )
-        });
-    if let Some(declared) = declared {
-        return MediaType::new(declared);
-    }
+/// Headers that say nothing about which manifest this is.
+const GENERIC_TYPES: [&str; 3] = ["application/json", "text/plain", "application/octet-stream"];
+
+/// The `mediaType` a manifest's JSON declares, and whether it lists
+/// `manifests` (an index).
+fn declared(bytes: &[u8]) -> (Option<String>, bool) {
     #[derive(serde::Deserialize)]
     struct Probe {
         #[serde(rename = "mediaType")]
@@ -29,13 +20,52 @@ pub fn effective_media_type(content_type: Option<&str>, bytes: &[u8]) -> MediaTy
         manifests: Option<serde::de::IgnoredAny>,
     }
     match serde_json::from_slice::<Probe>(bytes) {
-        Ok(Probe {
-            media_type: Some(m),
-            ..
-        }) => MediaType::new(m),
-        Ok(Probe {
-            manifests: Some(_), ..
-        }) => MediaType::new(MediaType::OCI_INDEX),
+        Ok(probe) => (probe.media_type, probe.manifests.is_some()),
+        Err(_) => (None, false),
+    }
+}
+
+/// The media type to serve a manifest fetched upstream with, or why it may
+/// not be stored. Only a known manifest media type is ever served: the one
+/// the document declares (the upstream's header must agree or say nothing
+/// specific), else the header's when that is a known one. Anything else (an
+/// upstream answering `text/html`) is a bad upstream answer.
+pub fn checked_media_type(content_type: Option<&str>, bytes: &[u8]) -> Result<MediaType, String> {
+    let header = content_type
+        .map(|c| c.split(';').next().unwrap_or(c).trim())
+        .filter(|c| !c.is_empty());
+    let generic = |h: &str| GENERIC_TYPES.iter().any(|g| g.eq_ignore_ascii_case(h));
+    match declared(bytes).0 {
+        Some(declared) => {
+            let known = MediaType::known_manifest(&declared)
+                .ok_or_else(|| format!("manifest declares a media type that is not a manifest's: {declared:?}"))?;
+            match header {
+                Some(h) if !generic(h) && !h.eq_ignore_ascii_case(known.as_str()) => Err(format!(
+                    "manifest declares {known} but upstream sent it as {h:?}"
+                )),
+                _ => Ok(known),
+            }
+        }
+        None => header.and_then(MediaType::known_manifest).ok_or_else(|| {
+            format!(
+                "manifest names no media type and upstream sent it as {:?}, not a manifest media type",
+                header.unwrap_or("")
+            )
+        }),
+    }
+}
+
+/// The media type of manifest bytes found in the store without their record
+/// (metadata rebuilt after damage): what they declare if that is a known
+/// manifest type, else the OCI type their shape suggests. The header, where
+/// given, counts only if it is a known manifest type.
+pub fn effective_media_type(content_type: Option<&str>, bytes: &[u8]) -> MediaType {
+    if let Some(known) = content_type.and_then(MediaType::known_manifest) {
+        return known;
+    }
+    match declared(bytes) {
+        (Some(m), _) if MediaType::known_manifest(&m).is_some() => MediaType::new(m),
+        (_, true) => MediaType::new(MediaType::OCI_INDEX),
         _ => MediaType::new(MediaType::OCI_MANIFEST),
     }
 }
@@ -111,7 +141,7 @@ mod tests {
 
     #[test]
     fn reads_blobs_and_media_type() {
-        let mt = effective_media_type(Some("application/json"), MANIFEST.as_bytes());
+        let mt = checked_media_type(Some("application/json"), MANIFEST.as_bytes()).unwrap();
         assert_eq!(mt.as_str(), MediaType::DOCKER_MANIFEST);
         let rec = describe(&mt, MANIFEST.as_bytes(), 0);
         assert_eq!(rec.blobs.len(), 2);
@@ -135,5 +165,43 @@ mod tests {
           {"mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,"digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","platform":{"os":"linux","architecture":"arm","variant":"v7"}}]}"#;
         assert_eq!(platforms(index.as_bytes()), ["linux/amd64", "linux/arm/v7"]);
         assert!(platforms(MANIFEST.as_bytes()).is_empty());
+    }
+
+    #[test]
+    fn only_manifest_media_types_are_served() {
+        let docker = MediaType::DOCKER_MANIFEST;
+        // The declared type, with a matching, generic or missing header.
+        for header in [Some(docker), Some("application/json; charset=utf-8"), None] {
+            assert_eq!(
+                checked_media_type(header, MANIFEST.as_bytes())
+                    .unwrap()
+                    .as_str(),
+                docker
+            );
+        }
+        // A header that contradicts the document, or names HTML.
+        for header in ["text/html", MediaType::OCI_MANIFEST] {
+            let err = checked_media_type(Some(header), MANIFEST.as_bytes()).unwrap_err();
+            assert!(err.contains(header), "{err}");
+        }
+        // A document declaring something that is not a manifest type.
+        let html = br#"{"schemaVersion":2,"mediaType":"text/html"}"#;
+        assert!(checked_media_type(Some("text/html"), html).is_err());
+        // No declared type: a known header is served, anything else refused.
+        let bare = br#"{"schemaVersion":1,"name":"x"}"#;
+        assert_eq!(
+            checked_media_type(Some(MediaType::DOCKER_V1_SIGNED), bare)
+                .unwrap()
+                .as_str(),
+            MediaType::DOCKER_V1_SIGNED
+        );
+        for header in [Some("text/html"), Some("application/json"), None] {
+            assert!(checked_media_type(header, bare).is_err(), "{header:?}");
+        }
+        // Bytes found without a record never get an unknown type.
+        assert_eq!(
+            effective_media_type(None, html).as_str(),
+            MediaType::OCI_MANIFEST
+        );
     }
 }

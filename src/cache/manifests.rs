@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 use super::error::{blocking, CacheError};
-use super::manifest_info::{describe, effective_media_type};
+use super::manifest_info::{checked_media_type, describe, effective_media_type};
 use super::{Cache, Storage};
 use crate::domain::{Digest, MediaType, Reference, RepoName, Tag};
 use crate::metrics::METRICS;
@@ -125,7 +125,8 @@ impl Storage {
         Ok(Some(hit))
     }
 
-    /// Verifies and stores a manifest fetched upstream.
+    /// Verifies and stores a manifest fetched upstream. One that would be
+    /// served with anything but a manifest media type is refused unstored.
     async fn store_manifest(
         &self,
         digest: &Digest,
@@ -134,7 +135,8 @@ impl Storage {
         if !digest.matches(&fetched.bytes) {
             return Err(CacheError::DigestMismatch(digest.clone()));
         }
-        let media_type = effective_media_type(fetched.media_type.as_deref(), &fetched.bytes);
+        let media_type = checked_media_type(fetched.media_type.as_deref(), &fetched.bytes)
+            .map_err(|e| CacheError::Upstream(UpstreamError::Protocol(e)))?;
         let record = describe(&media_type, &fetched.bytes, unix_now());
         let (blobs, meta, d, bytes) = (
             self.blobs.clone(),

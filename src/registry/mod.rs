@@ -33,6 +33,9 @@ pub struct Registry {
     pub access: Arc<Access>,
     /// Whether anonymous clients may list the catalog and tags.
     pub browse: Browse,
+    /// The dashboard's login sessions: its cookie opens private
+    /// distributions to the page (reads only, like everything here).
+    pub sessions: Arc<crate::session::Sessions>,
 }
 
 /// `GET`/`HEAD` (and refused pushes) on `/v2/...`, and `/token`.
@@ -51,7 +54,7 @@ pub fn routes(
         .and(warp::path::end())
         .and(warp::header::headers_cloned())
         .map(move |headers: HeaderMap| token(&for_token.access, &headers));
-    v2.or(token).unify()
+    v2.or(token).unify().map(crate::web::data_only)
 }
 
 /// The token endpoint of the registry's Bearer flow: admin credentials get
@@ -156,7 +159,10 @@ async fn dispatch(
     registry: &Registry,
 ) -> Result<Reply> {
     let caches = &registry.caches;
-    let caller = registry.access.caller(authorization(headers));
+    let caller = match registry.access.caller(authorization(headers)) {
+        Caller::Anonymous if registry.sessions.check_request(headers) => Caller::Admin,
+        caller => caller,
+    };
     if caller == Caller::Invalid {
         return Err(challenge(headers, None));
     }

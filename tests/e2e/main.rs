@@ -22,4 +22,5 @@ mod offline;
 mod ops;
 mod pull;
 mod storage;
+mod trust_browser;
 mod upstream_tls;

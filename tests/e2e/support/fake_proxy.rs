@@ -32,6 +32,10 @@ pub enum Fault {
     /// Blob GET bodies are relayed in pieces of `piece` bytes with a pause
     /// of `pause_ms` after each: a slow upstream (rate shaping, not a fault).
     SlowBlob { piece: usize, pause_ms: u64 },
+    /// Successful manifest answers (GET and HEAD) carry this `Content-Type`
+    /// instead of the upstream's; the bytes are untouched, so their digest
+    /// still matches (a hostile upstream labelling a manifest `text/html`).
+    ManifestAs(&'static str),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -246,6 +250,14 @@ async fn handle(state: Arc<State>, upstream: String, req: Incoming) -> warp::rep
     for (name, value) in upstream_resp.headers() {
         if !HOP_BY_HOP.contains(&name.as_str()) || name == "content-length" {
             headers.append(name, value.clone());
+        }
+    }
+    if let Fault::ManifestAs(content_type) = fault {
+        if kind == PathKind::Manifest && status.is_success() {
+            headers.insert(
+                "content-type",
+                warp::http::HeaderValue::from_static(content_type),
+            );
         }
     }
     let is_blob_body = req.method == Method::GET && kind == PathKind::Blob && status.is_success();
