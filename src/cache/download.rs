@@ -2,9 +2,10 @@
 //! while every interested client reads the growing file, verified, then
 //! committed to the store.
 //!
-//! A reader never receives the final byte of a blob before its digest was
-//! checked, so a client can never see a complete-looking wrong body: on a
-//! mismatch or a cut-off upstream its response is aborted instead.
+//! A reader never receives the final byte of its response (the whole blob
+//! or a range of it) before the blob's digest was checked, so a client can
+//! never see a complete-looking wrong body: on a mismatch or a cut-off
+//! upstream its response is aborted instead.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -138,10 +139,12 @@ impl Reader {
                 None => (self.end.unwrap_or(0), true),
                 Some(rx) => match &*rx.borrow_and_update() {
                     Progress::Starting => (0, false),
-                    // Hold back the last byte until the digest is verified.
+                    // Hold back the last byte of this response (of a range
+                    // as of the whole blob) until the digest is verified.
                     Progress::Receiving { file, written, .. } => {
                         self.file = file.clone();
-                        (written.saturating_sub(1), false)
+                        let arrived = self.end.map_or(*written, |e| e.min(*written));
+                        (arrived.saturating_sub(1), false)
                     }
                     Progress::Done { file, size } => {
                         self.file = file.clone();
@@ -247,23 +250,28 @@ impl Storage {
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<Option<u64>, CacheError> {
-        if let Some(blob) = self.stored_blob(digest).await? {
-            return Ok(blob.size);
-        }
-        let arriving = self.downloads.lock().get(digest).map(|tx| tx.subscribe());
-        if let Some(rx) = arriving {
-            if let Progress::Receiving {
-                total: Some(size), ..
-            }
-            | Progress::Done { size, .. } = &*rx.borrow()
-            {
-                return Ok(Some(*size));
-            }
+        if let Some(size) = self.local_blob_size(digest).await? {
+            return Ok(Some(size));
         }
         match upstream.head_blob(repo, digest).await {
             Err(UpstreamError::NotFound) => Err(CacheError::BlobUnknown),
             other => Ok(other?),
         }
+    }
+
+    /// The size of a blob stored, or arriving with a known length.
+    pub(super) async fn local_blob_size(&self, digest: &Digest) -> Result<Option<u64>, CacheError> {
+        if let Some(blob) = self.stored_blob(digest).await? {
+            return Ok(blob.size);
+        }
+        let arriving = self.downloads.lock().get(digest).map(|tx| tx.subscribe());
+        Ok(arriving.and_then(|rx| match &*rx.borrow() {
+            Progress::Receiving {
+                total: Some(size), ..
+            }
+            | Progress::Done { size, .. } => Some(*size),
+            _ => None,
+        }))
     }
 
     async fn stored_blob(&self, digest: &Digest) -> Result<Option<Blob>, CacheError> {
