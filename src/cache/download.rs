@@ -498,3 +498,79 @@ fn upstream_read_error(e: reqwest::Error) -> CacheError {
         UpstreamError::Protocol(format!("blob body: {}", crate::upstream::error_chain(&e)))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// A download that has written `data` (of a larger blob) so far.
+    fn arriving(data: &[u8]) -> (watch::Sender<Progress>, Arc<File>) {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(data).unwrap();
+        let file = Arc::new(file);
+        let (tx, _) = watch::channel(Progress::Receiving {
+            file: file.clone(),
+            written: data.len() as u64,
+            total: Some(1000),
+        });
+        (tx, file)
+    }
+
+    fn reader(
+        tx: &watch::Sender<Progress>,
+        file: &Arc<File>,
+        start: u64,
+        end: Option<u64>,
+    ) -> Reader {
+        Reader {
+            file: file.clone(),
+            pos: start,
+            end,
+            progress: Some(tx.subscribe()),
+        }
+    }
+
+    /// Reads `len` bytes, then checks the reader waits for more.
+    async fn read_then_wait(reader: &mut Reader, len: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        while got.len() < len {
+            got.extend_from_slice(&reader.next_chunk().await.unwrap().unwrap());
+        }
+        assert!(reader.next_chunk().now_or_never().is_none(), "did not wait");
+        got
+    }
+
+    #[tokio::test]
+    async fn a_range_already_arrived_keeps_its_last_byte_until_verified() {
+        let data: Vec<u8> = (0..=255).cycle().take(600).map(|b| b as u8).collect();
+        let (tx, file) = arriving(&data);
+        for (start, end) in [(100, Some(300)), (0, Some(600)), (500, None)] {
+            let mut r = reader(&tx, &file, start, end);
+            let stop = end.unwrap_or(600) as usize - 1;
+            let got = read_then_wait(&mut r, stop - start as usize).await;
+            assert_eq!(got, data[start as usize..stop]);
+        }
+        // Verified: the rest follows.
+        let mut r = reader(&tx, &file, 100, Some(300));
+        read_then_wait(&mut r, 199).await;
+        tx.send_replace(Progress::Done {
+            file: file.clone(),
+            size: 600,
+        });
+        assert_eq!(r.next_chunk().await.unwrap().unwrap(), data[299..300]);
+        assert!(r.next_chunk().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_range_of_a_failed_download_ends_in_an_error() {
+        let (tx, file) = arriving(&[7; 600]);
+        let mut r = reader(&tx, &file, 100, Some(300));
+        read_then_wait(&mut r, 199).await;
+        tx.send_replace(Progress::Failed(CacheError::DigestMismatch(
+            Digest::sha256_of(b"x"),
+        )));
+        assert!(matches!(r.next_chunk().await, Some(Err(_))));
+    }
+}

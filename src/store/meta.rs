@@ -467,4 +467,69 @@ mod tests {
             .collect();
         assert_eq!(names, ["1", "2"]);
     }
+
+    fn manifest_holding(blobs: &[&[u8]], children: &[&[u8]]) -> ManifestRecord {
+        ManifestRecord {
+            media_type: MediaType::new(MediaType::OCI_MANIFEST),
+            size: 1,
+            blobs: blobs.iter().map(|b| Digest::sha256_of(b)).collect(),
+            children: children.iter().map(|c| Digest::sha256_of(c)).collect(),
+            subject: None,
+            artifact_type: None,
+            stored_at: 0,
+        }
+    }
+
+    #[test]
+    fn members_give_their_repository_alone_access_to_what_they_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = MetaStore::open(dir.path()).unwrap();
+        let (m, n) = (Digest::sha256_of(b"m"), Digest::sha256_of(b"n"));
+        meta.put_manifest(&m, &manifest_holding(&[b"config", b"layer"], &[b"child"]))
+            .unwrap();
+        meta.put_manifest(&n, &manifest_holding(&[b"other"], &[]))
+            .unwrap();
+        let sees =
+            |repo: &str, what: &[u8]| meta.references(repo, &Digest::sha256_of(what)).unwrap();
+        assert!(meta.add_member("c/a", &m).unwrap());
+        assert!(meta.add_member("c/a", &n).unwrap());
+        for held in [&b"m"[..], b"config", b"layer", b"child", b"other"] {
+            assert!(sees("c/a", held));
+            assert!(!sees("c/ab", held), "a name sharing the prefix sees it");
+            assert!(!sees("d/a", held), "another cache sees it");
+        }
+        meta.add_reference("c/a", &Digest::sha256_of(b"confirmed"))
+            .unwrap();
+        assert!(sees("c/a", b"confirmed"));
+
+        // A manifest leaving takes what only it held (and confirmations).
+        meta.remove_member("c/a", &n).unwrap();
+        assert!(!sees("c/a", b"other") && !sees("c/a", b"n"));
+        assert!(!sees("c/a", b"confirmed"));
+        assert!(sees("c/a", b"layer"));
+        meta.delete_repo("c/a").unwrap();
+        assert!(!sees("c/a", b"m") && !sees("c/a", b"layer"));
+    }
+
+    #[test]
+    fn the_index_is_built_for_a_database_written_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Digest::sha256_of(b"m");
+        {
+            let meta = MetaStore::open(dir.path()).unwrap();
+            meta.put_manifest(&m, &manifest_holding(&[b"layer"], &[]))
+                .unwrap();
+            meta.add_member("c/a", &m).unwrap();
+            // As an older ferry left it: memberships, no index.
+            meta.references.clear().unwrap();
+            meta.db.remove(REFERENCES_BUILT).unwrap();
+            meta.flush().unwrap();
+        }
+        let meta = MetaStore::open(dir.path()).unwrap();
+        assert!(meta
+            .references("c/a", &Digest::sha256_of(b"layer"))
+            .unwrap());
+        assert!(meta.references("c/a", &m).unwrap());
+        assert!(!meta.references("c/b", &m).unwrap());
+    }
 }
