@@ -38,16 +38,22 @@ impl Cache {
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<Admission, CacheError> {
-        if self.references(repo, digest)? {
+        let local = self.local_name(repo);
+        if self.storage.meta.references(&local, digest)? {
             return Ok(Admission::Referenced);
         }
-        let size = match self.upstream.head_blob(repo, digest).await {
-            Err(UpstreamError::NotFound) => return Err(CacheError::BlobUnknown),
-            other => other?,
-        };
-        self.storage
-            .meta
-            .add_reference(&self.local_name(repo), digest)?;
+        let key = (local.clone(), digest.to_string());
+        let size = self
+            .blob_confirmations
+            .run(key, || async {
+                let size = match self.upstream.head_blob(repo, digest).await {
+                    Err(UpstreamError::NotFound) => return Err(CacheError::BlobUnknown),
+                    other => other?,
+                };
+                self.storage.meta.add_reference(&local, digest)?;
+                Ok(size)
+            })
+            .await?;
         Ok(Admission::Confirmed { size })
     }
 

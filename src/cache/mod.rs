@@ -123,6 +123,9 @@ pub struct Cache {
     upstream: Arc<Upstream>,
     storage: Arc<Storage>,
     manifest_flights: SingleFlight<FlightKey, Result<ManifestHit, CacheError>>,
+    /// Upstream confirmations that a repository has a blob: one at a time
+    /// per (repository, digest), however many clients ask.
+    blob_confirmations: SingleFlight<FlightKey, Result<Option<u64>, CacheError>>,
     /// Upstream tag lists, kept for the tag TTL.
     tag_lists: Mutex<HashMap<RepoName, TagList>>,
 }
@@ -140,6 +143,7 @@ impl Cache {
             upstream: Arc::new(Upstream::new(config)?),
             storage,
             manifest_flights: SingleFlight::default(),
+            blob_confirmations: SingleFlight::default(),
             tag_lists: Mutex::new(HashMap::new()),
         })
     }
