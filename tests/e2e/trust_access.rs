@@ -216,7 +216,7 @@ async fn digest_requests_create_only_repositories_the_upstream_has() {
     let ferry = Ferry::start_with(&[CacheSpec::new(CACHE, &proxy.url())], &[], &[]);
     assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
     let pulled = format!("{CACHE}/{BUSYBOX}");
-    assert_eq!(repositories(&ferry).await.0, [pulled.clone()]);
+    assert_eq!(repositories(&ferry).await.0, std::slice::from_ref(&pulled));
 
     for i in 0..20 {
         let url = manifest_url(&ferry, &format!("made/up{i}"), &image.digest);
@@ -225,7 +225,7 @@ async fn digest_requests_create_only_repositories_the_upstream_has() {
     let (catalog, api) = repositories(&ferry).await;
     assert_eq!(
         catalog,
-        [pulled.clone()],
+        std::slice::from_ref(&pulled),
         "repositories made by digest GETs"
     );
     assert_eq!(api, catalog);
