@@ -2,9 +2,10 @@
 //! while every interested client reads the growing file, verified, then
 //! committed to the store.
 //!
-//! A reader never receives the final byte of a blob before its digest was
-//! checked, so a client can never see a complete-looking wrong body: on a
-//! mismatch or a cut-off upstream its response is aborted instead.
+//! A reader never receives the final byte of its response (the whole blob
+//! or a range of it) before the blob's digest was checked, so a client can
+//! never see a complete-looking wrong body: on a mismatch or a cut-off
+//! upstream its response is aborted instead.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -138,10 +139,12 @@ impl Reader {
                 None => (self.end.unwrap_or(0), true),
                 Some(rx) => match &*rx.borrow_and_update() {
                     Progress::Starting => (0, false),
-                    // Hold back the last byte until the digest is verified.
+                    // Hold back the last byte of this response (of a range
+                    // as of the whole blob) until the digest is verified.
                     Progress::Receiving { file, written, .. } => {
                         self.file = file.clone();
-                        (written.saturating_sub(1), false)
+                        let arrived = self.end.map_or(*written, |e| e.min(*written));
+                        (arrived.saturating_sub(1), false)
                     }
                     Progress::Done { file, size } => {
                         self.file = file.clone();
@@ -247,23 +250,28 @@ impl Storage {
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<Option<u64>, CacheError> {
-        if let Some(blob) = self.stored_blob(digest).await? {
-            return Ok(blob.size);
-        }
-        let arriving = self.downloads.lock().get(digest).map(|tx| tx.subscribe());
-        if let Some(rx) = arriving {
-            if let Progress::Receiving {
-                total: Some(size), ..
-            }
-            | Progress::Done { size, .. } = &*rx.borrow()
-            {
-                return Ok(Some(*size));
-            }
+        if let Some(size) = self.local_blob_size(digest).await? {
+            return Ok(Some(size));
         }
         match upstream.head_blob(repo, digest).await {
             Err(UpstreamError::NotFound) => Err(CacheError::BlobUnknown),
             other => Ok(other?),
         }
+    }
+
+    /// The size of a blob stored, or arriving with a known length.
+    pub(super) async fn local_blob_size(&self, digest: &Digest) -> Result<Option<u64>, CacheError> {
+        if let Some(blob) = self.stored_blob(digest).await? {
+            return Ok(blob.size);
+        }
+        let arriving = self.downloads.lock().get(digest).map(|tx| tx.subscribe());
+        Ok(arriving.and_then(|rx| match &*rx.borrow() {
+            Progress::Receiving {
+                total: Some(size), ..
+            }
+            | Progress::Done { size, .. } => Some(*size),
+            _ => None,
+        }))
     }
 
     async fn stored_blob(&self, digest: &Digest) -> Result<Option<Blob>, CacheError> {
@@ -489,4 +497,80 @@ fn upstream_read_error(e: reqwest::Error) -> CacheError {
     } else {
         UpstreamError::Protocol(format!("blob body: {}", crate::upstream::error_chain(&e)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// A download that has written `data` (of a larger blob) so far.
+    fn arriving(data: &[u8]) -> (watch::Sender<Progress>, Arc<File>) {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(data).unwrap();
+        let file = Arc::new(file);
+        let (tx, _) = watch::channel(Progress::Receiving {
+            file: file.clone(),
+            written: data.len() as u64,
+            total: Some(1000),
+        });
+        (tx, file)
+    }
+
+    fn reader(
+        tx: &watch::Sender<Progress>,
+        file: &Arc<File>,
+        start: u64,
+        end: Option<u64>,
+    ) -> Reader {
+        Reader {
+            file: file.clone(),
+            pos: start,
+            end,
+            progress: Some(tx.subscribe()),
+        }
+    }
+
+    /// Reads `len` bytes, then checks the reader waits for more.
+    async fn read_then_wait(reader: &mut Reader, len: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        while got.len() < len {
+            got.extend_from_slice(&reader.next_chunk().await.unwrap().unwrap());
+        }
+        assert!(reader.next_chunk().now_or_never().is_none(), "did not wait");
+        got
+    }
+
+    #[tokio::test]
+    async fn a_range_already_arrived_keeps_its_last_byte_until_verified() {
+        let data: Vec<u8> = (0..=255).cycle().take(600).map(|b| b as u8).collect();
+        let (tx, file) = arriving(&data);
+        for (start, end) in [(100, Some(300)), (0, Some(600)), (500, None)] {
+            let mut r = reader(&tx, &file, start, end);
+            let stop = end.unwrap_or(600) as usize - 1;
+            let got = read_then_wait(&mut r, stop - start as usize).await;
+            assert_eq!(got, data[start as usize..stop]);
+        }
+        // Verified: the rest follows.
+        let mut r = reader(&tx, &file, 100, Some(300));
+        read_then_wait(&mut r, 199).await;
+        tx.send_replace(Progress::Done {
+            file: file.clone(),
+            size: 600,
+        });
+        assert_eq!(r.next_chunk().await.unwrap().unwrap(), data[299..300]);
+        assert!(r.next_chunk().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_range_of_a_failed_download_ends_in_an_error() {
+        let (tx, file) = arriving(&[7; 600]);
+        let mut r = reader(&tx, &file, 100, Some(300));
+        read_then_wait(&mut r, 199).await;
+        tx.send_replace(Progress::Failed(CacheError::DigestMismatch(
+            Digest::sha256_of(b"x"),
+        )));
+        assert!(matches!(r.next_chunk().await, Some(Err(_))));
+    }
 }

@@ -78,11 +78,13 @@ impl Cache {
         }
         let meta = self.storage.meta.clone();
         let subject = digest.clone();
+        // Only the cached referrers this repository may see.
+        let local = self.local_name(repo);
         let cached = blocking(move || {
             let mut found = Vec::new();
             for item in meta.manifests() {
                 let (d, record) = item?;
-                if record.subject.as_ref() == Some(&subject) {
+                if record.subject.as_ref() == Some(&subject) && meta.references(&local, &d)? {
                     found.push((d, record));
                 }
             }

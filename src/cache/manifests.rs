@@ -182,6 +182,10 @@ impl Cache {
         }
     }
 
+    /// A manifest by digest. Stored content is answered only under a
+    /// repository that references it; under another, the upstream must
+    /// confirm that repository has it first (see `access`), and only then
+    /// does the manifest join it (creating the repository if need be).
     async fn manifest_by_digest(
         &self,
         repo: &RepoName,
@@ -189,21 +193,36 @@ impl Cache {
         accept: &str,
     ) -> Result<ManifestHit, CacheError> {
         let local = self.local_name(repo);
-        if let Some(hit) = self.storage.stored_manifest(digest).await? {
-            METRICS.cache("manifest", true);
-            // A digest, once stored, never causes upstream traffic.
-            if self.add_to_repo(&local, repo, digest)? {
-                self.storage.meta.flush_async().await?;
+        let referenced = self.references(repo, digest)?;
+        if referenced {
+            if let Some(hit) = self.storage.stored_manifest(digest).await? {
+                METRICS.cache("manifest", true);
+                // A digest, once stored here, never causes upstream traffic.
+                if self.add_to_repo(&local, repo, digest)? {
+                    self.storage.meta.flush_async().await?;
+                }
+                return Ok(hit);
             }
-            return Ok(hit);
         }
         METRICS.cache("manifest", false);
         let key = (local.clone(), digest.to_string());
         self.manifest_flights
             .run(key, || async {
-                let hit = self
-                    .fetch(repo, &digest.to_string(), Some(digest), accept)
-                    .await?;
+                let stored_elsewhere = if referenced {
+                    None
+                } else {
+                    self.storage.stored_manifest(digest).await?
+                };
+                let hit = match stored_elsewhere {
+                    Some(hit) => {
+                        self.confirm_manifest(repo, digest).await?;
+                        hit
+                    }
+                    None => {
+                        self.fetch(repo, &digest.to_string(), Some(digest), accept)
+                            .await?
+                    }
+                };
                 self.add_to_repo(&local, repo, digest)?;
                 // Durable before the client is answered: a crash must not
                 // forget what a client was told is cached.

@@ -2,6 +2,7 @@
 //! needs the upstream, keeps one upstream transfer per piece of content, and
 //! records the local repositories that pulls create.
 
+mod access;
 mod content;
 mod download;
 mod error;
@@ -122,6 +123,9 @@ pub struct Cache {
     upstream: Arc<Upstream>,
     storage: Arc<Storage>,
     manifest_flights: SingleFlight<FlightKey, Result<ManifestHit, CacheError>>,
+    /// Upstream confirmations that a repository has a blob: one at a time
+    /// per (repository, digest), however many clients ask.
+    blob_confirmations: SingleFlight<FlightKey, Result<Option<u64>, CacheError>>,
     /// Upstream tag lists, kept for the tag TTL.
     tag_lists: Mutex<HashMap<RepoName, TagList>>,
 }
@@ -139,6 +143,7 @@ impl Cache {
             upstream: Arc::new(Upstream::new(config)?),
             storage,
             manifest_flights: SingleFlight::default(),
+            blob_confirmations: SingleFlight::default(),
             tag_lists: Mutex::new(HashMap::new()),
         })
     }
@@ -165,16 +170,27 @@ impl Cache {
         self.upstream.is_down()
     }
 
+    /// A blob `repo` may see (see `access`): stored, arriving, or fetched.
     pub async fn blob(&self, repo: &RepoName, digest: &Digest) -> Result<Blob, CacheError> {
+        // Checked before joining a download too: downloads are by digest.
+        self.admit_blob(repo, digest).await?;
         self.storage.blob(&self.upstream, repo, digest).await
     }
 
+    /// The size of a blob `repo` may see; answers as `blob` would.
     pub async fn blob_size(
         &self,
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<Option<u64>, CacheError> {
-        self.storage.blob_size(&self.upstream, repo, digest).await
+        match self.admit_blob(repo, digest).await? {
+            access::Admission::Referenced => {
+                self.storage.blob_size(&self.upstream, repo, digest).await
+            }
+            access::Admission::Confirmed { size } => {
+                Ok(self.storage.local_blob_size(digest).await?.or(size))
+            }
+        }
     }
 }
 

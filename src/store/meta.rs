@@ -24,11 +24,18 @@ pub struct MetaStore {
     /// `<repository>\0<manifest digest>` → (): every manifest in a
     /// repository, tagged or pulled by digest
     members: sled::Tree,
+    /// `<repository>\0<digest>` → (): what a repository may serve: its
+    /// manifests, their blobs and children, and what its upstream confirmed
+    /// it has. One look-up decides access per request.
+    references: sled::Tree,
     /// id → RemoteRecord / DistributionRecord / TaskRecord
     remotes: sled::Tree,
     distributions: sled::Tree,
     tasks: sled::Tree,
 }
+
+/// Set once the reference index has been built from the memberships.
+const REFERENCES_BUILT: &[u8] = b"references-index-v1";
 
 fn tag_key(repo: &str, tag: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(repo.len() + tag.len() + 1);
@@ -45,17 +52,78 @@ impl MetaStore {
             // Bounded page cache: metadata is small and RSS matters on an edge host.
             .cache_capacity(32 * 1024 * 1024)
             .open()?;
-        Ok(MetaStore {
+        MetaStore {
             tags: db.open_tree("tags")?,
             manifests: db.open_tree("manifests")?,
             blobs: db.open_tree("blobs")?,
             repos: db.open_tree("repos")?,
             members: db.open_tree("members")?,
+            references: db.open_tree("references")?,
             remotes: db.open_tree("remotes")?,
             distributions: db.open_tree("distributions")?,
             tasks: db.open_tree("tasks")?,
             db,
-        })
+        }
+        .with_reference_index()
+    }
+
+    /// Builds the reference index of a database written before it existed
+    /// (idempotent: a crash part-way simply builds it again next time).
+    fn with_reference_index(self) -> Result<MetaStore, StoreError> {
+        if self.db.contains_key(REFERENCES_BUILT)? {
+            return Ok(self);
+        }
+        for (repo, digest) in self.all_members()? {
+            self.reference_manifest(&repo, &digest)?;
+        }
+        self.db.insert(REFERENCES_BUILT, &[])?;
+        self.db.flush()?;
+        Ok(self)
+    }
+
+    /// Records that `repo` references a manifest and what it holds.
+    fn reference_manifest(&self, repo: &str, digest: &Digest) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(tag_key(repo, &digest.to_string()), &[]);
+        if let Some(record) = self.manifest(digest)? {
+            for held in record.blobs.iter().chain(&record.children) {
+                batch.insert(tag_key(repo, &held.to_string()), &[]);
+            }
+        }
+        self.references.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Whether `repo` may serve `digest`: one of its manifests, or what one
+    /// of them holds, or what its upstream confirmed it has.
+    pub fn references(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
+        Ok(self
+            .references
+            .contains_key(tag_key(repo, &digest.to_string()))?)
+    }
+
+    /// Records that the upstream confirmed `repo` has `digest`.
+    pub fn add_reference(&self, repo: &str, digest: &Digest) -> Result<(), StoreError> {
+        self.references
+            .insert(tag_key(repo, &digest.to_string()), &[])?;
+        Ok(())
+    }
+
+    /// Rebuilds a repository's references from its manifests (after one
+    /// left it); upstream confirmations are dropped and asked again.
+    fn reindex_references(&self, repo: &str) -> Result<(), StoreError> {
+        Self::remove_prefix(&self.references, &tag_key(repo, ""))?;
+        for digest in self.members(repo)? {
+            self.reference_manifest(repo, &digest)?;
+        }
+        Ok(())
+    }
+
+    fn remove_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<(), StoreError> {
+        for key in tree.scan_prefix(prefix).keys() {
+            tree.remove(key?)?;
+        }
+        Ok(())
     }
 
     fn get<T: serde::de::DeserializeOwned>(
@@ -91,9 +159,11 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Removes a manifest from a repository, and with it what only it
+    /// gave the repository access to.
     pub fn remove_member(&self, repo: &str, digest: &Digest) -> Result<(), StoreError> {
         self.members.remove(tag_key(repo, &digest.to_string()))?;
-        Ok(())
+        self.reindex_references(repo)
     }
 
     /// The tags of a repository, sorted by name.
@@ -206,12 +276,17 @@ impl MetaStore {
             .contains_key(tag_key(repo, &digest.to_string()))?)
     }
 
-    /// Adds a manifest to a repository; true if it was not there yet.
+    /// Adds a manifest to a repository (which then references it, its
+    /// blobs and its children); true if it was not there yet.
     pub fn add_member(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
-        Ok(self
+        let new = self
             .members
             .insert(tag_key(repo, &digest.to_string()), &[])?
-            .is_none())
+            .is_none();
+        if new {
+            self.reference_manifest(repo, digest)?;
+        }
+        Ok(new)
     }
 
     /// The manifests of a repository.
@@ -246,15 +321,13 @@ impl MetaStore {
             .collect()
     }
 
-    /// Removes a repository with its tags and memberships; returns the
-    /// manifests it held.
+    /// Removes a repository with its tags, memberships and references;
+    /// returns the manifests it held.
     pub fn delete_repo(&self, name: &str) -> Result<Vec<Digest>, StoreError> {
         let members = self.members(name)?;
         let prefix = tag_key(name, "");
-        for tree in [&self.tags, &self.members] {
-            for key in tree.scan_prefix(&prefix).keys() {
-                tree.remove(key?)?;
-            }
+        for tree in [&self.tags, &self.members, &self.references] {
+            Self::remove_prefix(tree, &prefix)?;
         }
         self.repos.remove(name.as_bytes())?;
         Ok(members)
@@ -393,5 +466,70 @@ mod tests {
             .map(|t| t.0)
             .collect();
         assert_eq!(names, ["1", "2"]);
+    }
+
+    fn manifest_holding(blobs: &[&[u8]], children: &[&[u8]]) -> ManifestRecord {
+        ManifestRecord {
+            media_type: MediaType::new(MediaType::OCI_MANIFEST),
+            size: 1,
+            blobs: blobs.iter().map(|b| Digest::sha256_of(b)).collect(),
+            children: children.iter().map(|c| Digest::sha256_of(c)).collect(),
+            subject: None,
+            artifact_type: None,
+            stored_at: 0,
+        }
+    }
+
+    #[test]
+    fn members_give_their_repository_alone_access_to_what_they_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = MetaStore::open(dir.path()).unwrap();
+        let (m, n) = (Digest::sha256_of(b"m"), Digest::sha256_of(b"n"));
+        meta.put_manifest(&m, &manifest_holding(&[b"config", b"layer"], &[b"child"]))
+            .unwrap();
+        meta.put_manifest(&n, &manifest_holding(&[b"other"], &[]))
+            .unwrap();
+        let sees =
+            |repo: &str, what: &[u8]| meta.references(repo, &Digest::sha256_of(what)).unwrap();
+        assert!(meta.add_member("c/a", &m).unwrap());
+        assert!(meta.add_member("c/a", &n).unwrap());
+        for held in [&b"m"[..], b"config", b"layer", b"child", b"other"] {
+            assert!(sees("c/a", held));
+            assert!(!sees("c/ab", held), "a name sharing the prefix sees it");
+            assert!(!sees("d/a", held), "another cache sees it");
+        }
+        meta.add_reference("c/a", &Digest::sha256_of(b"confirmed"))
+            .unwrap();
+        assert!(sees("c/a", b"confirmed"));
+
+        // A manifest leaving takes what only it held (and confirmations).
+        meta.remove_member("c/a", &n).unwrap();
+        assert!(!sees("c/a", b"other") && !sees("c/a", b"n"));
+        assert!(!sees("c/a", b"confirmed"));
+        assert!(sees("c/a", b"layer"));
+        meta.delete_repo("c/a").unwrap();
+        assert!(!sees("c/a", b"m") && !sees("c/a", b"layer"));
+    }
+
+    #[test]
+    fn the_index_is_built_for_a_database_written_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Digest::sha256_of(b"m");
+        {
+            let meta = MetaStore::open(dir.path()).unwrap();
+            meta.put_manifest(&m, &manifest_holding(&[b"layer"], &[]))
+                .unwrap();
+            meta.add_member("c/a", &m).unwrap();
+            // As an older ferry left it: memberships, no index.
+            meta.references.clear().unwrap();
+            meta.db.remove(REFERENCES_BUILT).unwrap();
+            meta.flush().unwrap();
+        }
+        let meta = MetaStore::open(dir.path()).unwrap();
+        assert!(meta
+            .references("c/a", &Digest::sha256_of(b"layer"))
+            .unwrap());
+        assert!(meta.references("c/a", &m).unwrap());
+        assert!(!meta.references("c/b", &m).unwrap());
     }
 }

@@ -22,5 +22,6 @@ mod offline;
 mod ops;
 mod pull;
 mod storage;
+mod trust_access;
 mod trust_browser;
 mod upstream_tls;

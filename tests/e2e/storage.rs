@@ -934,6 +934,8 @@ async fn gc_running_during_pulls_never_removes_what_they_store() {
 /// The documented way back from a damaged metadata database: move `meta/`
 /// aside and start again. Cached blobs are reused (no layer fetched twice),
 /// manifests heal their records from the files, tags re-resolve upstream.
+/// Which repository held what was in the lost database: until the upstream
+/// confirms it again, stored content is not served (trust boundaries).
 #[tokio::test]
 async fn metadata_moved_aside_is_rebuilt_from_the_blob_store() {
     let (mut upstream, image) = upstream_with_busybox().await;
@@ -944,13 +946,18 @@ async fn metadata_moved_aside_is_rebuilt_from_the_blob_store() {
     ferry.stop();
     std::fs::rename(data.join("meta"), data.join("meta.damaged")).unwrap();
 
-    // Upstream down: a pull by digest needs nothing but the blob store.
+    // Upstream down: nothing can confirm the repository has the manifest.
     upstream.stop();
     ferry.start_again();
-    assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, &image.digest), &image).await;
+    let got = RegistryClient::new(&ferry.url())
+        .get_manifest(&format!("{CACHE}/{BUSYBOX}"), &image.digest)
+        .await;
+    assert!(got.status.is_server_error(), "{}", got.status);
 
-    // Upstream back: the tag resolves again, and no layer is fetched twice.
+    // Upstream back: a pull by digest is confirmed and served from the
+    // store, the tag resolves again, and no layer is fetched twice.
     upstream.start_again().await;
+    assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, &image.digest), &image).await;
     assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
     for layer in image.layers() {
         assert_eq!(proxy.blob_gets(&layer.digest), 1, "layer fetched again");
