@@ -3,9 +3,9 @@
 //! endpoint but status and the OpenAPI document needs the admin account.
 
 mod content;
-mod distributions;
+pub(crate) mod distributions;
 mod http;
-mod remotes;
+pub(crate) mod remotes;
 mod repositories;
 mod status;
 mod tasks;

@@ -6,7 +6,7 @@
 mod auth;
 mod error;
 mod health;
-mod tag_page;
+pub(crate) mod tag_page;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

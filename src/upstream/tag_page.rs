@@ -7,13 +7,13 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-pub(super) struct TagPage<'a> {
+pub(crate) struct TagPage<'a> {
     tags: &'a mut Vec<String>,
     max: usize,
 }
 
 impl<'a> TagPage<'a> {
-    pub(super) fn new(tags: &'a mut Vec<String>, max: usize) -> Self {
+    pub(crate) fn new(tags: &'a mut Vec<String>, max: usize) -> Self {
         TagPage { tags, max }
     }
 }
