@@ -13,13 +13,21 @@ const PRIVATE_DIR: u32 = 0o700;
 const PRIVATE_FILE: u32 = 0o600;
 
 /// Creates `dir` (and missing parents) mode 0700, or tightens an existing
-/// one that others can read or enter.
+/// one that others can read or enter, and the files directly in it (the
+/// admin password).
 pub(super) fn create(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(PRIVATE_DIR)
         .create(dir)?;
-    tighten(dir, PRIVATE_DIR)
+    tighten(dir, PRIVATE_DIR)?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            tighten(&entry.path(), PRIVATE_FILE)?;
+        }
+    }
+    Ok(())
 }
 
 /// Tightens `dir` and everything under it (the metadata database: a few
@@ -73,6 +81,9 @@ mod tests {
         assert_eq!(mode(&data), 0o700);
 
         fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(data.join("admin-password"), b"x").unwrap();
+        fs::set_permissions(data.join("admin-password"), fs::Permissions::from_mode(0o644))
+            .unwrap();
         let meta = data.join("meta");
         fs::create_dir_all(meta.join("blobs")).unwrap();
         fs::write(meta.join("db"), b"x").unwrap();
@@ -82,6 +93,7 @@ mod tests {
         create(&data).unwrap();
         tighten_tree(&meta).unwrap();
         assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("admin-password")), 0o600);
         assert_eq!(mode(&meta), 0o700);
         assert_eq!(mode(&meta.join("blobs")), 0o700);
         assert_eq!(mode(&meta.join("db")), 0o600);

@@ -21,4 +21,5 @@ mod offline;
 mod ops;
 mod pull;
 mod storage;
+mod trust_upstream;
 mod upstream_tls;
