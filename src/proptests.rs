@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::api::distributions::DistributionInput;
 use crate::api::remotes::RemoteInput;
 use crate::cache::manifest_info::{describe, effective_media_type, platforms};
-use crate::domain::{Digest, RepoName, Reference};
+use crate::domain::{Digest, Reference, RepoName};
 use crate::registry::endpoint::{self, Endpoint};
 use crate::registry::range::{self, RangeRequest};
 use crate::upstream::tag_page::TagPage;
@@ -59,12 +59,7 @@ fn json() -> impl Strategy<Value = Value> {
 /// A JSON object with the given keys (some of them) set to any values.
 fn object_with(keys: &'static [&'static str]) -> impl Strategy<Value = Value> {
     prop::collection::vec((prop::sample::select(keys), json()), 0..keys.len()).prop_map(|pairs| {
-        Value::Object(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-        )
+        Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
     })
 }
 

@@ -54,7 +54,10 @@ fn tighten(path: &Path, allowed: u32) -> io::Result<()> {
     }
     let tightened = mode & (allowed | 0o700);
     fs::set_permissions(path, fs::Permissions::from_mode(tightened)).map_err(|e| {
-        io::Error::new(e.kind(), format!("cannot make {} private: {e}", path.display()))
+        io::Error::new(
+            e.kind(),
+            format!("cannot make {} private: {e}", path.display()),
+        )
     })?;
     tracing::info!(
         path = %path.display(),
@@ -82,8 +85,11 @@ mod tests {
 
         fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
         fs::write(data.join("admin-password"), b"x").unwrap();
-        fs::set_permissions(data.join("admin-password"), fs::Permissions::from_mode(0o644))
-            .unwrap();
+        fs::set_permissions(
+            data.join("admin-password"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         let meta = data.join("meta");
         fs::create_dir_all(meta.join("blobs")).unwrap();
         fs::write(meta.join("db"), b"x").unwrap();

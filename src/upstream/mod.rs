@@ -563,9 +563,9 @@ fn next_link(current: &Url, link: &str) -> Option<Url> {
 
 /// Reads a whole (small) body, refusing more than `limit` bytes.
 async fn read_limited(resp: Response, limit: usize) -> Result<Bytes, UpstreamError> {
-    read_bounded(resp, limit).await?.ok_or_else(|| {
-        UpstreamError::Protocol(format!("response larger than {limit} bytes"))
-    })
+    read_bounded(resp, limit)
+        .await?
+        .ok_or_else(|| UpstreamError::Protocol(format!("response larger than {limit} bytes")))
 }
 
 /// A whole body of at most `limit` bytes, or `None` past it: refused from

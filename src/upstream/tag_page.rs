@@ -108,7 +108,12 @@ mod tests {
         let mut tags = Vec::new();
         parse(r#"{"name":"a/b","tags":["1","2"]}"#, &mut tags, 10).unwrap();
         parse(r#"{"tags":null,"name":"a/b"}"#, &mut tags, 10).unwrap();
-        parse(r#"{"name":"a/b","tags":["3"],"extra":{"x":[1]}}"#, &mut tags, 10).unwrap();
+        parse(
+            r#"{"name":"a/b","tags":["3"],"extra":{"x":[1]}}"#,
+            &mut tags,
+            10,
+        )
+        .unwrap();
         assert_eq!(tags, ["1", "2", "3"]);
     }
 

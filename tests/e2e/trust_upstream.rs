@@ -26,7 +26,10 @@ async fn get_json(url: &str) -> (StatusCode, Value) {
 }
 
 fn error_message(body: &Value) -> String {
-    body["errors"][0]["message"].as_str().unwrap_or("").to_string()
+    body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 #[tokio::test]
@@ -41,7 +44,11 @@ async fn tag_list_link_to_another_origin_gets_no_request_and_no_credentials() {
         Vec::<String>::new(),
         "the upstream's credentials went to another origin"
     );
-    assert_eq!(elsewhere.requests(), 0, "ferry followed a Link to another origin");
+    assert_eq!(
+        elsewhere.requests(),
+        0,
+        "ferry followed a Link to another origin"
+    );
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(
         error_message(&body).contains("another origin"),
@@ -114,23 +121,30 @@ async fn huge_tag_list_is_refused_without_ballooning() {
     ]);
     let pid = ferry.pid().unwrap();
 
-    let (status, body) = get_json(&format!("{}/v2/paged-cache/library/big/tags/list", ferry.url())).await;
+    let (status, body) = get_json(&format!(
+        "{}/v2/paged-cache/library/big/tags/list",
+        ferry.url()
+    ))
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let tags = body["tags"].as_array().unwrap();
     let per_page = huge_page_tags(64 * 1024);
     assert_eq!(tags.len(), 3 * per_page, "not every page came back");
-    assert!(tags.iter().any(|t| t.as_str().unwrap().starts_with("p0002-")));
+    assert!(tags
+        .iter()
+        .any(|t| t.as_str().unwrap().starts_with("p0002-")));
 
     let before = memory_kib(pid, "VmRSS");
-    let (status, body) = get_json(&format!("{}/v2/{CACHE}/library/big/tags/list", ferry.url())).await;
+    let (status, body) =
+        get_json(&format!("{}/v2/{CACHE}/library/big/tags/list", ferry.url())).await;
+    // A sanity bound, not a measurement: the 25 pages are ~98 MiB of JSON.
+    let grown = memory_kib(pid, "VmHWM").saturating_sub(before) / 1024;
+    eprintln!("ferry's peak RSS grew by {grown} MiB");
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{}", error_message(&body));
     assert!(
         error_message(&body).contains("larger than ferry accepts"),
         "unclear error: {body}"
     );
-    // A sanity bound, not a measurement: the 25 pages are ~98 MiB of JSON.
-    let peak = memory_kib(pid, "VmHWM");
-    let grown = peak.saturating_sub(before) / 1024;
     assert!(grown < 128, "peak RSS grew by {grown} MiB");
 }
 
@@ -167,9 +181,10 @@ impl UmaskFerry {
             child,
             log: log.to_path_buf(),
         };
-        rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            panic!("ferry did not start:\n{}", ferry.log());
-        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!("ferry did not start:\n{}", ferry.log());
+            });
         ferry
     }
 

@@ -138,14 +138,13 @@ impl AuthRecorder {
     pub fn start() -> AuthRecorder {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
-        let route = warp::header::optional::<String>("authorization").map(
-            move |auth: Option<String>| {
+        let route =
+            warp::header::optional::<String>("authorization").map(move |auth: Option<String>| {
                 log.lock().unwrap().push(auth);
                 warp::reply::json(
                     &serde_json::json!({"token": "recorded", "name": "x", "tags": []}),
                 )
-            },
-        );
+            });
         let server = BackgroundServer::start(move |l| warp::serve(route).incoming(l).run());
         AuthRecorder { server, seen }
     }
@@ -162,6 +161,12 @@ impl AuthRecorder {
 
     /// The `Authorization` headers received (requests without one left out).
     pub fn authorizations(&self) -> Vec<String> {
-        self.seen.lock().unwrap().iter().flatten().cloned().collect()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .cloned()
+            .collect()
     }
 }
