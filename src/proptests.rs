@@ -47,10 +47,10 @@ fn json() -> impl Strategy<Value = Value> {
         any::<f64>().prop_map(Value::from),
         text().prop_map(Value::String),
     ];
-    leaf.prop_recursive(3, 32, 6, |inner| {
+    leaf.prop_recursive(2, 16, 4, |inner| {
         prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(text(), inner, 0..6)
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(text(), inner, 0..4)
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
@@ -58,9 +58,9 @@ fn json() -> impl Strategy<Value = Value> {
 
 /// A JSON object with the given keys (some of them) set to any values.
 fn object_with(keys: &'static [&'static str]) -> impl Strategy<Value = Value> {
-    prop::collection::vec((prop::sample::select(keys), json()), 0..keys.len()).prop_map(|pairs| {
-        Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
-    })
+    prop::collection::vec((prop::sample::select(keys), json()), 0..keys.len().min(8)).prop_map(
+        |pairs| Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()),
+    )
 }
 
 /// A descriptor with a valid digest and anything else of any shape.

@@ -32,13 +32,17 @@ fn error_message(body: &Value) -> String {
         .to_string()
 }
 
+/// A tag list through ferry holding the credentials of a `hostile` upstream.
+async fn tags_via_ferry_of(hostile: Hostile) -> (StatusCode, Value) {
+    let fake = FakeUpstream::start(hostile);
+    let ferry = Ferry::start(&[CacheSpec::new(CACHE, &fake.url()).credentials(USER, PASSWORD)]);
+    get_json(&format!("{}/v2/{CACHE}/library/x/tags/list", ferry.url())).await
+}
+
 #[tokio::test]
 async fn tag_list_link_to_another_origin_gets_no_request_and_no_credentials() {
     let elsewhere = AuthRecorder::start();
-    let fake = FakeUpstream::start(Hostile::TagsLinkTo(elsewhere.url()));
-    let ferry = Ferry::start(&[CacheSpec::new(CACHE, &fake.url()).credentials(USER, PASSWORD)]);
-
-    let (status, body) = get_json(&format!("{}/v2/{CACHE}/library/x/tags/list", ferry.url())).await;
+    let (status, body) = tags_via_ferry_of(Hostile::TagsLinkTo(elsewhere.url())).await;
     assert_eq!(
         elsewhere.authorizations(),
         Vec::<String>::new(),
@@ -61,10 +65,7 @@ async fn tag_list_link_to_another_origin_gets_no_request_and_no_credentials() {
 #[tokio::test]
 async fn redirect_to_another_origin_carries_no_credentials() {
     let elsewhere = AuthRecorder::start();
-    let fake = FakeUpstream::start(Hostile::TagsRedirectTo(elsewhere.url()));
-    let ferry = Ferry::start(&[CacheSpec::new(CACHE, &fake.url()).credentials(USER, PASSWORD)]);
-
-    let (status, body) = get_json(&format!("{}/v2/{CACHE}/library/x/tags/list", ferry.url())).await;
+    let (status, body) = tags_via_ferry_of(Hostile::TagsRedirectTo(elsewhere.url())).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(elsewhere.requests() >= 1, "the redirect was not followed");
     assert_eq!(elsewhere.authorizations(), Vec::<String>::new());
