@@ -286,20 +286,23 @@ impl Upstream {
             }
             let limit = bytes_left.min(MAX_MANIFEST_BYTES);
             let Some(bytes) = read_bounded(resp, limit).await? else {
-                return Err(too_large(format!(
-                    "over {} MiB of JSON, or a page over {} MiB",
-                    MAX_TAG_LIST_BYTES >> 20,
-                    MAX_MANIFEST_BYTES >> 20
-                )));
+                return Err(too_large(if limit < MAX_MANIFEST_BYTES {
+                    format!("over {} MiB of JSON in all", MAX_TAG_LIST_BYTES >> 20)
+                } else {
+                    format!("a page over {} MiB", MAX_MANIFEST_BYTES >> 20)
+                }));
             };
             bytes_left -= bytes.len();
             let mut json = serde_json::Deserializer::from_slice(&bytes);
             tag_page::TagPage::new(&mut tags, MAX_TAGS)
                 .deserialize(&mut json)
                 .and_then(|()| json.end())
-                .map_err(|e| match tags.len() >= MAX_TAGS {
-                    true => too_large(format!("over {MAX_TAGS} tags")),
-                    false => UpstreamError::Protocol(format!("tags/list of {repo}: {e}")),
+                .map_err(|e| {
+                    if tags.len() >= MAX_TAGS {
+                        too_large(format!("over {MAX_TAGS} tags"))
+                    } else {
+                        UpstreamError::Protocol(format!("tags/list of {repo}: {e}"))
+                    }
                 })?;
             match next {
                 Some(n) => url = n,
