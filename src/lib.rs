@@ -15,6 +15,8 @@ pub mod config;
 pub mod domain;
 pub mod manage;
 pub mod metrics;
+#[cfg(test)]
+mod proptests;
 pub mod registry;
 pub mod server;
 pub mod session;

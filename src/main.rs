@@ -211,6 +211,10 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
+    // Whatever the umask ferry was started with (a shell's 022, a
+    // container's 000): nothing it creates is for other users. The data
+    // directory's own modes are also set explicitly (Storage::open).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     init_logging(cli.serve.log_format);
     if let Some(Command::Config {

@@ -7,10 +7,10 @@
 
 mod body;
 mod content;
-mod distributions;
+pub(crate) mod distributions;
 mod http;
 mod login;
-mod remotes;
+pub(crate) mod remotes;
 mod repositories;
 mod status;
 mod tasks;

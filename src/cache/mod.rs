@@ -9,8 +9,9 @@ mod error;
 mod flight;
 mod listing;
 mod maintenance;
-mod manifest_info;
+pub(crate) mod manifest_info;
 mod manifests;
+mod private_dir;
 mod quota;
 
 use std::collections::HashMap;
@@ -54,8 +55,11 @@ impl Storage {
         data_dir: &Path,
         max_size: Option<u64>,
     ) -> Result<Arc<Storage>, StoreError> {
-        std::fs::create_dir_all(data_dir)?;
+        private_dir::create(data_dir)?;
         let meta = MetaStore::open(&data_dir.join("meta"))?;
+        // The metadata holds upstream secrets: private even if an older
+        // ferry or a loose umask created it readable.
+        private_dir::tighten_tree(&data_dir.join("meta"))?;
         let blobs = BlobStore::open(data_dir)?;
         if !meta.was_recovered() {
             let registered = maintenance::register_stored_blobs(&blobs, &meta)?;

@@ -2,9 +2,9 @@
 //! what a request names, asks the cache, and writes the answer. Pushes get
 //! a clear read-only error.
 
-mod endpoint;
+pub(crate) mod endpoint;
 mod error;
-mod range;
+pub(crate) mod range;
 
 use std::sync::Arc;
 

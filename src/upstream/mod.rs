@@ -6,6 +6,7 @@
 mod auth;
 mod error;
 mod health;
+pub(crate) mod tag_page;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use reqwest::header::{
     HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, Response, StatusCode, Url};
+use serde::de::DeserializeSeed as _;
 
 pub use auth::{parse_challenge, Challenge};
 use auth::{TokenCache, TokenResponse};
@@ -31,8 +33,14 @@ use crate::domain::{Digest, RepoName};
 
 /// The distribution spec's recommended ceiling for a manifest.
 const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
-/// Upper bound on `tags/list` pages followed, so a looping `Link` cannot spin.
-const MAX_TAG_PAGES: usize = 100;
+/// Bounds on one repository's tag list from upstream, so a hostile or
+/// looping upstream cannot make ferry hold hundreds of MiB. Sized for real
+/// registries: ferry asks for 1,000 tags a page; 200,000 tags of a typical
+/// 10 to 40 characters are 3 to 9 MiB of JSON, and a tag is at most 128
+/// characters (the distribution spec's grammar).
+const MAX_TAG_PAGES: usize = 200;
+const MAX_TAGS: usize = 200_000;
+const MAX_TAG_LIST_BYTES: usize = 16 * 1024 * 1024;
 /// Longest wait between background probes of a down upstream.
 const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -53,6 +61,8 @@ pub struct ManifestHead {
 
 pub struct Upstream {
     base: String,
+    /// Where the upstream's credentials may go (besides an HTTPS realm).
+    origin: url::Origin,
     http: reqwest::Client,
     username: Option<String>,
     password: Option<Secret>,
@@ -133,6 +143,7 @@ impl Upstream {
         let http = builder.build().map_err(|e| fail(error_chain(&e)))?;
         Ok(Upstream {
             base: config.upstream.as_str().trim_end_matches('/').to_string(),
+            origin: config.upstream.origin(),
             http,
             username: config.username.clone(),
             password: config.password.clone(),
@@ -245,29 +256,60 @@ impl Upstream {
         Ok(header_str(resp.headers(), CONTENT_LENGTH.as_str()).and_then(|s| s.parse().ok()))
     }
 
-    /// Every tag of a repository, following `Link` pagination.
+    /// Every tag of a repository, following `Link` pagination within the
+    /// upstream's origin, bounded in pages, tags and bytes (a clear error
+    /// past a bound rather than a silently truncated list).
     pub async fn tags(&self, repo: &RepoName) -> Result<Vec<String>, UpstreamError> {
-        #[derive(serde::Deserialize)]
-        struct TagList {
-            tags: Option<Vec<String>>,
-        }
+        let too_large = |what: String| {
+            UpstreamError::Protocol(format!(
+                "the tag list of {repo} is larger than ferry accepts ({what})"
+            ))
+        };
         let mut url = self.url(repo, "tags/list?n=1000")?;
         let mut tags = Vec::new();
+        let mut bytes_left = MAX_TAG_LIST_BYTES;
         for _ in 0..MAX_TAG_PAGES {
             let resp = self
                 .send(Method::GET, url.clone(), repo, HeaderMap::new(), true)
                 .await?;
             let next = header_str(resp.headers(), "link").and_then(|l| next_link(&url, l));
-            let bytes = read_limited(resp, MAX_MANIFEST_BYTES).await?;
-            let page: TagList = serde_json::from_slice(&bytes)
-                .map_err(|e| UpstreamError::Protocol(format!("tags/list: {e}")))?;
-            tags.extend(page.tags.unwrap_or_default());
+            if let Some(next) = &next {
+                // The credentials follow the request: another origin gets none
+                // of them, and no request at all.
+                if next.origin() != url.origin() {
+                    return Err(UpstreamError::Protocol(format!(
+                        "the tag list of {repo} continues on another origin ({}); \
+                         ferry follows tag pages only on the upstream's own origin",
+                        next.origin().ascii_serialization()
+                    )));
+                }
+            }
+            let limit = bytes_left.min(MAX_MANIFEST_BYTES);
+            let Some(bytes) = read_bounded(resp, limit).await? else {
+                return Err(too_large(if limit < MAX_MANIFEST_BYTES {
+                    format!("over {} MiB of JSON in all", MAX_TAG_LIST_BYTES >> 20)
+                } else {
+                    format!("a page over {} MiB", MAX_MANIFEST_BYTES >> 20)
+                }));
+            };
+            bytes_left -= bytes.len();
+            let mut json = serde_json::Deserializer::from_slice(&bytes);
+            tag_page::TagPage::new(&mut tags, MAX_TAGS)
+                .deserialize(&mut json)
+                .and_then(|()| json.end())
+                .map_err(|e| {
+                    if tags.len() >= MAX_TAGS {
+                        too_large(format!("over {MAX_TAGS} tags"))
+                    } else {
+                        UpstreamError::Protocol(format!("tags/list of {repo}: {e}"))
+                    }
+                })?;
             match next {
                 Some(n) => url = n,
-                None => break,
+                None => return Ok(tags),
             }
         }
-        Ok(tags)
+        Err(too_large(format!("over {MAX_TAG_PAGES} pages")))
     }
 
     /// The upstream's referrers index for `digest`, if it serves the API.
@@ -410,6 +452,13 @@ impl Upstream {
         }
     }
 
+    /// Whether a token realm may see the upstream's credentials: the
+    /// upstream's own origin, or any host over HTTPS (Docker Hub's realm is
+    /// auth.docker.io), never another origin in plain text.
+    fn may_receive_credentials(&self, realm: &Url) -> bool {
+        realm.scheme() == "https" || realm.origin() == self.origin
+    }
+
     fn basic_header(&self) -> Option<HeaderValue> {
         let user = self.username.as_deref()?;
         let password = self.password.as_ref().map(Secret::expose).unwrap_or("");
@@ -437,8 +486,16 @@ impl Upstream {
                     }
                     query.append_pair("scope", scope);
                 }
-                let mut request = self.http.get(url).timeout(self.request_timeout);
+                let mut request = self.http.get(url.clone()).timeout(self.request_timeout);
                 if let Some(basic) = self.basic_header() {
+                    if !self.may_receive_credentials(&url) {
+                        tracing::warn!(upstream = %self.base, %realm, "token realm refused: plain HTTP on another origin");
+                        return Err(UpstreamError::Protocol(format!(
+                            "the token realm {} is plain HTTP on another origin than the upstream; \
+                             ferry sends the upstream's credentials only to its own origin or an HTTPS realm",
+                            url.origin().ascii_serialization()
+                        )));
+                    }
                     request = request.header(reqwest::header::AUTHORIZATION, basic);
                 }
                 let resp = request
@@ -509,18 +566,28 @@ fn next_link(current: &Url, link: &str) -> Option<Url> {
 
 /// Reads a whole (small) body, refusing more than `limit` bytes.
 async fn read_limited(resp: Response, limit: usize) -> Result<Bytes, UpstreamError> {
+    read_bounded(resp, limit)
+        .await?
+        .ok_or_else(|| UpstreamError::Protocol(format!("response larger than {limit} bytes")))
+}
+
+/// A whole body of at most `limit` bytes, or `None` past it: refused from
+/// its `Content-Length` before reading, else as soon as it grows past it, so
+/// a refused body is never held whole.
+async fn read_bounded(resp: Response, limit: usize) -> Result<Option<Bytes>, UpstreamError> {
+    if resp.content_length().is_some_and(|len| len > limit as u64) {
+        return Ok(None);
+    }
     let mut body = BytesMut::new();
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(UpstreamError::from_reqwest)?;
         if body.len() + chunk.len() > limit {
-            return Err(UpstreamError::Protocol(format!(
-                "response larger than {limit} bytes"
-            )));
+            return Ok(None);
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body.freeze())
+    Ok(Some(body.freeze()))
 }
 
 #[cfg(test)]
@@ -533,5 +600,18 @@ mod tests {
         let next = next_link(&cur, r#"</v2/a/tags/list?last=b&n=2>; rel="next""#).unwrap();
         assert_eq!(next.as_str(), "http://r/v2/a/tags/list?last=b&n=2");
         assert!(next_link(&cur, r#"</x>; rel="prev""#).is_none());
+    }
+
+    #[test]
+    fn credentials_go_to_the_own_origin_or_an_https_realm() {
+        let config = CacheConfig::new("c", Url::parse("http://127.0.0.1:5000/").unwrap());
+        let upstream = Upstream::new(&config).unwrap();
+        let may = |realm: &str| upstream.may_receive_credentials(&Url::parse(realm).unwrap());
+        assert!(may("http://127.0.0.1:5000/token"));
+        assert!(may("https://auth.docker.io/token"));
+        assert!(may("https://127.0.0.2:9/token"));
+        assert!(!may("http://127.0.0.1:5001/token"));
+        assert!(!may("http://127.0.0.2:5000/token"));
+        assert!(!may("http://localhost:5000/token"));
     }
 }

@@ -4,22 +4,27 @@
 use reqwest::StatusCode;
 
 use crate::support::images::{self, Flavor};
+use crate::support::tls::TestCa;
 use crate::support::*;
 
-/// Docker Hub style: 401 + Bearer challenge, tokens from an issuer that
-/// wants Basic credentials. Tokens live 300 s, so repeated pulls must reuse
-/// them instead of asking the issuer every time.
+/// Docker Hub style: 401 + Bearer challenge, tokens from an issuer on
+/// another origin over HTTPS that wants Basic credentials. Tokens live
+/// 300 s, so repeated pulls must reuse them instead of asking the issuer
+/// every time.
 #[tokio::test]
 async fn token_auth_upstream_with_configured_credentials() {
-    let issuer = TokenIssuer::start(Some((USER, PASSWORD))).await;
+    let ca = TestCa::new("ferry-e2e-issuer-ca").await;
+    let issuer = TokenIssuer::start_https(Some((USER, PASSWORD)), &ca).await;
     let upstream = Upstream::start(UpstreamAuth::Token(&issuer)).await;
     let image = images::busybox(Flavor::Docker, "1.36");
     RegistryClient::new(&upstream.url())
+        .with_http(ca.http_client())
         .with_credentials(USER, PASSWORD)
         .push_image(BUSYBOX, "1.36", &image)
         .await;
     let ferry = Ferry::start(&[CacheSpec::new(CACHE, &upstream.url())
         .credentials(USER, PASSWORD)
+        .ca_cert(&ca.cert_pem())
         .tag_ttl(0)]);
 
     assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;

@@ -24,4 +24,5 @@ mod pull;
 mod storage;
 mod trust_access;
 mod trust_browser;
+mod trust_upstream;
 mod upstream_tls;

@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod fake_proxy;
+pub mod fake_upstream;
 pub mod ferry;
 pub mod httpie;
 pub mod images;
@@ -11,6 +12,7 @@ pub mod inspect;
 pub mod proxy;
 pub mod registry_client;
 pub mod tls;
+pub mod tls_front;
 pub mod token;
 pub mod upstream;
 pub mod util;

@@ -15,6 +15,8 @@ use base64::Engine;
 use serde_json::json;
 use warp::Filter;
 
+use super::tls::TestCa;
+use super::tls_front::TlsFront;
 use super::util::{run_bounded, BackgroundServer};
 
 pub const SERVICE: &str = "ferry-e2e-registry";
@@ -28,6 +30,8 @@ pub struct TokenIssuer {
     pub cert_path: PathBuf,
     requests: Arc<AtomicUsize>,
     _server: BackgroundServer,
+    /// The HTTPS front of [`TokenIssuer::start_https`].
+    _front: Option<TlsFront>,
     _dir: tempfile::TempDir,
 }
 
@@ -94,8 +98,21 @@ impl TokenIssuer {
             cert_path,
             requests,
             _server: server,
+            _front: None,
             _dir: dir,
         }
+    }
+
+    /// The same issuer served over HTTPS with a certificate of `ca`, like
+    /// auth.docker.io: ferry sends upstream credentials to a realm on
+    /// another origin only over HTTPS.
+    pub async fn start_https(required: Option<(&str, &str)>, ca: &TestCa) -> TokenIssuer {
+        let mut issuer = TokenIssuer::start(required).await;
+        let (cert, key) = ca.issue_server_cert().await;
+        let front = TlsFront::start(&cert, &key, issuer._server.addr);
+        issuer.realm = format!("{}/token", front.url());
+        issuer._front = Some(front);
+        issuer
     }
 
     /// How many token requests were received so far.
