@@ -114,7 +114,11 @@ pub struct CacheConfig {
     #[serde(default, serialize_with = "redact::secret")]
     pub proxy_password: Option<Secret>,
     /// Extra headers sent with every upstream request.
-    #[serde(default, serialize_with = "redact::headers")]
+    #[serde(
+        default,
+        serialize_with = "redact::headers",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub headers: BTreeMap<String, String>,
     /// At most this many blob downloads from the upstream at once.
     #[serde(default)]

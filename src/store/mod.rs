@@ -41,7 +41,10 @@ impl StoreError {
     /// Damage in the metadata (or a format this ferry does not know): the
     /// one case where moving `meta/` aside and rebuilding it is the cure.
     pub fn is_damaged(&self) -> bool {
-        matches!(self, StoreError::Unreadable { .. } | StoreError::Corrupt { .. })
+        matches!(
+            self,
+            StoreError::Unreadable { .. } | StoreError::Corrupt { .. }
+        )
     }
 }
 
