@@ -15,6 +15,7 @@ mod api;
 mod auth;
 mod containerd;
 mod faults;
+mod first_hour_cli;
 mod harness_selftest;
 mod management;
 mod offline;

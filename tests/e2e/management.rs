@@ -1615,10 +1615,20 @@ async fn cli_manages_remotes_distributions_and_repositories() {
     let cli = |args: &'static [&'static str]| ferry_cli(&ferry, ADMIN_PASSWORD, args);
     let up = upstream.url();
 
-    let out = ferry_cli(&ferry, ADMIN_PASSWORD, &["remote", "create", "up", &up])
-        .await
-        .expect_ok("ferry remote create");
-    let href = out.stdout.trim().to_string();
+    let out = ferry_cli(
+        &ferry,
+        ADMIN_PASSWORD,
+        &["remote", "create", "up", "--upstream", &up],
+    )
+    .await
+    .expect_ok("ferry remote create");
+    let href = out
+        .stdout
+        .trim()
+        .strip_prefix("created remote up (")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("printed {:?}", out.stdout))
+        .to_string();
     assert!(href.starts_with(REMOTES), "printed {href:?}");
     assert_eq!(api.ok(&href).await["url"], up.as_str());
     let out = cli(&["remote", "list"])
@@ -1627,7 +1637,12 @@ async fn cli_manages_remotes_distributions_and_repositories() {
     assert_eq!(lines(&out), [format!("up\t{up}\tapi")]);
 
     // A remote name that exists: refused, with ferry's message.
-    let out = ferry_cli(&ferry, ADMIN_PASSWORD, &["remote", "create", "up", &up]).await;
+    let out = ferry_cli(
+        &ferry,
+        ADMIN_PASSWORD,
+        &["remote", "create", "up", "--upstream", &up],
+    )
+    .await;
     assert!(!out.success, "duplicate remote accepted");
     assert!(
         out.stderr.contains("This field must be unique."),
