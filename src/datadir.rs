@@ -81,13 +81,22 @@ pub fn lock(dir: &Path, missing: Missing) -> Result<DataDirLock, DataDirError> {
         Missing::Refuse => holds_ferry_data(dir)?,
     }
     let path = dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new()
+    let opened = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
-        .map_err(|e| DataDirError::from_io(&path, e))?;
+        .open(&path);
+    // A lock file another user created (root ran `ferry gc` once): locking
+    // works on a read-only descriptor too; only the PID goes unrecorded.
+    let (mut file, writable) = match opened {
+        Ok(file) => (file, true),
+        Err(e) if e.kind() == ErrorKind::PermissionDenied && path.is_file() => (
+            File::open(&path).map_err(|e| DataDirError::from_io(&path, e))?,
+            false,
+        ),
+        Err(e) => return Err(DataDirError::from_io(&path, e)),
+    };
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -109,7 +118,9 @@ pub fn lock(dir: &Path, missing: Missing) -> Result<DataDirLock, DataDirError> {
         file.rewind()?;
         writeln!(file, "{}", std::process::id())
     };
-    write_pid(&mut file).map_err(|e| DataDirError::from_io(&path, e))?;
+    if writable {
+        write_pid(&mut file).map_err(|e| DataDirError::from_io(&path, e))?;
+    }
     Ok(DataDirLock { _file: file })
 }
 
