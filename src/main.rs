@@ -107,6 +107,7 @@ enum RemoteAction {
     List,
     /// Create a remote: an upstream registry that distributions pull through.
     Create {
+        /// The remote's name.
         name: String,
         /// The upstream registry's URL, e.g. https://registry-1.docker.io.
         #[arg(long)]
@@ -116,6 +117,7 @@ enum RemoteAction {
     },
     /// Change a remote's upstream URL or credentials.
     Update {
+        /// The remote's name.
         name: String,
         /// The upstream registry's new URL.
         #[arg(long)]
@@ -124,7 +126,10 @@ enum RemoteAction {
         credentials: CredentialArgs,
     },
     /// Delete a remote (refused while a distribution uses it).
-    Delete { name: String },
+    Delete {
+        /// The remote's name.
+        name: String,
+    },
 }
 
 /// Upstream credentials. The password is read from a file or standard
@@ -149,6 +154,7 @@ enum DistributionAction {
     List,
     /// Create a distribution: serve BASE_PATH through a remote.
     Create {
+        /// The distribution's name.
         name: String,
         /// Path clients pull under: HOST:PORT/BASE_PATH/REPOSITORY:TAG.
         #[arg(long)]
@@ -160,15 +166,21 @@ enum DistributionAction {
         #[arg(long)]
         private: bool,
     },
-    /// Delete a distribution (its cached content stays until gc).
-    Delete { name: String },
+    /// Delete a distribution: its base path is no longer served.
+    Delete {
+        /// The distribution's name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum ConfigAction {
     /// Exit 0 and print the effective settings (as TOML, secrets redacted)
     /// if FILE is valid, else explain and exit 2.
-    Check { file: PathBuf },
+    Check {
+        /// The config file (TOML) to check.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -176,7 +188,10 @@ enum RepositoryAction {
     /// List the repositories: name and latest version.
     List,
     /// Delete a repository with its tags (content stays until gc).
-    Delete { name: String },
+    Delete {
+        /// The repository's name, e.g. docker-cache/library/busybox.
+        name: String,
+    },
 }
 
 /// `ferry serve`'s flags (each also an environment variable).
@@ -295,6 +310,7 @@ fn main() -> ExitCode {
     };
     init_logging(LogFormat::Text);
     match command {
+        // Served above.
         Command::Serve(_) => ExitCode::SUCCESS,
         Command::Config {
             action: ConfigAction::Check { file },

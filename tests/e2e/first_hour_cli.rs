@@ -115,7 +115,7 @@ async fn a_second_ferry_on_a_data_dir_in_use_names_the_first_one() {
         vec!["gc", "--data-dir", &dir],
         vec!["verify", "--data-dir", &dir],
     ] {
-        let run = ferry_in(cwd.path(), &args).await.expect_code(2, &args[0]);
+        let run = ferry_in(cwd.path(), &args).await.expect_code(2, args[0]);
         assert!(run.stderr.contains(&expected), "{args:?}: {}", run.stderr);
         assert!(!run.stderr.contains(MOVE_ASIDE), "{args:?}: {}", run.stderr);
         assert!(!run.stdout.contains("listening on"), "{}", run.stdout);
@@ -227,7 +227,7 @@ async fn a_data_dir_ferry_may_not_enter_is_permission_denied() {
     ] {
         let run = run_ferry(wrapper, &args, &[], None, cwd.path())
             .await
-            .expect_code(2, &args[0]);
+            .expect_code(2, args[0]);
         assert!(
             run.stderr.contains(&format!("permission denied on {dir}")),
             "{args:?}: {}",
@@ -250,31 +250,27 @@ async fn gc_and_verify_refuse_a_missing_or_empty_data_dir() {
     let missing = cwd.path().join("missing");
     let empty = cwd.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    for command in ["gc", "verify"] {
-        let run = ferry_in(cwd.path(), &[command, "--data-dir", &text(&missing)])
-            .await
-            .expect_code(2, command);
-        assert!(
-            run.stderr.contains(&format!(
-                "the data directory {} does not exist",
-                missing.display()
-            )),
-            "{}",
-            run.stderr
-        );
-        assert!(!missing.exists(), "ferry {command} created {missing:?}");
-
-        let run = ferry_in(cwd.path(), &[command, "--data-dir", &text(&empty)])
-            .await
-            .expect_code(2, command);
-        assert!(
-            run.stderr.contains(&format!(
+    let refusals = [
+        (
+            &missing,
+            format!("the data directory {} does not exist", missing.display()),
+        ),
+        (
+            &empty,
+            format!(
                 "{} holds no ferry data (neither meta/ nor blobs/)",
                 empty.display()
-            )),
-            "{}",
-            run.stderr
-        );
+            ),
+        ),
+    ];
+    for command in ["gc", "verify"] {
+        for (dir, message) in &refusals {
+            let run = ferry_in(cwd.path(), &[command, "--data-dir", &text(dir)])
+                .await
+                .expect_code(2, command);
+            assert!(run.stderr.contains(message), "{}", run.stderr);
+        }
+        assert!(!missing.exists(), "ferry {command} created {missing:?}");
         assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
         // Without --data-dir: the default ./ferry-data, also not created.
         let run = ferry_in(cwd.path(), &[command])
@@ -378,12 +374,7 @@ X-Team = "edge"
 /// arrived; text output confirms each change in one line.
 #[tokio::test]
 async fn cli_round_trip_with_json_output_and_credentials_from_a_file() {
-    let upstream = Upstream::start(UpstreamAuth::Basic).await;
-    let image = images::busybox(Flavor::Docker, "1.36");
-    RegistryClient::new(&upstream.url())
-        .with_credentials(USER, PASSWORD)
-        .push_image(BUSYBOX, "1.36", &image)
-        .await;
+    let (upstream, image) = upstream_with_busybox_behind_basic_auth().await;
     let ferry = Ferry::start_with(&[], &[], &[]);
     let cwd = tempfile::tempdir().unwrap();
     let env = [
