@@ -377,28 +377,24 @@ async fn cli_round_trip_with_json_output_and_credentials_from_a_file() {
     let (upstream, image) = upstream_with_busybox_behind_basic_auth().await;
     let ferry = Ferry::start_with(&[], &[], &[]);
     let cwd = tempfile::tempdir().unwrap();
+    let (url, up) = (ferry.url(), upstream.url());
     let env = [
-        ("FERRY_URL", ferry.url()),
-        ("FERRY_ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+        ("FERRY_URL", url.as_str()),
+        ("FERRY_ADMIN_PASSWORD", ADMIN_PASSWORD),
     ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let cli = |args: Vec<&'static str>, stdin: Option<&'static str>| {
-        let (env, cwd) = (env.clone(), cwd.path().to_path_buf());
-        async move { run_ferry(&[], &args, &env, stdin, &cwd).await }
+    // `ferry` with the words of `line` (no word has a space here).
+    let cli = |line: String, stdin: Option<&'static str>| {
+        let cwd = cwd.path().to_path_buf();
+        async move {
+            let args: Vec<&str> = line.split_whitespace().collect();
+            run_ferry(&[], &args, &env, stdin, &cwd).await
+        }
     };
-    let up: &'static str = Box::leak(upstream.url().into_boxed_str());
+    let json = |line: &str| cli(format!("{line} --output json"), None);
 
     // No flag takes a password on the command line.
     let run = cli(
-        vec![
-            "remote",
-            "create",
-            "up",
-            "--upstream",
-            up,
-            "--password",
-            PASSWORD,
-        ],
+        format!("remote create up --upstream {up} --password {PASSWORD}"),
         None,
     )
     .await
@@ -407,62 +403,29 @@ async fn cli_round_trip_with_json_output_and_credentials_from_a_file() {
 
     let password_file = cwd.path().join("upstream-password");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-    let password_file: &'static str = Box::leak(text(&password_file).into_boxed_str());
-    let remote = cli(
-        vec![
-            "remote",
-            "create",
-            "up",
-            "--upstream",
-            up,
-            "--username",
-            USER,
-            "--password-file",
-            password_file,
-            "--output",
-            "json",
-        ],
-        None,
-    )
+    let password_file = text(&password_file);
+    let remote = json(&format!(
+        "remote create up --upstream {up} --username {USER} --password-file {password_file}"
+    ))
     .await
     .expect_code(0, "remote create")
     .json();
     assert_eq!(remote["name"], "up");
-    assert_eq!(remote["url"], up);
+    assert_eq!(remote["url"], up.as_str());
     let remote_href = remote["pulp_href"].as_str().unwrap().to_string();
     assert!(remote_href.starts_with("/pulp/api/v3/remotes/container/pull-through/"));
-    let hidden = |remote: &Value, name: &str| {
-        remote["hidden_fields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == name)
-            .map(|f| f["is_set"].clone())
-    };
-    assert_eq!(hidden(&remote, "password"), Some(Value::Bool(true)));
+    let password_field = remote["hidden_fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "password")
+        .map(|f| f["is_set"].clone());
+    assert_eq!(password_field, Some(Value::Bool(true)));
     assert!(!remote.to_string().contains(PASSWORD));
 
-    let list = cli(vec!["remote", "list", "--output", "json"], None)
-        .await
-        .expect_code(0, "remote list")
-        .json();
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["pulp_href"], remote_href.as_str());
-
-    let dist = cli(
-        vec![
-            "distribution",
-            "create",
-            "dc",
-            "--base-path",
-            CACHE,
-            "--remote",
-            "up",
-            "--output",
-            "json",
-        ],
-        None,
-    )
+    let dist = json(&format!(
+        "distribution create dc --base-path {CACHE} --remote up"
+    ))
     .await
     .expect_code(0, "distribution create")
     .json();
@@ -470,38 +433,30 @@ async fn cli_round_trip_with_json_output_and_credentials_from_a_file() {
     assert_eq!(dist["base_path"], CACHE);
     assert_eq!(dist["remote"], remote_href.as_str());
     let dist_href = dist["pulp_href"].as_str().unwrap().to_string();
-    let list = cli(vec!["distribution", "list", "--output", "json"], None)
-        .await
-        .expect_code(0, "distribution list")
-        .json();
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["pulp_href"], dist_href.as_str());
+    for (kind, href) in [("remote", &remote_href), ("distribution", &dist_href)] {
+        let list = json(&format!("{kind} list"))
+            .await
+            .expect_code(0, kind)
+            .json();
+        assert_eq!(list.as_array().unwrap().len(), 1, "{kind}s: {list}");
+        assert_eq!(list[0]["pulp_href"], href.as_str());
+    }
 
     // The credentials from the file reach the upstream: the pull works.
     assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
 
     // A password from stdin (piped, as a script would), one line of text back.
     let run = cli(
-        vec![
-            "remote",
-            "update",
-            "up",
-            "--username",
-            USER,
-            "--password-stdin",
-        ],
+        format!("remote update up --username {USER} --password-stdin"),
         Some("changed-password\n"),
     )
     .await
     .expect_code(0, "remote update");
     assert_eq!(run.stdout, format!("updated remote up ({remote_href})\n"));
 
-    let run = cli(
-        vec!["distribution", "delete", "dc", "--output", "json"],
-        None,
-    )
-    .await
-    .expect_code(0, "distribution delete");
+    let run = json("distribution delete dc")
+        .await
+        .expect_code(0, "distribution delete");
     assert!(
         run.json()["task"]
             .as_str()
@@ -509,50 +464,36 @@ async fn cli_round_trip_with_json_output_and_credentials_from_a_file() {
         "{}",
         run.stdout
     );
-    let run = cli(vec!["remote", "delete", "up"], None)
+    let run = cli("remote delete up".into(), None)
         .await
         .expect_code(0, "remote delete");
     assert_eq!(run.stdout, format!("deleted remote up ({remote_href})\n"));
     for kind in ["remote", "distribution"] {
-        let list = cli(vec![kind, "list", "--output", "json"], None)
+        let list = json(&format!("{kind} list"))
             .await
-            .expect_code(0, "list")
+            .expect_code(0, kind)
             .json();
         assert_eq!(list, Value::Array(vec![]), "{kind}s left");
     }
 
     // Text output: one confirmation line per change.
-    let run = cli(vec!["remote", "create", "up2", "--upstream", up], None)
-        .await
-        .expect_code(0, "remote create (text)");
-    assert!(
-        run.stdout
-            .starts_with("created remote up2 (/pulp/api/v3/remotes/")
-            && run.stdout.lines().count() == 1,
-        "{}",
-        run.stdout
-    );
-    let run = cli(
-        vec![
-            "distribution",
-            "create",
-            "d2",
-            "--base-path",
-            "d2",
-            "--remote",
-            "up2",
-        ],
-        None,
-    )
-    .await
-    .expect_code(0, "distribution create (text)");
-    assert!(
-        run.stdout
-            .starts_with("created distribution d2 (/pulp/api/v3/distributions/")
-            && run.stdout.lines().count() == 1,
-        "{}",
-        run.stdout
-    );
+    for (line, confirmation) in [
+        (
+            format!("remote create up2 --upstream {up}"),
+            "created remote up2 (/pulp/api/v3/remotes/",
+        ),
+        (
+            "distribution create d2 --base-path d2 --remote up2".to_string(),
+            "created distribution d2 (/pulp/api/v3/distributions/",
+        ),
+    ] {
+        let run = cli(line, None).await.expect_code(0, confirmation);
+        assert!(
+            run.stdout.starts_with(confirmation) && run.stdout.lines().count() == 1,
+            "{}",
+            run.stdout
+        );
+    }
 }
 
 /// A wrong or missing admin password: the 401 says where the CLI looked
