@@ -847,12 +847,7 @@ async fn remote_secrets_appear_in_no_response_and_no_log() {
     let secret = |field: &str| format!("{marker}-{field}");
     // A real upstream wanting Basic credentials: ferry must send them, and
     // still never show or log them.
-    let upstream = Upstream::start(UpstreamAuth::Basic).await;
-    let image = images::busybox(Flavor::Docker, "1.36");
-    RegistryClient::new(&upstream.url())
-        .with_credentials(USER, PASSWORD)
-        .push_image(BUSYBOX, "1.36", &image)
-        .await;
+    let (upstream, image) = upstream_with_busybox_behind_basic_auth().await;
     let ferry = Ferry::start_with(&[], &[], &[("RUST_LOG", "debug")]);
     let api = Api::admin(&ferry);
     let mut seen = Vec::<String>::new();
