@@ -1,8 +1,11 @@
 //! `ferry remote|distribution|repository ...`: the management API from the
-//! command line, for hosts without HTTPie. It talks to a running ferry.
+//! command line, for hosts without HTTPie. It talks to a running ferry and
+//! hands back the API's JSON; the command line decides how to print it.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+
+use crate::domain::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -14,23 +17,67 @@ pub enum ClientError {
     NotFound { kind: &'static str, name: String },
 }
 
+impl ClientError {
+    /// The API did not take the admin password.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, ClientError::Refused { status, .. } if *status == StatusCode::UNAUTHORIZED)
+    }
+}
+
 pub struct Client {
     base: String,
-    password: String,
+    password: Secret,
     http: reqwest::Client,
 }
 
-const REMOTES: &str = "/pulp/api/v3/remotes/container/pull-through/";
-const DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/pull-through/";
-const REPOSITORIES: &str = "/pulp/api/v3/repositories/container/container/";
+pub const REMOTES: &str = "/pulp/api/v3/remotes/container/pull-through/";
+pub const DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/pull-through/";
+pub const REPOSITORIES: &str = "/pulp/api/v3/repositories/container/container/";
+
+/// What `remote create` and `remote update` set; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct RemoteFields {
+    pub upstream: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+impl RemoteFields {
+    fn to_json(&self, name: Option<&str>) -> Value {
+        let mut body = Map::new();
+        if let Some(name) = name {
+            body.insert("name".into(), name.into());
+        }
+        if let Some(url) = &self.upstream {
+            body.insert("url".into(), url.as_str().into());
+        }
+        if let Some(user) = &self.username {
+            body.insert("username".into(), user.as_str().into());
+        }
+        if let Some(password) = &self.password {
+            body.insert("password".into(), password.expose().into());
+        }
+        Value::Object(body)
+    }
+}
 
 impl Client {
-    pub fn new(base: &str, password: &str) -> Client {
+    pub fn new(base: &str, password: Secret) -> Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
-            password: password.to_string(),
-            http: reqwest::Client::new(),
+            password,
+            // Bounded: a CLI must not hang on a ferry that does not answer.
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .timeout(std::time::Duration::from_secs(120))
+                .build()
+                .unwrap_or_default(),
         }
+    }
+
+    /// The address the client talks to.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     async fn call(
@@ -47,7 +94,7 @@ impl Client {
         let mut request = self
             .http
             .request(method, &url)
-            .basic_auth(crate::auth::ADMIN_USER, Some(&self.password));
+            .basic_auth(crate::auth::ADMIN_USER, Some(self.password.expose()));
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
@@ -66,7 +113,7 @@ impl Client {
     }
 
     /// Every item of a paginated list.
-    async fn list(&self, collection: &str) -> Result<Vec<Value>, ClientError> {
+    pub async fn list(&self, collection: &str) -> Result<Vec<Value>, ClientError> {
         let mut items = Vec::new();
         let mut next = Some(format!("{collection}?limit=1000"));
         while let Some(path) = next.take() {
@@ -77,7 +124,8 @@ impl Client {
         Ok(items)
     }
 
-    async fn href_of(
+    /// The href of the item named `name` in `collection`.
+    pub async fn href_of(
         &self,
         collection: &str,
         kind: &'static str,
@@ -94,94 +142,60 @@ impl Client {
             })
     }
 
-    pub async fn remotes(&self) -> Result<Vec<String>, ClientError> {
-        Ok(self
-            .list(REMOTES)
-            .await?
-            .iter()
-            .map(|r| {
-                format!(
-                    "{}\t{}\t{}",
-                    r["name"].as_str().unwrap_or(""),
-                    r["url"].as_str().unwrap_or(""),
-                    r["ferry_source"].as_str().unwrap_or("")
-                )
-            })
-            .collect())
+    /// Deletes the item named `name`; the API's answer (a task reference).
+    pub async fn delete(
+        &self,
+        collection: &str,
+        kind: &'static str,
+        name: &str,
+    ) -> Result<(String, Value), ClientError> {
+        let href = self.href_of(collection, kind, name).await?;
+        let answer = self.call(Method::DELETE, &href, None).await?;
+        Ok((href, answer))
     }
 
-    pub async fn create_remote(&self, name: &str, url: &str) -> Result<String, ClientError> {
-        let created = self
-            .call(
-                Method::POST,
-                REMOTES,
-                Some(json!({ "name": name, "url": url })),
-            )
-            .await?;
-        Ok(created["pulp_href"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string())
+    /// Creates a remote; the API's representation of it.
+    pub async fn create_remote(
+        &self,
+        name: &str,
+        fields: &RemoteFields,
+    ) -> Result<Value, ClientError> {
+        self.call(Method::POST, REMOTES, Some(fields.to_json(Some(name))))
+            .await
     }
 
-    pub async fn delete_remote(&self, name: &str) -> Result<(), ClientError> {
+    /// Changes the given fields of a remote; its representation afterwards.
+    pub async fn update_remote(
+        &self,
+        name: &str,
+        fields: &RemoteFields,
+    ) -> Result<Value, ClientError> {
         let href = self.href_of(REMOTES, "remote", name).await?;
-        self.call(Method::DELETE, &href, None).await.map(|_| ())
+        self.call(Method::PATCH, &href, Some(fields.to_json(None)))
+            .await?;
+        self.call(Method::GET, &href, None).await
     }
 
-    pub async fn distributions(&self) -> Result<Vec<String>, ClientError> {
-        Ok(self
-            .list(DISTRIBUTIONS)
-            .await?
-            .iter()
-            .map(|d| {
-                format!(
-                    "{}\t{}\tprivate={}",
-                    d["name"].as_str().unwrap_or(""),
-                    d["base_path"].as_str().unwrap_or(""),
-                    d["private"]
-                )
-            })
-            .collect())
-    }
-
+    /// Creates a distribution of the remote named `remote`; the API's
+    /// representation of it (creation answers with a task naming it).
     pub async fn create_distribution(
         &self,
         name: &str,
         base_path: &str,
         remote: &str,
         private: bool,
-    ) -> Result<(), ClientError> {
+    ) -> Result<Value, ClientError> {
         let remote = self.href_of(REMOTES, "remote", remote).await?;
         let body =
             json!({ "name": name, "base_path": base_path, "remote": remote, "private": private });
-        self.call(Method::POST, DISTRIBUTIONS, Some(body))
-            .await
-            .map(|_| ())
-    }
-
-    pub async fn delete_distribution(&self, name: &str) -> Result<(), ClientError> {
-        let href = self.href_of(DISTRIBUTIONS, "distribution", name).await?;
-        self.call(Method::DELETE, &href, None).await.map(|_| ())
-    }
-
-    pub async fn repositories(&self) -> Result<Vec<String>, ClientError> {
-        Ok(self
-            .list(REPOSITORIES)
-            .await?
-            .iter()
-            .map(|r| {
-                format!(
-                    "{}\t{}",
-                    r["name"].as_str().unwrap_or(""),
-                    r["latest_version_href"].as_str().unwrap_or("")
-                )
-            })
-            .collect())
-    }
-
-    pub async fn delete_repository(&self, name: &str) -> Result<(), ClientError> {
-        let href = self.href_of(REPOSITORIES, "repository", name).await?;
-        self.call(Method::DELETE, &href, None).await.map(|_| ())
+        let answer = self.call(Method::POST, DISTRIBUTIONS, Some(body)).await?;
+        let Some(task) = answer["task"].as_str() else {
+            return Ok(answer);
+        };
+        let task = self.call(Method::GET, task, None).await?;
+        match task["created_resources"][0].as_str() {
+            Some(href) => self.call(Method::GET, href, None).await,
+            None => Ok(task),
+        }
     }
 }

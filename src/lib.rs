@@ -12,6 +12,7 @@ pub mod cache;
 pub mod client;
 pub mod compress;
 pub mod config;
+pub mod datadir;
 pub mod domain;
 pub mod manage;
 pub mod metrics;

@@ -1,22 +1,25 @@
 #![forbid(unsafe_code)]
 
+mod cli_manage;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use ferry::cache::Storage;
-use ferry::client::Client;
 use ferry::config::{CacheConfig, Config, ConfigError};
-use ferry::server::Ferry;
+use ferry::datadir;
+use ferry::server::{Ferry, ServeError};
 
 /// A pull-through caching container registry.
 #[derive(Parser)]
-#[command(name = "ferry", version, about)]
+#[command(name = "ferry", version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// `ferry` alone serves, with `ferry serve`'s flags.
     #[command(flatten)]
     serve: ServeArgs,
 }
@@ -24,7 +27,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the registry (the default when no command is given).
-    Serve,
+    Serve(ServeArgs),
+    /// Remove cached content no repository references, and leftover temp
+    /// files (ferry must be stopped; a running ferry does this hourly).
+    Gc(DataArgs),
+    /// Re-hash everything stored; quarantine what does not match its digest
+    /// (exit status 1 when damage was found). Ferry must be stopped.
+    Verify(DataArgs),
+    /// Validate a config file and print the effective settings.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Manage remotes (upstream registries) of a running ferry.
     Remote {
         #[command(subcommand)]
@@ -32,23 +46,13 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Manage distributions (base paths served through a remote).
+    /// Manage distributions (base paths served through a remote) of a
+    /// running ferry.
     Distribution {
         #[command(subcommand)]
         action: DistributionAction,
         #[command(flatten)]
         api: ApiArgs,
-    },
-    /// Remove cached content no repository references, and leftover temp
-    /// files (ferry must be stopped; a running ferry does this hourly).
-    Gc,
-    /// Re-hash everything stored; quarantine what does not match its digest
-    /// (exit status 1 when damage was found). Ferry must be stopped.
-    Verify,
-    /// Validate a config file and print the effective settings.
-    Config {
-        #[command(subcommand)]
-        action: ConfigAction,
     },
     /// List or delete the local repositories pulls created.
     Repository {
@@ -59,90 +63,167 @@ enum Command {
     },
 }
 
+/// Where a maintenance command finds the data directory.
+#[derive(clap::Args)]
+struct DataArgs {
+    /// Configuration file whose `data_dir` to use.
+    #[arg(long, env = "FERRY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory of the stopped ferry [default: `data_dir` of the
+    /// config, else ./ferry-data]. It must exist and hold ferry's data.
+    #[arg(long, env = "FERRY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// How the management commands reach a running ferry.
 #[derive(clap::Args)]
 struct ApiArgs {
     /// ferry's address [default: http://<listen address of the config>].
     #[arg(long, env = "FERRY_URL", global = true)]
     url: Option<String>,
+    /// That ferry's configuration file (for its address and admin_password).
+    #[arg(long, env = "FERRY_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// That ferry's data directory, where a generated admin password is
+    /// saved [default: `data_dir` of the config, else ./ferry-data]. The
+    /// password is taken from FERRY_ADMIN_PASSWORD first.
+    #[arg(long, env = "FERRY_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// `text` for people, `json` (the API's JSON) for scripts.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    output: Output,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
 enum RemoteAction {
+    /// List the remotes: name, upstream URL, and whether the config file
+    /// or the API made it.
     List,
-    Create { name: String, upstream_url: String },
-    Delete { name: String },
+    /// Create a remote: an upstream registry that distributions pull through.
+    Create {
+        /// The remote's name.
+        name: String,
+        /// The upstream registry's URL, e.g. https://registry-1.docker.io.
+        #[arg(long)]
+        upstream: String,
+        #[command(flatten)]
+        credentials: CredentialArgs,
+    },
+    /// Change a remote's upstream URL or credentials.
+    Update {
+        /// The remote's name.
+        name: String,
+        /// The upstream registry's new URL.
+        #[arg(long)]
+        upstream: Option<String>,
+        #[command(flatten)]
+        credentials: CredentialArgs,
+    },
+    /// Delete a remote (refused while a distribution uses it).
+    Delete {
+        /// The remote's name.
+        name: String,
+    },
+}
+
+/// Upstream credentials. The password is read from a file or standard
+/// input, never taken from the command line, where `ps` would show it.
+#[derive(clap::Args)]
+struct CredentialArgs {
+    /// User name at the upstream registry.
+    #[arg(long)]
+    username: Option<String>,
+    /// Read the upstream password from FILE (its first line).
+    #[arg(long, value_name = "FILE", conflicts_with = "password_stdin")]
+    password_file: Option<PathBuf>,
+    /// Read the upstream password from standard input (on a terminal:
+    /// prompted for, not echoed).
+    #[arg(long)]
+    password_stdin: bool,
 }
 
 #[derive(Subcommand)]
 enum DistributionAction {
+    /// List the distributions: name, base path, whether pulls need a login.
     List,
+    /// Create a distribution: serve BASE_PATH through a remote.
     Create {
+        /// The distribution's name.
         name: String,
+        /// Path clients pull under: HOST:PORT/BASE_PATH/REPOSITORY:TAG.
         #[arg(long)]
         base_path: String,
         /// Name of the remote to pull through.
         #[arg(long)]
         remote: String,
+        /// Pulls need the admin's credentials (`podman login`).
         #[arg(long)]
         private: bool,
     },
+    /// Delete a distribution: its base path is no longer served.
     Delete {
+        /// The distribution's name.
         name: String,
     },
 }
 
 #[derive(Subcommand)]
 enum ConfigAction {
-    /// Exit 0 and print the settings if FILE is valid, else explain and exit 2.
-    Check { file: PathBuf },
+    /// Exit 0 and print the effective settings (as TOML, secrets redacted)
+    /// if FILE is valid, else explain and exit 2.
+    Check {
+        /// The config file (TOML) to check.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
 enum RepositoryAction {
+    /// List the repositories: name and latest version.
     List,
-    Delete { name: String },
+    /// Delete a repository with its tags (content stays until gc).
+    Delete {
+        /// The repository's name, e.g. docker-cache/library/busybox.
+        name: String,
+    },
 }
 
+/// `ferry serve`'s flags (each also an environment variable).
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Configuration file (TOML). Without it and without --cache, ferry uses
     /// its embedded default: a cache `docker.io` of Docker Hub.
-    #[arg(long, env = "FERRY_CONFIG", global = true)]
+    #[arg(long, env = "FERRY_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:24817].
-    #[arg(long, env = "FERRY_LISTEN", global = true)]
+    #[arg(long, env = "FERRY_LISTEN")]
     listen: Option<SocketAddr>,
     /// Where cached content and metadata live [default: ./ferry-data].
-    #[arg(long, env = "FERRY_DATA_DIR", global = true)]
+    #[arg(long, env = "FERRY_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// A cache as BASE_PATH=UPSTREAM_URL; repeatable.
-    #[arg(
-        long = "cache",
-        env = "FERRY_CACHE",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long = "cache", env = "FERRY_CACHE", value_delimiter = ',')]
     caches: Vec<String>,
     /// HTTPS address (with --tls-cert and --tls-key).
-    #[arg(long, env = "FERRY_TLS_LISTEN", global = true)]
+    #[arg(long, env = "FERRY_TLS_LISTEN")]
     tls_listen: Option<SocketAddr>,
     /// Certificate chain (PEM) for the HTTPS listener.
-    #[arg(long, env = "FERRY_TLS_CERT", global = true)]
+    #[arg(long, env = "FERRY_TLS_CERT")]
     tls_cert: Option<PathBuf>,
     /// Private key (PEM) for the HTTPS listener.
-    #[arg(long, env = "FERRY_TLS_KEY", global = true)]
+    #[arg(long, env = "FERRY_TLS_KEY")]
     tls_key: Option<PathBuf>,
     /// Seconds a tag is served from cache before ferry revalidates it upstream.
-    #[arg(long, env = "FERRY_TAG_TTL_SECS", global = true)]
+    #[arg(long, env = "FERRY_TAG_TTL_SECS")]
     tag_ttl_secs: Option<u64>,
     /// Log format.
-    #[arg(
-        long,
-        env = "FERRY_LOG_FORMAT",
-        value_enum,
-        default_value = "text",
-        global = true
-    )]
+    #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
 }
 
@@ -216,33 +297,29 @@ fn main() -> ExitCode {
     // directory's own modes are also set explicitly (Storage::open).
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
-    init_logging(cli.serve.log_format);
-    if let Some(Command::Config {
-        action: ConfigAction::Check { file },
-    }) = &cli.command
-    {
-        return match Config::from_file(file) {
-            // Debug output redacts every secret.
-            Ok(config) => {
-                println!("{config:#?}");
-                ExitCode::SUCCESS
-            }
+    let (command, serve_args) = match cli.command {
+        None => (None, cli.serve),
+        Some(Command::Serve(args)) => (None, args),
+        Some(other) => (Some(other), cli.serve),
+    };
+    let Some(command) = command else {
+        init_logging(serve_args.log_format);
+        return match serve_args.config() {
+            Ok(config) => serve(config),
             Err(e) => {
-                eprintln!("ferry: {}: {e}", file.display());
+                eprintln!("ferry: {e}");
                 ExitCode::from(2)
             }
         };
-    }
-    let config = match cli.serve.config() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("ferry: {e}");
-            return ExitCode::from(2);
-        }
     };
-    match cli.command {
-        None | Some(Command::Serve) => serve(config),
-        Some(Command::Gc) => offline(&config, |storage| async move {
+    init_logging(LogFormat::Text);
+    match command {
+        // Served above.
+        Command::Serve(_) => ExitCode::SUCCESS,
+        Command::Config {
+            action: ConfigAction::Check { file },
+        } => config_check(&file),
+        Command::Gc(args) => offline(&args, |storage| async move {
             let report = storage.collect_garbage(std::time::Duration::ZERO).await?;
             println!(
                 "removed {} objects ({} bytes) and {} temp files",
@@ -250,7 +327,7 @@ fn main() -> ExitCode {
             );
             Ok(ExitCode::SUCCESS)
         }),
-        Some(Command::Verify) => offline(&config, |storage| async move {
+        Command::Verify(args) => offline(&args, |storage| async move {
             let report = storage.verify().await?;
             println!(
                 "checked {} objects ({} bytes); {} damaged",
@@ -267,23 +344,80 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             })
         }),
-        Some(command) => manage(command, &config),
+        Command::Remote { action, api } => {
+            cli_manage::run(&api, cli_manage::Action::Remote(action))
+        }
+        Command::Distribution { action, api } => {
+            cli_manage::run(&api, cli_manage::Action::Distribution(action))
+        }
+        Command::Repository { action, api } => {
+            cli_manage::run(&api, cli_manage::Action::Repository(action))
+        }
     }
 }
 
-/// Runs maintenance on a stopped ferry's data directory.
-fn offline<F, Fut>(config: &Config, work: F) -> ExitCode
+/// `ferry config check FILE`: the settings ferry would run with, in the
+/// file's own TOML shape, defaults filled in and secrets redacted.
+fn config_check(file: &Path) -> ExitCode {
+    let printed = Config::from_file(file).and_then(|c| c.to_redacted_toml());
+    match printed {
+        Ok(text) => {
+            println!(
+                "# {}: valid. Effective settings (defaults filled in, secrets redacted):",
+                file.display()
+            );
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ferry: {}: {e}", file.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The config file's settings (or the embedded default's) with the data
+/// directory of the command line on top.
+fn config_with_data_dir(
+    config: Option<&Path>,
+    data_dir: Option<&Path>,
+) -> Result<Config, ConfigError> {
+    let mut config = match config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::embedded_default(),
+    };
+    if let Some(dir) = data_dir {
+        config.data_dir = dir.to_path_buf();
+    }
+    Ok(config)
+}
+
+/// Runs maintenance on a stopped ferry's data directory, which must exist
+/// and hold ferry's data (nothing is created), holding its lock throughout.
+fn offline<F, Fut>(args: &DataArgs, work: F) -> ExitCode
 where
     F: FnOnce(std::sync::Arc<Storage>) -> Fut,
     Fut: std::future::Future<Output = Result<ExitCode, ferry::cache::CacheError>>,
 {
+    let config = match config_with_data_dir(args.config.as_deref(), args.data_dir.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _lock = match datadir::lock(&config.data_dir, datadir::Missing::Refuse) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let storage = match Storage::open(&config.data_dir) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "ferry: cannot open {}: {e}\n(is ferry running on this data directory? stop it first)",
-                config.data_dir.display()
-            );
+        Err(source) => {
+            let path = config.data_dir.clone();
+            eprintln!("ferry: {}", ServeError::Storage { path, source });
             return ExitCode::from(2);
         }
     };
@@ -295,74 +429,8 @@ where
     })
 }
 
-/// Runs a management command against the API of a running ferry. The
-/// password comes from FERRY_ADMIN_PASSWORD, the config, or the data dir.
-fn manage(command: Command, config: &Config) -> ExitCode {
-    let password = config
-        .admin_password
-        .as_ref()
-        .map(|p| p.expose().to_string())
-        .or_else(|| std::fs::read_to_string(config.data_dir.join("admin-password")).ok())
-        .unwrap_or_default();
-    let url = |api: &ApiArgs| {
-        api.url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", config.listen))
-    };
-    run_command(async move {
-        let result = async {
-            let print = |lines: Vec<String>| lines.iter().for_each(|l| println!("{l}"));
-            match command {
-                Command::Serve | Command::Config { .. } | Command::Gc | Command::Verify => Ok(()),
-                Command::Remote { action, api } => {
-                    let c = Client::new(&url(&api), password.trim());
-                    match action {
-                        RemoteAction::List => c.remotes().await.map(print),
-                        RemoteAction::Create { name, upstream_url } => c
-                            .create_remote(&name, &upstream_url)
-                            .await
-                            .map(|href| println!("{href}")),
-                        RemoteAction::Delete { name } => c.delete_remote(&name).await,
-                    }
-                }
-                Command::Distribution { action, api } => {
-                    let c = Client::new(&url(&api), password.trim());
-                    match action {
-                        DistributionAction::List => c.distributions().await.map(print),
-                        DistributionAction::Create {
-                            name,
-                            base_path,
-                            remote,
-                            private,
-                        } => {
-                            c.create_distribution(&name, &base_path, &remote, private)
-                                .await
-                        }
-                        DistributionAction::Delete { name } => c.delete_distribution(&name).await,
-                    }
-                }
-                Command::Repository { action, api } => {
-                    let c = Client::new(&url(&api), password.trim());
-                    match action {
-                        RepositoryAction::List => c.repositories().await.map(print),
-                        RepositoryAction::Delete { name } => c.delete_repository(&name).await,
-                    }
-                }
-            }
-        }
-        .await;
-        match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("ferry: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    })
-}
-
 /// Runs a command's work on a single-threaded runtime.
-fn run_command(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+pub(crate) fn run_command(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -384,6 +452,15 @@ fn serve(config: Config) -> ExitCode {
         Err(e) => {
             eprintln!("ferry: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
+        }
+    };
+    // Taken before the stores open, so a second ferry is told who holds the
+    // directory instead of getting sled's lock error; held until exit.
+    let _lock = match datadir::lock(&config.data_dir, datadir::Missing::Create) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return ExitCode::from(2);
         }
     };
     runtime.block_on(async {

@@ -20,12 +20,7 @@ use crate::tls::{self, Certificates};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error(
-        "cannot open the data directory {path}: {source}\n\
-         If the metadata database (meta/) is damaged or from a newer ferry: stop ferry, \
-         move {path}/meta aside and start again. Cached blobs are reused; tags are \
-         re-resolved upstream on their next pull (see README, \"Rebuilding metadata\")."
-    )]
+    #[error("cannot open the data directory {}: {source}{}", .path.display(), move_aside_advice(.source, .path))]
     Storage {
         path: std::path::PathBuf,
         source: crate::store::StoreError,
@@ -41,6 +36,23 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// The cure for a damaged metadata database, and only for that: a lock
+/// held or a permission problem is not helped by throwing metadata away.
+fn move_aside_advice(source: &crate::store::StoreError, path: &std::path::Path) -> String {
+    if !source.is_damaged() {
+        return String::new();
+    }
+    let meta = path.join("meta");
+    format!(
+        "\nStop ferry, move {} aside (e.g. mv {} {}.damaged) and start again. \
+         Cached blobs are reused; tags are re-resolved upstream on their next pull \
+         (see README, \"Rebuilding metadata\").",
+        meta.display(),
+        meta.display(),
+        meta.display()
+    )
 }
 
 /// Logs a request: method, path, status, bytes (Content-Length), whether

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::domain::RepoName;
@@ -30,7 +30,10 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Serialize writes the file's own shape with every secret redacted (see
+/// `redact`): it is what `ferry config check` prints, never what ferry
+/// stores.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default = "default_listen")]
@@ -64,7 +67,7 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Password of the `admin` account of the management API (else
     /// `FERRY_ADMIN_PASSWORD`, else generated at first start).
-    #[serde(default)]
+    #[serde(default, serialize_with = "redact::secret")]
     pub admin_password: Option<Secret>,
     /// Who may browse what is cached (the dashboard, the API's content
     /// reads, `/v2/_catalog` and tag lists): everyone ("public", private
@@ -92,14 +95,15 @@ impl Browse {
 }
 
 /// One pull-through cache: a base path served by ferry, backed by an upstream.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     pub base_path: String,
+    #[serde(serialize_with = "redact::url")]
     pub upstream: Url,
     #[serde(default)]
     pub username: Option<String>,
-    #[serde(default)]
+    #[serde(default, serialize_with = "redact::secret")]
     pub password: Option<Secret>,
     #[serde(default)]
     pub tag_ttl_secs: Option<u64>,
@@ -123,17 +127,21 @@ pub struct CacheConfig {
     /// Client certificate and key (PEM) for upstreams that want mutual TLS.
     #[serde(default)]
     pub client_cert: Option<String>,
-    #[serde(default)]
+    #[serde(default, serialize_with = "redact::secret")]
     pub client_key: Option<Secret>,
     /// HTTP(S) proxy for this upstream (else `HTTPS_PROXY`/`NO_PROXY` apply).
-    #[serde(default)]
+    #[serde(default, serialize_with = "redact::optional_url")]
     pub proxy_url: Option<Url>,
     #[serde(default)]
     pub proxy_username: Option<String>,
-    #[serde(default)]
+    #[serde(default, serialize_with = "redact::secret")]
     pub proxy_password: Option<Secret>,
     /// Extra headers sent with every upstream request.
-    #[serde(default)]
+    #[serde(
+        default,
+        serialize_with = "redact::headers",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub headers: BTreeMap<String, String>,
     /// At most this many blob downloads from the upstream at once.
     #[serde(default)]
@@ -221,6 +229,75 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// Serializers that print a setting without its secret: passwords and keys
+/// become `<redacted>`, as does the password part of a URL and the value of
+/// a header that carries credentials.
+mod redact {
+    use std::collections::BTreeMap;
+
+    use serde::Serializer;
+    use url::Url;
+
+    use super::Secret;
+
+    pub const REDACTED: &str = "<redacted>";
+
+    pub fn secret<S: Serializer>(value: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(_) => s.serialize_str(REDACTED),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// `https://user:pw@host/` → `https://user:<redacted>@host/`.
+    pub fn url_text(url: &Url) -> String {
+        let mut shown = url.clone();
+        if url.password().is_some() && shown.set_password(Some(REDACTED)).is_ok() {
+            // `set_password` percent-encodes the marker; show it plainly.
+            return shown.as_str().replacen("%3Credacted%3E", REDACTED, 1);
+        }
+        url.to_string()
+    }
+
+    pub fn url<S: Serializer>(url: &Url, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&url_text(url))
+    }
+
+    pub fn optional_url<S: Serializer>(url: &Option<Url>, s: S) -> Result<S::Ok, S::Error> {
+        match url {
+            Some(url) => s.serialize_str(&url_text(url)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Whether a header's value is a credential (Authorization, cookies,
+    /// API keys and tokens).
+    fn sensitive(name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        ["auth", "cookie", "token", "key", "secret", "password"]
+            .iter()
+            .any(|word| name.contains(word))
+    }
+
+    pub fn headers<S: Serializer>(
+        headers: &BTreeMap<String, String>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(headers.iter().map(|(name, value)| {
+            let shown = if sensitive(name) { REDACTED } else { value };
+            (name, shown)
+        }))
+    }
+}
+
+impl Config {
+    /// The settings as a TOML file of the config's own shape, every secret
+    /// redacted (`ferry config check`).
+    pub fn to_redacted_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string(self).map_err(|e| ConfigError::Invalid(format!("cannot print: {e}")))
     }
 }
 
@@ -460,6 +537,28 @@ mod tests {
         assert!(c.allows("library/busybox"));
         assert!(!c.allows("library/busybox-old"));
         assert!(!c.allows("library/alpine"));
+    }
+
+    #[test]
+    fn printed_settings_keep_the_shape_and_hide_every_secret() {
+        let text = "admin_password = \"adm1n\"\nmax_size = \"1KiB\"\n\
+            [[cache]]\nbase_path = \"a\"\nupstream = \"https://u:up5tream@x/\"\n\
+            username = \"me\"\npassword = \"hunter2\"\nclient_key = \"k3y\"\n\
+            proxy_url = \"http://p:pr0xy@proxy:3128/\"\nproxy_password = \"pr0xy2\"\n\
+            [cache.headers]\nAuthorization = \"Bearer t0ken\"\nX-Team = \"edge\"\n";
+        let printed = Config::from_toml(text).unwrap().to_redacted_toml().unwrap();
+        for secret in ["adm1n", "up5tream", "hunter2", "k3y", "pr0xy", "t0ken"] {
+            assert!(!printed.contains(secret), "{secret} in\n{printed}");
+        }
+        // What is printed is a config ferry reads back, with the same settings.
+        let again = Config::from_toml(&printed).unwrap();
+        assert_eq!(again.max_size, Some(1024));
+        assert_eq!(again.tag_ttl_secs, DEFAULT_TAG_TTL_SECS);
+        let cache = &again.caches[0];
+        assert_eq!(cache.upstream.as_str(), "https://u:%3Credacted%3E@x/");
+        assert_eq!(cache.username.as_deref(), Some("me"));
+        assert_eq!(cache.headers["X-Team"], "edge");
+        assert!(printed.contains("https://u:<redacted>@x/"), "{printed}");
     }
 
     #[test]

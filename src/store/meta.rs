@@ -45,13 +45,65 @@ fn tag_key(repo: &str, tag: &str) -> Vec<u8> {
     key
 }
 
+/// Tells apart why sled did not open: a lock held by another process and
+/// plain I/O (permission denied, not a directory) are not damage; only
+/// corruption and formats sled does not understand are.
+fn open_error(dir: &Path, error: sled::Error) -> StoreError {
+    let path = dir.to_path_buf();
+    match error {
+        // sled's own flock failure, an `Other` error with this text.
+        sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {
+            StoreError::Locked(path)
+        }
+        sled::Error::Io(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            StoreError::Unreadable {
+                path,
+                reason: e.to_string(),
+            }
+        }
+        sled::Error::Io(e) => StoreError::Io(e),
+        other => StoreError::Unreadable {
+            path,
+            reason: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod open_tests {
+    use super::*;
+
+    #[test]
+    fn a_second_open_is_locked_not_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = MetaStore::open(dir.path()).unwrap();
+        let err = MetaStore::open(dir.path()).err().unwrap();
+        assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
+        assert!(!err.is_damaged());
+    }
+
+    #[test]
+    fn garbage_settings_are_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("conf"), [0xffu8; 64]).unwrap();
+        let err = MetaStore::open(dir.path()).err().unwrap();
+        assert!(err.is_damaged(), "{err:?}");
+    }
+}
+
 impl MetaStore {
     pub fn open(dir: &Path) -> Result<MetaStore, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             // Bounded page cache: metadata is small and RSS matters on an edge host.
             .cache_capacity(32 * 1024 * 1024)
-            .open()?;
+            .open()
+            .map_err(|e| open_error(dir, e))?;
         MetaStore {
             tags: db.open_tree("tags")?,
             manifests: db.open_tree("manifests")?,

@@ -23,12 +23,28 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
     #[error("content does not match digest {0}")]
     DigestMismatch(crate::domain::Digest),
+    #[error("the metadata database {} is in use by another process", .0.display())]
+    Locked(std::path::PathBuf),
+    #[error("the metadata database {} is damaged or was written by a newer ferry: {reason}", .path.display())]
+    Unreadable {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 impl StoreError {
     /// A full disk is worth telling apart: it is not a bug and it passes.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, StoreError::Io(e) if e.raw_os_error() == Some(28))
+    }
+
+    /// Damage in the metadata (or a format this ferry does not know): the
+    /// one case where moving `meta/` aside and rebuilding it is the cure.
+    pub fn is_damaged(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unreadable { .. } | StoreError::Corrupt { .. }
+        )
     }
 }
 

@@ -50,12 +50,7 @@ async fn token_auth_upstream_with_configured_credentials() {
 
 #[tokio::test]
 async fn htpasswd_upstream_with_configured_credentials() {
-    let upstream = Upstream::start(UpstreamAuth::Basic).await;
-    let image = images::busybox(Flavor::Docker, "1.36");
-    RegistryClient::new(&upstream.url())
-        .with_credentials(USER, PASSWORD)
-        .push_image(BUSYBOX, "1.36", &image)
-        .await;
+    let (upstream, image) = upstream_with_busybox_behind_basic_auth().await;
     let ferry = Ferry::start(&[CacheSpec::new(CACHE, &upstream.url()).credentials(USER, PASSWORD)]);
     assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
     assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, &image.digest), &image).await;
@@ -64,12 +59,7 @@ async fn htpasswd_upstream_with_configured_credentials() {
 /// Without credentials ferry must not pretend: the pull fails.
 #[tokio::test]
 async fn htpasswd_upstream_without_credentials_fails_the_pull() {
-    let upstream = Upstream::start(UpstreamAuth::Basic).await;
-    let image = images::busybox(Flavor::Docker, "1.36");
-    RegistryClient::new(&upstream.url())
-        .with_credentials(USER, PASSWORD)
-        .push_image(BUSYBOX, "1.36", &image)
-        .await;
+    let (upstream, _image) = upstream_with_busybox_behind_basic_auth().await;
     let ferry = Ferry::start_simple(&upstream.url());
     let got = RegistryClient::new(&ferry.url())
         .get_manifest(&format!("{CACHE}/{BUSYBOX}"), "1.36")

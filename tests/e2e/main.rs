@@ -16,6 +16,7 @@ mod auth;
 mod browse;
 mod containerd;
 mod faults;
+mod first_hour_cli;
 mod harness_selftest;
 mod management;
 mod offline;

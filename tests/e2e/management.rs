@@ -851,12 +851,7 @@ async fn remote_secrets_appear_in_no_response_and_no_log() {
     let secret = |field: &str| format!("{marker}-{field}");
     // A real upstream wanting Basic credentials: ferry must send them, and
     // still never show or log them.
-    let upstream = Upstream::start(UpstreamAuth::Basic).await;
-    let image = images::busybox(Flavor::Docker, "1.36");
-    RegistryClient::new(&upstream.url())
-        .with_credentials(USER, PASSWORD)
-        .push_image(BUSYBOX, "1.36", &image)
-        .await;
+    let (upstream, image) = upstream_with_busybox_behind_basic_auth().await;
     let ferry = Ferry::start_with(&[], &[], &[("RUST_LOG", "debug")]);
     let api = Api::admin(&ferry);
     let mut seen = Vec::<String>::new();
@@ -1619,10 +1614,20 @@ async fn cli_manages_remotes_distributions_and_repositories() {
     let cli = |args: &'static [&'static str]| ferry_cli(&ferry, ADMIN_PASSWORD, args);
     let up = upstream.url();
 
-    let out = ferry_cli(&ferry, ADMIN_PASSWORD, &["remote", "create", "up", &up])
-        .await
-        .expect_ok("ferry remote create");
-    let href = out.stdout.trim().to_string();
+    let out = ferry_cli(
+        &ferry,
+        ADMIN_PASSWORD,
+        &["remote", "create", "up", "--upstream", &up],
+    )
+    .await
+    .expect_ok("ferry remote create");
+    let href = out
+        .stdout
+        .trim()
+        .strip_prefix("created remote up (")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("printed {:?}", out.stdout))
+        .to_string();
     assert!(href.starts_with(REMOTES), "printed {href:?}");
     assert_eq!(api.ok(&href).await["url"], up.as_str());
     let out = cli(&["remote", "list"])
@@ -1631,7 +1636,12 @@ async fn cli_manages_remotes_distributions_and_repositories() {
     assert_eq!(lines(&out), [format!("up\t{up}\tapi")]);
 
     // A remote name that exists: refused, with ferry's message.
-    let out = ferry_cli(&ferry, ADMIN_PASSWORD, &["remote", "create", "up", &up]).await;
+    let out = ferry_cli(
+        &ferry,
+        ADMIN_PASSWORD,
+        &["remote", "create", "up", "--upstream", &up],
+    )
+    .await;
     assert!(!out.success, "duplicate remote accepted");
     assert!(
         out.stderr.contains("This field must be unique."),

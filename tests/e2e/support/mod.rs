@@ -41,6 +41,17 @@ pub async fn upstream_with_busybox() -> (Upstream, Image) {
     (upstream, image)
 }
 
+/// Like `upstream_with_busybox`, behind htpasswd Basic auth (`USER`/`PASSWORD`).
+pub async fn upstream_with_busybox_behind_basic_auth() -> (Upstream, Image) {
+    let upstream = Upstream::start(UpstreamAuth::Basic).await;
+    let image = images::busybox(Flavor::Docker, "1.36");
+    RegistryClient::new(&upstream.url())
+        .with_credentials(USER, PASSWORD)
+        .push_image(BUSYBOX, "1.36", &image)
+        .await;
+    (upstream, image)
+}
+
 /// Asserts that a `dir:` copy holds exactly `image`: same manifest bytes and
 /// every blob byte-identical.
 pub fn assert_dir_matches(dir: &std::path::Path, image: &Image) {
