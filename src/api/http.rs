@@ -167,7 +167,32 @@ pub struct Page<T> {
 }
 
 pub fn paginate<T: Serialize>(items: Vec<T>, req: &Request) -> Result<Reply, ApiError> {
-    ok(&page_of(items, req))
+    page_reply(&page_of(items, req), req)
+}
+
+/// A page as JSON, each result cut to the `fields` the request names or
+/// stripped of its `exclude_fields` (comma-separated, as Pulp takes them).
+pub fn page_reply<T: Serialize>(page: &Page<T>, req: &Request) -> Result<Reply, ApiError> {
+    let named = |key: &str| {
+        req.query
+            .get(key)
+            .map(|v| v.split(',').filter(|f| !f.is_empty()).collect::<Vec<_>>())
+    };
+    let (fields, excluded) = (named("fields"), named("exclude_fields"));
+    if fields.is_none() && excluded.is_none() {
+        return ok(page);
+    }
+    let mut value = serde_json::to_value(page).unwrap_or(Value::Null);
+    let results = value.get_mut("results").and_then(Value::as_array_mut);
+    for result in results.into_iter().flatten() {
+        if let Some(object) = result.as_object_mut() {
+            object.retain(|k, _| {
+                fields.as_ref().is_none_or(|f| f.contains(&k.as_str()))
+                    && excluded.as_ref().is_none_or(|e| !e.contains(&k.as_str()))
+            });
+        }
+    }
+    ok(&value)
 }
 
 /// The page of `items` a request's `limit`/`offset` select, with links.
@@ -207,7 +232,7 @@ pub fn page_of<T>(items: Vec<T>, req: &Request) -> Page<T> {
 
 /// Applies the filters Pulp's lists share: exact `name`, `name__contains`,
 /// `name__icontains`, `base_path`, `digest`, `media_type` (and ferry's
-/// `cache`).
+/// `cache`), and `name__in`/`digest__in` (comma-separated, any of them).
 pub fn filter<T: Serialize>(items: Vec<T>, req: &Request) -> Vec<T> {
     let exact = ["name", "base_path", "digest", "media_type", "cache"];
     items
@@ -234,6 +259,11 @@ pub fn filter<T: Serialize>(items: Vec<T>, req: &Request) -> Vec<T> {
                     .query
                     .get("name__icontains")
                     .is_none_or(|w| field("name").to_lowercase().contains(&w.to_lowercase()))
+                && ["name", "digest"].iter().all(|k| {
+                    req.query
+                        .get(&format!("{k}__in"))
+                        .is_none_or(|w| w.split(',').any(|one| one == field(k)))
+                })
         })
         .collect()
 }
