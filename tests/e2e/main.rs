@@ -20,5 +20,6 @@ mod management;
 mod offline;
 mod ops;
 mod pull;
+mod pulp_cli;
 mod storage;
 mod upstream_tls;
