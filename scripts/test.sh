@@ -127,7 +127,7 @@ fi
 say "browser tests"
 t=$(date +%s)
 if npm ci --prefix tests/browser --no-audit --no-fund; then
-  run_logged "$logs/browser" node --test tests/browser/; status=$?
+  run_logged "$logs/browser" node --test --test-reporter=tap tests/browser/; status=$?
   bp=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$logs/browser" | tail -n1)
   bf=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$logs/browser" | tail -n1)
   bp=${bp:-0}; bf=${bf:-0}

@@ -328,4 +328,47 @@ mod tests {
         assert_eq!(id_from_href("/other/abc/", p), None);
         assert_eq!(timestamp(1_000_001), "1970-01-01T00:00:01.000001Z");
     }
+
+    fn get(query: &[(&str, &str)]) -> Request {
+        Request {
+            method: Method::GET,
+            path: "/pulp/api/v3/content/container/tags/".into(),
+            query: query
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            headers: HeaderMap::new(),
+            body: bytes::Bytes::new(),
+        }
+    }
+
+    async fn body(reply: Reply) -> Value {
+        use http_body_util::BodyExt;
+        let bytes = reply.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn lists_keep_the_fields_pulp_clients_choose() {
+        let items = || {
+            vec![
+                json!({"name": "1.36", "digest": "sha256:a", "size": 1}),
+                json!({"name": "1.37", "digest": "sha256:b", "size": 2}),
+            ]
+        };
+        let only = get(&[("fields", "name,size")]);
+        let page = body(paginate(items(), &only).unwrap()).await;
+        assert_eq!(
+            page["results"],
+            json!([{"name": "1.36", "size": 1}, {"name": "1.37", "size": 2}])
+        );
+        let without = get(&[("exclude_fields", "digest")]);
+        let page = body(paginate(items(), &without).unwrap()).await;
+        assert_eq!(page["results"][1], json!({"name": "1.37", "size": 2}));
+
+        let any_of = get(&[("name__in", "1.37,latest")]);
+        assert_eq!(filter(items(), &any_of), items()[1..]);
+        let digests = get(&[("digest__in", "sha256:a,sha256:b")]);
+        assert_eq!(filter(items(), &digests), items());
+    }
 }

@@ -13,6 +13,9 @@ use serde_json::{json, Value};
 use crate::support::util::run_bounded;
 use crate::support::*;
 
+/// ferry's admin account (its password: `ADMIN_PASSWORD`).
+const ADMIN: &str = "admin";
+
 /// `pulp` with ferry's address and the admin's credentials; its API
 /// description cache and config lookups kept in a directory of its own.
 struct PulpCli {
@@ -41,7 +44,7 @@ impl PulpCli {
     async fn json(&self, args: &[&str]) -> Value {
         let mut cmd = tokio::process::Command::new(&self.program);
         cmd.args(["--base-url", &self.base_url])
-            .args(["--username", ADMIN_USER, "--password", ADMIN_PASSWORD])
+            .args(["--username", ADMIN, "--password", ADMIN_PASSWORD])
             .args(args)
             .env("HOME", self.home.path())
             .env("XDG_CONFIG_HOME", self.home.path().join("config"))
@@ -79,7 +82,12 @@ async fn pulp_cli_reads_status_tasks_repositories_distributions_and_tags() {
         .as_array()
         .expect("versions")
         .iter()
-        .map(|v| (v["component"].as_str().unwrap(), v["version"].as_str().unwrap()))
+        .map(|v| {
+            (
+                v["component"].as_str().unwrap(),
+                v["version"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         versions,
@@ -93,29 +101,26 @@ async fn pulp_cli_reads_status_tasks_repositories_distributions_and_tags() {
 
     // A task, from deleting a remote made for it.
     let http = http_client();
-    let remote: Value = http
+    let remote = http
         .post(format!(
             "{}/pulp/api/v3/remotes/container/pull-through/",
             ferry.url()
         ))
-        .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
-        .json(&json!({ "name": "for-a-task", "url": upstream.url() }))
+        .basic_auth(ADMIN, Some(ADMIN_PASSWORD))
+        .header("content-type", "application/json")
+        .body(json!({ "name": "for-a-task", "url": upstream.url() }).to_string())
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    let remote: Value = serde_json::from_slice(&remote.bytes().await.unwrap()).unwrap();
     let remote_href = remote["pulp_href"].as_str().expect("pulp_href");
-    let deleted: Value = http
+    let deleted = http
         .delete(format!("{}{remote_href}", ferry.url()))
-        .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
+        .basic_auth(ADMIN, Some(ADMIN_PASSWORD))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    let deleted: Value = serde_json::from_slice(&deleted.bytes().await.unwrap()).unwrap();
     let task_href = deleted["task"].as_str().expect("task href");
     let task = pulp.json(&["task", "show", "--href", task_href]).await;
     assert_eq!(
