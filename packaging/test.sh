@@ -11,8 +11,9 @@
 #
 # BINARY: an already-built ferry (static, from packaging/build-static.sh);
 # without it (and without $FERRY_BIN) the script builds one, which takes a
-# while. FERRY_TEST_INSTALL=1 also installs the .deb on this machine with
-# dpkg -i, checks what it did, and purges it again (changes the machine).
+# while. FERRY_TEST_INSTALL=1 (as root; scripts/test.sh sets it when run as
+# root, as CI does) also installs the .deb on this machine with apt-get,
+# checks what it did, and purges it again (changes the machine).
 #
 # Prints one line per check and a final "N passed, M failed"; exits non-zero
 # when a check failed.
@@ -249,7 +250,9 @@ if [ -n "$deb" ]; then
     '! grep -v "^[[:space:]]*#" "$1/postinst" | grep -Eq "systemctl +(enable|start|--now)|deb-systemd-helper +enable|deb-systemd-invoke +start"' _ "$tmp/ctrl"
 
   if [ "${FERRY_TEST_INSTALL:-0}" = 1 ]; then
-    if dpkg-query -W -f='${Status}' ferry 2>/dev/null | grep -q "ok installed"; then
+    if [ "$(id -u)" -ne 0 ]; then
+      fail "FERRY_TEST_INSTALL: installing the .deb needs root"
+    elif dpkg-query -W -f='${Status}' ferry 2>/dev/null | grep -q "ok installed"; then
       fail "FERRY_TEST_INSTALL: ferry is already installed here; not touching it"
     else
       had_user=0; getent passwd ferry >/dev/null && had_user=1

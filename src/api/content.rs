@@ -10,8 +10,8 @@ use warp::http::Method;
 use warp::reply::Response as Reply;
 
 use super::http::{
-    filter, id_from_href, ok, page_of, paginate, timestamp_millis, timestamp_secs, ApiError, Page,
-    Request,
+    filter, id_from_href, ok, page_of, page_reply, paginate, timestamp_millis, timestamp_secs,
+    ApiError, Request,
 };
 use super::{repositories, Api};
 use crate::cache::{blocking, RepoContent};
@@ -254,10 +254,6 @@ async fn selected(
     Ok(out)
 }
 
-#[utoipa::path(get, path = "/pulp/api/v3/content/container/tags/", tag = "content",
-    params(("repository_version" = Option<String>, Query), ("name" = Option<String>, Query),
-           ("digest" = Option<String>, Query), ("media_type" = Option<String>, Query)),
-    responses((status = 200, body = Page<TagResponse>)))]
 pub async fn handle(
     api: &Api,
     req: &Request,
@@ -289,7 +285,7 @@ pub async fn handle(
             }
             let mut page = page_of(filter(items, req), req);
             with_details(api, &mut page.results).await?;
-            ok(&page)
+            page_reply(&page, req)
         }
         ["tags", id] => one_tag(api, viewer, id, false).await,
         ["manifests"] | ["manifests", _] => {

@@ -9,7 +9,7 @@ use warp::http::Method;
 use warp::reply::Response as Reply;
 
 use super::http::{
-    filter, id_from_href, nullable, ok, paginate, timestamp, ApiError, Page, Request, Target,
+    filter, id_from_href, nullable, ok, paginate, timestamp, ApiError, Request, Target,
 };
 use super::{remotes, repositories, Api};
 use crate::store::{unix_micros, DistributionRecord};
@@ -136,10 +136,6 @@ async fn response(
     })
 }
 
-#[utoipa::path(get, path = "/pulp/api/v3/distributions/container/pull-through/", tag = "distributions",
-    params(("name" = Option<String>, Query), ("name__contains" = Option<String>, Query),
-           ("base_path" = Option<String>, Query), ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)),
-    responses((status = 200, body = Page<DistributionResponse>)))]
 pub async fn list(api: &Api, req: &Request, viewer: &Viewer) -> Result<Reply, ApiError> {
     let mut items = Vec::new();
     for d in api.manager.distributions().await? {
@@ -151,9 +147,6 @@ pub async fn list(api: &Api, req: &Request, viewer: &Viewer) -> Result<Reply, Ap
     paginate(filter(items, req), req)
 }
 
-#[utoipa::path(post, path = "/pulp/api/v3/distributions/container/pull-through/", tag = "distributions",
-    request_body = DistributionInput,
-    responses((status = 202, body = super::tasks::AsyncOperationResponse), (status = 400)))]
 pub async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
     let input: DistributionInput = req.json()?;
     required(&input)?;
@@ -178,8 +171,6 @@ pub async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
         .await
 }
 
-#[utoipa::path(get, path = "/pulp/api/v3/distributions/container/pull-through/{id}/", tag = "distributions",
-    params(("id" = String, Path)), responses((status = 200, body = DistributionResponse), (status = 404)))]
 pub async fn one(api: &Api, req: &Request, viewer: &Viewer, id: &str) -> Result<Reply, ApiError> {
     let mut record = api.manager.distribution(id).await?;
     if !viewer.sees_cache(&record.base_path) {

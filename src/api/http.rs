@@ -188,7 +188,32 @@ pub struct Page<T> {
 }
 
 pub fn paginate<T: Serialize>(items: Vec<T>, req: &Request) -> Result<Reply, ApiError> {
-    ok(&page_of(items, req))
+    page_reply(&page_of(items, req), req)
+}
+
+/// A page as JSON, each result cut to the `fields` the request names or
+/// stripped of its `exclude_fields` (comma-separated, as Pulp takes them).
+pub fn page_reply<T: Serialize>(page: &Page<T>, req: &Request) -> Result<Reply, ApiError> {
+    let named = |key: &str| {
+        req.query
+            .get(key)
+            .map(|v| v.split(',').filter(|f| !f.is_empty()).collect::<Vec<_>>())
+    };
+    let (fields, excluded) = (named("fields"), named("exclude_fields"));
+    if fields.is_none() && excluded.is_none() {
+        return ok(page);
+    }
+    let mut value = serde_json::to_value(page).unwrap_or(Value::Null);
+    let results = value.get_mut("results").and_then(Value::as_array_mut);
+    for result in results.into_iter().flatten() {
+        if let Some(object) = result.as_object_mut() {
+            object.retain(|k, _| {
+                fields.as_ref().is_none_or(|f| f.contains(&k.as_str()))
+                    && excluded.as_ref().is_none_or(|e| !e.contains(&k.as_str()))
+            });
+        }
+    }
+    ok(&value)
 }
 
 /// The page of `items` a request's `limit`/`offset` select, with links.
@@ -228,7 +253,7 @@ pub fn page_of<T>(items: Vec<T>, req: &Request) -> Page<T> {
 
 /// Applies the filters Pulp's lists share: exact `name`, `name__contains`,
 /// `name__icontains`, `base_path`, `digest`, `media_type` (and ferry's
-/// `cache`).
+/// `cache`), and `name__in`/`digest__in` (comma-separated, any of them).
 pub fn filter<T: Serialize>(items: Vec<T>, req: &Request) -> Vec<T> {
     let exact = ["name", "base_path", "digest", "media_type", "cache"];
     items
@@ -255,6 +280,11 @@ pub fn filter<T: Serialize>(items: Vec<T>, req: &Request) -> Vec<T> {
                     .query
                     .get("name__icontains")
                     .is_none_or(|w| field("name").to_lowercase().contains(&w.to_lowercase()))
+                && ["name", "digest"].iter().all(|k| {
+                    req.query
+                        .get(&format!("{k}__in"))
+                        .is_none_or(|w| w.split(',').any(|one| one == field(k)))
+                })
         })
         .collect()
 }
@@ -318,5 +348,48 @@ mod tests {
         );
         assert_eq!(id_from_href("/other/abc/", p), None);
         assert_eq!(timestamp(1_000_001), "1970-01-01T00:00:01.000001Z");
+    }
+
+    fn get(query: &[(&str, &str)]) -> Request {
+        Request {
+            method: Method::GET,
+            path: "/pulp/api/v3/content/container/tags/".into(),
+            query: query
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            headers: HeaderMap::new(),
+            body: bytes::Bytes::new(),
+        }
+    }
+
+    async fn body(reply: Reply) -> Value {
+        use http_body_util::BodyExt;
+        let bytes = reply.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn lists_keep_the_fields_pulp_clients_choose() {
+        let items = || {
+            vec![
+                json!({"name": "1.36", "digest": "sha256:a", "size": 1}),
+                json!({"name": "1.37", "digest": "sha256:b", "size": 2}),
+            ]
+        };
+        let only = get(&[("fields", "name,size")]);
+        let page = body(paginate(items(), &only).unwrap()).await;
+        assert_eq!(
+            page["results"],
+            json!([{"name": "1.36", "size": 1}, {"name": "1.37", "size": 2}])
+        );
+        let without = get(&[("exclude_fields", "digest")]);
+        let page = body(paginate(items(), &without).unwrap()).await;
+        assert_eq!(page["results"][1], json!({"name": "1.37", "size": 2}));
+
+        let any_of = get(&[("name__in", "1.37,latest")]);
+        assert_eq!(filter(items(), &any_of), items()[1..]);
+        let digests = get(&[("digest__in", "sha256:a,sha256:b")]);
+        assert_eq!(filter(items(), &digests), items());
     }
 }

@@ -10,6 +10,7 @@ mod content;
 pub(crate) mod distributions;
 mod http;
 mod login;
+mod openapi;
 pub(crate) mod remotes;
 mod repositories;
 mod status;
@@ -20,13 +21,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::json;
-use utoipa::OpenApi;
 use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use warp::path::Tail;
 use warp::reply::Response as Reply;
 use warp::Filter;
 
 use http::{json_response, ApiError, Request};
+use openapi::openapi_json;
 
 use crate::auth::AdminAuth;
 use crate::config::Browse;
@@ -59,47 +60,6 @@ impl Api {
             },
         ))
     }
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "ferry management API", description = "Pulp-compatible pull-through caching API of ferry"),
-    paths(
-        remotes::list, remotes::create, remotes::one,
-        distributions::list, distributions::create, distributions::one,
-        repositories::handle, repositories::handle_distributions,
-        content::handle, tasks::one, status::get
-    ),
-    components(schemas(
-        remotes::RemoteResponse, remotes::RemoteInput, remotes::HiddenField,
-        distributions::DistributionResponse, distributions::DistributionInput,
-        repositories::RepositoryResponse, repositories::RepositoryVersionResponse,
-        repositories::RepositoryDistributionResponse, repositories::RemoveInput,
-        content::TagResponse, content::ManifestResponse, content::BlobResponse,
-        tasks::TaskResponse, tasks::AsyncOperationResponse, status::StatusResponse
-    )),
-    modifiers(&BasicAuth)
-)]
-struct ApiDoc;
-
-struct BasicAuth;
-
-impl utoipa::Modify for BasicAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "basicAuth",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
-        );
-    }
-}
-
-/// The OpenAPI document, generated from the handlers and types above.
-pub fn openapi_json() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".into())
 }
 
 pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Rejection> + Clone {

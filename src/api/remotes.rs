@@ -9,7 +9,7 @@ use warp::http::{Method, StatusCode};
 use warp::reply::Response as Reply;
 
 use super::http::{
-    filter, json_response, nullable, ok, paginate, timestamp, ApiError, Page, Request, Target,
+    filter, json_response, nullable, ok, paginate, timestamp, ApiError, Request, Target,
 };
 use super::Api;
 use crate::domain::Secret;
@@ -238,10 +238,6 @@ fn blank(id: String) -> RemoteRecord {
     }
 }
 
-#[utoipa::path(get, path = "/pulp/api/v3/remotes/container/pull-through/", tag = "remotes",
-    params(("name" = Option<String>, Query), ("name__contains" = Option<String>, Query),
-           ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)),
-    responses((status = 200, description = "Paginated remotes", body = Page<RemoteResponse>)))]
 pub async fn list(api: &Api, req: &Request) -> Result<Reply, ApiError> {
     let remotes = api.manager.remotes().await?;
     let mut items: Vec<RemoteResponse> = remotes.iter().map(RemoteResponse::from).collect();
@@ -249,9 +245,6 @@ pub async fn list(api: &Api, req: &Request) -> Result<Reply, ApiError> {
     paginate(filter(items, req), req)
 }
 
-#[utoipa::path(post, path = "/pulp/api/v3/remotes/container/pull-through/", tag = "remotes",
-    request_body = RemoteInput,
-    responses((status = 201, body = RemoteResponse), (status = 400, description = "Field → messages")))]
 pub async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
     let input: RemoteInput = req.json()?;
     required(&input)?;
@@ -266,9 +259,6 @@ pub async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
 }
 
 /// Read, update (PUT/PATCH) or delete one remote.
-#[utoipa::path(get, path = "/pulp/api/v3/remotes/container/pull-through/{id}/", tag = "remotes",
-    params(("id" = String, Path)),
-    responses((status = 200, body = RemoteResponse), (status = 404)))]
 pub async fn one(api: &Api, req: &Request, id: &str) -> Result<Reply, ApiError> {
     let mut record = api.manager.remote(id).await?;
     match req.method {

@@ -7,9 +7,7 @@ use serde_json::{json, Map, Value};
 use warp::http::Method;
 use warp::reply::Response as Reply;
 
-use super::http::{
-    filter, ok, paginate, timestamp_millis, timestamp_secs, ApiError, Page, Request,
-};
+use super::http::{filter, ok, paginate, timestamp_millis, timestamp_secs, ApiError, Request};
 use super::{content, Api};
 use crate::cache::RepoSummary;
 use crate::store::{Counts, RepoRecord};
@@ -287,12 +285,6 @@ async fn remove_content(api: &Api, req: &Request, name: &str, id: &str) -> Resul
     api.task_reply("ferry.repository.remove", vec![]).await
 }
 
-#[utoipa::path(get, path = "/pulp/api/v3/repositories/container/container/", tag = "repositories",
-    params(("name" = Option<String>, Query), ("name__contains" = Option<String>, Query),
-           ("cache" = Option<String>, Query, description = "only the repositories of this pull-through base path"),
-           ("ordering" = Option<String>, Query, description = "name, size, last_pulled or pulp_created; - for descending"),
-           ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)),
-    responses((status = 200, body = Page<RepositoryResponse>)))]
 pub async fn handle(
     api: &Api,
     req: &Request,
@@ -338,9 +330,6 @@ pub async fn handle(
     }
 }
 
-#[utoipa::path(get, path = "/pulp/api/v3/distributions/container/container/", tag = "distributions",
-    params(("name" = Option<String>, Query), ("base_path" = Option<String>, Query)),
-    responses((status = 200, body = Page<RepositoryDistributionResponse>)))]
 pub async fn handle_distributions(
     api: &Api,
     req: &Request,

@@ -14,6 +14,32 @@ pub struct ComponentVersion {
     pub package: &'static str,
 }
 
+/// What ferry answers to "which Pulp does this server run", here and in
+/// the OpenAPI document's `x-pulp-app-versions` (pulp-glue reads it there
+/// and checks each command's needs against it; pulp-cli's `status`
+/// compares the two lists). `core` and `container` are the releases whose
+/// API ferry reproduces, for the operations its OpenAPI document lists
+/// only: pulpcore 3.123.1 with pulp_container 2.30.0 is the Pulp ferry's
+/// API was observed from and checked against (its object shapes, task
+/// `result`, PRNs). `ferry` says what actually answers.
+pub const COMPONENTS: [ComponentVersion; 3] = [
+    ComponentVersion {
+        component: "core",
+        version: "3.123.1",
+        package: "pulpcore",
+    },
+    ComponentVersion {
+        component: "container",
+        version: "2.30.0",
+        package: "pulp-container",
+    },
+    ComponentVersion {
+        component: "ferry",
+        version: env!("CARGO_PKG_VERSION"),
+        package: "ferry",
+    },
+];
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Storage {
     /// Bytes of the file system holding the data directory.
@@ -41,14 +67,12 @@ pub struct UpstreamStatus {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct StatusResponse {
-    pub versions: Vec<ComponentVersion>,
+    pub versions: &'static [ComponentVersion],
     pub storage: Storage,
     pub upstreams: Vec<UpstreamStatus>,
     pub downloads_in_flight: usize,
 }
 
-#[utoipa::path(get, path = "/pulp/api/v3/status/", tag = "status",
-    responses((status = 200, body = StatusResponse)))]
 /// Public, but private distributions are listed to the admin only.
 pub async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
     let storage = api.manager.caches().storage().clone();
@@ -63,11 +87,7 @@ pub async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
         (s.f_blocks * s.f_frsize, s.f_bavail * s.f_frsize)
     });
     ok(&StatusResponse {
-        versions: vec![ComponentVersion {
-            component: "ferry",
-            version: env!("CARGO_PKG_VERSION"),
-            package: "ferry",
-        }],
+        versions: &COMPONENTS,
         storage: Storage {
             total,
             used: total.saturating_sub(free),

@@ -36,10 +36,11 @@ pub struct TaskResponse {
     pub progress_reports: Vec<Value>,
     pub created_resources: Vec<String>,
     pub reserved_resources_record: Vec<String>,
+    /// Pulp (core >= 3.86) returns what a task made here; ferry's tasks
+    /// name it in `created_resources` only, so clients read that.
+    pub result: Option<Value>,
 }
 
-#[utoipa::path(get, path = "/pulp/api/v3/tasks/{id}/", tag = "tasks", params(("id" = String, Path)),
-    responses((status = 200, body = TaskResponse), (status = 404)))]
 pub async fn one(api: &Api, id: &str) -> Result<Reply, ApiError> {
     let meta = api.manager.meta().clone();
     let key = id.to_string();
@@ -67,5 +68,6 @@ pub async fn one(api: &Api, id: &str) -> Result<Reply, ApiError> {
         progress_reports: Vec::new(),
         created_resources: task.created_resources,
         reserved_resources_record: Vec::new(),
+        result: None,
     })
 }

@@ -22,6 +22,7 @@ mod management;
 mod offline;
 mod ops;
 mod pull;
+mod pulp_cli;
 mod storage;
 mod trust_access;
 mod trust_browser;

@@ -1801,23 +1801,36 @@ async fn openapi_document_lists_remotes_and_distributions() {
         .unwrap_or_else(|| panic!("no openapi field"));
     assert!(version.starts_with("3."), "openapi {version}");
     let paths = doc["paths"].as_object().expect("paths");
-    for (path, methods) in [
-        (REMOTES, &["get", "post"][..]),
+    // Pulp's paths and operation ids: an object's path is its href.
+    for (path, operations) in [
         (
-            "/pulp/api/v3/remotes/container/pull-through/{id}/",
-            &["get"][..],
+            REMOTES,
+            &[
+                ("get", "remotes_container_pull_through_list"),
+                ("post", "remotes_container_pull_through_create"),
+            ][..],
         ),
-        (DISTRIBUTIONS, &["get", "post"][..]),
         (
-            "/pulp/api/v3/distributions/container/pull-through/{id}/",
-            &["get"][..],
+            "{container_container_pull_through_remote_href}",
+            &[("get", "remotes_container_pull_through_read")][..],
+        ),
+        (
+            DISTRIBUTIONS,
+            &[
+                ("get", "distributions_container_pull_through_list"),
+                ("post", "distributions_container_pull_through_create"),
+            ][..],
+        ),
+        (
+            "{container_container_pull_through_distribution_href}",
+            &[("get", "distributions_container_pull_through_read")][..],
         ),
     ] {
         let item = paths
             .get(path)
             .unwrap_or_else(|| panic!("no path {path} in {:?}", paths.keys().collect::<Vec<_>>()));
-        for m in methods {
-            assert!(item.get(*m).is_some(), "{path} lacks {m}: {item}");
+        for (m, id) in operations {
+            assert_eq!(item[*m]["operationId"], *id, "{path} {m}: {item}");
         }
     }
     let schemas = doc["components"]["schemas"].as_object().expect("schemas");

@@ -1,0 +1,326 @@
+//! The OpenAPI document at `/pulp/api/v3/docs/api.json`, in Pulp's terms so
+//! that Pulp's own clients (pulp-glue, hence pulp-cli) find their way:
+//! Pulp's operation ids, Pulp's `{<entity>_href}` path templates (a client
+//! substitutes the whole href), and `info.x-pulp-app-versions`, from which
+//! pulp-glue decides which Pulp components (and versions) a server offers.
+//!
+//! It lists only the operations ferry serves: a client asking for any other
+//! (a sync, a push repository, users...) finds no such operation and says so
+//! before sending a request. The dispatch in `mod.rs` serves them; the
+//! functions below only carry each operation's description (one handler
+//! such as `repositories::handle` serves several operations).
+
+// The functions of `operations` are never called: each only holds the
+// description of one operation for utoipa.
+#![allow(dead_code)]
+
+use serde_json::json;
+use utoipa::OpenApi;
+
+use super::{content, distributions, remotes, repositories, status, tasks};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ferry management API", description = "Pulp-compatible pull-through caching API of ferry: \
+        the operations of pulpcore and pulp_container (versions in x-pulp-app-versions) that ferry serves, \
+        under Pulp's operation ids. Paths named {..._href} take the object's pulp_href."),
+    paths(
+        operations::remotes_container_pull_through_list,
+        operations::remotes_container_pull_through_create,
+        operations::remotes_container_pull_through_read,
+        operations::remotes_container_pull_through_update,
+        operations::remotes_container_pull_through_partial_update,
+        operations::remotes_container_pull_through_delete,
+        operations::distributions_container_pull_through_list,
+        operations::distributions_container_pull_through_create,
+        operations::distributions_container_pull_through_read,
+        operations::distributions_container_pull_through_update,
+        operations::distributions_container_pull_through_partial_update,
+        operations::distributions_container_pull_through_delete,
+        operations::distributions_container_container_list,
+        operations::distributions_container_container_read,
+        operations::repositories_container_container_list,
+        operations::repositories_container_container_read,
+        operations::repositories_container_container_delete,
+        operations::repositories_container_container_remove,
+        operations::repositories_container_container_versions_list,
+        operations::repositories_container_container_versions_read,
+        operations::content_container_tags_list,
+        operations::content_container_tags_read,
+        operations::content_container_tags_refresh,
+        operations::content_container_manifests_list,
+        operations::content_container_manifests_read,
+        operations::content_container_blobs_list,
+        operations::content_container_blobs_read,
+        operations::tasks_read,
+        operations::status_read,
+    ),
+    components(schemas(
+        remotes::RemoteResponse, remotes::RemoteInput, remotes::HiddenField,
+        distributions::DistributionResponse, distributions::DistributionInput,
+        repositories::RepositoryResponse, repositories::RepositoryVersionResponse,
+        repositories::RepositoryDistributionResponse, repositories::RemoveInput,
+        content::TagResponse, content::ManifestResponse, content::BlobResponse,
+        tasks::TaskResponse, tasks::AsyncOperationResponse, status::StatusResponse
+    )),
+    security(("basicAuth" = [])),
+    modifiers(&PulpInfo)
+)]
+struct ApiDoc;
+
+/// The HTTP Basic scheme the operations name, and the Pulp components in
+/// `info` (the same list `status/` reports: pulp-cli compares the two).
+struct PulpInfo;
+
+impl utoipa::Modify for PulpInfo {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::extensions::Extensions;
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basicAuth",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        let versions: serde_json::Map<String, serde_json::Value> = status::COMPONENTS
+            .iter()
+            .map(|c| (c.component.to_string(), json!(c.version)))
+            .collect();
+        openapi.info.extensions = Some(
+            Extensions::builder()
+                .add("x-pulp-app-versions", versions)
+                .add("x-pulp-domain-enabled", false)
+                .build(),
+        );
+    }
+}
+
+/// The OpenAPI document.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".into())
+}
+
+mod operations {
+    use crate::api::http::Page;
+    use crate::api::{content, distributions, remotes, repositories, status, tasks};
+
+    type Task = tasks::AsyncOperationResponse;
+
+    /// Any of these names.
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
+    struct NameIn {
+        #[param(explode = false, rename = "name__in")]
+        name_in: Option<Vec<String>>,
+    }
+
+    /// Any of these digests.
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
+    struct DigestIn {
+        #[param(explode = false, rename = "digest__in")]
+        digest_in: Option<Vec<String>>,
+    }
+
+    /// What every list takes: Pulp's paging and its choice of fields
+    /// (comma-separated, as pulp-glue sends them).
+    #[derive(utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
+    struct Paging {
+        limit: Option<usize>,
+        offset: Option<usize>,
+        /// Only these fields of each result.
+        #[param(explode = false)]
+        fields: Option<Vec<String>>,
+        /// Each result without these fields.
+        #[param(explode = false)]
+        exclude_fields: Option<Vec<String>>,
+    }
+
+    // --- remotes (remotes::handle) -------------------------------------
+
+    #[utoipa::path(get, path = "/pulp/api/v3/remotes/container/pull-through/", tag = "Remotes: Pull-Through",
+        params(("name" = Option<String>, Query), ("name__contains" = Option<String>, Query),
+               ("name__icontains" = Option<String>, Query), NameIn,
+               Paging),
+        responses((status = 200, body = Page<remotes::RemoteResponse>)))]
+    fn remotes_container_pull_through_list() {}
+
+    #[utoipa::path(post, path = "/pulp/api/v3/remotes/container/pull-through/", tag = "Remotes: Pull-Through",
+        request_body = remotes::RemoteInput,
+        responses((status = 201, body = remotes::RemoteResponse), (status = 400, description = "Field → messages")))]
+    fn remotes_container_pull_through_create() {}
+
+    #[utoipa::path(get, path = "{container_container_pull_through_remote_href}", tag = "Remotes: Pull-Through",
+        params(("container_container_pull_through_remote_href" = String, Path)),
+        responses((status = 200, body = remotes::RemoteResponse), (status = 404)))]
+    fn remotes_container_pull_through_read() {}
+
+    #[utoipa::path(put, path = "{container_container_pull_through_remote_href}", tag = "Remotes: Pull-Through",
+        params(("container_container_pull_through_remote_href" = String, Path)),
+        request_body = remotes::RemoteInput,
+        responses((status = 202, body = Task), (status = 400), (status = 404)))]
+    fn remotes_container_pull_through_update() {}
+
+    #[utoipa::path(patch, path = "{container_container_pull_through_remote_href}", tag = "Remotes: Pull-Through",
+        params(("container_container_pull_through_remote_href" = String, Path)),
+        request_body = remotes::RemoteInput,
+        responses((status = 202, body = Task), (status = 400), (status = 404)))]
+    fn remotes_container_pull_through_partial_update() {}
+
+    #[utoipa::path(delete, path = "{container_container_pull_through_remote_href}", tag = "Remotes: Pull-Through",
+        params(("container_container_pull_through_remote_href" = String, Path)),
+        responses((status = 202, body = Task), (status = 404)))]
+    fn remotes_container_pull_through_delete() {}
+
+    // --- pull-through distributions (distributions::handle) ------------
+
+    #[utoipa::path(get, path = "/pulp/api/v3/distributions/container/pull-through/", tag = "Distributions: Pull-Through",
+        params(("name" = Option<String>, Query), ("name__contains" = Option<String>, Query),
+               ("name__icontains" = Option<String>, Query), NameIn, ("base_path" = Option<String>, Query),
+               Paging),
+        responses((status = 200, body = Page<distributions::DistributionResponse>)))]
+    fn distributions_container_pull_through_list() {}
+
+    #[utoipa::path(post, path = "/pulp/api/v3/distributions/container/pull-through/", tag = "Distributions: Pull-Through",
+        request_body = distributions::DistributionInput,
+        responses((status = 202, body = Task), (status = 400)))]
+    fn distributions_container_pull_through_create() {}
+
+    #[utoipa::path(get, path = "{container_container_pull_through_distribution_href}", tag = "Distributions: Pull-Through",
+        params(("container_container_pull_through_distribution_href" = String, Path)),
+        responses((status = 200, body = distributions::DistributionResponse), (status = 404)))]
+    fn distributions_container_pull_through_read() {}
+
+    #[utoipa::path(put, path = "{container_container_pull_through_distribution_href}", tag = "Distributions: Pull-Through",
+        params(("container_container_pull_through_distribution_href" = String, Path)),
+        request_body = distributions::DistributionInput,
+        responses((status = 202, body = Task), (status = 400), (status = 404)))]
+    fn distributions_container_pull_through_update() {}
+
+    #[utoipa::path(patch, path = "{container_container_pull_through_distribution_href}", tag = "Distributions: Pull-Through",
+        params(("container_container_pull_through_distribution_href" = String, Path)),
+        request_body = distributions::DistributionInput,
+        responses((status = 202, body = Task), (status = 400), (status = 404)))]
+    fn distributions_container_pull_through_partial_update() {}
+
+    #[utoipa::path(delete, path = "{container_container_pull_through_distribution_href}", tag = "Distributions: Pull-Through",
+        params(("container_container_pull_through_distribution_href" = String, Path)),
+        responses((status = 202, body = Task), (status = 404)))]
+    fn distributions_container_pull_through_delete() {}
+
+    // --- per-repository distributions (repositories::handle_distributions)
+
+    #[utoipa::path(get, path = "/pulp/api/v3/distributions/container/container/", tag = "Distributions: Container",
+        params(("name" = Option<String>, Query), ("name__contains" = Option<String>, Query),
+               ("name__icontains" = Option<String>, Query), NameIn, ("base_path" = Option<String>, Query),
+               Paging),
+        responses((status = 200, body = Page<repositories::RepositoryDistributionResponse>)))]
+    fn distributions_container_container_list() {}
+
+    #[utoipa::path(get, path = "{container_container_distribution_href}", tag = "Distributions: Container",
+        params(("container_container_distribution_href" = String, Path)),
+        responses((status = 200, body = repositories::RepositoryDistributionResponse), (status = 404)))]
+    fn distributions_container_container_read() {}
+
+    // --- repositories (repositories::handle) ---------------------------
+
+    #[utoipa::path(get, path = "/pulp/api/v3/repositories/container/container/", tag = "Repositories: Container",
+        params(("name" = Option<String>, Query), ("name__contains" = Option<String>, Query),
+               ("name__icontains" = Option<String>, Query), NameIn,
+               ("cache" = Option<String>, Query, description = "ferry's: only the repositories of this pull-through base path"),
+               ("ordering" = Option<Vec<String>>, Query, explode = false, max_items = 1,
+                description = "One of name, size, last_pulled, pulp_created; - for descending"),
+               Paging),
+        responses((status = 200, body = Page<repositories::RepositoryResponse>), (status = 400)))]
+    fn repositories_container_container_list() {}
+
+    #[utoipa::path(get, path = "{container_container_repository_href}", tag = "Repositories: Container",
+        params(("container_container_repository_href" = String, Path)),
+        responses((status = 200, body = repositories::RepositoryResponse), (status = 404)))]
+    fn repositories_container_container_read() {}
+
+    #[utoipa::path(delete, path = "{container_container_repository_href}", tag = "Repositories: Container",
+        params(("container_container_repository_href" = String, Path)),
+        responses((status = 202, body = Task), (status = 404)))]
+    fn repositories_container_container_delete() {}
+
+    /// Only tags can be removed; what nothing else references is freed.
+    #[utoipa::path(post, path = "{container_container_repository_href}remove/", tag = "Repositories: Container",
+        params(("container_container_repository_href" = String, Path)),
+        request_body = repositories::RemoveInput,
+        responses((status = 202, body = Task), (status = 400), (status = 404)))]
+    fn repositories_container_container_remove() {}
+
+    /// Only the current version is kept.
+    #[utoipa::path(get, path = "{container_container_repository_href}versions/", tag = "Repositories: Container Versions",
+        params(("container_container_repository_href" = String, Path),
+               Paging),
+        responses((status = 200, body = Page<repositories::RepositoryVersionResponse>), (status = 404)))]
+    fn repositories_container_container_versions_list() {}
+
+    #[utoipa::path(get, path = "{container_container_repository_version_href}", tag = "Repositories: Container Versions",
+        params(("container_container_repository_version_href" = String, Path)),
+        responses((status = 200, body = repositories::RepositoryVersionResponse), (status = 404)))]
+    fn repositories_container_container_versions_read() {}
+
+    // --- content (content::handle) -------------------------------------
+
+    #[utoipa::path(get, path = "/pulp/api/v3/content/container/tags/", tag = "Content: Tags",
+        params(("repository_version" = Option<String>, Query), ("name" = Option<String>, Query),
+               ("name__contains" = Option<String>, Query), ("name__icontains" = Option<String>, Query), NameIn,
+               ("digest" = Option<Vec<String>>, Query, explode = true, max_items = 1),
+               ("media_type" = Option<String>, Query),
+               Paging),
+        responses((status = 200, body = Page<content::TagResponse>)))]
+    fn content_container_tags_list() {}
+
+    #[utoipa::path(get, path = "{container_tag_href}", tag = "Content: Tags",
+        params(("container_tag_href" = String, Path)),
+        responses((status = 200, body = content::TagResponse), (status = 404)))]
+    fn content_container_tags_read() {}
+
+    /// ferry's: asks the upstream where the tag points now, whatever its TTL.
+    #[utoipa::path(post, path = "{container_tag_href}refresh/", tag = "Content: Tags",
+        params(("container_tag_href" = String, Path)),
+        responses((status = 200, body = content::TagResponse), (status = 404), (status = 502), (status = 504)))]
+    fn content_container_tags_refresh() {}
+
+    #[utoipa::path(get, path = "/pulp/api/v3/content/container/manifests/", tag = "Content: Manifests",
+        params(("repository_version" = Option<String>, Query), ("digest" = Option<String>, Query), DigestIn,
+               ("media_type" = Option<String>, Query),
+               Paging),
+        responses((status = 200, body = Page<content::ManifestResponse>)))]
+    fn content_container_manifests_list() {}
+
+    #[utoipa::path(get, path = "{container_manifest_href}", tag = "Content: Manifests",
+        params(("container_manifest_href" = String, Path)),
+        responses((status = 200, body = content::ManifestResponse), (status = 404)))]
+    fn content_container_manifests_read() {}
+
+    #[utoipa::path(get, path = "/pulp/api/v3/content/container/blobs/", tag = "Content: Blobs",
+        params(("repository_version" = Option<String>, Query), ("digest" = Option<String>, Query), DigestIn,
+               Paging),
+        responses((status = 200, body = Page<content::BlobResponse>)))]
+    fn content_container_blobs_list() {}
+
+    #[utoipa::path(get, path = "{container_blob_href}", tag = "Content: Blobs",
+        params(("container_blob_href" = String, Path)),
+        responses((status = 200, body = content::BlobResponse), (status = 404)))]
+    fn content_container_blobs_read() {}
+
+    // --- tasks and status ----------------------------------------------
+
+    /// Every task is `completed`: ferry finishes its work before answering.
+    #[utoipa::path(get, path = "{task_href}", tag = "Tasks",
+        params(("task_href" = String, Path)),
+        responses((status = 200, body = tasks::TaskResponse), (status = 404)))]
+    fn tasks_read() {}
+
+    /// Public; with the admin's credentials it also lists private upstreams.
+    #[utoipa::path(get, path = "/pulp/api/v3/status/", tag = "Status",
+        security((), ("basicAuth" = [])),
+        responses((status = 200, body = status::StatusResponse)))]
+    fn status_read() {}
+}
