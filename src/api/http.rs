@@ -359,7 +359,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             headers: HeaderMap::new(),
-            body: bytes::Bytes::new(),
+            body: Ok(bytes::Bytes::new()),
         }
     }
 

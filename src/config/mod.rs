@@ -77,7 +77,7 @@ pub struct Config {
 }
 
 /// Who may browse the cached content. Pulls are not affected.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Browse {
     /// Anyone sees the repositories and tags of public caches, read-only.
