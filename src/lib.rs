@@ -15,6 +15,7 @@ pub mod config;
 pub mod domain;
 pub mod manage;
 pub mod metrics;
+pub mod origin;
 pub mod registry;
 pub mod server;
 pub mod store;

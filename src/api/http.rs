@@ -18,6 +18,10 @@ pub struct Request {
     pub method: Method,
     pub path: String,
     pub query: HashMap<String, String>,
+    /// `scheme://host` the client used, checked (see [`crate::origin`]).
+    pub origin: String,
+    /// The client's address, for throttling password guesses.
+    pub client: Option<std::net::IpAddr>,
     pub headers: HeaderMap,
     pub body: bytes::Bytes,
 }
@@ -25,16 +29,16 @@ pub struct Request {
 impl Request {
     /// `scheme://host` the client used, for absolute `next`/`previous` links.
     pub fn origin(&self) -> String {
-        let host = self
-            .headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("localhost");
-        format!("http://{host}")
+        self.origin.clone()
     }
 
+    /// The origin without its scheme: `host[:port]`.
     pub fn host(&self) -> String {
-        self.origin().trim_start_matches("http://").to_string()
+        let origin = &self.origin;
+        origin
+            .split_once("://")
+            .map_or(origin.as_str(), |(_, host)| host)
+            .to_string()
     }
 
     /// The JSON body as `T`, or a 400 in DRF's shape.

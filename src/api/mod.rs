@@ -24,7 +24,7 @@ use warp::Filter;
 
 use http::{json_response, ApiError, Request};
 
-use crate::auth::AdminAuth;
+use crate::auth::{AdminAuth, Login};
 use crate::manage::Manager;
 
 /// The largest request body the API reads.
@@ -106,6 +106,7 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Re
         )
         .and(warp::header::headers_cloned())
         .and(body)
+        .and(warp::ext::optional::<crate::origin::Connection>())
         .and(warp::any().map(move || api.clone()))
         .then(
             |full: warp::path::FullPath,
@@ -114,12 +115,15 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Re
              query: HashMap<String, String>,
              headers: HeaderMap,
              body: Bytes,
+             connection: Option<crate::origin::Connection>,
              api: Arc<Api>| async move {
                 let gzip_ok = crate::compress::accepts_gzip(&headers);
                 let req = Request {
                     method,
                     path: full.as_str().to_string(),
                     query,
+                    origin: crate::origin::origin_of(connection.as_ref(), &headers),
+                    client: connection.map(|c| c.peer.ip()),
                     headers,
                     body,
                 };
@@ -138,15 +142,28 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let admin = api.auth.check_basic(authorization);
+    let login = api.auth.login(req.client, authorization, "api");
+    let admin = login == Login::Admin;
     if !public && !admin {
-        let detail = if authorization.is_some() {
-            "Invalid username/password."
-        } else {
-            "Authentication credentials were not provided."
+        let (status, detail) = match login {
+            Login::Throttled { retry_after } => {
+                let mut resp = json_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &json!({ "detail": "Too many failed logins from this address; try again later." }),
+                );
+                let secs = retry_after.as_secs().max(1);
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                return Ok(resp);
+            }
+            Login::Missing if authorization.is_none() => (
+                StatusCode::UNAUTHORIZED,
+                "Authentication credentials were not provided.",
+            ),
+            _ => (StatusCode::UNAUTHORIZED, "Invalid username/password."),
         };
         return Err(ApiError {
-            status: StatusCode::UNAUTHORIZED,
+            status,
             body: json!({ "detail": detail }),
         });
     }
