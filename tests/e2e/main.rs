@@ -21,4 +21,5 @@ mod offline;
 mod ops;
 mod pull;
 mod storage;
+mod trust_edge;
 mod upstream_tls;

@@ -370,6 +370,8 @@ pub struct FerryOptions {
     /// PEM certificate chain and key: ferry also listens for HTTPS on
     /// 127.0.0.1:0 (`--tls-listen/--tls-cert/--tls-key`).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Further top-level config lines, as TOML (e.g. timeouts).
+    pub extra_toml: Option<String>,
 }
 
 /// What a maintenance command (`ferry gc`, `ferry verify`) did.
@@ -392,6 +394,9 @@ impl Ferry {
         }
         if let Some(secs) = opts.gc_interval_secs {
             let _ = writeln!(toml, "gc_interval_secs = {secs}");
+        }
+        if let Some(extra) = &opts.extra_toml {
+            let _ = writeln!(toml, "{extra}");
         }
         toml.push_str(&config_toml(&data_dir, caches));
         let path = dir.path().join("ferry.toml");
