@@ -239,10 +239,12 @@ impl Grant {
             };
             let wants = |action: &str| actions.split(',').any(|a| a == action || a == "*");
             match kind {
-                "repository" if wants("pull") && !name.is_empty() => {
-                    if !grant.repositories.iter().any(|r| r == name) {
-                        grant.repositories.push(name.to_string());
-                    }
+                "repository"
+                    if wants("pull")
+                        && !name.is_empty()
+                        && !grant.repositories.iter().any(|r| r == name) =>
+                {
+                    grant.repositories.push(name.to_string());
                 }
                 "registry" if name == "catalog" && wants("*") => grant.catalog = true,
                 _ => {}
