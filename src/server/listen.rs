@@ -26,6 +26,31 @@ use crate::tls::{Certificates, DRAIN};
 /// request before it is closed.
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(5);
 
+/// What the listeners serve: warp's routes as a tower service.
+pub trait Routes:
+    tower_service::Service<
+        Request<Incoming>,
+        Response = Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> Routes for S where
+    S: tower_service::Service<
+            Request<Incoming>,
+            Response = Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// The limits every connection is held to (from the config).
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -75,14 +100,7 @@ pub async fn serve<S>(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    S: tower_service::Service<
-            Request<Incoming>,
-            Response = Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: Routes,
 {
     let local = match listener.local_addr() {
         Ok(addr) => addr,
@@ -182,14 +200,7 @@ impl Job {
         service: S,
         watcher: hyper_util::server::graceful::Watcher,
     ) where
-        S: tower_service::Service<
-                Request<Incoming>,
-                Response = Response,
-                Error = std::convert::Infallible,
-            > + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
+        S: Routes,
     {
         let peer = self.connection.peer;
         let handshake_limit = if self.slot.refused() {
@@ -213,14 +224,7 @@ impl Job {
     async fn serve_io<I, S>(self, io: I, service: S, watcher: hyper_util::server::graceful::Watcher)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: tower_service::Service<
-                Request<Incoming>,
-                Response = Response,
-                Error = std::convert::Infallible,
-            > + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
+        S: Routes,
     {
         let refused = self.slot.refused();
         let peer = self.connection.peer;
@@ -273,7 +277,7 @@ impl Job {
                 // Bad requests (a TLS handshake on the plain port, as
                 // podman sends with --tls-verify=false) were answered with
                 // a 400 by hyper already; nothing for an operator here.
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                tracing::debug!(%peer, error = ?e, "connection ended with an error");
             },
             _ = idle(&activity, idle_limit) => {
                 tracing::debug!(%peer, "closing an idle connection");

@@ -106,11 +106,19 @@ impl<T> Watched<T> {
         Ok(())
     }
 
-    fn progress<R>(&mut self, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
-        if poll.is_ready() {
-            self.stalled = None;
-            self.activity.touch();
+    /// After any write or flush: progress resets the stall timer, a
+    /// pending one runs it.
+    fn after_write<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if poll.is_pending() {
+            self.check_stall(cx)?;
+            return Poll::Pending;
         }
+        self.stalled = None;
+        self.activity.touch();
         poll
     }
 }
@@ -137,11 +145,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, data);
-        if poll.is_pending() {
-            self.check_stall(cx)?;
-            return Poll::Pending;
-        }
-        self.progress(poll)
+        self.after_write(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -150,11 +154,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if poll.is_pending() {
-            self.check_stall(cx)?;
-            return Poll::Pending;
-        }
-        self.progress(poll)
+        self.after_write(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -163,11 +163,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let poll = Pin::new(&mut self.inner).poll_flush(cx);
-        if poll.is_pending() {
-            self.check_stall(cx)?;
-            return Poll::Pending;
-        }
-        self.progress(poll)
+        self.after_write(cx, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

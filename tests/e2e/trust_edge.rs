@@ -439,3 +439,48 @@ async fn a_busy_port_fails_first_and_creates_nothing() {
     assert!(!data_dir.exists(), "the data dir was created: {stderr}");
     drop(taken);
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_stored_blob_is_cut_off() {
+    let upstream = Upstream::start(UpstreamAuth::None).await;
+    let image = crate::support::images::large(32 << 20);
+    RegistryClient::new(&upstream.url())
+        .push_image(BUSYBOX, "big", &image)
+        .await;
+    let ferry = Ferry::start_opts(
+        &[CacheSpec::new(CACHE, &upstream.url())],
+        &FerryOptions {
+            extra_toml: Some("client_write_timeout_secs = 2".into()),
+            ..Default::default()
+        },
+    );
+    let layer = &image.layers()[0];
+    let path = format!("/v2/{CACHE}/{BUSYBOX}/blobs/{}", layer.digest);
+    // Stored first, by a client that reads it all.
+    let full = get_body(&format!("{}{path}", ferry.url()), &[])
+        .await
+        .unwrap();
+    assert!(full.complete());
+
+    let mut stalled = TcpStream::connect(ferry.host()).await.unwrap();
+    stalled
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    // ferry gives up on the write (observable in its log) ...
+    let mut gave_up = false;
+    for _ in 0..600 {
+        if ferry
+            .log()
+            .contains("the client stopped reading the response")
+        {
+            gave_up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gave_up, "ferry kept a reader that stopped reading");
+    // ... and closed the connection before the blob was through.
+    let got = read_until_closed(&mut stalled, Duration::from_secs(60)).await;
+    assert!(got.len() < layer.data.len(), "the whole blob arrived");
+}
