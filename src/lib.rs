@@ -16,6 +16,7 @@ pub mod datadir;
 pub mod domain;
 pub mod manage;
 pub mod metrics;
+pub mod origin;
 #[cfg(test)]
 mod proptests;
 pub mod registry;

@@ -20,6 +20,8 @@ pub struct Metrics {
     upstream_errors: Family<Labels, Counter>,
     evictions: Counter,
     gc_runs: Counter,
+    login_failures: Family<Labels, Counter>,
+    connections_refused: Counter,
     downloads_in_flight: Gauge,
     store_bytes: Gauge,
     store_objects: Gauge,
@@ -38,6 +40,8 @@ impl Metrics {
             upstream_errors: Family::default(),
             evictions: Counter::default(),
             gc_runs: Counter::default(),
+            login_failures: Family::default(),
+            connections_refused: Counter::default(),
             downloads_in_flight: Gauge::default(),
             store_bytes: Gauge::default(),
             store_objects: Gauge::default(),
@@ -77,6 +81,16 @@ impl Metrics {
             "gc_runs",
             "Garbage collections completed",
             m.gc_runs.clone(),
+        );
+        registry.register(
+            "login_failures",
+            "Refused admin logins by where (token, registry, api, ...) and why (wrong password, throttled)",
+            m.login_failures.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections refused because max_connections were open",
+            m.connections_refused.clone(),
         );
         registry.register(
             "downloads_in_flight",
@@ -129,6 +143,20 @@ impl Metrics {
         self.upstream_errors
             .get_or_create(&vec![("kind", kind.to_string())])
             .inc();
+    }
+
+    /// A refused admin login: `reason` is `wrong_password` or `throttled`.
+    pub fn login_failed(&self, place: &'static str, reason: &'static str) {
+        self.login_failures
+            .get_or_create(&vec![
+                ("place", place.to_string()),
+                ("reason", reason.to_string()),
+            ])
+            .inc();
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
     }
 
     pub fn evicted(&self) {

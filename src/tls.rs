@@ -6,18 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
-/// How long in-flight HTTPS responses may take to finish at shutdown.
+/// How long in-flight responses may take to finish at shutdown.
 pub const DRAIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +46,7 @@ impl Certificates {
         Ok(())
     }
 
-    fn acceptor(&self) -> TlsAcceptor {
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from(
             self.current
                 .read()
@@ -85,61 +79,4 @@ fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError>
         .map_err(|e| fail(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// Serves `service` over TLS until `shutdown` turns true, then lets open
-/// connections finish (bounded by [`DRAIN`]).
-pub async fn serve<S>(
-    listener: TcpListener,
-    certificates: Arc<Certificates>,
-    service: S,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    S: tower_service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = warp::reply::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "TLS accept failed");
-                    continue;
-                }
-            },
-            _ = shutdown.wait_for(|stop| *stop) => break,
-        };
-        let acceptor = certificates.acceptor();
-        let service = TowerToHyperService::new(service.clone());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls = match acceptor.accept(stream).await {
-                Ok(tls) => tls,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-            };
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder
-                .serve_connection(TokioIo::new(tls), service)
-                .into_owned();
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(%peer, error = %e, "HTTPS connection ended with an error");
-            }
-        });
-    }
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("HTTPS connections still open after the drain period; closing them");
-    }
 }

@@ -18,6 +18,10 @@ pub struct Request {
     pub method: Method,
     pub path: String,
     pub query: HashMap<String, String>,
+    /// `scheme://host` the client used, checked (see [`crate::origin`]).
+    pub origin: String,
+    /// The client's address, for throttling password guesses.
+    pub client: Option<std::net::IpAddr>,
     pub headers: HeaderMap,
     /// The body as read (whole, within the limit), or why it was refused.
     pub body: Result<bytes::Bytes, ApiError>,
@@ -26,16 +30,16 @@ pub struct Request {
 impl Request {
     /// `scheme://host` the client used, for absolute `next`/`previous` links.
     pub fn origin(&self) -> String {
-        let host = self
-            .headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("localhost");
-        format!("http://{host}")
+        self.origin.clone()
     }
 
+    /// The origin without its scheme: `host[:port]`.
     pub fn host(&self) -> String {
-        self.origin().trim_start_matches("http://").to_string()
+        let origin = &self.origin;
+        origin
+            .split_once("://")
+            .map_or(origin.as_str(), |(_, host)| host)
+            .to_string()
     }
 
     /// The JSON body as `T`, or a 400 in DRF's shape. Endpoints that take
@@ -358,6 +362,8 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            origin: "http://localhost".into(),
+            client: None,
             headers: HeaderMap::new(),
             body: Ok(bytes::Bytes::new()),
         }

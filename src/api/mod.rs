@@ -29,7 +29,7 @@ use warp::Filter;
 use http::{json_response, ApiError, Request};
 use openapi::openapi_json;
 
-use crate::auth::AdminAuth;
+use crate::auth::{AdminAuth, Login};
 use crate::config::Browse;
 use crate::manage::Manager;
 use crate::session::Sessions;
@@ -74,6 +74,7 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Re
         )
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
+        .and(warp::ext::optional::<crate::origin::Connection>())
         .and(warp::any().map(move || api.clone()))
         .then(
             |full: warp::path::FullPath,
@@ -82,6 +83,7 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Re
              query: HashMap<String, String>,
              headers: HeaderMap,
              stream,
+             connection: Option<crate::origin::Connection>,
              api: Arc<Api>| async move {
                 let gzip_ok = crate::compress::accepts_gzip(&headers);
                 let body = body::read(&method, &headers, stream, MAX_BODY).await;
@@ -89,6 +91,8 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Re
                     method,
                     path: full.as_str().to_string(),
                     query,
+                    origin: crate::origin::origin_of(connection.as_ref(), &headers),
+                    client: connection.map(|c| c.peer.ip()),
                     headers,
                     body,
                 };
@@ -114,11 +118,11 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     login::refuse_foreign_write(req)?;
+    // One throttled check of the admin password, whichever endpoint (the
+    // dashboard's login included) it comes to.
+    let login = api.auth.login(req.client, authorization, "api");
     let credential = match authorization {
-        Some(_) => api
-            .auth
-            .check_basic(authorization)
-            .then_some(Credential::Password),
+        Some(_) => (login == Login::Admin).then_some(Credential::Password),
         None => api
             .sessions
             .check_request(&req.headers)
@@ -132,13 +136,25 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
         && reads_content(&segments)
         && api.browse.lets(false);
     if !public && !admin && !browsing {
-        let detail = if authorization.is_some() {
-            "Invalid username/password."
-        } else {
-            "Authentication credentials were not provided."
+        let (status, detail) = match login {
+            Login::Throttled { retry_after } => {
+                let mut resp = json_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &json!({ "detail": "Too many failed logins from this address; try again later." }),
+                );
+                let secs = retry_after.as_secs().max(1);
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                return Ok(resp);
+            }
+            Login::Missing if authorization.is_none() => (
+                StatusCode::UNAUTHORIZED,
+                "Authentication credentials were not provided.",
+            ),
+            _ => (StatusCode::UNAUTHORIZED, "Invalid username/password."),
         };
         return Err(ApiError {
-            status: StatusCode::UNAUTHORIZED,
+            status,
             body: json!({ "detail": detail }),
         });
     }

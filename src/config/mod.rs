@@ -74,6 +74,29 @@ pub struct Config {
     /// caches left out) or the admin only ("admin").
     #[serde(default)]
     pub browse: Browse,
+    /// The URL clients reach ferry at (`https://registry.example.com`),
+    /// when a reverse proxy sits in front: the token realm and API links
+    /// point there. Unset: the listener's scheme and the request's Host
+    /// (when it is a plain host[:port]).
+    #[serde(default)]
+    pub public_url: Option<Url>,
+    /// Most client connections open at once (both listeners); past it new
+    /// ones get a 503 "too many connections" (the health checks still
+    /// answer). Unset: sized from the open-files limit (at most 10000).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers, and to start its
+    /// next request on a kept-alive HTTP/1 connection.
+    #[serde(default = "default_client_header_timeout")]
+    pub client_header_timeout_secs: u64,
+    /// Seconds without a byte either way (and no request being handled)
+    /// after which a connection is closed.
+    #[serde(default = "default_client_idle_timeout")]
+    pub client_idle_timeout_secs: u64,
+    /// Seconds a response write may make no progress (the client stopped
+    /// reading) before the connection is closed.
+    #[serde(default = "default_client_write_timeout")]
+    pub client_write_timeout_secs: u64,
 }
 
 /// Who may browse the cached content. Pulls are not affected.
@@ -178,6 +201,15 @@ fn default_connect_timeout() -> u64 {
 fn default_read_timeout() -> u64 {
     30
 }
+fn default_client_header_timeout() -> u64 {
+    30
+}
+fn default_client_idle_timeout() -> u64 {
+    120
+}
+fn default_client_write_timeout() -> u64 {
+    60
+}
 fn yes() -> bool {
     true
 }
@@ -207,6 +239,26 @@ impl Config {
         if self.tls_listen.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
             return Err(ConfigError::Invalid(
                 "tls_listen needs tls_cert and tls_key".into(),
+            ));
+        }
+        if let Some(url) = &self.public_url {
+            if !matches!(url.scheme(), "http" | "https")
+                || url.host_str().is_none()
+                || url.path() != "/"
+                || url.query().is_some()
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "public_url {url}: must be http(s)://HOST[:PORT] with no path"
+                )));
+            }
+        }
+        if self.max_connections == Some(0)
+            || self.client_header_timeout_secs == 0
+            || self.client_idle_timeout_secs == 0
+            || self.client_write_timeout_secs == 0
+        {
+            return Err(ConfigError::Invalid(
+                "max_connections and the client_*_timeout_secs must be above 0".into(),
             ));
         }
         for (i, cache) in self.caches.iter().enumerate() {

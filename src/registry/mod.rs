@@ -19,10 +19,11 @@ pub use error::error_response;
 use error::RegistryError;
 use range::RangeRequest;
 
-use crate::auth::{Access, Caller};
+use crate::auth::{Access, Caller, Grant};
 use crate::cache::{Caches, ManifestHit, Route};
 use crate::config::Browse;
 use crate::domain::{Digest, Reference, ReferenceError, RepoName};
+use crate::origin::{origin_of, Connection};
 use crate::visibility::Viewer;
 
 type Result<T> = std::result::Result<T, RegistryError>;
@@ -48,22 +49,36 @@ pub fn routes(
         .and(warp::method())
         .and(raw_query())
         .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<Connection>())
         .and(warp::any().map(move || registry.clone()))
         .then(handle);
     let token = warp::path("token")
         .and(warp::path::end())
+        .and(raw_query())
         .and(warp::header::headers_cloned())
-        .map(move |headers: HeaderMap| token(&for_token.access, &headers));
+        .and(warp::ext::optional::<Connection>())
+        .map(
+            move |query: String, headers: HeaderMap, connection: Option<Connection>| {
+                token(&for_token.access, &query, &headers, connection.as_ref())
+            },
+        );
     v2.or(token).unify().map(crate::web::data_only)
 }
 
-/// The token endpoint of the registry's Bearer flow: admin credentials get
-/// a token that opens private distributions; anonymous callers get one for
-/// public content (what clients ask for before pulling).
-fn token(access: &Access, headers: &HeaderMap) -> Reply {
-    let admin = match access.caller(authorization(headers)) {
+/// The token endpoint of the registry's Bearer flow: a token grants pulls
+/// of the repositories its `scope` names (private ones only on the admin's
+/// credentials); anonymous callers get one for public content (what
+/// clients ask for before pulling).
+fn token(
+    access: &Access,
+    query: &str,
+    headers: &HeaderMap,
+    connection: Option<&Connection>,
+) -> Reply {
+    let admin = match access.caller(authorization(headers), client_ip(connection)) {
         Caller::Admin => true,
         Caller::Anonymous => false,
+        Caller::Throttled { retry_after } => return throttled(retry_after),
         _ => {
             return RegistryError::Unauthorized {
                 challenge: "Basic realm=\"ferry\"".into(),
@@ -71,7 +86,12 @@ fn token(access: &Access, headers: &HeaderMap) -> Reply {
             .into_response()
         }
     };
-    let (token, expires_in) = access.tokens.issue(admin);
+    let scopes: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| key == "scope")
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    let grant = Grant::for_scopes(admin, scopes.iter().map(String::as_str));
+    let (token, expires_in) = access.tokens.issue(grant);
     let issued_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     json_reply(&json!({
         "token": token,
@@ -87,13 +107,28 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// The Bearer challenge pointing clients at `/token`.
-fn challenge(headers: &HeaderMap, scope: Option<&str>) -> RegistryError {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    let mut challenge = format!("Bearer realm=\"http://{host}/token\",service=\"ferry\"");
+fn client_ip(connection: Option<&Connection>) -> Option<std::net::IpAddr> {
+    connection.map(|c| c.peer.ip())
+}
+
+/// 429 for an address that guessed the admin password wrong too often.
+fn throttled(retry_after: std::time::Duration) -> Reply {
+    let secs = retry_after.as_secs().max(1);
+    let mut resp = error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TOOMANYREQUESTS",
+        "too many failed logins from this address; try again later",
+        json!({ "retry_after_secs": secs }),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
+/// The Bearer challenge pointing clients at `/token` on the origin they
+/// came in on (see [`crate::origin`]).
+fn challenge(origin: &str, scope: Option<&str>) -> RegistryError {
+    let mut challenge = format!("Bearer realm=\"{origin}/token\",service=\"ferry\"");
     if let Some(scope) = scope {
         challenge.push_str(&format!(",scope=\"{scope}\""));
     }
@@ -110,10 +145,15 @@ async fn handle(
     method: Method,
     query: String,
     headers: HeaderMap,
+    connection: Option<Connection>,
     registry: Arc<Registry>,
 ) -> Reply {
     let query = Query::parse(&query);
-    let mut resp = dispatch(tail.as_str(), &method, &query, &headers, &registry)
+    let client = Client {
+        origin: origin_of(connection.as_ref(), &headers),
+        ip: client_ip(connection.as_ref()),
+    };
+    let mut resp = dispatch(tail.as_str(), &method, &query, &headers, &client, &registry)
         .await
         .unwrap_or_else(RegistryError::into_response);
     resp.headers_mut().insert(
@@ -121,6 +161,13 @@ async fn handle(
         HeaderValue::from_static("registry/2.0"),
     );
     resp
+}
+
+/// Who is asking, as the accept loop saw it.
+struct Client {
+    /// Where links and the token realm point (checked, never a raw Host).
+    origin: String,
+    ip: Option<std::net::IpAddr>,
 }
 
 /// The query parameters the pull API uses.
@@ -156,21 +203,26 @@ async fn dispatch(
     method: &Method,
     query: &Query,
     headers: &HeaderMap,
+    client: &Client,
     registry: &Registry,
 ) -> Result<Reply> {
     let caches = &registry.caches;
-    let caller = match registry.access.caller(authorization(headers)) {
+    let caller = match registry.access.caller(authorization(headers), client.ip) {
+        // The dashboard's session cookie: the admin, reading.
         Caller::Anonymous if registry.sessions.check_request(headers) => Caller::Admin,
         caller => caller,
     };
-    if caller == Caller::Invalid {
-        return Err(challenge(headers, None));
+    match caller {
+        Caller::Invalid => return Err(challenge(&client.origin, None)),
+        Caller::Throttled { retry_after } => return Ok(throttled(retry_after)),
+        _ => {}
     }
-    // A route is served when public, or to the admin.
+    // A route is served when public, or to a caller granted its name.
     let route = |name: &str| -> Result<Route> {
         let route = route(caches, name, query)?;
-        if route.cache.is_private() && caller != Caller::Admin {
-            return Err(challenge(headers, Some(&format!("repository:{name}:pull"))));
+        if route.cache.is_private() && !caller.opens_private(name) {
+            let scope = format!("repository:{name}:pull");
+            return Err(challenge(&client.origin, Some(&scope)));
         }
         Ok(route)
     };
@@ -189,20 +241,19 @@ async fn dispatch(
             // passwords and clients send credentials where they are needed.
             let closed = caches.any_private() || !registry.browse.lets(false);
             if caller == Caller::Anonymous && closed {
-                return Err(challenge(headers, None));
+                return Err(challenge(&client.origin, None));
             }
             Ok(json_reply(&json!({})))
         }
         Endpoint::Catalog => {
-            let admin = caller == Caller::Admin;
-            if !registry.browse.lets(admin) {
-                return Err(challenge(headers, Some("registry:catalog:*")));
+            if !registry.browse.lets(caller.is_admin()) {
+                return Err(challenge(&client.origin, Some("registry:catalog:*")));
             }
             let mut names = caches
                 .catalog()
                 .await
                 .map_err(|e| RegistryError::cache(e, json!({})))?;
-            let viewer = Viewer::of(admin, caches);
+            let viewer = Viewer::of(caller.sees_private_catalog(), caches);
             names.retain(|n| viewer.sees_repository(n));
             let (page, more) = paginate(names, query.n, query.last.as_deref());
             let mut resp = json_reply(&json!({ "repositories": page }));
@@ -241,8 +292,9 @@ async fn dispatch(
             Ok(with_namespace(resp, &route))
         }
         Endpoint::Tags { name } => {
-            if !registry.browse.lets(caller == Caller::Admin) {
-                return Err(challenge(headers, Some(&format!("repository:{name}:pull"))));
+            if !registry.browse.lets(caller.is_admin()) {
+                let scope = format!("repository:{name}:pull");
+                return Err(challenge(&client.origin, Some(&scope)));
             }
             let route = route(name)?;
             let tags = route

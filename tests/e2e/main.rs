@@ -26,5 +26,6 @@ mod pulp_cli;
 mod storage;
 mod trust_access;
 mod trust_browser;
+mod trust_edge;
 mod trust_upstream;
 mod upstream_tls;

@@ -372,6 +372,8 @@ pub struct FerryOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `browse` in the config file (`"public"` or `"admin"`).
     pub browse: Option<String>,
+    /// Further top-level config lines, as TOML (e.g. timeouts).
+    pub extra_toml: Option<String>,
 }
 
 /// What a maintenance command (`ferry gc`, `ferry verify`) did.
@@ -397,6 +399,9 @@ impl Ferry {
         }
         if let Some(browse) = &opts.browse {
             let _ = writeln!(toml, "browse = {}", serde_json::to_string(browse).unwrap());
+        }
+        if let Some(extra) = &opts.extra_toml {
+            let _ = writeln!(toml, "{extra}");
         }
         toml.push_str(&config_toml(&data_dir, caches));
         let path = dir.path().join("ferry.toml");

@@ -1,4 +1,7 @@
-//! Assembles ferry from its configuration and serves it over HTTP.
+//! Assembles ferry from its configuration and serves it over HTTP(S).
+
+mod listen;
+mod watched;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,7 +19,8 @@ use crate::config::Config;
 use crate::manage::{ManageError, Manager};
 use crate::metrics::{route_label, METRICS};
 use crate::registry::{self, Registry};
-use crate::tls::{self, Certificates};
+use crate::tls::Certificates;
+use listen::{Limits, Shared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -175,6 +179,7 @@ async fn reload_on_sighup(certificates: Option<Arc<Certificates>>) {
 /// A bound, ready server.
 pub struct Ferry {
     listener: TcpListener,
+    shared: Arc<Shared>,
     gc_interval: u64,
     verify_interval: u64,
     tls: Option<(TcpListener, Arc<Certificates>)>,
@@ -186,6 +191,41 @@ impl Ferry {
     /// Opens the stores, sets up the caches and the admin account, and binds
     /// the listener.
     pub async fn start(config: &Config) -> Result<Ferry, ServeError> {
+        // Listeners and certificate first: a busy port or a bad certificate
+        // fails before anything is created on disk.
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let tls = match (config.tls_listen, &config.tls_cert, &config.tls_key) {
+            (Some(addr), Some(cert), Some(key)) => {
+                let (cert, key) = (cert.clone(), key.clone());
+                let certificates =
+                    tokio::task::spawn_blocking(move || Certificates::load(&cert, &key))
+                        .await
+                        .map_err(|e| ServeError::Admin(std::io::Error::other(e)))??;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Listen { addr, source })?;
+                Some((listener, Arc::new(certificates)))
+            }
+            _ => None,
+        };
+        let secs = std::time::Duration::from_secs;
+        let shared = Shared::new(
+            Limits {
+                max_connections: config
+                    .max_connections
+                    .unwrap_or_else(listen::default_max_connections),
+                header_timeout: secs(config.client_header_timeout_secs),
+                idle_timeout: secs(config.client_idle_timeout_secs),
+                write_timeout: secs(config.client_write_timeout_secs),
+            },
+            config.public_url.as_ref().map(url::Url::as_str),
+        );
         let storage_error = |source| ServeError::Storage {
             path: config.data_dir.clone(),
             source,
@@ -233,31 +273,12 @@ impl Ferry {
             tracing::info!(base_path = %c.base_path(), upstream = %c.config().upstream,
                 private = c.is_private(), "cache");
         }
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServeError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
-        let tls = match (config.tls_listen, &config.tls_cert, &config.tls_key) {
-            (Some(addr), Some(cert), Some(key)) => {
-                let (cert, key) = (cert.clone(), key.clone());
-                let certificates =
-                    tokio::task::spawn_blocking(move || Certificates::load(&cert, &key))
-                        .await
-                        .map_err(|e| ServeError::Admin(std::io::Error::other(e)))??;
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| ServeError::Listen { addr, source })?;
-                Some((listener, Arc::new(certificates)))
-            }
-            _ => None,
-        };
-        let api_admin = AdminAuth::from_secret(admin.password().clone());
+        // One account, one throttle for wrong passwords on every endpoint.
+        let api_admin = admin.clone();
         let sessions = Arc::new(crate::session::Sessions::default());
         Ok(Ferry {
             listener,
+            shared,
             gc_interval: config.gc_interval_secs,
             verify_interval: config.verify_interval_secs,
             tls,
@@ -340,29 +361,23 @@ impl Ferry {
         // SIGHUP reloads the certificate; without TLS it is ignored, not fatal.
         tokio::spawn(reload_on_sighup(self.tls.as_ref().map(|(_, c)| c.clone())));
         let https = self.tls.map(|(listener, certificates)| {
-            tokio::spawn(tls::serve(
+            tokio::spawn(listen::serve(
                 listener,
-                certificates,
+                Some(certificates),
                 warp::service(routes.clone()),
+                self.shared.clone(),
                 stopped.clone(),
             ))
         });
-        let mut plain_stop = stopped.clone();
-        let plain = warp::serve(routes)
-            .incoming(self.listener)
-            .graceful(async move {
-                let _ = plain_stop.wait_for(|stop| *stop).await;
-            })
-            .run();
-        // In-flight responses get a bounded time to finish after the signal.
-        let mut drain_stop = stopped.clone();
-        tokio::select! {
-            _ = plain => {}
-            _ = async {
-                let _ = drain_stop.wait_for(|stop| *stop).await;
-                tokio::time::sleep(tls::DRAIN).await;
-            } => tracing::warn!("connections still open after the drain period; closing them"),
-        }
+        // Each listener drains its connections (bounded) after the signal.
+        listen::serve(
+            self.listener,
+            None,
+            warp::service(routes),
+            self.shared,
+            stopped,
+        )
+        .await;
         if let Some(https) = https {
             let _ = https.await;
         }
