@@ -89,6 +89,11 @@ pub struct CacheConfig {
     pub connect_timeout_secs: u64,
     #[serde(default = "default_read_timeout")]
     pub read_timeout_secs: u64,
+    /// How long a pull of a tag past its TTL waits for the upstream's
+    /// answer before the cached tag is served (the check finishes in the
+    /// background and updates the tag when the upstream answers).
+    #[serde(default = "default_revalidate_timeout")]
+    pub revalidate_timeout_ms: u64,
     /// Map single-component names to `library/<name>`, Docker Hub's
     /// convention (on by default; turn off for a private registry whose
     /// repositories have single-component names).
@@ -146,6 +151,9 @@ fn default_connect_timeout() -> u64 {
 }
 fn default_read_timeout() -> u64 {
     30
+}
+fn default_revalidate_timeout() -> u64 {
+    1500
 }
 fn yes() -> bool {
     true
@@ -286,6 +294,7 @@ impl CacheConfig {
             tls_validation: true,
             connect_timeout_secs: default_connect_timeout(),
             read_timeout_secs: default_read_timeout(),
+            revalidate_timeout_ms: default_revalidate_timeout(),
             library_prefix: None,
             ca_cert: None,
             client_cert: None,

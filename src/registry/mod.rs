@@ -61,7 +61,7 @@ fn token(access: &Access, headers: &HeaderMap) -> Reply {
             return RegistryError::Unauthorized {
                 challenge: "Basic realm=\"ferry\"".into(),
             }
-            .into_response()
+            .into_response(false)
         }
     };
     let (token, expires_in) = access.tokens.issue(admin);
@@ -106,9 +106,11 @@ async fn handle(
     registry: Arc<Registry>,
 ) -> Reply {
     let query = Query::parse(&query);
-    let mut resp = dispatch(tail.as_str(), &method, &query, &headers, &registry)
+    let caller = registry.access.caller(authorization(&headers));
+    let admin = caller == Caller::Admin;
+    let mut resp = dispatch(tail.as_str(), &method, &query, &headers, &registry, caller)
         .await
-        .unwrap_or_else(RegistryError::into_response);
+        .unwrap_or_else(|e| e.into_response(admin));
     resp.headers_mut().insert(
         "docker-distribution-api-version",
         HeaderValue::from_static("registry/2.0"),
@@ -150,9 +152,9 @@ async fn dispatch(
     query: &Query,
     headers: &HeaderMap,
     registry: &Registry,
+    caller: Caller,
 ) -> Result<Reply> {
     let caches = &registry.caches;
-    let caller = registry.access.caller(authorization(headers));
     if caller == Caller::Invalid {
         return Err(challenge(headers, None));
     }
@@ -219,7 +221,8 @@ async fn dispatch(
                 .manifest(&route.repo, &reference, accept.as_deref())
                 .await
                 .map_err(|e| {
-                    RegistryError::cache(e, json!({ "reference": reference.to_string() }))
+                    let detail = json!({ "reference": reference.to_string() });
+                    RegistryError::cache_of(&route, e, detail)
                 })?;
             Ok(with_namespace(manifest_reply(hit, head), &route))
         }
@@ -236,7 +239,7 @@ async fn dispatch(
                 .cache
                 .tags(&route.repo)
                 .await
-                .map_err(|e| RegistryError::cache(e, json!({ "name": name })))?;
+                .map_err(|e| RegistryError::cache_of(&route, e, json!({ "name": name })))?;
             let (page, more) = paginate(tags, query.n, query.last.as_deref());
             let mut resp = json_reply(&json!({ "name": name, "tags": page }));
             add_next_link(&mut resp, &format!("/v2/{name}/tags/list"), query.n, more);
@@ -249,7 +252,9 @@ async fn dispatch(
                 .cache
                 .referrers(&route.repo, &digest)
                 .await
-                .map_err(|e| RegistryError::cache(e, json!({ "digest": digest.to_string() })))?;
+                .map_err(|e| {
+                    RegistryError::cache_of(&route, e, json!({ "digest": digest.to_string() }))
+                })?;
             if let Some(wanted) = &query.artifact_type {
                 descriptors
                     .retain(|d| d.get("artifactType").and_then(|a| a.as_str()) == Some(wanted));
@@ -344,7 +349,8 @@ async fn blob_reply(
     head: bool,
     range: Option<&str>,
 ) -> Result<Reply> {
-    let cache_error = |e| RegistryError::cache(e, json!({ "digest": digest.to_string() }));
+    let cache_error =
+        |e| RegistryError::cache_of(route, e, json!({ "digest": digest.to_string() }));
     if head {
         let size = route
             .cache
