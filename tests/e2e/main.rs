@@ -13,6 +13,7 @@ mod support;
 
 mod api;
 mod auth;
+mod bad_day;
 mod containerd;
 mod faults;
 mod harness_selftest;
