@@ -196,9 +196,9 @@ fn cache_error_response(
         }
         // Not even tried: the breaker is open until the probe sees it back.
         CacheError::Upstream(UpstreamError::KnownDown { .. }) => {
-            (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+            (StatusCode::SERVICE_UNAVAILABLE, "UNKNOWN")
         }
-        CacheError::Upstream(e) if e.is_no_answer() => (StatusCode::GATEWAY_TIMEOUT, "UNAVAILABLE"),
+        CacheError::Upstream(e) if e.is_no_answer() => (StatusCode::GATEWAY_TIMEOUT, "UNKNOWN"),
         CacheError::Store(e) if e.is_disk_full() => (StatusCode::INSUFFICIENT_STORAGE, "UNKNOWN"),
         _ if error.cause() == Cause::Upstream => (StatusCode::BAD_GATEWAY, "UNKNOWN"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),

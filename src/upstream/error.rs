@@ -129,7 +129,7 @@ impl UpstreamError {
         } else if is_tls_rejection(&e) {
             // The upstream answered, with a certificate (or handshake) ferry
             // refuses: a bad answer (502), not an unreachable host (504).
-            UpstreamError::Protocol(error_chain(&e))
+            UpstreamError::Tls(error_chain(&e))
         } else if e.is_connect() || e.is_request() {
             UpstreamError::Unreachable {
                 why: no_answer(&e),

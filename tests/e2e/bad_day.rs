@@ -113,7 +113,7 @@ async fn uncached_pull_fails_at_once_after_the_breaker_opened() {
     assert_eq!(sent, 1, "{:?}", hole.requests());
     let second = client.get_manifest(&repo, "1.37").await;
     assert_eq!(second.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(error_code(&second.body), "UNAVAILABLE");
+    assert_eq!(error_code(&second.body), "UNKNOWN");
     let text = message(&second.body);
     assert!(
         text.starts_with(&format!("upstream of cache {CACHE} is down since "))
