@@ -6,9 +6,9 @@ use serde::Serialize;
 use warp::reply::Response as Reply;
 
 use super::http::{ok, ApiError};
+use super::Api;
 use crate::metrics::METRICS;
 use crate::upstream::Reachability;
-use super::Api;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ComponentVersion {

@@ -234,7 +234,13 @@ const MAX_REASON: usize = 200;
 fn set_reason(resp: &mut Reply, text: &str) {
     let clean: String = text
         .chars()
-        .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
         .take(MAX_REASON)
         .collect();
     if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(clean) {
@@ -257,5 +263,59 @@ pub fn error_response(status: StatusCode, code: &str, message: &str, detail: Val
 impl From<StoreError> for RegistryError {
     fn from(e: StoreError) -> Self {
         RegistryError::cache(e.into(), json!({}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::NoAnswer;
+
+    fn unresolvable() -> CacheError {
+        CacheError::Upstream(UpstreamError::Unreachable {
+            why: NoAnswer::Unresolvable,
+            detail: "error sending request for url (http://registry.internal:5000/v2/)".into(),
+        })
+    }
+
+    fn source() -> Source {
+        Source {
+            base_path: "docker-cache".into(),
+            upstream: "registry.internal:5000".into(),
+        }
+    }
+
+    #[test]
+    fn anonymous_readers_get_the_base_path_and_the_admin_the_address() {
+        let (reason, message) = describe(&unresolvable(), Some(&source()), false);
+        assert_eq!(
+            reason,
+            "upstream of cache docker-cache could not be resolved (DNS)"
+        );
+        assert_eq!(message, reason);
+        let (reason, message) = describe(&unresolvable(), Some(&source()), true);
+        assert_eq!(
+            reason,
+            "upstream registry.internal:5000 of cache docker-cache could not be resolved (DNS)"
+        );
+        assert!(
+            message.contains("http://registry.internal:5000/v2/"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_status_line_carries_the_cause() {
+        let resp = cache_error_response(unresolvable(), json!({}), Some(&source()), false);
+        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+        let reason = resp.extensions().get::<hyper::ext::ReasonPhrase>().unwrap();
+        assert_eq!(
+            reason.as_bytes(),
+            b"upstream of cache docker-cache could not be resolved (DNS)"
+        );
+        let mut resp = error_response(StatusCode::BAD_GATEWAY, "UNKNOWN", "x", json!({}));
+        set_reason(&mut resp, "bad\r\nInjected: header\u{e9}");
+        let reason = resp.extensions().get::<hyper::ext::ReasonPhrase>().unwrap();
+        assert_eq!(reason.as_bytes(), b"bad??Injected: header?");
     }
 }

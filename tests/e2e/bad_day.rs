@@ -15,7 +15,10 @@ use crate::support::*;
 fn message(body: &[u8]) -> String {
     let v: Value = serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)));
-    v["errors"][0]["message"].as_str().unwrap_or_default().to_string()
+    v["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// `GET /pulp/api/v3/status/`.
@@ -104,7 +107,10 @@ async fn uncached_pull_fails_at_once_after_the_breaker_opened() {
     let down = upstream_status(&ferry, CACHE).await;
     assert_eq!(down["state"], "down", "{down}");
     assert!(
-        down["cause"].as_str().unwrap().contains("did not answer in time"),
+        down["cause"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer in time"),
         "{down}"
     );
 
@@ -120,7 +126,10 @@ async fn uncached_pull_fails_at_once_after_the_breaker_opened() {
             && text.contains("(did not answer in time)"),
         "{text}"
     );
-    assert!(!text.contains(&hole.host()), "upstream address leaked: {text}");
+    assert!(
+        !text.contains(&hole.host()),
+        "upstream address leaked: {text}"
+    );
     assert!(second.header("retry-after").is_some());
     assert_eq!(
         hole.swallowed(&manifests),
@@ -164,8 +173,16 @@ async fn podman_and_skopeo_print_the_cause() {
     let hole = FakeBlackHole::start();
     let closed = format!("127.0.0.1:{}", util::free_port());
     let cases = [
-        ("dns-cache", "http://nonexistent.invalid".to_string(), "could not be resolved (DNS)"),
-        ("refused-cache", format!("http://{closed}"), "refused the connection"),
+        (
+            "dns-cache",
+            "http://nonexistent.invalid".to_string(),
+            "could not be resolved (DNS)",
+        ),
+        (
+            "refused-cache",
+            format!("http://{closed}"),
+            "refused the connection",
+        ),
         ("hole-cache", hole.url(), "did not answer in time"),
         ("auth-cache", auth_upstream.url(), "refused the credentials"),
     ];
@@ -188,7 +205,10 @@ async fn podman_and_skopeo_print_the_cause() {
                 "{client} does not tell that {name}'s upstream {cause}:\n{said}"
             );
             let host = url.trim_start_matches("http://");
-            assert!(!said.contains(host), "{client} shows the upstream's address:\n{said}");
+            assert!(
+                !said.contains(host),
+                "{client} shows the upstream's address:\n{said}"
+            );
         }
     }
 }
@@ -218,8 +238,9 @@ async fn error_bodies_name_the_upstream_to_the_admin_only() {
     assert_eq!(admin.status(), StatusCode::SERVICE_UNAVAILABLE);
     let text = message(&admin.bytes().await.unwrap());
     assert!(
-        text.starts_with(&format!("upstream {closed} of cache private-net is down since"))
-            && text.contains("Connection refused"),
+        text.starts_with(&format!(
+            "upstream {closed} of cache private-net is down since"
+        )) && text.contains("Connection refused"),
         "{text}"
     );
     assert!(ferry.log().contains(&closed), "the log names the upstream");
@@ -238,7 +259,10 @@ async fn status_is_unknown_until_contact_and_one_per_upstream() {
         assert_eq!(upstream_status(&ferry, cache).await["state"], "unknown");
     }
     let status = status(&ferry).await;
-    let started = status["started_at"].as_str().unwrap_or_default().to_string();
+    let started = status["started_at"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(humantime::parse_rfc3339(&started).is_ok(), "{status}");
     let metrics = http_client()
         .get(format!("{}/metrics", ferry.url()))
