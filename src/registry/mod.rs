@@ -248,14 +248,12 @@ async fn dispatch(
         Endpoint::Referrers { name, digest } => {
             let route = route(name)?;
             let digest = parse_digest(digest)?;
-            let mut descriptors =
-                route
-                    .cache
-                    .referrers(&route.repo, &digest)
-                    .await
-                    .map_err(|e| {
-                        RegistryError::cache_of(&route, e, json!({ "digest": digest.to_string() }))
-                    })?;
+            let detail = json!({ "digest": digest.to_string() });
+            let mut descriptors = route
+                .cache
+                .referrers(&route.repo, &digest)
+                .await
+                .map_err(|e| RegistryError::cache_of(&route, e, detail))?;
             if let Some(wanted) = &query.artifact_type {
                 descriptors
                     .retain(|d| d.get("artifactType").and_then(|a| a.as_str()) == Some(wanted));

@@ -264,22 +264,17 @@ async fn status_is_unknown_until_contact_and_one_per_upstream() {
         .unwrap_or_default()
         .to_string();
     assert!(humantime::parse_rfc3339(&started).is_ok(), "{status}");
-    let metrics = http_client()
-        .get(format!("{}/metrics", ferry.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     let start_secs = humantime::parse_rfc3339(&started)
         .unwrap()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    assert!(
-        metrics.contains(&format!("ferry_start_time_seconds {start_secs}")),
-        "{metrics}"
+    let scraped = inspect::metrics(&ferry.url()).await;
+    assert_eq!(
+        scraped.sum("ferry_start_time_seconds", &[]),
+        start_secs as f64,
+        "{}",
+        scraped.text
     );
 
     let a = format!("{}/hub-a/{BUSYBOX}:1.36", ferry.host());
