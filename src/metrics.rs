@@ -2,6 +2,7 @@
 //! counting is a few atomic adds on the request path.
 
 use std::sync::LazyLock;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -25,6 +26,8 @@ pub struct Metrics {
     downloads_in_flight: Gauge,
     store_bytes: Gauge,
     store_objects: Gauge,
+    /// When the counters started counting (they reset at every start).
+    started: SystemTime,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -45,8 +48,20 @@ impl Metrics {
             downloads_in_flight: Gauge::default(),
             store_bytes: Gauge::default(),
             store_objects: Gauge::default(),
+            started: SystemTime::now(),
             registry: Registry::default(),
         };
+        let start_time = Gauge::<i64>::default();
+        start_time.set(
+            m.started
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        );
+        registry.register(
+            "start_time_seconds",
+            "When ferry started, in seconds since the epoch: the counters count since then",
+            start_time,
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -108,6 +123,11 @@ impl Metrics {
             m.store_objects.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// When the counters started counting (ferry's start).
+    pub fn started_at(&self) -> SystemTime {
+        self.started
     }
 
     pub fn request(&self, route: &'static str, method: &str, status: u16) {
@@ -223,5 +243,6 @@ mod tests {
         );
         assert!(text.contains("route=\"blobs\""));
         assert!(text.contains("ferry_store_bytes 10"));
+        assert!(text.contains("ferry_start_time_seconds 1"), "{text}");
     }
 }

@@ -308,13 +308,15 @@ async function overview() {
   const served = metricSum(metrics, 'ferry_served_bytes');
   const fetched = metricSum(metrics, 'ferry_upstream_fetched_bytes');
   const version = (status.versions || []).find((v) => v.component === 'ferry');
+  // The counters reset when ferry restarts: say since when they count.
+  const since = status.started_at ? `since ${formatTime(status.started_at)}` : null;
   document.getElementById('version').textContent = version ? `ferry ${version.version}` : '';
 
   const stats = h('dl', { class: 'stats', 'aria-label': 'Totals' },
     stat('Cached', `${formatBytes(status.storage.cached_bytes)} in ${status.storage.cached_objects} objects`),
     stat('Disk free', `${formatBytes(status.storage.free)} of ${formatBytes(status.storage.total)}`),
-    stat('Hit ratio', hits + misses ? `${((100 * hits) / (hits + misses)).toFixed(1)} % (${hits} hits, ${misses} misses)` : '—'),
-    stat('Served / fetched', `${formatBytes(served)} / ${formatBytes(fetched)}`),
+    stat('Hit ratio', hits + misses ? `${((100 * hits) / (hits + misses)).toFixed(1)} % (${hits} hits, ${misses} misses)` : '—', since),
+    stat('Served / fetched', `${formatBytes(served)} / ${formatBytes(fetched)}`, since),
     stat('Downloads in flight', status.downloads_in_flight));
 
   // Anyone sees the public distributions' names and descriptions (none
@@ -329,7 +331,7 @@ async function overview() {
         dist && dist.name !== u.base_path ? h('div', { class: 'muted small' }, dist.name) : null,
         dist?.description ? h('div', { class: 'muted small desc' }, dist.description) : null),
       h('span', { class: 'url' }, u.url),
-      h('span', {}, badge(u.reachable, 'reachable', 'unreachable'), u.private ? h('span', { class: 'badge' }, 'private') : null),
+      h('span', {}, upstreamBadge(u), u.private ? h('span', { class: 'badge' }, 'private') : null),
       h('span', { class: 'num', 'data-field': 'repositories' }, u.repositories),
       h('span', { class: 'num', 'data-field': 'tags' }, u.tags),
       h('span', { class: 'num', 'data-field': 'blobs' }, u.blobs),
@@ -343,8 +345,16 @@ async function overview() {
       { empty: 'No caches yet.' }));
 }
 
-function stat(label, value) {
-  return h('div', { class: 'stat' }, h('dt', {}, label), h('dd', {}, value));
+function stat(label, value, note) {
+  return h('div', { class: 'stat' }, h('dt', {}, label), h('dd', {}, value),
+    note ? h('dd', { class: 'muted small' }, note) : null);
+}
+
+/** unknown (not contacted since start), reachable, down (with why), rate limited. */
+function upstreamBadge(u) {
+  const state = u.state || (u.reachable ? 'reachable' : 'down');
+  const kind = { reachable: 'ok', down: 'bad', rate_limited: 'bad' }[state] || '';
+  return h('span', { class: `badge ${kind}`, title: u.cause || '' }, state.replace('_', ' '));
 }
 
 /** A column header that sorts the list by `key` (server-side `ordering`). */

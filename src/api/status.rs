@@ -1,11 +1,14 @@
 //! `/pulp/api/v3/status/`: versions, storage, and whether each upstream
-//! answers.
+//! answers (one state per upstream, shared by its caches; "unknown" until
+//! ferry first contacted it).
 
 use serde::Serialize;
 use warp::reply::Response as Reply;
 
 use super::http::{ok, ApiError};
 use super::Api;
+use crate::metrics::METRICS;
+use crate::upstream::Reachability;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ComponentVersion {
@@ -55,7 +58,14 @@ pub struct Storage {
 pub struct UpstreamStatus {
     pub base_path: String,
     pub url: String,
+    /// `unknown` (not contacted since ferry started), `reachable`, `down`
+    /// (no answer; a background probe rechecks it) or `rate_limited`.
+    pub state: &'static str,
+    /// Whether it answered last time (state `reachable` or `rate_limited`).
     pub reachable: bool,
+    /// While down: since when and why, e.g. "is down since
+    /// 2026-12-02T03:09:02Z (could not be resolved (DNS)); ...".
+    pub cause: Option<String>,
     pub private: bool,
     /// What the cache holds: repositories, tags, distinct blobs and the
     /// bytes of its manifests and blobs (shared ones counted once).
@@ -71,6 +81,9 @@ pub struct StatusResponse {
     pub storage: Storage,
     pub upstreams: Vec<UpstreamStatus>,
     pub downloads_in_flight: usize,
+    /// When ferry started (RFC 3339): the counters of `/metrics` (hits,
+    /// misses, bytes served and fetched) count since then.
+    pub started_at: String,
 }
 
 /// Public, but private distributions are listed to the admin only.
@@ -103,10 +116,13 @@ pub async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
             .filter(|c| admin || !c.is_private())
             .map(|c| {
                 let totals = held.get(c.base_path()).cloned().unwrap_or_default();
+                let (state, down) = c.upstream_reachability();
                 UpstreamStatus {
                     base_path: c.base_path().to_string(),
                     url: c.config().upstream.to_string(),
-                    reachable: !c.upstream_down(),
+                    state: state.as_str(),
+                    reachable: matches!(state, Reachability::Reachable | Reachability::RateLimited),
+                    cause: down.map(|e| e.cause()),
                     private: c.is_private(),
                     repositories: totals.repositories,
                     tags: totals.tags,
@@ -116,5 +132,6 @@ pub async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
             })
             .collect(),
         downloads_in_flight: storage.downloads_in_flight(),
+        started_at: humantime::format_rfc3339_seconds(METRICS.started_at()).to_string(),
     })
 }

@@ -42,6 +42,11 @@ impl<K: Hash + Eq + Clone, V: Clone> SingleFlight<K, V> {
         value
     }
 
+    /// Whether a run for `key` is under way.
+    pub fn is_running(&self, key: &K) -> bool {
+        self.lock().contains_key(key)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<OnceCell<V>>>> {
         self.flights.lock().unwrap_or_else(|p| p.into_inner())
     }

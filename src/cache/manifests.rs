@@ -4,7 +4,7 @@
 //! revalidates it, and only a changed digest causes a `GET`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -170,7 +170,7 @@ impl Cache {
     /// A manifest by tag or digest. `accept` is the client's `Accept`,
     /// forwarded upstream.
     pub async fn manifest(
-        &self,
+        self: &Arc<Self>,
         repo: &RepoName,
         reference: &Reference,
         accept: Option<&str>,
@@ -232,34 +232,85 @@ impl Cache {
             .await
     }
 
+    /// Within the TTL a tag is answered from the store. Past it, the pull
+    /// waits at most `revalidate_timeout` for the upstream to confirm it,
+    /// then gets the cached tag while the check goes on in the background
+    /// (stale-while-revalidate): a slow or black-holed upstream never makes
+    /// a cached pull wait long.
     async fn manifest_by_tag(
-        &self,
+        self: &Arc<Self>,
         repo: &RepoName,
         tag: &Tag,
         accept: &str,
     ) -> Result<ManifestHit, CacheError> {
         let local = self.local_name(repo);
         let record = self.storage.meta.tag(&local, tag.as_str())?;
+        let key = (local.clone(), tag.to_string());
         if let Some(record) = &record {
-            let fresh = unix_now().saturating_sub(record.confirmed_at) < self.tag_ttl.as_secs();
-            if fresh || self.upstream.is_down() {
-                if let Some(hit) = self.storage.stored_manifest(&record.digest).await? {
+            if let Some(hit) = self.storage.stored_manifest(&record.digest).await? {
+                let fresh = unix_now().saturating_sub(record.confirmed_at) < self.tag_ttl.as_secs();
+                // Down, or already being checked: nothing to wait for.
+                let down = self.upstream.is_down();
+                if fresh || down || self.manifest_flights.is_running(&key) {
                     METRICS.cache("manifest", true);
                     self.storage.note_pull(&local, tag.as_str());
-                    if !fresh {
+                    if down && !fresh {
                         tracing::warn!(repo = %local, %tag, "upstream down: serving cached tag without revalidation");
                     }
                     return Ok(hit);
                 }
+                return self
+                    .revalidate_within_deadline(repo, &local, tag, accept, record.clone(), hit)
+                    .await;
             }
         }
         METRICS.cache("manifest", false);
-        let key = (local.clone(), tag.to_string());
         self.manifest_flights
             .run(key, || {
                 self.revalidate_tag(repo, &local, tag, accept, record, true)
             })
             .await
+    }
+
+    /// Revalidates a stale tag in a task of its own (shared by concurrent
+    /// pulls), and answers its outcome if it comes within the deadline,
+    /// else `cached`. The task owns what it needs, so it finishes (and
+    /// updates the tag) after this pull has been answered.
+    async fn revalidate_within_deadline(
+        self: &Arc<Self>,
+        repo: &RepoName,
+        local: &str,
+        tag: &Tag,
+        accept: &str,
+        record: TagRecord,
+        cached: ManifestHit,
+    ) -> Result<ManifestHit, CacheError> {
+        let this = self.clone();
+        let key = (local.to_string(), tag.to_string());
+        let (repo_, local_, tag_, accept_) = (
+            repo.clone(),
+            local.to_string(),
+            tag.clone(),
+            accept.to_string(),
+        );
+        let check = tokio::spawn(async move {
+            this.manifest_flights
+                .run(key, || {
+                    this.revalidate_tag(&repo_, &local_, &tag_, &accept_, Some(record), true)
+                })
+                .await
+        });
+        let hit = match tokio::time::timeout(self.revalidate_timeout, check).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(e)) => return Err(CacheError::Internal(format!("tag check failed: {e}"))),
+            Err(_) => {
+                tracing::info!(repo = %local, %tag, "upstream slow to confirm the tag: serving it from cache, the check goes on in the background");
+                cached
+            }
+        };
+        METRICS.cache("manifest", hit.from_cache);
+        self.storage.note_pull(local, tag.as_str());
+        Ok(hit)
     }
 
     /// Asks upstream where a cached tag points now, whatever its TTL (an

@@ -16,7 +16,7 @@ mod quota;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 pub use content::{CacheTotals, Inventory, RepoContent, RepoSummary, TagDetail};
@@ -28,7 +28,7 @@ pub use manifests::ManifestHit;
 use crate::config::{is_docker_hub_host, CacheConfig};
 use crate::domain::{Digest, RepoName};
 use crate::store::{BlobStore, MetaStore, StoreError};
-use crate::upstream::{Upstream, UpstreamSetupError};
+use crate::upstream::{Health, Reachability, Upstream, UpstreamError, UpstreamSetupError};
 use download::Downloads;
 use flight::SingleFlight;
 use manifests::ManifestMemo;
@@ -42,6 +42,9 @@ pub struct Storage {
     quota: quota::Quota,
     /// One eviction at a time.
     evicting: tokio::sync::Mutex<()>,
+    /// The breaker of each upstream (by URL and proxy), so that caches of
+    /// one upstream, also caches rebuilt after an API change, agree on it.
+    upstream_health: Mutex<HashMap<String, Weak<Health>>>,
 }
 
 impl Storage {
@@ -83,6 +86,7 @@ impl Storage {
             manifests: ManifestMemo::default(),
             quota: quota::Quota::new(max_size, used),
             evicting: tokio::sync::Mutex::new(()),
+            upstream_health: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -113,6 +117,26 @@ impl Storage {
     pub fn downloads_in_flight(&self) -> usize {
         self.downloads.in_flight()
     }
+
+    /// The breaker shared by every cache of `config`'s upstream.
+    fn upstream_health(&self, config: &CacheConfig) -> Arc<Health> {
+        let key = format!(
+            "{} via {}",
+            config.upstream.as_str().trim_end_matches('/'),
+            config.proxy_url.as_ref().map_or("", |u| u.as_str())
+        );
+        let mut map = self
+            .upstream_health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(health) = map.get(&key).and_then(Weak::upgrade) {
+            return health;
+        }
+        map.retain(|_, h| h.strong_count() > 0);
+        let health = Arc::new(Health::default());
+        map.insert(key, Arc::downgrade(&health));
+        health
+    }
 }
 
 type FlightKey = (String, String);
@@ -124,6 +148,9 @@ pub struct Cache {
     config: CacheConfig,
     namespace: String,
     tag_ttl: Duration,
+    /// How long a pull of a stale tag waits for its revalidation before it
+    /// is answered from the cache (the revalidation then goes on alone).
+    revalidate_timeout: Duration,
     upstream: Arc<Upstream>,
     storage: Arc<Storage>,
     manifest_flights: SingleFlight<FlightKey, Result<ManifestHit, CacheError>>,
@@ -144,7 +171,11 @@ impl Cache {
             config: config.clone(),
             namespace: config.namespace(),
             tag_ttl: config.tag_ttl(global_tag_ttl),
-            upstream: Arc::new(Upstream::new(config)?),
+            revalidate_timeout: Duration::from_millis(config.revalidate_timeout_ms),
+            upstream: Arc::new(Upstream::with_health(
+                config,
+                storage.upstream_health(config),
+            )?),
             storage,
             manifest_flights: SingleFlight::default(),
             blob_confirmations: SingleFlight::default(),
@@ -172,6 +203,11 @@ impl Cache {
 
     pub fn upstream_down(&self) -> bool {
         self.upstream.is_down()
+    }
+
+    /// Whether the upstream answers, and while down, why not.
+    pub fn upstream_reachability(&self) -> (Reachability, Option<UpstreamError>) {
+        self.upstream.reachability()
     }
 
     /// A blob `repo` may see (see `access`): stored, arriving, or fetched.

@@ -139,6 +139,11 @@ pub struct CacheConfig {
     pub connect_timeout_secs: u64,
     #[serde(default = "default_read_timeout")]
     pub read_timeout_secs: u64,
+    /// How long a pull of a tag past its TTL waits for the upstream's
+    /// answer before the cached tag is served (the check finishes in the
+    /// background and updates the tag when the upstream answers).
+    #[serde(default = "default_revalidate_timeout")]
+    pub revalidate_timeout_ms: u64,
     /// Map single-component names to `library/<name>`, Docker Hub's
     /// convention (on by default; turn off for a private registry whose
     /// repositories have single-component names).
@@ -209,6 +214,9 @@ fn default_client_idle_timeout() -> u64 {
 }
 fn default_client_write_timeout() -> u64 {
     60
+}
+fn default_revalidate_timeout() -> u64 {
+    1500
 }
 fn yes() -> bool {
     true
@@ -438,6 +446,7 @@ impl CacheConfig {
             tls_validation: true,
             connect_timeout_secs: default_connect_timeout(),
             read_timeout_secs: default_read_timeout(),
+            revalidate_timeout_ms: default_revalidate_timeout(),
             library_prefix: None,
             ca_cert: None,
             client_cert: None,

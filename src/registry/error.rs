@@ -1,11 +1,21 @@
 //! Every registry-side failure, mapped to the OCI error format and a status
 //! code in this one place.
+//!
+//! What clients print: containers/image (podman, skopeo) shows the OCI
+//! `errors[].message` of a 4xx answer but only the status line of a 5xx
+//! one ("received unexpected HTTP status: 504 Gateway Timeout"), and
+//! containerd shows the status line for both. So a 5xx (and a 429) carries
+//! its cause in the HTTP/1.1 reason phrase as well as in the body: the user
+//! reads "504 upstream of cache docker-cache could not be resolved (DNS)".
+//!
+//! Who reads it: a cache is named by its base path; the upstream's address
+//! (a private registry's host, say) only to the admin and in the log.
 
 use serde_json::{json, Value};
 use warp::http::{header, HeaderValue, Response, StatusCode};
 use warp::reply::Response as Reply;
 
-use crate::cache::{CacheError, Cause};
+use crate::cache::{CacheError, Cause, Route};
 use crate::store::StoreError;
 use crate::upstream::UpstreamError;
 
@@ -25,19 +35,52 @@ pub enum RegistryError {
     Unauthorized {
         challenge: String,
     },
-    /// A cache failure, with what the request named (for `detail`).
+    /// A cache failure, with what the request named (for `detail`) and
+    /// the cache that failed, if one was chosen.
     Cache {
         error: CacheError,
         detail: Value,
+        source: Option<Source>,
     },
+}
+
+/// The cache a failure comes from, to name it in the message.
+#[derive(Debug)]
+pub struct Source {
+    base_path: String,
+    /// `host[:port]` of its upstream: for the admin only.
+    upstream: String,
 }
 
 impl RegistryError {
     pub fn cache(error: CacheError, detail: Value) -> Self {
-        RegistryError::Cache { error, detail }
+        RegistryError::Cache {
+            error,
+            detail,
+            source: None,
+        }
     }
 
-    pub fn into_response(self) -> Reply {
+    /// A failure of the cache `route` chose.
+    pub fn cache_of(route: &Route, error: CacheError, detail: Value) -> Self {
+        let config = route.cache.config();
+        let url = &config.upstream;
+        let mut upstream = url.host_str().unwrap_or_default().to_string();
+        if let Some(port) = url.port() {
+            upstream.push_str(&format!(":{port}"));
+        }
+        RegistryError::Cache {
+            error,
+            detail,
+            source: Some(Source {
+                base_path: config.base_path.clone(),
+                upstream,
+            }),
+        }
+    }
+
+    /// The answer; `admin` readers also learn the upstream's address.
+    pub fn into_response(self, admin: bool) -> Reply {
         let (status, code, message, detail) = match self {
             RegistryError::NameInvalid(e) => {
                 (StatusCode::BAD_REQUEST, "NAME_INVALID", e, json!({}))
@@ -97,29 +140,63 @@ impl RegistryError {
                 }
                 return resp;
             }
-            RegistryError::Cache { error, detail } => return cache_error_response(error, detail),
+            RegistryError::Cache {
+                error,
+                detail,
+                source,
+            } => return cache_error_response(error, detail, source.as_ref(), admin),
         };
         error_response(status, code, &message, detail)
     }
 }
 
-fn cache_error_response(error: CacheError, detail: Value) -> Reply {
-    let message = error.to_string();
+/// What a client is told of a cache failure: the reason phrase (short,
+/// fit for a status line) and the body's message (with the full story for
+/// the admin).
+fn describe(error: &CacheError, source: Option<&Source>, admin: bool) -> (String, String) {
+    let who = match source {
+        Some(s) if admin => format!("upstream {} of cache {}", s.upstream, s.base_path),
+        Some(s) => format!("upstream of cache {}", s.base_path),
+        None => "upstream".to_string(),
+    };
+    match error {
+        CacheError::Upstream(e) => {
+            let short = format!("{who} {}", e.cause());
+            // The details may hold the upstream's URL: the admin's only.
+            let message = match e.detail() {
+                Some(detail) if admin => format!("{short}: {detail}"),
+                _ => short.clone(),
+            };
+            (short, message)
+        }
+        CacheError::DigestMismatch(_) | CacheError::Truncated { .. } => {
+            let text = match source {
+                Some(s) => format!("{error} (cache {})", s.base_path),
+                None => error.to_string(),
+            };
+            (text.clone(), text)
+        }
+        _ => (error.to_string(), error.to_string()),
+    }
+}
+
+fn cache_error_response(
+    error: CacheError,
+    detail: Value,
+    source: Option<&Source>,
+    admin: bool,
+) -> Reply {
+    let (reason, message) = describe(&error, source, admin);
     let (status, code) = match &error {
         CacheError::NameUnknown => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
         CacheError::ManifestUnknown => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
         CacheError::BlobUnknown => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
-        CacheError::Upstream(UpstreamError::RateLimited { retry_after }) => {
-            let mut resp = error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TOOMANYREQUESTS",
-                &message,
-                detail,
-            );
-            let secs = retry_after.map_or(10, |d| d.as_secs().max(1));
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            return resp;
+        CacheError::Upstream(UpstreamError::RateLimited { .. }) => {
+            (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS")
+        }
+        // Not even tried: the breaker is open until the probe sees it back.
+        CacheError::Upstream(UpstreamError::KnownDown { .. }) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "UNKNOWN")
         }
         CacheError::Upstream(e) if e.is_no_answer() => (StatusCode::GATEWAY_TIMEOUT, "UNKNOWN"),
         CacheError::Store(e) if e.is_disk_full() => (StatusCode::INSUFFICIENT_STORAGE, "UNKNOWN"),
@@ -127,9 +204,48 @@ fn cache_error_response(error: CacheError, detail: Value) -> Reply {
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
     };
     if status.is_server_error() {
-        tracing::warn!(%status, error = %message, "request failed");
+        let base_path = source.map(|s| s.base_path.as_str());
+        tracing::warn!(%status, cache = base_path, error = %error, "request failed");
     }
-    error_response(status, code, &message, detail)
+    let mut resp = error_response(status, code, &message, detail);
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        set_reason(&mut resp, &reason);
+    }
+    let retry_after = match &error {
+        CacheError::Upstream(UpstreamError::RateLimited { retry_after }) => {
+            Some(retry_after.map_or(10, |d| d.as_secs().max(1)))
+        }
+        // The probe rechecks a down upstream at least this often.
+        CacheError::Upstream(UpstreamError::KnownDown { .. }) => Some(5),
+        _ => None,
+    };
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// The longest reason phrase sent: a status line, not an essay.
+const MAX_REASON: usize = 200;
+
+/// Puts `text` in the HTTP/1.1 status line (hyper writes it in place of the
+/// canonical phrase; HTTP/2 has none, and clients fall back to the status).
+fn set_reason(resp: &mut Reply, text: &str) {
+    let clean: String = text
+        .chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(MAX_REASON)
+        .collect();
+    if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(clean) {
+        resp.extensions_mut().insert(reason);
+    }
 }
 
 /// `{"errors":[{"code","message","detail"}]}` with the given status.
@@ -147,5 +263,59 @@ pub fn error_response(status: StatusCode, code: &str, message: &str, detail: Val
 impl From<StoreError> for RegistryError {
     fn from(e: StoreError) -> Self {
         RegistryError::cache(e.into(), json!({}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::NoAnswer;
+
+    fn unresolvable() -> CacheError {
+        CacheError::Upstream(UpstreamError::Unreachable {
+            why: NoAnswer::Unresolvable,
+            detail: "error sending request for url (http://registry.internal:5000/v2/)".into(),
+        })
+    }
+
+    fn source() -> Source {
+        Source {
+            base_path: "docker-cache".into(),
+            upstream: "registry.internal:5000".into(),
+        }
+    }
+
+    #[test]
+    fn anonymous_readers_get_the_base_path_and_the_admin_the_address() {
+        let (reason, message) = describe(&unresolvable(), Some(&source()), false);
+        assert_eq!(
+            reason,
+            "upstream of cache docker-cache could not be resolved (DNS)"
+        );
+        assert_eq!(message, reason);
+        let (reason, message) = describe(&unresolvable(), Some(&source()), true);
+        assert_eq!(
+            reason,
+            "upstream registry.internal:5000 of cache docker-cache could not be resolved (DNS)"
+        );
+        assert!(
+            message.contains("http://registry.internal:5000/v2/"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_status_line_carries_the_cause() {
+        let resp = cache_error_response(unresolvable(), json!({}), Some(&source()), false);
+        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+        let reason = resp.extensions().get::<hyper::ext::ReasonPhrase>().unwrap();
+        assert_eq!(
+            reason.as_bytes(),
+            b"upstream of cache docker-cache could not be resolved (DNS)"
+        );
+        let mut resp = error_response(StatusCode::BAD_GATEWAY, "UNKNOWN", "x", json!({}));
+        set_reason(&mut resp, "bad\r\nInjected: header\u{e9}");
+        let reason = resp.extensions().get::<hyper::ext::ReasonPhrase>().unwrap();
+        assert_eq!(reason.as_bytes(), b"bad??Injected: header?");
     }
 }

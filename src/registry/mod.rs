@@ -83,7 +83,7 @@ fn token(
             return RegistryError::Unauthorized {
                 challenge: "Basic realm=\"ferry\"".into(),
             }
-            .into_response()
+            .into_response(false)
         }
     };
     let scopes: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
@@ -153,9 +153,24 @@ async fn handle(
         origin: origin_of(connection.as_ref(), &headers),
         ip: client_ip(connection.as_ref()),
     };
-    let mut resp = dispatch(tail.as_str(), &method, &query, &headers, &client, &registry)
-        .await
-        .unwrap_or_else(RegistryError::into_response);
+    let caller = match registry.access.caller(authorization(&headers), client.ip) {
+        // The dashboard's session cookie: the admin, reading.
+        Caller::Anonymous if registry.sessions.check_request(&headers) => Caller::Admin,
+        caller => caller,
+    };
+    // Only the admin is told the upstream's address in error bodies.
+    let admin = caller.is_admin();
+    let mut resp = dispatch(
+        tail.as_str(),
+        &method,
+        &query,
+        &headers,
+        &client,
+        &registry,
+        caller,
+    )
+    .await
+    .unwrap_or_else(|e| e.into_response(admin));
     resp.headers_mut().insert(
         "docker-distribution-api-version",
         HeaderValue::from_static("registry/2.0"),
@@ -205,13 +220,9 @@ async fn dispatch(
     headers: &HeaderMap,
     client: &Client,
     registry: &Registry,
+    caller: Caller,
 ) -> Result<Reply> {
     let caches = &registry.caches;
-    let caller = match registry.access.caller(authorization(headers), client.ip) {
-        // The dashboard's session cookie: the admin, reading.
-        Caller::Anonymous if registry.sessions.check_request(headers) => Caller::Admin,
-        caller => caller,
-    };
     match caller {
         Caller::Invalid => return Err(challenge(&client.origin, None)),
         Caller::Throttled { retry_after } => return Ok(throttled(retry_after)),
@@ -280,7 +291,8 @@ async fn dispatch(
                 .manifest(&route.repo, &reference, accept.as_deref())
                 .await
                 .map_err(|e| {
-                    RegistryError::cache(e, json!({ "reference": reference.to_string() }))
+                    let detail = json!({ "reference": reference.to_string() });
+                    RegistryError::cache_of(&route, e, detail)
                 })?;
             Ok(with_namespace(manifest_reply(hit, head), &route))
         }
@@ -301,7 +313,7 @@ async fn dispatch(
                 .cache
                 .tags(&route.repo)
                 .await
-                .map_err(|e| RegistryError::cache(e, json!({ "name": name })))?;
+                .map_err(|e| RegistryError::cache_of(&route, e, json!({ "name": name })))?;
             let (page, more) = paginate(tags, query.n, query.last.as_deref());
             let mut resp = json_reply(&json!({ "name": name, "tags": page }));
             add_next_link(&mut resp, &format!("/v2/{name}/tags/list"), query.n, more);
@@ -310,11 +322,12 @@ async fn dispatch(
         Endpoint::Referrers { name, digest } => {
             let route = route(name)?;
             let digest = parse_digest(digest)?;
+            let detail = json!({ "digest": digest.to_string() });
             let mut descriptors = route
                 .cache
                 .referrers(&route.repo, &digest)
                 .await
-                .map_err(|e| RegistryError::cache(e, json!({ "digest": digest.to_string() })))?;
+                .map_err(|e| RegistryError::cache_of(&route, e, detail))?;
             if let Some(wanted) = &query.artifact_type {
                 descriptors
                     .retain(|d| d.get("artifactType").and_then(|a| a.as_str()) == Some(wanted));
@@ -409,7 +422,8 @@ async fn blob_reply(
     head: bool,
     range: Option<&str>,
 ) -> Result<Reply> {
-    let cache_error = |e| RegistryError::cache(e, json!({ "digest": digest.to_string() }));
+    let cache_error =
+        |e| RegistryError::cache_of(route, e, json!({ "digest": digest.to_string() }));
     if head {
         let size = route
             .cache

@@ -247,6 +247,8 @@ impl Ferry {
         .await
         .map_err(|e| storage_error(std::io::Error::other(e).into()))?
         .map_err(storage_error)?;
+        // The counters count from here (status/ and /metrics say since when).
+        let _ = METRICS.started_at();
         let caches = Arc::new(Caches::new(storage, Vec::new()));
         let manager = Arc::new(Manager::new(caches.clone(), config.tag_ttl_secs));
         let (configured, data_dir, password) = (

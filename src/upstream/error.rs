@@ -1,16 +1,35 @@
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+/// Why an upstream gave no answer at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// Its host name does not resolve.
+    Unresolvable,
+    /// Nothing listens there: the connection was refused.
+    Refused,
+    /// Any other failure to connect (no route, reset, proxy failure).
+    Unreachable,
+}
 
 /// What went wrong talking to an upstream registry. The kind decides what
 /// the cache does: transient kinds let it serve stale content, and they map
 /// to 504 (no answer) or 502 (a bad answer) when nothing cached can help.
+///
+/// `Display` is the full story for the log and the admin (it may name the
+/// upstream's URL); [`UpstreamError::cause`] says the same without any
+/// address, for clients that must not learn it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("upstream unreachable: {0}")]
-    Unreachable(String),
+    #[error("upstream unreachable: {detail}")]
+    Unreachable { why: NoAnswer, detail: String },
     #[error("upstream did not answer in time")]
     Timeout,
-    #[error("upstream is down (known from an earlier failure; rechecking in the background)")]
-    KnownDown,
+    #[error("upstream is down since {}: {cause}; ferry rechecks it in the background", rfc3339(*since))]
+    KnownDown {
+        /// The failure that marked it down.
+        cause: Box<UpstreamError>,
+        since: SystemTime,
+    },
     #[error("upstream rate limit reached")]
     RateLimited { retry_after: Option<Duration> },
     #[error("upstream answered HTTP {0}")]
@@ -21,6 +40,13 @@ pub enum UpstreamError {
     NotFound,
     #[error("invalid upstream response: {0}")]
     Protocol(String),
+    /// The upstream's certificate (or TLS handshake) was refused.
+    #[error("upstream TLS refused: {0}")]
+    Tls(String),
+}
+
+fn rfc3339(at: SystemTime) -> humantime::Rfc3339Timestamp {
+    humantime::format_rfc3339_seconds(at)
 }
 
 impl UpstreamError {
@@ -33,14 +59,15 @@ impl UpstreamError {
     /// A metric label for the kind of failure.
     pub fn kind(&self) -> &'static str {
         match self {
-            UpstreamError::Unreachable(_) => "unreachable",
+            UpstreamError::Unreachable { .. } => "unreachable",
             UpstreamError::Timeout => "timeout",
-            UpstreamError::KnownDown => "known_down",
+            UpstreamError::KnownDown { .. } => "known_down",
             UpstreamError::RateLimited { .. } => "rate_limited",
             UpstreamError::Status(_) => "status",
             UpstreamError::Unauthorized => "unauthorized",
             UpstreamError::NotFound => "not_found",
             UpstreamError::Protocol(_) => "protocol",
+            UpstreamError::Tls(_) => "tls",
         }
     }
 
@@ -48,8 +75,52 @@ impl UpstreamError {
     pub fn is_no_answer(&self) -> bool {
         matches!(
             self,
-            UpstreamError::Unreachable(_) | UpstreamError::Timeout | UpstreamError::KnownDown
+            UpstreamError::Unreachable { .. }
+                | UpstreamError::Timeout
+                | UpstreamError::KnownDown { .. }
         )
+    }
+
+    /// What happened, as the end of "upstream X ...", naming no address:
+    /// safe for any client, and short enough for a status line.
+    pub fn cause(&self) -> String {
+        match self {
+            UpstreamError::Unreachable { why, .. } => match why {
+                NoAnswer::Unresolvable => "could not be resolved (DNS)",
+                NoAnswer::Refused => "refused the connection",
+                NoAnswer::Unreachable => "could not be reached",
+            }
+            .into(),
+            UpstreamError::Timeout => "did not answer in time".into(),
+            UpstreamError::KnownDown { cause, since } => format!(
+                "is down since {} ({}); ferry rechecks it in the background",
+                rfc3339(*since),
+                cause.cause()
+            ),
+            UpstreamError::RateLimited { retry_after } => match retry_after {
+                Some(wait) => format!("rate-limited ferry (retry in {} s)", wait.as_secs().max(1)),
+                None => "rate-limited ferry".into(),
+            },
+            UpstreamError::Status(code) => format!("answered HTTP {code}"),
+            UpstreamError::Unauthorized => {
+                "refused the credentials (ferry's are missing or wrong)".into()
+            }
+            UpstreamError::NotFound => "does not have it".into(),
+            UpstreamError::Protocol(_) => "sent an invalid answer".into(),
+            UpstreamError::Tls(_) => "presented a TLS certificate ferry does not accept".into(),
+        }
+    }
+
+    /// The low-level story (it may name the upstream's URL), where there
+    /// is more to tell than [`UpstreamError::cause`]: for the admin and logs.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            UpstreamError::Unreachable { detail, .. }
+            | UpstreamError::Protocol(detail)
+            | UpstreamError::Tls(detail) => Some(detail),
+            UpstreamError::KnownDown { cause, .. } => cause.detail(),
+            _ => None,
+        }
     }
 
     pub(super) fn from_reqwest(e: reqwest::Error) -> UpstreamError {
@@ -58,13 +129,35 @@ impl UpstreamError {
         } else if is_tls_rejection(&e) {
             // The upstream answered, with a certificate (or handshake) ferry
             // refuses: a bad answer (502), not an unreachable host (504).
-            UpstreamError::Protocol(error_chain(&e))
+            UpstreamError::Tls(error_chain(&e))
         } else if e.is_connect() || e.is_request() {
-            UpstreamError::Unreachable(error_chain(&e))
+            UpstreamError::Unreachable {
+                why: no_answer(&e),
+                detail: error_chain(&e),
+            }
         } else {
             UpstreamError::Protocol(error_chain(&e))
         }
     }
+}
+
+/// Tells a name that does not resolve and a refused connection from other
+/// connect failures. hyper-util's connector reports resolver failures as
+/// "dns error" (it keeps the resolver's error type private).
+fn no_answer(e: &(dyn std::error::Error + 'static)) -> NoAnswer {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if err.to_string() == "dns error" {
+            return NoAnswer::Unresolvable;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return NoAnswer::Refused;
+            }
+        }
+        current = err.source();
+    }
+    NoAnswer::Unreachable
 }
 
 /// Whether a TLS error (rustls refusing the upstream's certificate or

@@ -25,8 +25,8 @@ use serde::de::DeserializeSeed as _;
 
 pub use auth::{parse_challenge, Challenge};
 use auth::{TokenCache, TokenResponse};
-pub use error::{error_chain, UpstreamError};
-use health::Health;
+pub use error::{error_chain, NoAnswer, UpstreamError};
+pub use health::{Health, Reachability};
 
 use crate::config::{CacheConfig, Secret};
 use crate::domain::{Digest, RepoName};
@@ -85,8 +85,17 @@ pub struct UpstreamSetupError {
 }
 
 impl Upstream {
-    /// Builds the client. Reads `ca_file` synchronously: call at start-up.
+    /// Builds the client with a breaker of its own (to check a definition).
     pub fn new(config: &CacheConfig) -> Result<Upstream, UpstreamSetupError> {
+        Upstream::with_health(config, Arc::default())
+    }
+
+    /// Builds the client, sharing `health` with every other client of the
+    /// same upstream. Reads `ca_file` synchronously: call at start-up.
+    pub fn with_health(
+        config: &CacheConfig,
+        health: Arc<Health>,
+    ) -> Result<Upstream, UpstreamSetupError> {
         let fail = |reason: String| UpstreamSetupError {
             upstream: config.upstream.to_string(),
             reason,
@@ -149,7 +158,7 @@ impl Upstream {
             password: config.password.clone(),
             tokens: TokenCache::default(),
             challenge: Mutex::new(None),
-            health: Arc::new(Health::default()),
+            health,
             downloads: config
                 .download_concurrency
                 .map(|n| Arc::new(Semaphore::new(n.max(1)))),
@@ -188,6 +197,11 @@ impl Upstream {
         self.health.is_down()
     }
 
+    /// What ferry knows of the upstream now (shared across caches).
+    pub fn reachability(&self) -> (Reachability, Option<UpstreamError>) {
+        self.health.reachability()
+    }
+
     fn url(&self, repo: &RepoName, suffix: &str) -> Result<Url, UpstreamError> {
         let text = format!("{}/v2/{}/{}", self.base, repo, suffix);
         Url::parse(&text).map_err(|e| UpstreamError::Protocol(format!("bad URL {text}: {e}")))
@@ -224,7 +238,7 @@ impl Upstream {
         let media_type = header_str(resp.headers(), CONTENT_TYPE.as_str()).map(str::to_string);
         let digest =
             header_str(resp.headers(), "docker-content-digest").and_then(|d| d.parse().ok());
-        let bytes = read_limited(resp, MAX_MANIFEST_BYTES).await?;
+        let bytes = self.read_body(resp, MAX_MANIFEST_BYTES).await?;
         Ok(FetchedManifest {
             bytes,
             media_type,
@@ -285,7 +299,12 @@ impl Upstream {
                 }
             }
             let limit = bytes_left.min(MAX_MANIFEST_BYTES);
-            let Some(bytes) = read_bounded(resp, limit).await? else {
+            // A stall mid-body counts against the upstream's health, as for
+            // every other body.
+            let Some(bytes) = read_bounded(resp, limit)
+                .await
+                .map_err(|e| self.failed(e))?
+            else {
                 return Err(too_large(if limit < MAX_MANIFEST_BYTES {
                     format!("over {} MiB of JSON in all", MAX_TAG_LIST_BYTES >> 20)
                 } else {
@@ -323,7 +342,7 @@ impl Upstream {
             .send(Method::GET, url, repo, HeaderMap::new(), true)
             .await
         {
-            Ok(resp) => read_limited(resp, MAX_MANIFEST_BYTES).await.map(Some),
+            Ok(resp) => self.read_body(resp, MAX_MANIFEST_BYTES).await.map(Some),
             Err(UpstreamError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
@@ -339,9 +358,10 @@ impl Upstream {
         headers: HeaderMap,
         bounded: bool,
     ) -> Result<Response, UpstreamError> {
-        if let Some(UpstreamError::RateLimited { retry_after }) = self.health.blocked() {
-            // Honour Retry-After: do not hammer an upstream that asked to wait.
-            return Err(UpstreamError::RateLimited { retry_after });
+        if let Some(blocked) = self.health.blocked() {
+            // Honour Retry-After: do not hammer an upstream that asked to
+            // wait. And do not wait on one known down: the probe rechecks it.
+            return Err(blocked);
         }
         let scope = format!("repository:{repo}:pull");
         let mut authorization = self.known_authorization(&scope);
@@ -378,6 +398,12 @@ impl Upstream {
         Err(UpstreamError::Unauthorized)
     }
 
+    /// Reads a small body; a stall or break in it (bounded by the request
+    /// timeout) counts against the upstream like no answer at all.
+    async fn read_body(&self, resp: Response, limit: usize) -> Result<Bytes, UpstreamError> {
+        read_limited(resp, limit).await.map_err(|e| self.failed(e))
+    }
+
     /// Records a failure and starts a background probe when it marks the
     /// upstream down.
     fn failed(&self, error: UpstreamError) -> UpstreamError {
@@ -402,8 +428,13 @@ impl Upstream {
             let mut interval = Duration::from_millis(500);
             loop {
                 tokio::time::sleep(interval).await;
-                // Any HTTP answer, 401 included, means the upstream is back.
-                if http.get(&url).timeout(timeout).send().await.is_ok() {
+                // Any whole HTTP answer, 401 included, means the upstream is
+                // back; headers followed by a stalled body do not.
+                let answer = match http.get(&url).timeout(timeout).send().await {
+                    Ok(resp) => read_limited(resp, 64 * 1024).await.is_ok(),
+                    Err(_) => false,
+                };
+                if answer {
                     health.mark_up();
                     tracing::info!(upstream = %base, "upstream reachable again");
                     break;
@@ -506,7 +537,7 @@ impl Upstream {
                     tracing::warn!(status = %resp.status(), "upstream token endpoint refused ferry");
                     return Err(UpstreamError::Unauthorized);
                 }
-                let body = read_limited(resp, 64 * 1024).await?;
+                let body = self.read_body(resp, 64 * 1024).await?;
                 let (token, lifetime) = serde_json::from_slice::<TokenResponse>(&body)
                     .ok()
                     .and_then(TokenResponse::into_token)

@@ -13,6 +13,7 @@ mod support;
 
 mod api;
 mod auth;
+mod bad_day;
 mod browse;
 mod containerd;
 mod faults;

@@ -29,6 +29,8 @@ pub struct CacheSpec {
     pub tag_ttl_secs: Option<u64>,
     pub connect_timeout_secs: Option<u64>,
     pub read_timeout_secs: Option<u64>,
+    /// `revalidate_timeout_ms`: how long a stale tag's check may hold a pull.
+    pub revalidate_timeout_ms: Option<u64>,
     /// `ca_file`: extra CA certificates (PEM file) for an HTTPS upstream.
     pub ca_file: Option<PathBuf>,
     /// `ca_cert`: extra CA certificates as inline PEM.
@@ -67,6 +69,11 @@ impl CacheSpec {
         self
     }
 
+    pub fn revalidate_timeout_ms(mut self, ms: u64) -> Self {
+        self.revalidate_timeout_ms = Some(ms);
+        self
+    }
+
     /// Trusts the CA certificates in the PEM file `path` for the upstream.
     pub fn ca_file(mut self, path: &Path) -> Self {
         self.ca_file = Some(path.to_path_buf());
@@ -102,6 +109,7 @@ impl CacheSpec {
         self.username.is_some()
             || self.connect_timeout_secs.is_some()
             || self.read_timeout_secs.is_some()
+            || self.revalidate_timeout_ms.is_some()
             || self.ca_file.is_some()
             || self.ca_cert.is_some()
             || self.tls_validation.is_some()
@@ -335,6 +343,7 @@ fn config_toml(data_dir: &Path, caches: &[CacheSpec]) -> String {
             ("tag_ttl_secs", c.tag_ttl_secs),
             ("connect_timeout_secs", c.connect_timeout_secs),
             ("read_timeout_secs", c.read_timeout_secs),
+            ("revalidate_timeout_ms", c.revalidate_timeout_ms),
         ] {
             if let Some(v) = v {
                 let _ = writeln!(t, "{key} = {v}");

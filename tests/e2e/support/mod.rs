@@ -2,6 +2,7 @@
 //! image builders, the ferry process, client wrappers and fakes.
 #![allow(dead_code)] // not every test module uses every helper
 
+pub mod black_hole;
 pub mod clients;
 pub mod fake_proxy;
 pub mod fake_upstream;
@@ -17,6 +18,7 @@ pub mod token;
 pub mod upstream;
 pub mod util;
 
+pub use black_hole::FakeBlackHole;
 pub use clients::{skopeo_copy, skopeo_inspect_raw, skopeo_list_tags, DirImage, Podman};
 pub use fake_proxy::{FakeFaultProxy, Fault, PathKind};
 pub use ferry::{ferry_bin, CacheSpec, Ferry, FerryOptions, ADMIN_PASSWORD, CACHE};
