@@ -454,18 +454,14 @@ fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Taken before the stores open, so a second ferry is told who holds the
-    // directory instead of getting sled's lock error; held until exit.
-    let _lock = match datadir::lock(&config.data_dir, datadir::Missing::Create) {
-        Ok(lock) => lock,
-        Err(e) => {
-            eprintln!("ferry: {e}");
-            return ExitCode::from(2);
-        }
-    };
     runtime.block_on(async {
         let ferry = match Ferry::start(&config).await {
             Ok(f) => f,
+            // A data directory ferry may not use: exit 2, as gc and verify.
+            Err(e @ ServeError::DataDir(_)) => {
+                eprintln!("ferry: {e}");
+                return ExitCode::from(2);
+            }
             Err(e) => {
                 eprintln!("ferry: {e}");
                 return ExitCode::FAILURE;

@@ -105,6 +105,13 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Re
                 if login::from_browser(&req.headers) {
                     resp.headers_mut().remove(header::WWW_AUTHENTICATE);
                 }
+                // A body refused unread (too large, not JSON) is still on the
+                // wire: the connection cannot carry another request, and the
+                // client must not try one on it.
+                if req.body.is_err() {
+                    resp.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 crate::web::data_only(crate::compress::maybe_gzip(resp, gzip_ok).await)
             },
         )

@@ -480,8 +480,8 @@ async fn receive(
         let batch = pending.split().freeze();
         received += batch.len() as u64;
         if total.is_some_and(|t| received > t) {
-            return Err(CacheError::Upstream(UpstreamError::Protocol(
-                "blob body longer than its Content-Length".into(),
+            return Err(CacheError::Upstream(UpstreamError::rejected(
+                "blob body longer than its Content-Length",
             )));
         }
         if batches.send(batch).await.is_err() {

@@ -136,7 +136,7 @@ impl Storage {
             return Err(CacheError::DigestMismatch(digest.clone()));
         }
         let media_type = checked_media_type(fetched.media_type.as_deref(), &fetched.bytes)
-            .map_err(|e| CacheError::Upstream(UpstreamError::Protocol(e)))?;
+            .map_err(|e| CacheError::Upstream(UpstreamError::rejected(e)))?;
         let record = describe(&media_type, &fetched.bytes, unix_now());
         let (blobs, meta, d, bytes) = (
             self.blobs.clone(),

@@ -40,6 +40,9 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The data directory is held by another ferry, or unusable.
+    #[error(transparent)]
+    DataDir(#[from] crate::datadir::DataDirError),
 }
 
 /// The cure for a damaged metadata database, and only for that: a lock
@@ -185,6 +188,8 @@ pub struct Ferry {
     tls: Option<(TcpListener, Arc<Certificates>)>,
     registry: Arc<Registry>,
     api: Arc<Api>,
+    /// Held while this ferry serves: no second one opens the same stores.
+    lock: crate::datadir::DataDirLock,
 }
 
 impl Ferry {
@@ -226,6 +231,14 @@ impl Ferry {
             },
             config.public_url.as_ref().map(url::Url::as_str),
         );
+        // Taken before the stores open, so a second ferry is told who holds
+        // the directory instead of getting sled's lock error.
+        let dir = config.data_dir.clone();
+        let lock = tokio::task::spawn_blocking(move || {
+            crate::datadir::lock(&dir, crate::datadir::Missing::Create)
+        })
+        .await
+        .map_err(|e| ServeError::Admin(std::io::Error::other(e)))??;
         let storage_error = |source| ServeError::Storage {
             path: config.data_dir.clone(),
             source,
@@ -279,6 +292,7 @@ impl Ferry {
         let api_admin = admin.clone();
         let sessions = Arc::new(crate::session::Sessions::default());
         Ok(Ferry {
+            lock,
             listener,
             shared,
             gc_interval: config.gc_interval_secs,
@@ -313,6 +327,8 @@ impl Ferry {
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        // Released when serving ends, after the last flush below.
+        let _lock = self.lock;
         let storage = self.registry.caches.storage().clone();
         let routes = registry::routes(self.registry.clone())
             .or(api::routes(self.api.clone()))

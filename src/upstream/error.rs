@@ -40,9 +40,22 @@ pub enum UpstreamError {
     NotFound,
     #[error("invalid upstream response: {0}")]
     Protocol(String),
+    /// An answer ferry refuses by its own rules (a media type, a bound, an
+    /// origin). Boxed: a rare error should not grow every `Result`.
+    #[error("upstream answer refused: {}{}", .0.why, .0.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Rejected(Box<Rejection>),
     /// The upstream's certificate (or TLS handshake) was refused.
     #[error("upstream TLS refused: {0}")]
     Tls(String),
+}
+
+/// Why ferry refused an upstream's answer.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    /// Names no address, so any client may read it.
+    pub why: String,
+    /// What only the admin and the log see (an origin, say).
+    pub detail: Option<String>,
 }
 
 fn rfc3339(at: SystemTime) -> humantime::Rfc3339Timestamp {
@@ -50,6 +63,19 @@ fn rfc3339(at: SystemTime) -> humantime::Rfc3339Timestamp {
 }
 
 impl UpstreamError {
+    /// An answer refused by ferry's rules, explained without an address.
+    pub fn rejected(why: impl Into<String>) -> UpstreamError {
+        UpstreamError::rejected_with(why, None)
+    }
+
+    /// The same, with a detail for the admin and the log only.
+    pub fn rejected_with(why: impl Into<String>, detail: Option<String>) -> UpstreamError {
+        UpstreamError::Rejected(Box::new(Rejection {
+            why: why.into(),
+            detail,
+        }))
+    }
+
     /// Failures that say nothing about the content, so cached content may be
     /// served instead (stale-if-error).
     pub fn is_transient(&self) -> bool {
@@ -67,6 +93,7 @@ impl UpstreamError {
             UpstreamError::Unauthorized => "unauthorized",
             UpstreamError::NotFound => "not_found",
             UpstreamError::Protocol(_) => "protocol",
+            UpstreamError::Rejected(_) => "rejected",
             UpstreamError::Tls(_) => "tls",
         }
     }
@@ -107,6 +134,7 @@ impl UpstreamError {
             }
             UpstreamError::NotFound => "does not have it".into(),
             UpstreamError::Protocol(_) => "sent an invalid answer".into(),
+            UpstreamError::Rejected(r) => format!("sent an answer ferry refuses: {}", r.why),
             UpstreamError::Tls(_) => "presented a TLS certificate ferry does not accept".into(),
         }
     }
@@ -119,6 +147,7 @@ impl UpstreamError {
             | UpstreamError::Protocol(detail)
             | UpstreamError::Tls(detail) => Some(detail),
             UpstreamError::KnownDown { cause, .. } => cause.detail(),
+            UpstreamError::Rejected(r) => r.detail.as_deref(),
             _ => None,
         }
     }

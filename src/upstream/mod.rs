@@ -275,7 +275,7 @@ impl Upstream {
     /// past a bound rather than a silently truncated list).
     pub async fn tags(&self, repo: &RepoName) -> Result<Vec<String>, UpstreamError> {
         let too_large = |what: String| {
-            UpstreamError::Protocol(format!(
+            UpstreamError::rejected(format!(
                 "the tag list of {repo} is larger than ferry accepts ({what})"
             ))
         };
@@ -291,11 +291,13 @@ impl Upstream {
                 // The credentials follow the request: another origin gets none
                 // of them, and no request at all.
                 if next.origin() != url.origin() {
-                    return Err(UpstreamError::Protocol(format!(
-                        "the tag list of {repo} continues on another origin ({}); \
-                         ferry follows tag pages only on the upstream's own origin",
-                        next.origin().ascii_serialization()
-                    )));
+                    return Err(UpstreamError::rejected_with(
+                        format!(
+                            "the tag list of {repo} continues on another origin; \
+                             ferry follows tag pages only on the upstream's own origin"
+                        ),
+                        Some(next.origin().ascii_serialization()),
+                    ));
                 }
             }
             let limit = bytes_left.min(MAX_MANIFEST_BYTES);
@@ -521,11 +523,12 @@ impl Upstream {
                 if let Some(basic) = self.basic_header() {
                     if !self.may_receive_credentials(&url) {
                         tracing::warn!(upstream = %self.base, %realm, "token realm refused: plain HTTP on another origin");
-                        return Err(UpstreamError::Protocol(format!(
-                            "the token realm {} is plain HTTP on another origin than the upstream; \
-                             ferry sends the upstream's credentials only to its own origin or an HTTPS realm",
-                            url.origin().ascii_serialization()
-                        )));
+                        return Err(UpstreamError::rejected_with(
+                            "its token realm is plain HTTP on another origin than the \
+                             upstream; ferry sends the upstream's credentials only to its \
+                             own origin or an HTTPS realm",
+                            Some(url.origin().ascii_serialization()),
+                        ));
                     }
                     request = request.header(reqwest::header::AUTHORIZATION, basic);
                 }

@@ -62,6 +62,19 @@ impl Api {
         }
     }
 
+    /// As `as_user`, connecting from `source` (a loopback address): wrong
+    /// passwords are throttled per client address.
+    fn as_user_from(ferry: &Ferry, user: &str, password: &str, source: [u8; 4]) -> Api {
+        Api {
+            base: ferry.url(),
+            http: reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from(source))
+                .build()
+                .unwrap(),
+            creds: Some((user.into(), password.into())),
+        }
+    }
+
     fn anonymous(ferry: &Ferry) -> Api {
         Api {
             base: ferry.url(),
@@ -690,9 +703,7 @@ async fn validation_errors_and_authentication_answer_like_pulp() {
 
     // Authentication: none, a wrong password, a wrong user.
     let anonymous = Api::anonymous(&ferry);
-    let wrong_password = Api::as_user(&ferry, "admin", "not-the-password");
-    let wrong_user = Api::as_user(&ferry, "root", ADMIN_PASSWORD);
-    for path in [
+    for (i, path) in [
         REMOTES.to_string(),
         remote_href.clone(),
         DISTRIBUTIONS.to_string(),
@@ -700,7 +711,15 @@ async fn validation_errors_and_authentication_answer_like_pulp() {
         REPO_DISTRIBUTIONS.to_string(),
         TAGS.to_string(),
         format!("{TASKS}{NO_SUCH_ID}/"),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Two wrong logins per client address, below the throttle's limit
+        // (trust_edge tests the throttle).
+        let source = [127, 0, 0, 10 + i as u8];
+        let wrong_password = Api::as_user_from(&ferry, "admin", "not-the-password", source);
+        let wrong_user = Api::as_user_from(&ferry, "root", ADMIN_PASSWORD, source);
         for (who, client, detail) in [
             (
                 "anonymous",
@@ -734,6 +753,7 @@ async fn validation_errors_and_authentication_answer_like_pulp() {
         }
     }
     // Nor can they change anything.
+    let wrong_password = Api::as_user_from(&ferry, "admin", "not-the-password", [127, 0, 0, 9]);
     for (client, what) in [
         (&anonymous, "anonymous"),
         (&wrong_password, "wrong password"),
