@@ -1,7 +1,8 @@
 //! ferry: a pull-through caching container registry.
 //!
 //! Layers, each depending only on those below it:
-//! `server` → `registry` (OCI routes) → `cache` → `store` / `upstream`,
+//! `server` → `registry` (OCI routes) / `api` (management) → `manage` →
+//! `cache` → `store` / `upstream`,
 //! with `domain` types shared by all and `config` read once at start-up.
 
 #![forbid(unsafe_code)]
