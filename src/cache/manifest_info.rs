@@ -2,7 +2,8 @@
 //! blobs and child manifests it references, its subject and artifact type.
 //! The bytes themselves are never rewritten.
 
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
+use oci_spec::image::ImageIndex;
+use serde_json::Value;
 
 use crate::domain::{Digest, MediaType};
 use crate::store::ManifestRecord;
@@ -70,10 +71,6 @@ pub fn effective_media_type(content_type: Option<&str>, bytes: &[u8]) -> MediaTy
     }
 }
 
-fn digest_of(d: &Descriptor) -> Option<Digest> {
-    d.digest().to_string().parse().ok()
-}
-
 /// Reads the references out of a manifest. A document ferry cannot parse
 /// (schema 1, say) is still cached and served; it just lists nothing.
 pub fn describe(media_type: &MediaType, bytes: &[u8], now: u64) -> ManifestRecord {
@@ -86,28 +83,45 @@ pub fn describe(media_type: &MediaType, bytes: &[u8], now: u64) -> ManifestRecor
         artifact_type: None,
         stored_at: now,
     };
+    // Read leniently, descriptor by descriptor: a strict parse (oci-spec)
+    // rejects a whole document for one malformed optional field (say
+    // `"platform": []`), and a manifest listing no blobs would leave them
+    // unprotected from garbage collection and the quota.
+    let Ok(document) = serde_json::from_slice::<Value>(bytes) else {
+        return record;
+    };
+    let text = |key: &str| document.get(key).and_then(Value::as_str);
+    record.subject = document.get("subject").and_then(digest_in);
     if media_type.is_index() {
-        if let Ok(index) = serde_json::from_slice::<ImageIndex>(bytes) {
-            record.children = index.manifests().iter().filter_map(digest_of).collect();
-            record.subject = index.subject().as_ref().and_then(digest_of);
-            record.artifact_type = index.artifact_type().as_ref().map(|a| a.to_string());
-        }
-    } else if let Ok(manifest) = serde_json::from_slice::<ImageManifest>(bytes) {
-        record.blobs = std::iter::once(manifest.config())
-            .chain(manifest.layers())
-            .filter_map(digest_of)
+        record.children = digests_in(&document, "manifests");
+        record.artifact_type = text("artifactType").map(str::to_string);
+    } else {
+        let config = document.get("config");
+        record.blobs = config
+            .and_then(digest_in)
+            .into_iter()
+            .chain(digests_in(&document, "layers"))
             .collect();
-        record.subject = manifest.subject().as_ref().and_then(digest_of);
         // The spec's rule: artifactType, else the config's media type.
-        record.artifact_type = Some(
-            manifest
-                .artifact_type()
-                .as_ref()
-                .unwrap_or(manifest.config().media_type())
-                .to_string(),
-        );
+        record.artifact_type = text("artifactType")
+            .or_else(|| config?.get("mediaType")?.as_str())
+            .map(str::to_string);
     }
     record
+}
+
+/// The digest of one descriptor, if it has a valid one.
+fn digest_in(descriptor: &Value) -> Option<Digest> {
+    descriptor.get("digest")?.as_str()?.parse().ok()
+}
+
+/// The valid digests of the descriptors listed under `key`.
+fn digests_in(document: &Value, key: &str) -> Vec<Digest> {
+    document
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(digest_in).collect())
+        .unwrap_or_default()
 }
 
 /// The platforms an index lists (`os/architecture[/variant]`), in order;
@@ -156,6 +170,20 @@ mod tests {
         let mt = MediaType::new(MediaType::DOCKER_V1_SIGNED);
         let rec = describe(&mt, b"{}", 0);
         assert!(rec.blobs.is_empty() && rec.children.is_empty());
+    }
+
+    /// Found by the property tests: one malformed optional field made the
+    /// strict parse drop every blob, unprotecting them from GC and quota.
+    #[test]
+    fn a_malformed_optional_field_keeps_the_blobs_listed() {
+        let odd = MANIFEST.replace(r#""size":3,"#, r#""size":3,"platform":[],"urls":7,"#);
+        let mt = MediaType::new(MediaType::DOCKER_MANIFEST);
+        assert_eq!(describe(&mt, odd.as_bytes(), 0).blobs.len(), 2);
+        let index = r#"{"schemaVersion":2,"manifests":[
+          {"digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","platform":[]},
+          {"digest":"not-a-digest"}]}"#;
+        let rec = describe(&MediaType::new(MediaType::OCI_INDEX), index.as_bytes(), 0);
+        assert_eq!(rec.children.len(), 1);
     }
 
     #[test]
