@@ -262,7 +262,7 @@ function pullLine(ref) {
   // podman refuses a plain-HTTP registry unless told so.
   const insecure = location.protocol === 'http:' ? ' --tls-verify=false' : '';
   const line = `podman pull${insecure} ${location.host}/${ref}`;
-  return h('span', { class: 'pull' }, h('code', {}, line), copyButton(line, `Copy pull command for ${ref}`));
+  return h('span', { class: 'pull' }, h('code', {}, breakable(line)), copyButton(line, `Copy pull command for ${ref}`));
 }
 
 /** A message for the next render of the page (after an action re-routes). */
