@@ -205,6 +205,16 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
+/// An unguessable id for a bearer credential (a registry token, a login
+/// session): two random v4 UUIDs, 244 random bits, as 64 hex digits.
+pub fn random_id() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
 /// Compares without leaking, through timing, how much of a guess was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -271,11 +281,7 @@ pub struct RegistryTokens {
 impl RegistryTokens {
     /// Issues a token carrying `grant`.
     pub fn issue(&self, grant: Grant) -> (String, u64) {
-        let token = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let token = random_id();
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         tokens.retain(|_, (until, _)| *until > now);

@@ -36,13 +36,9 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Starts a session; returns its id (256 random bits).
+    /// Starts a session; returns its id (unguessable, like a token).
     pub fn create(&self) -> String {
-        let id = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let id = crate::auth::random_id();
         let now = Instant::now();
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions.retain(|_, s| s.alive(now));

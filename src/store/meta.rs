@@ -74,28 +74,6 @@ fn open_error(dir: &Path, error: sled::Error) -> StoreError {
     }
 }
 
-#[cfg(test)]
-mod open_tests {
-    use super::*;
-
-    #[test]
-    fn a_second_open_is_locked_not_damaged() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = MetaStore::open(dir.path()).unwrap();
-        let err = MetaStore::open(dir.path()).err().unwrap();
-        assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
-        assert!(!err.is_damaged());
-    }
-
-    #[test]
-    fn garbage_settings_are_damage() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("conf"), [0xffu8; 64]).unwrap();
-        let err = MetaStore::open(dir.path()).err().unwrap();
-        assert!(err.is_damaged(), "{err:?}");
-    }
-}
-
 impl MetaStore {
     pub fn open(dir: &Path) -> Result<MetaStore, StoreError> {
         let db = sled::Config::new()
@@ -583,5 +561,27 @@ mod tests {
             .unwrap());
         assert!(meta.references("c/a", &m).unwrap());
         assert!(!meta.references("c/b", &m).unwrap());
+    }
+}
+
+#[cfg(test)]
+mod open_tests {
+    use super::*;
+
+    #[test]
+    fn a_second_open_is_locked_not_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = MetaStore::open(dir.path()).unwrap();
+        let err = MetaStore::open(dir.path()).err().unwrap();
+        assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
+        assert!(!err.is_damaged());
+    }
+
+    #[test]
+    fn garbage_settings_are_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("conf"), [0xffu8; 64]).unwrap();
+        let err = MetaStore::open(dir.path()).err().unwrap();
+        assert!(err.is_damaged(), "{err:?}");
     }
 }
