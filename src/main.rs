@@ -294,7 +294,7 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     // Whatever the umask ferry was started with (a shell's 022, a
     // container's 000): nothing it creates is for other users. The data
-    // directory's own modes are also set explicitly (Storage::open).
+    // directory's own modes are also set explicitly (datadir::lock).
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let (command, serve_args) = match cli.command {

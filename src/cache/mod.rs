@@ -11,7 +11,6 @@ mod listing;
 mod maintenance;
 pub(crate) mod manifest_info;
 mod manifests;
-mod private_dir;
 mod quota;
 
 use std::collections::HashMap;
@@ -58,11 +57,9 @@ impl Storage {
         data_dir: &Path,
         max_size: Option<u64>,
     ) -> Result<Arc<Storage>, StoreError> {
-        private_dir::create(data_dir)?;
+        // Created private and checked by `datadir::lock`, taken before.
+        std::fs::create_dir_all(data_dir)?;
         let meta = MetaStore::open(&data_dir.join("meta"))?;
-        // The metadata holds upstream secrets: private even if an older
-        // ferry or a loose umask created it readable.
-        private_dir::tighten_tree(&data_dir.join("meta"))?;
         let blobs = BlobStore::open(data_dir)?;
         if !meta.was_recovered() {
             let registered = maintenance::register_stored_blobs(&blobs, &meta)?;

@@ -1,8 +1,10 @@
-//! The data directory as a whole: one ferry process at a time (a lock file
-//! holding the owner's PID), and the checks a maintenance command makes
-//! before it touches a directory. Its errors say what is wrong in the
-//! user's terms; damage inside the metadata database is the store's to
-//! report (see `StoreError::is_damaged`).
+//! The data directory as a whole: private to ferry's user (`private`), one
+//! ferry process at a time (a lock file holding the owner's PID), and the
+//! checks a maintenance command makes before it touches a directory. Its
+//! errors say what is wrong in the user's terms; damage inside the metadata
+//! database is the store's to report (see `StoreError::is_damaged`).
+
+mod private;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Read, Seek, Write};
@@ -80,6 +82,9 @@ pub fn lock(dir: &Path, missing: Missing) -> Result<DataDirLock, DataDirError> {
         Missing::Create => create(dir)?,
         Missing::Refuse => holds_ferry_data(dir)?,
     }
+    // It holds the admin password and, in `meta/`, the upstreams' secrets:
+    // tightened here, whatever created it looser (an older ferry, a umask).
+    private::tighten_existing(dir).map_err(|e| DataDirError::from_io(dir, e))?;
     let path = dir.join(LOCK_FILE);
     let opened = OpenOptions::new()
         .read(true)
@@ -125,7 +130,7 @@ pub fn lock(dir: &Path, missing: Missing) -> Result<DataDirLock, DataDirError> {
 }
 
 fn create(dir: &Path) -> Result<(), DataDirError> {
-    if let Err(e) = std::fs::create_dir_all(dir) {
+    if let Err(e) = private::create(dir) {
         // A regular file where the directory should be: EEXIST, not ENOTDIR.
         if dir.metadata().is_ok_and(|m| !m.is_dir()) {
             return Err(DataDirError::NotADirectory {

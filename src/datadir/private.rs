@@ -12,14 +12,17 @@ use std::path::Path;
 const PRIVATE_DIR: u32 = 0o700;
 const PRIVATE_FILE: u32 = 0o600;
 
-/// Creates `dir` (and missing parents) mode 0700, or tightens an existing
-/// one that others can read or enter, and the files directly in it (the
-/// admin password).
+/// Creates `dir` (and missing parents) mode 0700.
 pub(super) fn create(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(PRIVATE_DIR)
-        .create(dir)?;
+        .create(dir)
+}
+
+/// Tightens an existing data directory that others can read or enter, the
+/// files directly in it (the admin password) and all of `meta/`.
+pub(super) fn tighten_existing(dir: &Path) -> io::Result<()> {
     tighten(dir, PRIVATE_DIR)?;
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -27,12 +30,16 @@ pub(super) fn create(dir: &Path) -> io::Result<()> {
             tighten(&entry.path(), PRIVATE_FILE)?;
         }
     }
+    let meta = dir.join("meta");
+    if meta.is_dir() {
+        tighten_tree(&meta)?;
+    }
     Ok(())
 }
 
 /// Tightens `dir` and everything under it (the metadata database: a few
 /// files and sled's blob directory) to 0700 directories and 0600 files.
-pub(super) fn tighten_tree(dir: &Path) -> io::Result<()> {
+fn tighten_tree(dir: &Path) -> io::Result<()> {
     tighten(dir, PRIVATE_DIR)?;
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -96,8 +103,7 @@ mod tests {
         fs::write(meta.join("blobs/1"), b"x").unwrap();
         fs::set_permissions(meta.join("db"), fs::Permissions::from_mode(0o644)).unwrap();
         fs::set_permissions(meta.join("blobs/1"), fs::Permissions::from_mode(0o666)).unwrap();
-        create(&data).unwrap();
-        tighten_tree(&meta).unwrap();
+        tighten_existing(&data).unwrap();
         assert_eq!(mode(&data), 0o700);
         assert_eq!(mode(&data.join("admin-password")), 0o600);
         assert_eq!(mode(&meta), 0o700);
