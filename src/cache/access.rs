@@ -45,7 +45,7 @@ impl Cache {
         let key = (local.clone(), digest.to_string());
         let size = self
             .blob_confirmations
-            .run(key, || async {
+            .run(key, self.upstream.wait_bound(), || async {
                 let size = match self.upstream.head_blob(repo, digest).await {
                     Err(UpstreamError::NotFound) => return Err(CacheError::BlobUnknown),
                     other => other?,

@@ -207,7 +207,7 @@ impl Cache {
         METRICS.cache("manifest", false);
         let key = (local.clone(), digest.to_string());
         self.manifest_flights
-            .run(key, || async {
+            .run(key, self.upstream.wait_bound(), || async {
                 let stored_elsewhere = if referenced {
                     None
                 } else {
@@ -266,7 +266,7 @@ impl Cache {
         }
         METRICS.cache("manifest", false);
         self.manifest_flights
-            .run(key, || {
+            .run(key, self.upstream.wait_bound(), || {
                 self.revalidate_tag(repo, &local, tag, accept, record, true)
             })
             .await
@@ -295,7 +295,7 @@ impl Cache {
         );
         let check = tokio::spawn(async move {
             this.manifest_flights
-                .run(key, || {
+                .run(key, this.upstream.wait_bound(), || {
                     this.revalidate_tag(&repo_, &local_, &tag_, &accept_, Some(record), true)
                 })
                 .await
@@ -321,7 +321,7 @@ impl Cache {
         let record = self.storage.meta.tag(&local, tag.as_str())?;
         let key = (local.clone(), tag.to_string());
         self.manifest_flights
-            .run(key, || {
+            .run(key, self.upstream.wait_bound(), || {
                 self.revalidate_tag(repo, &local, tag, MediaType::ALL_MANIFESTS, record, false)
             })
             .await?;

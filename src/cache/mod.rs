@@ -211,7 +211,10 @@ impl Cache {
     pub async fn blob(&self, repo: &RepoName, digest: &Digest) -> Result<Blob, CacheError> {
         // Checked before joining a download too: downloads are by digest.
         self.admit_blob(repo, digest).await?;
-        self.storage.blob(&self.upstream, repo, digest).await
+        let downloads = &self.storage.downloads;
+        downloads
+            .blob(&self.storage, &self.upstream, repo, digest)
+            .await
     }
 
     /// The size of a blob `repo` may see; answers as `blob` would.
@@ -222,10 +225,17 @@ impl Cache {
     ) -> Result<Option<u64>, CacheError> {
         match self.admit_blob(repo, digest).await? {
             access::Admission::Referenced => {
-                self.storage.blob_size(&self.upstream, repo, digest).await
+                let downloads = &self.storage.downloads;
+                downloads
+                    .blob_size(&self.storage, &self.upstream, repo, digest)
+                    .await
             }
             access::Admission::Confirmed { size } => {
-                Ok(self.storage.local_blob_size(digest).await?.or(size))
+                let downloads = &self.storage.downloads;
+                Ok(downloads
+                    .local_blob_size(&self.storage, digest)
+                    .await?
+                    .or(size))
             }
         }
     }

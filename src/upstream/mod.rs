@@ -4,6 +4,7 @@
 //! breaker so a dead upstream costs no wait per request.
 
 mod auth;
+mod body;
 mod error;
 mod health;
 pub(crate) mod tag_page;
@@ -25,6 +26,7 @@ use serde::de::DeserializeSeed as _;
 
 pub use auth::{parse_challenge, Challenge};
 use auth::{TokenCache, TokenResponse};
+pub use body::BlobBody;
 pub use error::{error_chain, NoAnswer, UpstreamError};
 pub use health::{Health, Reachability};
 
@@ -172,6 +174,13 @@ impl Upstream {
         })
     }
 
+    /// How long a request may wait for another's upstream work on the same
+    /// content: a token request plus two requests (a HEAD, then a GET),
+    /// each bounded by the request timeout. Past it the leader is stuck.
+    pub fn wait_bound(&self) -> Duration {
+        self.request_timeout * 3
+    }
+
     /// Waits for a blob-download slot when `download_concurrency` is set;
     /// the download holds the permit until it ends.
     pub async fn download_permit(&self) -> Option<OwnedSemaphorePermit> {
@@ -251,10 +260,12 @@ impl Upstream {
         &self,
         repo: &RepoName,
         digest: &Digest,
-    ) -> Result<Response, UpstreamError> {
+    ) -> Result<BlobBody, UpstreamError> {
         let url = self.url(repo, &format!("blobs/{digest}"))?;
-        self.send(Method::GET, url, repo, HeaderMap::new(), false)
-            .await
+        let resp = self
+            .send(Method::GET, url, repo, HeaderMap::new(), false)
+            .await?;
+        Ok(BlobBody::new(resp))
     }
 
     /// The size of a blob upstream.

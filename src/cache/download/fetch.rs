@@ -1,0 +1,193 @@
+//! The leader's side of a download: the upstream body, batched, written and
+//! hashed on a blocking thread, verified, then committed to the store.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::watch;
+
+use super::{stored_blob, DownloadLead, Progress};
+use crate::cache::error::{blocking, CacheError};
+use crate::cache::Storage;
+use crate::domain::DigestVerifier;
+use crate::domain::{Digest, RepoName};
+use crate::metrics::METRICS;
+use crate::store::{unix_now, BlobRecord, TempBlob};
+use crate::upstream::{BlobBody, Upstream, UpstreamError};
+
+/// Bytes gathered from upstream before one write to disk.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// Fetches a blob into a temp file, verifies it and commits it.
+pub(super) async fn download(
+    store: &Storage,
+    upstream: &Upstream,
+    repo: &RepoName,
+    digest: &Digest,
+    progress: &Arc<watch::Sender<Progress>>,
+    lead: &mut DownloadLead,
+) -> Result<(), CacheError> {
+    // Another download may have finished between our look-up and now.
+    if let Some(blob) = stored_blob(store, digest).await? {
+        progress.send_replace(Progress::Done {
+            file: blob.file,
+            size: blob.size.unwrap_or(0),
+        });
+        lead.publish(Ok(progress.subscribe()));
+        return Ok(());
+    }
+    let _permit = upstream.download_permit().await;
+    let body = match upstream.get_blob(repo, digest).await {
+        Err(UpstreamError::NotFound) => return Err(CacheError::BlobUnknown),
+        other => other?,
+    };
+    let total = body.content_length();
+    // Within the quota (evicting if need be); else stream it through.
+    let keep = match total {
+        Some(size) => store.make_room(size).await?,
+        None => true,
+    };
+    if !keep {
+        tracing::warn!(%digest, size = total, "blob larger than max_size: streamed through, not cached");
+    }
+    let blobs = store.blobs.clone();
+    let temp = Arc::new(blocking(move || blobs.create_temp()).await?);
+    let file = temp.file();
+    progress.send_replace(Progress::Receiving {
+        file: file.clone(),
+        written: 0,
+        total,
+    });
+    // The body has started: waiters follow the growing file from now.
+    lead.publish(Ok(progress.subscribe()));
+    let writer = spawn_writer(temp.clone(), digest.verifier(), progress.clone());
+    let received = receive(body, &writer.batches).await;
+    // No more batches: the writer finishes what it has and reports.
+    let WriterHandle { batches, done } = writer;
+    drop(batches);
+    let written = done
+        .await
+        .map_err(|e| CacheError::Internal(format!("blob writer failed: {e}")));
+    // A network failure explains a short write; report it first.
+    let received = received?;
+    let (hasher, written) = written??;
+    if written != received {
+        return Err(CacheError::Internal("blob writer stopped early".into()));
+    }
+    if let Some(expected) = total.filter(|t| *t != written) {
+        return Err(CacheError::Truncated {
+            got: written,
+            expected,
+        });
+    }
+    if hasher.finish() != *digest {
+        return Err(CacheError::DigestMismatch(digest.clone()));
+    }
+    let temp =
+        Arc::try_unwrap(temp).map_err(|_| CacheError::Internal("temp file still shared".into()))?;
+    if keep {
+        commit(store, temp, digest, repo, written).await;
+    }
+    // Verified (and, when kept, durable): readers may have the last byte.
+    // Not kept: the temp file is gone; readers keep their handle.
+    progress.send_replace(Progress::Done {
+        file,
+        size: written,
+    });
+    Ok(())
+}
+
+/// Makes a verified download durable under its digest. A client that
+/// was sent a whole blob finds it stored after any crash.
+async fn commit(store: &Storage, temp: TempBlob, digest: &Digest, repo: &RepoName, written: u64) {
+    let (meta, digest2) = (store.meta.clone(), digest.clone());
+    let committed = blocking(move || {
+        temp.commit(&digest2)?;
+        let record = BlobRecord {
+            size: written,
+            stored_at: unix_now(),
+        };
+        // The file under its digest is what is served; the record is
+        // bookkeeping (sizes for the quota and the API), written out by
+        // sled's own periodic flush: no second fsync per blob.
+        meta.put_blob(&digest2, &record)
+    })
+    .await;
+    match committed {
+        Ok(()) => {
+            store.quota.add(written);
+            tracing::info!(%digest, %repo, bytes = written, "blob cached");
+        }
+        // The clients still get verified bytes; the blob is not cached.
+        Err(e) => tracing::error!(%digest, error = %e, "verified blob could not be stored"),
+    }
+}
+
+/// The disk side of a download: a blocking task that writes and hashes
+/// batches while the network side receives the next ones.
+struct WriterHandle {
+    batches: tokio::sync::mpsc::Sender<Bytes>,
+    done: tokio::task::JoinHandle<Result<(DigestVerifier, u64), CacheError>>,
+}
+
+/// Batches queued between network and disk: bounds memory per download.
+const PIPELINE_DEPTH: usize = 4;
+
+fn spawn_writer(
+    temp: Arc<TempBlob>,
+    mut hasher: DigestVerifier,
+    progress: Arc<watch::Sender<Progress>>,
+) -> WriterHandle {
+    let (batches, mut inbox) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+    let done = tokio::task::spawn_blocking(move || {
+        let mut written = 0u64;
+        while let Some(batch) = inbox.blocking_recv() {
+            temp.write_at(written, &batch, &mut hasher)?;
+            written += batch.len() as u64;
+            METRICS.fetched(batch.len() as u64);
+            progress.send_modify(|p| {
+                if let Progress::Receiving { written: w, .. } = p {
+                    *w = written;
+                }
+            });
+        }
+        Ok((hasher, written))
+    });
+    WriterHandle { batches, done }
+}
+
+/// Reads the upstream body into batches for the writer; returns the bytes
+/// handed over. Stops early (without error) if the writer has failed.
+async fn receive(
+    mut body: BlobBody,
+    batches: &tokio::sync::mpsc::Sender<Bytes>,
+) -> Result<u64, CacheError> {
+    let mut received = 0u64;
+    let mut pending = BytesMut::new();
+    let mut finished = false;
+    while !finished {
+        // Wait for one chunk, then take whatever else is ready, so batches
+        // are large under load and prompt when data trickles.
+        match body.next().await {
+            Some(chunk) => pending.extend_from_slice(&chunk?),
+            None => finished = true,
+        }
+        while !finished && pending.len() < WRITE_BATCH {
+            match body.next().now_or_never() {
+                Some(Some(chunk)) => pending.extend_from_slice(&chunk?),
+                Some(None) => finished = true,
+                None => break,
+            }
+        }
+        if pending.is_empty() {
+            continue;
+        }
+        let batch = pending.split().freeze();
+        received += batch.len() as u64;
+        if batches.send(batch).await.is_err() {
+            break;
+        }
+    }
+    Ok(received)
+}
