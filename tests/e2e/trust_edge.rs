@@ -87,10 +87,12 @@ async fn private_pulls_over_https_with_skopeo_and_podman_follow_an_https_realm()
         .await
         .expect_ok("podman login over HTTPS");
     podman
-        .pull(&image_ref, None, None)
-        .await
-        .expect_ok("podman pull over HTTPS after login");
-    assert_eq!(podman.image_id_and_digest(&image_ref).await.1, image.digest);
+        .assert_pulls(
+            &image_ref,
+            &image.digest,
+            "podman pull over HTTPS after login",
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -321,26 +323,13 @@ async fn wrong_admin_passwords_are_throttled_per_address_and_counted() {
         "/token after the API's failures: {seen:?}"
     );
     // The right password from this address waits too; from another works.
-    let resp = http
-        .get(&api)
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(resp.headers().contains_key("retry-after"));
-    let elsewhere = reqwest::Client::builder()
-        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
-        .no_proxy()
-        .build()
-        .unwrap();
-    let resp = elsewhere
-        .get(&api)
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    let here = PulpApi::admin(&ferry).get(REMOTES).await;
+    assert_eq!(here.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(here.header("retry-after").is_some());
+    let elsewhere = PulpApi::as_user_from(&ferry, "admin", ADMIN_PASSWORD, [127, 0, 0, 2])
+        .get(REMOTES)
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::OK);
 
     let metrics = http
         .get(format!("{}/metrics", ferry.url()))

@@ -101,7 +101,9 @@ async fn cli_manages_remotes_distributions_and_repositories() {
 
     // Pull through it; the repository appears in the CLI's list.
     assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
-    let (status, _, _) = raw_manifest_get(&ferry, &format!("secret/{BUSYBOX}"), "1.36").await;
+    let status = raw_manifest_get(&ferry, &format!("secret/{BUSYBOX}"), "1.36")
+        .await
+        .status;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
@@ -129,10 +131,7 @@ async fn cli_manages_remotes_distributions_and_repositories() {
     cli(&["repository", "delete", "docker-cache/library/busybox"])
         .await
         .expect_ok("ferry repository delete");
-    let out = cli(&["repository", "list"])
-        .await
-        .expect_ok("ferry repository list");
-    assert_eq!(out.stdout, "");
+    assert_lists_nothing(&ferry, "repository").await;
     assert!(api
         .repository("docker-cache/library/busybox")
         .await
@@ -146,19 +145,13 @@ async fn cli_manages_remotes_distributions_and_repositories() {
     cli(&["distribution", "delete", "secret"])
         .await
         .expect_ok("ferry distribution delete");
-    let out = cli(&["distribution", "list"])
-        .await
-        .expect_ok("ferry distribution list");
-    assert_eq!(out.stdout, "");
+    assert_lists_nothing(&ferry, "distribution").await;
     assert_name_unknown(&ferry, &format!("{CACHE}/{BUSYBOX}"), "1.36").await;
 
     cli(&["remote", "delete", "up"])
         .await
         .expect_ok("ferry remote delete");
-    let out = cli(&["remote", "list"])
-        .await
-        .expect_ok("ferry remote list");
-    assert_eq!(out.stdout, "");
+    assert_lists_nothing(&ferry, "remote").await;
     assert_eq!(api.ok(REMOTES).await["count"], 0);
 
     // --url instead of FERRY_URL, and a wrong password.
@@ -184,4 +177,12 @@ fn lines(out: &CmdOutput) -> Vec<String> {
 fn assert_refused(out: &CmdOutput, needle: &str, what: &str) {
     assert!(!out.success, "{what}");
     assert!(out.stderr.contains(needle), "{what}: {}", out.stderr);
+}
+
+/// Runs `ferry WHAT list` and asserts it prints nothing.
+async fn assert_lists_nothing(ferry: &Ferry, what: &str) {
+    let out = ferry_cli(ferry, ADMIN_PASSWORD, &[what, "list"])
+        .await
+        .expect_ok(&format!("ferry {what} list"));
+    assert_eq!(out.stdout, "", "ferry {what} list");
 }

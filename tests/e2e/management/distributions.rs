@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::pulp_api::{
-    field_of, href_of, DISTRIBUTIONS, REMOTES, REPO_DISTRIBUTIONS, STATUS,
+    field_of, href_of, sorted_strings, DISTRIBUTIONS, REMOTES, REPO_DISTRIBUTIONS, STATUS,
 };
 use crate::support::*;
 
@@ -35,9 +35,9 @@ async fn private_distribution_needs_podman_login_and_public_one_does_not() {
     let public_repo = format!("public/{BUSYBOX}");
 
     // Anonymous: 401 with a Bearer challenge naming ferry's token endpoint.
-    let (status, headers, _) = raw_manifest_get(&ferry, &private_repo, "1.36").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let challenge = headers["www-authenticate"].to_str().unwrap();
+    let got = raw_manifest_get(&ferry, &private_repo, "1.36").await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED);
+    let challenge = got.header("www-authenticate").unwrap();
     assert_eq!(
         challenge,
         format!(
@@ -77,13 +77,8 @@ async fn private_distribution_needs_podman_login_and_public_one_does_not() {
         .await
         .expect_ok("podman login");
     podman
-        .pull(&private_ref, None, None)
-        .await
-        .expect_ok("podman pull after login");
-    assert_eq!(
-        podman.image_id_and_digest(&private_ref).await.1,
-        image.digest
-    );
+        .assert_pulls(&private_ref, &image.digest, "podman pull after login")
+        .await;
     // skopeo with credentials too.
     let dest = tempfile::tempdir().unwrap();
     skopeo_copy(&private_ref, dest.path(), Some(("admin", ADMIN_PASSWORD)))
@@ -95,13 +90,12 @@ async fn private_distribution_needs_podman_login_and_public_one_does_not() {
     let public_ref = image_ref(ferry.host(), &public_repo, "1.36");
     let stranger = Podman::new();
     stranger
-        .pull(&public_ref, None, None)
-        .await
-        .expect_ok("anonymous podman pull of a public distribution");
-    assert_eq!(
-        stranger.image_id_and_digest(&public_ref).await.1,
-        image.digest
-    );
+        .assert_pulls(
+            &public_ref,
+            &image.digest,
+            "anonymous podman pull of a public distribution",
+        )
+        .await;
     assert_skopeo_copy_matches(&public_ref, &image).await;
 
     // The catalog hides private repositories from anonymous callers only.
@@ -128,15 +122,7 @@ async fn private_distribution_needs_podman_login_and_public_one_does_not() {
 
 /// `/v2/_catalog` as `caller` sees it, sorted.
 async fn catalog(caller: &PulpApi) -> Vec<String> {
-    let v = caller.ok("/v2/_catalog").await;
-    let mut names: Vec<String> = v["repositories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
+    sorted_strings(&caller.ok("/v2/_catalog").await["repositories"])
 }
 
 #[tokio::test]

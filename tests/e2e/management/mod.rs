@@ -16,42 +16,35 @@ mod repositories;
 mod validation;
 mod workflow;
 
-use reqwest::header::HeaderMap;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::support::pulp_api::Answer;
 use crate::support::util::{run_bounded, CmdOutput};
 use crate::support::*;
 
 /// An anonymous manifest GET through ferry (no challenge answered).
-async fn raw_manifest_get(
-    ferry: &Ferry,
-    repo: &str,
-    reference: &str,
-) -> (StatusCode, HeaderMap, bytes::Bytes) {
-    let resp = http_client()
-        .get(format!("{}/v2/{repo}/manifests/{reference}", ferry.url()))
-        .header("accept", registry_client::ACCEPT_ALL_MANIFESTS)
-        .send()
+async fn raw_manifest_get(ferry: &Ferry, repo: &str, reference: &str) -> Answer {
+    PulpApi::anonymous(ferry)
+        .request(
+            Method::GET,
+            &format!("/v2/{repo}/manifests/{reference}"),
+            &[("accept", registry_client::ACCEPT_ALL_MANIFESTS)],
+            None,
+        )
         .await
-        .unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    (status, headers, resp.bytes().await.unwrap())
 }
 
 /// Asserts a manifest GET through ferry answers 404 NAME_UNKNOWN.
 async fn assert_name_unknown(ferry: &Ferry, repo: &str, reference: &str) {
-    let got = RegistryClient::new(&ferry.url())
+    RegistryClient::new(&ferry.url())
         .get_manifest(repo, reference)
-        .await;
-    assert_eq!(
-        got.status,
-        StatusCode::NOT_FOUND,
-        "{repo}:{reference}: {}",
-        String::from_utf8_lossy(&got.body)
-    );
-    assert_eq!(error_code(&got.body), "NAME_UNKNOWN", "{repo}:{reference}");
+        .await
+        .assert_error(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            &format!("{repo}:{reference}"),
+        );
 }
 
 /// `ferry ARGS...` as a management client of the running `ferry`

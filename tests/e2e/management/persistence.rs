@@ -112,7 +112,9 @@ async fn acknowledged_api_changes_survive_a_crash() {
             ));
         }
     }
-    let (status, _, _) = raw_manifest_get(&ferry, &format!("d2/{BUSYBOX}"), "1.36").await;
+    let status = raw_manifest_get(&ferry, &format!("d2/{BUSYBOX}"), "1.36")
+        .await
+        .status;
     if status != StatusCode::NOT_FOUND {
         lost.push(format!(
             "DELETE distribution (202): d2 serves again after the crash ({status})"

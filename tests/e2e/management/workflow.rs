@@ -67,11 +67,8 @@ async fn seed_workflow_with_httpie_then_pulls_show_in_the_api() {
     let reference = via_ferry(&ferry, BUSYBOX, "1.36");
     let podman = Podman::new();
     podman
-        .pull(&reference, None, None)
-        .await
-        .expect_ok("podman pull 1.36");
-    let (_, digest) = podman.image_id_and_digest(&reference).await;
-    assert_eq!(digest, v136.digest, "podman's digest of 1.36");
+        .assert_pulls(&reference, &v136.digest, "podman pull 1.36")
+        .await;
     assert_skopeo_copy_matches(&reference, &v136).await;
 
     // Exactly one repository, holding tag 1.36 → the upstream digest.
@@ -150,13 +147,8 @@ async fn seed_workflow_with_httpie_then_pulls_show_in_the_api() {
     up.push_image(BUSYBOX, "1.37", &v137).await;
     let reference137 = via_ferry(&ferry, BUSYBOX, "1.37");
     podman
-        .pull(&reference137, None, None)
-        .await
-        .expect_ok("podman pull 1.37");
-    assert_eq!(
-        podman.image_id_and_digest(&reference137).await.1,
-        v137.digest
-    );
+        .assert_pulls(&reference137, &v137.digest, "podman pull 1.37")
+        .await;
     let repos = get(REPOSITORIES).await;
     assert_eq!(repos["count"], 1, "{repos}");
     assert_eq!(repos["results"][0]["pulp_href"], repo_href.as_str());

@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::ferry::{Ferry, ADMIN_PASSWORD};
-use super::util::http_client;
+use super::util::{http_client, http_client_builder};
 
 pub const REMOTES: &str = "/pulp/api/v3/remotes/container/pull-through/";
 pub const DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/pull-through/";
@@ -57,6 +57,17 @@ impl Answer {
         assert_eq!(self.json(), *expected, "{what}");
     }
 
+    /// Asserts the answer is a success (any 2xx); returns its JSON.
+    pub fn success_json(&self, what: &str) -> Value {
+        assert!(
+            self.status.is_success(),
+            "{what}: {} {}",
+            self.status,
+            self.text
+        );
+        self.json()
+    }
+
     /// Asserts the answer is `status` with a string `detail` (the text is
     /// ferry's to choose); returns the body.
     pub fn assert_detail(&self, status: StatusCode, what: &str) -> Value {
@@ -86,7 +97,7 @@ impl PulpApi {
     pub fn as_user_from(ferry: &Ferry, user: &str, password: &str, source: [u8; 4]) -> PulpApi {
         PulpApi {
             base: ferry.url(),
-            http: reqwest::Client::builder()
+            http: http_client_builder()
                 .local_address(std::net::IpAddr::from(source))
                 .build()
                 .unwrap(),
@@ -102,13 +113,31 @@ impl PulpApi {
         }
     }
 
-    /// One call to `path` (absolute, from the server's root); `body` is
-    /// sent as JSON.
+    /// One call to `path` (from the server's root, or a whole URL such as
+    /// a list's `next` link); `body` is sent as JSON.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        let url = format!("{}{path}", self.base);
+        self.request(method, path, &[], body).await
+    }
+
+    /// `call` with extra request headers.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Answer {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
         let mut rb = self.http.request(method.clone(), &url);
         if let Some((u, p)) = &self.creds {
             rb = rb.basic_auth(u, Some(p));
+        }
+        for (name, value) in headers {
+            rb = rb.header(*name, *value);
         }
         if let Some(b) = body {
             rb = rb
@@ -291,6 +320,18 @@ pub fn field_of(objects: &[Value], field: &str) -> Vec<String> {
         .iter()
         .map(|o| o[field].as_str().unwrap().to_string())
         .collect()
+}
+
+/// The strings of a JSON array (`_catalog`'s `repositories`), sorted.
+pub fn sorted_strings(array: &Value) -> Vec<String> {
+    let mut strings: Vec<String> = array
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {array}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    strings.sort();
+    strings
 }
 
 /// `results` of a list page.
