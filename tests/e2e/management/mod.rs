@@ -74,7 +74,7 @@ async fn ferry_cli(ferry: &Ferry, password: &str, args: &[&str]) -> CmdOutput {
 // Pulp's (DRF's) validation answers, exactly as a client gets them.
 
 /// DRF's answer to missing `fields`.
-pub(super) fn required(fields: &[&str]) -> Value {
+fn required(fields: &[&str]) -> Value {
     let required: serde_json::Map<String, Value> = fields
         .iter()
         .map(|f| (f.to_string(), json!(["This field is required."])))
@@ -83,15 +83,15 @@ pub(super) fn required(fields: &[&str]) -> Value {
 }
 
 /// DRF's answer to a taken unique `field`.
-pub(super) fn unique(field: &str) -> Value {
+fn unique(field: &str) -> Value {
     json!({ field: ["This field must be unique."] })
 }
 
-pub(super) fn invalid_url() -> Value {
+fn invalid_url() -> Value {
     json!({"url": ["Enter a valid URL."]})
 }
 
 /// ferry's answer to a base path inside or around another distribution's.
-pub(super) fn overlaps() -> Value {
+fn overlaps() -> Value {
     json!({"base_path": {"base_path": "Overlaps with an existing distribution."}})
 }

@@ -50,7 +50,7 @@ async fn seed_workflow_with_httpie_then_pulls_show_in_the_api() {
     let reply: Value = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("distribution create printed no JSON ({e}): {}", out.stdout));
     let task_href = reply["task"].as_str().unwrap_or_else(|| panic!("{reply}"));
-    let task = get(&task_href).await;
+    let task = get(task_href).await;
     assert_eq!(task["state"], "completed", "{task}");
     let dist_href = task["created_resources"][0].as_str().unwrap().to_string();
     let dist = get(&dist_href).await;
