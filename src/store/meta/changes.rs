@@ -296,8 +296,8 @@ impl BlockingMeta {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{manifest_holding, tag_at};
     use super::*;
-    use crate::domain::MediaType;
 
     fn open() -> (tempfile::TempDir, BlockingMeta) {
         let dir = tempfile::tempdir().unwrap();
@@ -305,40 +305,14 @@ mod tests {
         (dir, meta)
     }
 
-    fn tag_at(what: &[u8]) -> TagRecord {
-        TagRecord {
-            digest: Digest::sha256_of(what),
-            media_type: MediaType::new(MediaType::OCI_MANIFEST),
-            size: 1,
-            confirmed_at: 0,
-            last_pulled: 0,
-        }
-    }
-
     fn fresh() -> RepoRecord {
-        RepoRecord {
-            id: "id".into(),
-            cache: "c".into(),
-            upstream_name: "a".into(),
-            version: 0,
-            created_at: 7,
-            updated_at: 7,
-            last_change: Change::default(),
-        }
+        super::super::tests::fresh("a")
     }
 
     fn image(meta: &BlockingMeta, what: &[u8], layers: &[&[u8]]) -> Digest {
         let digest = Digest::sha256_of(what);
-        let record = ManifestRecord {
-            media_type: MediaType::new(MediaType::OCI_MANIFEST),
-            size: 1,
-            blobs: layers.iter().map(|l| Digest::sha256_of(l)).collect(),
-            children: Vec::new(),
-            subject: None,
-            artifact_type: None,
-            stored_at: 0,
-        };
-        meta.put_manifest(&digest, &record).unwrap();
+        meta.put_manifest(&digest, &manifest_holding(layers, &[]))
+            .unwrap();
         digest
     }
 
@@ -369,10 +343,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(tag_records(&meta, &m, b"layer"), [true; 4]);
-        assert_eq!(
-            (repo.version, repo.id.as_str(), repo.created_at),
-            (1, "id", 7)
-        );
+        assert_eq!((repo.version, repo.id.as_str()), (1, "id-a"));
         assert_eq!(repo.last_change.added, counts(1, 1, 2));
         assert_eq!(meta.repo("c/a").unwrap(), Some(repo.clone()));
 
@@ -429,7 +400,7 @@ mod tests {
         assert_eq!(tag_records(&meta, &m, b"layer"), [false; 4]);
         // No record left: the repository was recorded afresh, one version on.
         let repo = meta.repo("c/a").unwrap().unwrap();
-        assert_eq!((repo.id.as_str(), repo.version), ("id", 1));
+        assert_eq!((repo.id.as_str(), repo.version), ("id-a", 1));
         assert_eq!(repo.last_change.removed, counts(1, 1, 0));
     }
 

@@ -424,13 +424,7 @@ mod tests {
     fn tags_scan_only_their_repository() {
         let dir = tempfile::tempdir().unwrap();
         let meta = BlockingMeta::open(dir.path()).unwrap();
-        let rec = TagRecord {
-            digest: Digest::sha256_of(b"m"),
-            media_type: MediaType::new(MediaType::OCI_MANIFEST),
-            size: 1,
-            confirmed_at: 0,
-            last_pulled: 0,
-        };
+        let rec = tag_at(b"m");
         meta.put_tag("c/a/b", "1", &rec).unwrap();
         meta.put_tag("c/a/b", "2", &rec).unwrap();
         meta.put_tag("c/a/bc", "3", &rec).unwrap();
@@ -443,7 +437,7 @@ mod tests {
         assert_eq!(names, ["1", "2"]);
     }
 
-    fn manifest_holding(blobs: &[&[u8]], children: &[&[u8]]) -> ManifestRecord {
+    pub(super) fn manifest_holding(blobs: &[&[u8]], children: &[&[u8]]) -> ManifestRecord {
         ManifestRecord {
             media_type: MediaType::new(MediaType::OCI_MANIFEST),
             size: 1,
@@ -455,7 +449,7 @@ mod tests {
         }
     }
 
-    fn tag_at(what: &[u8]) -> TagRecord {
+    pub(super) fn tag_at(what: &[u8]) -> TagRecord {
         TagRecord {
             digest: Digest::sha256_of(what),
             media_type: MediaType::new(MediaType::OCI_MANIFEST),
@@ -465,7 +459,7 @@ mod tests {
         }
     }
 
-    fn fresh(name: &str) -> RepoRecord {
+    pub(super) fn fresh(name: &str) -> RepoRecord {
         RepoRecord {
             id: format!("id-{name}"),
             cache: "c".into(),
