@@ -19,10 +19,9 @@ use tokio::sync::watch;
 
 use super::error::{blocking, CacheError};
 use super::Storage;
-use crate::domain::DigestVerifier;
 use crate::domain::{Digest, RepoName};
 use crate::metrics::METRICS;
-use crate::store::{unix_now, BlobRecord, TempBlob};
+use crate::store::{unix_now, BlobReader, BlobRecord, OpenBlob, TempBlob};
 use crate::upstream::{Upstream, UpstreamError};
 
 /// Bytes gathered from upstream before one write to disk.
@@ -277,8 +276,10 @@ impl Storage {
     async fn stored_blob(&self, digest: &Digest) -> Result<Option<Blob>, CacheError> {
         let blobs = self.blobs.clone();
         let digest = digest.clone();
-        let found = blocking(move || blobs.open_blob(&digest)).await?;
-        Ok(found.map(|(file, size)| Blob::stored(file, size)))
+        let found = blocking(move || blobs.open(&digest)).await?;
+        Ok(found.map(|OpenBlob { size, reader }| match reader {
+            BlobReader::File(file) => Blob::stored(file, size),
+        }))
     }
 
     fn join_or_start(
@@ -342,15 +343,15 @@ impl Storage {
         if !keep {
             tracing::warn!(%digest, size = total, "blob larger than max_size: streamed through, not cached");
         }
-        let blobs = self.blobs.clone();
-        let temp = Arc::new(blocking(move || blobs.create_temp()).await?);
+        let (blobs, expected) = (self.blobs.clone(), digest.clone());
+        let temp = Arc::new(blocking(move || blobs.create_temp(&expected)).await?);
         let file = temp.file();
         progress.send_replace(Progress::Receiving {
             file: file.clone(),
             written: 0,
             total,
         });
-        let writer = spawn_writer(temp.clone(), digest.verifier(), progress.clone());
+        let writer = spawn_writer(temp.clone(), progress.clone());
         let received = receive(response, total, &writer.batches).await;
         // No more batches: the writer finishes what it has and reports.
         let WriterHandle { batches, done } = writer;
@@ -360,7 +361,7 @@ impl Storage {
             .map_err(|e| CacheError::Internal(format!("blob writer failed: {e}")));
         // A network failure explains a short write; report it first.
         let received = received?;
-        let (hasher, written) = written??;
+        let written = written??;
         if written != received {
             return Err(CacheError::Internal("blob writer stopped early".into()));
         }
@@ -370,7 +371,7 @@ impl Storage {
                 expected,
             });
         }
-        if hasher.finish() != *digest {
+        if !temp.matches_digest() {
             return Err(CacheError::DigestMismatch(digest.clone()));
         }
         let temp = Arc::try_unwrap(temp)
@@ -390,9 +391,9 @@ impl Storage {
     /// Makes a verified download durable under its digest. A client that
     /// was sent a whole blob finds it stored after any crash.
     async fn commit(&self, temp: TempBlob, digest: &Digest, repo: &RepoName, written: u64) {
-        let (meta, digest2) = (self.meta.clone(), digest.clone());
+        let (meta, blobs, digest2) = (self.meta.clone(), self.blobs.clone(), digest.clone());
         let committed = blocking(move || {
-            temp.commit(&digest2)?;
+            blobs.commit(temp)?;
             let record = BlobRecord {
                 size: written,
                 stored_at: unix_now(),
@@ -400,7 +401,7 @@ impl Storage {
             // The file under its digest is what is served; the record is
             // bookkeeping (sizes for the quota and the API), written out by
             // sled's own periodic flush: no second fsync per blob.
-            meta.put_blob(&digest2, &record)
+            meta.blocking().put_blob(&digest2, &record)
         })
         .await;
         match committed {
@@ -418,22 +419,18 @@ impl Storage {
 /// batches while the network side receives the next ones.
 struct WriterHandle {
     batches: tokio::sync::mpsc::Sender<Bytes>,
-    done: tokio::task::JoinHandle<Result<(DigestVerifier, u64), CacheError>>,
+    done: tokio::task::JoinHandle<Result<u64, CacheError>>,
 }
 
 /// Batches queued between network and disk: bounds memory per download.
 const PIPELINE_DEPTH: usize = 4;
 
-fn spawn_writer(
-    temp: Arc<TempBlob>,
-    mut hasher: DigestVerifier,
-    progress: Arc<watch::Sender<Progress>>,
-) -> WriterHandle {
+fn spawn_writer(temp: Arc<TempBlob>, progress: Arc<watch::Sender<Progress>>) -> WriterHandle {
     let (batches, mut inbox) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
     let done = tokio::task::spawn_blocking(move || {
         let mut written = 0u64;
         while let Some(batch) = inbox.blocking_recv() {
-            temp.write_at(written, &batch, &mut hasher)?;
+            temp.append(&batch)?;
             written += batch.len() as u64;
             METRICS.fetched(batch.len() as u64);
             progress.send_modify(|p| {
@@ -442,7 +439,7 @@ fn spawn_writer(
                 }
             });
         }
-        Ok((hasher, written))
+        Ok(written)
     });
     WriterHandle { batches, done }
 }
