@@ -48,11 +48,12 @@ fn main() {
             last_pulled: i,
         };
         let repo = format!("docker-cache/library/repo{}", tag % 100);
-        meta.put_tag(&repo, &format!("tag{tag}"), &record)
+        meta.blocking()
+            .put_tag(&repo, &format!("tag{tag}"), &record)
             .expect("put");
         live.insert((repo, tag), record);
     }
-    meta.flush().expect("flush");
+    meta.blocking().flush().expect("flush");
     let elapsed = started.elapsed();
     // Live data: keys plus encoded values, as stored.
     let live_bytes: u64 = live

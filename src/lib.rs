@@ -1,8 +1,8 @@
 //! ferry: a pull-through caching container registry.
 //!
 //! Layers, each depending only on those below it:
-//! `server` → `registry` (OCI routes) / `api` (management) → `manage` →
-//! `cache` → `store` / `upstream`,
+//! `cli` (the `ferry` command line) → `server` → `registry` (OCI routes) /
+//! `api` (management) → `manage` → `cache` → `store` / `upstream`,
 //! with `domain` types shared by all and `config` read once at start-up.
 
 #![forbid(unsafe_code)]
@@ -10,7 +10,7 @@
 pub mod api;
 pub mod auth;
 pub mod cache;
-pub mod client;
+pub mod cli;
 pub mod compress;
 pub mod config;
 pub mod datadir;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use url::Url;
 
-use crate::cache::{blocking, Cache, CacheError, Caches};
+use crate::cache::{Cache, CacheError, Caches};
 use crate::config::{overlaps, valid_wildcard, CacheConfig};
 use crate::domain::{RepoName, Tag};
 use crate::store::{
@@ -77,13 +77,14 @@ impl Manager {
     /// Mirrors the config file's caches into the store (replacing earlier
     /// config entries) and applies everything. Blocking; call at start-up.
     pub fn sync_config(&self, configured: &[CacheConfig]) -> Result<(), ManageError> {
-        let remotes = self.meta.remotes()?;
-        let distributions = self.meta.distributions()?;
+        let meta = self.meta.blocking();
+        let remotes = meta.remotes()?;
+        let distributions = meta.distributions()?;
         for d in distributions.iter().filter(|d| d.from_config) {
-            self.meta.delete_distribution(&d.id)?;
+            meta.delete_distribution(&d.id)?;
         }
         for r in remotes.iter().filter(|r| r.from_config) {
-            self.meta.delete_remote(&r.id)?;
+            meta.delete_remote(&r.id)?;
         }
         let api_distributions: Vec<_> = distributions
             .into_iter()
@@ -113,24 +114,29 @@ impl Manager {
                 updated: now,
                 from_config: true,
             };
-            self.meta.put_remote(&remote)?;
-            self.meta.put_distribution(&distribution)?;
+            meta.put_remote(&remote)?;
+            meta.put_distribution(&distribution)?;
         }
         *self.configured.lock().unwrap_or_else(|p| p.into_inner()) = configured.to_vec();
-        self.apply()
+        self.apply_records(meta.remotes()?, meta.distributions()?);
+        Ok(())
     }
 
-    /// Rebuilds the served caches from the stored definitions. A definition
-    /// that cannot be set up (a bad CA, say) is skipped with an error log.
-    fn apply(&self) -> Result<(), ManageError> {
-        let remotes: BTreeMap<String, RemoteRecord> = self
-            .meta
-            .remotes()?
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
-            .collect();
+    /// Rebuilds the served caches from the stored definitions.
+    async fn apply(&self) -> Result<(), ManageError> {
+        let remotes = self.meta.remotes().await?;
+        let distributions = self.meta.distributions().await?;
+        self.apply_records(remotes, distributions);
+        Ok(())
+    }
+
+    /// Serves the caches `distributions` define. A definition that cannot
+    /// be set up (a bad CA, say) is skipped with an error log.
+    fn apply_records(&self, remotes: Vec<RemoteRecord>, distributions: Vec<DistributionRecord>) {
+        let remotes: BTreeMap<String, RemoteRecord> =
+            remotes.into_iter().map(|r| (r.id.clone(), r)).collect();
         let mut caches = Vec::new();
-        for d in self.meta.distributions()? {
+        for d in distributions {
             let Some(remote) = remotes.get(&d.remote_id) else {
                 continue;
             };
@@ -159,12 +165,10 @@ impl Manager {
             }
         }
         self.caches.replace(caches);
-        Ok(())
     }
 
     pub async fn remotes(&self) -> Result<Vec<RemoteRecord>, ManageError> {
-        let meta = self.meta.clone();
-        Ok(blocking(move || meta.remotes()).await?)
+        Ok(self.meta.remotes().await?)
     }
 
     pub async fn remote(&self, id: &str) -> Result<RemoteRecord, ManageError> {
@@ -176,8 +180,7 @@ impl Manager {
     }
 
     pub async fn distributions(&self) -> Result<Vec<DistributionRecord>, ManageError> {
-        let meta = self.meta.clone();
-        Ok(blocking(move || meta.distributions()).await?)
+        Ok(self.meta.distributions().await?)
     }
 
     pub async fn distribution(&self, id: &str) -> Result<DistributionRecord, ManageError> {
@@ -203,9 +206,9 @@ impl Manager {
         }
         validate_remote(&remote)?;
         remote.updated = unix_micros();
-        self.meta.put_remote(&remote)?;
+        self.meta.put_remote(&remote).await?;
         self.durable().await?;
-        self.apply()?;
+        self.apply().await?;
         Ok(remote)
     }
 
@@ -224,7 +227,7 @@ impl Manager {
                 remote.name, d.name
             )));
         }
-        self.meta.delete_remote(id)?;
+        self.meta.delete_remote(id).await?;
         self.durable().await?;
         Ok(())
     }
@@ -261,9 +264,9 @@ impl Manager {
             ));
         }
         d.updated = unix_micros();
-        self.meta.put_distribution(&d)?;
+        self.meta.put_distribution(&d).await?;
         self.durable().await?;
-        self.apply()?;
+        self.apply().await?;
         Ok(d)
     }
 
@@ -271,9 +274,9 @@ impl Manager {
         let _guard = self.changes.lock().await;
         let d = self.distribution(id).await?;
         refuse_config_defined(d.from_config)?;
-        self.meta.delete_distribution(id)?;
+        self.meta.delete_distribution(id).await?;
         self.durable().await?;
-        self.apply()
+        self.apply().await
     }
 
     /// Asks the upstream where a cached tag of a local repository points
@@ -312,9 +315,8 @@ impl Manager {
             created: unix_micros(),
             created_resources,
         };
-        let meta = self.meta.clone();
         let id = task.id.clone();
-        blocking(move || meta.put_task(&task, TASK_RETENTION_MICROS)).await?;
+        self.meta.put_task(task, TASK_RETENTION_MICROS).await?;
         self.durable().await?;
         Ok(id)
     }

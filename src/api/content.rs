@@ -16,7 +16,7 @@ use super::http::{
 use super::{repositories, Api};
 use crate::cache::{blocking, RepoContent};
 use crate::domain::Digest;
-use crate::store::{BlobStore, ManifestRecord, TagRecord};
+use crate::store::{BlobBackend, ManifestRecord, TagRecord};
 use crate::visibility::Viewer;
 
 const TAGS: &str = "/pulp/api/v3/content/container/tags/";
@@ -86,10 +86,11 @@ async fn one_tag(api: &Api, viewer: &Viewer, id: &str, refresh: bool) -> Result<
         api.manager.refresh_tag(&repo, tag).await?
     } else {
         api.manager.caches().storage().flush_recency().await?;
-        let meta = api.manager.meta().clone();
-        let (n, t) = (name.clone(), tag.to_string());
-        blocking(move || meta.tag(&n, &t))
-            .await?
+        api.manager
+            .meta()
+            .tag(&name, tag)
+            .await
+            .map_err(crate::cache::CacheError::from)?
             .ok_or_else(ApiError::not_found)?
     };
     if refresh {
@@ -160,7 +161,7 @@ pub struct BlobResponse {
 
 /// Details only the stored bytes know: platform, layer sizes, annotations.
 fn manifest_response(
-    blobs: &BlobStore,
+    blobs: &dyn BlobBackend,
     digest: &Digest,
     record: &ManifestRecord,
 ) -> ManifestResponse {
@@ -304,7 +305,7 @@ pub async fn handle(
             let items = blocking(move || {
                 Ok(digests
                     .iter()
-                    .map(|(d, r)| manifest_response(storage.blobs(), d, r))
+                    .map(|(d, r)| manifest_response(&**storage.blobs(), d, r))
                     .collect::<Vec<_>>())
             })
             .await?;
@@ -329,7 +330,7 @@ pub async fn handle(
                 digests
                     .iter()
                     .map(|d| {
-                        let record = meta.blob(d)?;
+                        let record = meta.blocking().blob(d)?;
                         let at = record.as_ref().map_or(0, |r| r.stored_at);
                         Ok(BlobResponse {
                             pulp_href: blob_href(d),

@@ -150,8 +150,12 @@ async fn listed(
 /// Every local repository `viewer` may see as (name, record), sorted by
 /// name.
 pub async fn all(api: &Api, viewer: &Viewer) -> Result<Vec<(String, RepoRecord)>, ApiError> {
-    let meta = api.manager.meta().clone();
-    let mut repos = crate::cache::blocking(move || meta.repos()).await?;
+    let mut repos = api
+        .manager
+        .meta()
+        .repos()
+        .await
+        .map_err(crate::cache::CacheError::from)?;
     repos.retain(|(name, _)| viewer.sees_repository(name));
     Ok(repos)
 }

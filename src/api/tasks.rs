@@ -42,10 +42,12 @@ pub struct TaskResponse {
 }
 
 pub async fn one(api: &Api, id: &str) -> Result<Reply, ApiError> {
-    let meta = api.manager.meta().clone();
-    let key = id.to_string();
-    let task = crate::cache::blocking(move || meta.task(&key))
-        .await?
+    let task = api
+        .manager
+        .meta()
+        .task(id)
+        .await
+        .map_err(crate::cache::CacheError::from)?
         .ok_or_else(ApiError::not_found)?;
     let at = timestamp(task.created);
     ok(&TaskResponse {

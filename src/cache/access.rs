@@ -22,11 +22,16 @@ pub(super) enum Admission {
 impl Cache {
     /// Whether the local repository of `repo` may answer `digest` without
     /// asking its upstream (one look-up).
-    pub(super) fn references(&self, repo: &RepoName, digest: &Digest) -> Result<bool, CacheError> {
+    pub(super) async fn references(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, CacheError> {
         Ok(self
             .storage
             .meta
-            .references(&self.local_name(repo), digest)?)
+            .references(&self.local_name(repo), digest)
+            .await?)
     }
 
     /// Lets `repo` see a blob: referenced, or confirmed by a `HEAD` of it
@@ -39,7 +44,7 @@ impl Cache {
         digest: &Digest,
     ) -> Result<Admission, CacheError> {
         let local = self.local_name(repo);
-        if self.storage.meta.references(&local, digest)? {
+        if self.storage.meta.references(&local, digest).await? {
             return Ok(Admission::Referenced);
         }
         let key = (local.clone(), digest.to_string());
@@ -50,7 +55,7 @@ impl Cache {
                     Err(UpstreamError::NotFound) => return Err(CacheError::BlobUnknown),
                     other => other?,
                 };
-                self.storage.meta.add_reference(&local, digest)?;
+                self.storage.meta.add_reference(&local, digest).await?;
                 Ok(size)
             })
             .await?;

@@ -8,7 +8,7 @@ use super::maintenance::closure;
 use super::manifest_info::platforms;
 use super::Storage;
 use crate::domain::Digest;
-use crate::store::{BlobStore, ManifestRecord, MetaStore, RepoRecord, StoreError, TagRecord};
+use crate::store::{BlobBackend, BlockingMeta, ManifestRecord, RepoRecord, StoreError, TagRecord};
 
 /// What one repository holds now.
 pub struct RepoContent {
@@ -18,7 +18,7 @@ pub struct RepoContent {
     pub blobs: BTreeSet<Digest>,
 }
 
-fn content_of(meta: &MetaStore, name: &str) -> Result<RepoContent, StoreError> {
+fn content_of(meta: &BlockingMeta, name: &str) -> Result<RepoContent, StoreError> {
     let tags = meta.tags_of(name)?;
     let mut manifests = Vec::new();
     let mut blobs = BTreeSet::new();
@@ -79,12 +79,12 @@ pub struct TagDetail {
 /// Stored sizes by digest (and whether each is a manifest), read once per
 /// listing.
 struct Sizes<'a> {
-    meta: &'a MetaStore,
+    meta: &'a BlockingMeta,
     known: HashMap<Digest, (u64, bool)>,
 }
 
 impl Sizes<'_> {
-    fn new(meta: &MetaStore) -> Sizes<'_> {
+    fn new(meta: &BlockingMeta) -> Sizes<'_> {
         Sizes {
             meta,
             known: HashMap::new(),
@@ -118,7 +118,7 @@ impl Sizes<'_> {
 /// One repository's summary, and everything it holds (its manifests, their
 /// children, and all their blobs).
 fn summarize(
-    meta: &MetaStore,
+    meta: &BlockingMeta,
     sizes: &mut Sizes,
     name: &str,
 ) -> Result<(RepoSummary, BTreeSet<Digest>), StoreError> {
@@ -145,7 +145,7 @@ fn summarize(
     Ok((summary, content))
 }
 
-fn inventory(meta: &MetaStore) -> Result<Inventory, StoreError> {
+fn inventory(meta: &BlockingMeta) -> Result<Inventory, StoreError> {
     let mut sizes = Sizes::new(meta);
     let mut repos = Vec::new();
     let mut held: BTreeMap<String, (CacheTotals, BTreeSet<Digest>)> = BTreeMap::new();
@@ -166,8 +166,8 @@ fn inventory(meta: &MetaStore) -> Result<Inventory, StoreError> {
 }
 
 fn tag_detail(
-    meta: &MetaStore,
-    blobs: &BlobStore,
+    meta: &BlockingMeta,
+    blobs: &dyn BlobBackend,
     sizes: &mut Sizes,
     digest: &Digest,
 ) -> Result<TagDetail, StoreError> {
@@ -192,24 +192,29 @@ impl Storage {
     pub async fn inventory(&self) -> Result<Inventory, CacheError> {
         self.flush_recency().await?;
         let meta = self.meta.clone();
-        blocking(move || inventory(&meta)).await
+        blocking(move || inventory(meta.blocking())).await
     }
 
     /// One repository's counts and sizes (pending pull times written first).
     pub async fn repo_summary(&self, name: &str) -> Result<RepoSummary, CacheError> {
         self.flush_recency().await?;
         let (meta, name) = (self.meta.clone(), name.to_string());
-        blocking(move || Ok(summarize(&meta, &mut Sizes::new(&meta), &name)?.0)).await
+        blocking(move || {
+            let meta = meta.blocking();
+            Ok(summarize(meta, &mut Sizes::new(meta), &name)?.0)
+        })
+        .await
     }
 
     /// Size and platforms of what each of `digests` (tagged manifests) is.
     pub async fn tag_details(&self, digests: Vec<Digest>) -> Result<Vec<TagDetail>, CacheError> {
         let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
         blocking(move || {
-            let mut sizes = Sizes::new(&meta);
+            let meta = meta.blocking();
+            let mut sizes = Sizes::new(meta);
             digests
                 .iter()
-                .map(|d| tag_detail(&meta, &blobs, &mut sizes, d))
+                .map(|d| tag_detail(meta, &*blobs, &mut sizes, d))
                 .collect()
         })
         .await
@@ -217,13 +222,14 @@ impl Storage {
 
     pub async fn repo_content(&self, name: &str) -> Result<RepoContent, CacheError> {
         let (meta, name) = (self.meta.clone(), name.to_string());
-        blocking(move || content_of(&meta, &name)).await
+        blocking(move || content_of(meta.blocking(), &name)).await
     }
 
     /// Bytes of the blobs and manifests stored, and their number.
     pub async fn stored_totals(&self) -> Result<(u64, u64), CacheError> {
         let meta = self.meta.clone();
         blocking(move || {
+            let meta = meta.blocking();
             let mut totals = (0, 0);
             for (_, record) in meta.blob_records()? {
                 totals.0 += record.size;

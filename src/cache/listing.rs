@@ -32,8 +32,10 @@ impl Cache {
             }
         };
         let local = self.local_name(repo);
-        let meta = self.storage.meta.clone();
-        let cached: Vec<String> = blocking(move || meta.tags_of(&local))
+        let cached: Vec<String> = self
+            .storage
+            .meta
+            .tags_of(&local)
             .await?
             .into_iter()
             .map(|(name, _)| name)
@@ -81,6 +83,7 @@ impl Cache {
         // Only the cached referrers this repository may see.
         let local = self.local_name(repo);
         let cached = blocking(move || {
+            let meta = meta.blocking();
             let mut found = Vec::new();
             for item in meta.manifests() {
                 let (d, record) = item?;

@@ -10,7 +10,7 @@ use super::manifests::{looks_like_manifest, MAX_MANIFEST_BYTES};
 use super::Storage;
 use crate::domain::Digest;
 use crate::store::{
-    unix_now, BlobRecord, BlobStore, Change, Counts, MetaStore, RepoRecord, StoreError,
+    unix_now, BlobBackend, BlobRecord, BlockingMeta, Change, RepoRecord, StoreError,
 };
 
 /// Content younger than this is never collected: a pull may have stored a
@@ -34,7 +34,7 @@ pub struct VerifyReport {
 
 /// Everything some repository still references: its manifests, their
 /// children, and the blobs of both.
-pub(super) fn live_set(meta: &MetaStore) -> Result<BTreeSet<Digest>, StoreError> {
+pub(super) fn live_set(meta: &BlockingMeta) -> Result<BTreeSet<Digest>, StoreError> {
     closure(
         meta,
         meta.all_members()?.into_iter().map(|(_, d)| d).collect(),
@@ -43,7 +43,7 @@ pub(super) fn live_set(meta: &MetaStore) -> Result<BTreeSet<Digest>, StoreError>
 
 /// The manifests `roots`, their children, and the blobs of all of them.
 pub(super) fn closure(
-    meta: &MetaStore,
+    meta: &BlockingMeta,
     mut pending: Vec<Digest>,
 ) -> Result<BTreeSet<Digest>, StoreError> {
     let mut live = BTreeSet::new();
@@ -61,34 +61,30 @@ pub(super) fn closure(
 
 /// Removes one stored object with its records; returns its size.
 pub(super) fn remove_content(
-    blobs: &BlobStore,
-    meta: &MetaStore,
+    blobs: &dyn BlobBackend,
+    meta: &BlockingMeta,
     digest: &Digest,
 ) -> Result<u64, StoreError> {
-    let size = blobs.open_blob(digest)?.map_or(0, |(_, size)| size);
+    let size = blobs.size_of(digest)?.unwrap_or(0);
     blobs.remove(digest)?;
-    meta.remove_manifest(digest)?;
-    meta.remove_blob(digest)?;
+    meta.forget_content(digest)?;
     Ok(size)
 }
 
 /// Removes one tag from a repository (and the manifest from its members
-/// when no other tag of it points there), bumps the repository's version,
-/// and, when `free`, deletes what nothing kept references any more.
-/// Returns the bytes freed and the digests removed.
+/// when no other tag of it points there) and bumps the repository's
+/// version, in one change of the metadata; then, when `free`, deletes what
+/// nothing kept references any more. Returns the bytes freed and the
+/// digests removed.
 pub(super) fn untag(
-    meta: &MetaStore,
-    blobs: &BlobStore,
+    meta: &BlockingMeta,
+    blobs: &dyn BlobBackend,
     repo: &str,
     tag: &str,
     digest: &Digest,
     free: bool,
 ) -> Result<(u64, Vec<Digest>), StoreError> {
-    meta.remove_tag(repo, tag)?;
-    let still_tagged = meta.tags_of(repo)?.iter().any(|(_, r)| r.digest == *digest);
-    if !still_tagged {
-        meta.remove_member(repo, digest)?;
-    }
+    meta.untag(repo, tag, digest, &orphan_repo_record(repo))?;
     let (mut bytes, mut removed) = (0, Vec::new());
     if free {
         let live = live_set(meta)?;
@@ -97,26 +93,12 @@ pub(super) fn untag(
             removed.push(candidate.clone());
         }
     }
-    let change = Change {
-        removed: Counts {
-            tags: 1,
-            manifests: u64::from(!still_tagged),
-            blobs: 0,
-        },
-        ..Change::default()
-    };
-    meta.update_repo(repo, |r| {
-        let mut r = r.unwrap_or_else(|| orphan_repo_record(repo));
-        r.version += 1;
-        r.updated_at = unix_now();
-        r.last_change = change;
-        r
-    })?;
     Ok((bytes, removed))
 }
 
 /// A tag exists only inside a recorded repository; should the record be
-/// missing, a fresh one keeps the store consistent.
+/// missing, a fresh one (version 0, moved on by the change) keeps the
+/// store consistent.
 fn orphan_repo_record(repo: &str) -> RepoRecord {
     RepoRecord {
         id: uuid::Uuid::new_v4().to_string(),
@@ -138,8 +120,8 @@ fn orphan_repo_record(repo: &str) -> RepoRecord {
 /// records heal from their files when they are next requested. Returns how
 /// many were recorded (blocking; walks the tree).
 pub(super) fn register_stored_blobs(
-    blobs: &BlobStore,
-    meta: &MetaStore,
+    blobs: &dyn BlobBackend,
+    meta: &BlockingMeta,
 ) -> Result<u64, StoreError> {
     let mut registered = 0;
     for stored in blobs.stored()? {
@@ -178,11 +160,12 @@ impl Storage {
         let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
         let (repo, tag) = (repo.to_string(), tag.to_string());
         let outcome = blocking(move || {
+            let meta = meta.blocking();
             let Some(record) = meta.tag(&repo, &tag)? else {
                 return Ok(None);
             };
-            let free = closure(&meta, vec![record.digest.clone()])?.is_disjoint(&pulling);
-            let (bytes, removed) = untag(&meta, &blobs, &repo, &tag, &record.digest, free)?;
+            let free = closure(meta, vec![record.digest.clone()])?.is_disjoint(&pulling);
+            let (bytes, removed) = untag(meta, &*blobs, &repo, &tag, &record.digest, free)?;
             meta.flush()?;
             tracing::info!(repository = %repo, %tag, bytes, "tag deleted");
             Ok(Some((bytes, removed)))
@@ -202,14 +185,15 @@ impl Storage {
     pub async fn delete_repository(&self, name: &str) -> Result<u64, CacheError> {
         let (meta, blobs, name) = (self.meta.clone(), self.blobs.clone(), name.to_string());
         let (bytes, freed) = blocking(move || {
+            let meta = meta.blocking();
             // What the repository held, less what others still use.
-            let held = closure(&meta, meta.members(&name)?)?;
+            let held = closure(meta, meta.members(&name)?)?;
             meta.delete_repo(&name)?;
-            let live = live_set(&meta)?;
+            let live = live_set(meta)?;
             let mut freed = Vec::new();
             let mut bytes = 0;
             for digest in held.difference(&live) {
-                bytes += remove_content(&blobs, &meta, digest)?;
+                bytes += remove_content(&*blobs, meta, digest)?;
                 freed.push(digest.clone());
             }
             meta.flush()?;
@@ -229,7 +213,8 @@ impl Storage {
     pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport, CacheError> {
         let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
         let (report, freed) = blocking(move || {
-            let live = live_set(&meta)?;
+            let meta = meta.blocking();
+            let live = live_set(meta)?;
             let mut report = GcReport {
                 temp_files: blobs.remove_stale_temp_files(grace)? as u64,
                 ..GcReport::default()
@@ -241,7 +226,7 @@ impl Storage {
                 if live.contains(&stored.digest) || age < grace {
                     continue;
                 }
-                report.bytes += remove_content(&blobs, &meta, &stored.digest)?;
+                report.bytes += remove_content(&*blobs, meta, &stored.digest)?;
                 report.removed += 1;
                 freed.push(stored.digest);
             }
@@ -269,15 +254,15 @@ impl Storage {
     pub async fn verify(&self) -> Result<VerifyReport, CacheError> {
         let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
         let (report, freed) = blocking(move || {
+            let meta = meta.blocking();
             let mut report = VerifyReport::default();
             for stored in blobs.stored()? {
                 match blobs.verify(&stored.digest)? {
                     Some(true) => {}
                     Some(false) => {
                         let place = blobs.quarantine(&stored.digest)?;
-                        meta.remove_manifest(&stored.digest)?;
-                        meta.remove_blob(&stored.digest)?;
-                        tracing::error!(digest = %stored.digest, quarantined = %place.display(),
+                        meta.forget_content(&stored.digest)?;
+                        tracing::error!(digest = %stored.digest, quarantined = %place,
                             "stored content does not match its digest");
                         report.damaged.push(stored.digest.clone());
                     }

@@ -92,6 +92,7 @@ impl Storage {
         }
         let (blobs, meta, d) = (self.blobs.clone(), self.meta.clone(), digest.clone());
         let found = blocking(move || {
+            let meta = meta.blocking();
             let record = meta.manifest(&d)?;
             if record.is_none() && blobs.size_of(&d)?.is_none_or(|s| s > MAX_MANIFEST_BYTES) {
                 return Ok(None);
@@ -146,9 +147,9 @@ impl Storage {
         );
         let size = fetched.bytes.len() as u64;
         let stored = blocking(move || {
-            let new = !blobs.contains(&d);
+            let new = !blobs.contains(&d)?;
             blobs.put_verified(&d, &bytes)?;
-            meta.put_manifest(&d, &record)?;
+            meta.blocking().put_manifest(&d, &record)?;
             Ok(new)
         })
         .await?;
@@ -193,12 +194,12 @@ impl Cache {
         accept: &str,
     ) -> Result<ManifestHit, CacheError> {
         let local = self.local_name(repo);
-        let referenced = self.references(repo, digest)?;
+        let referenced = self.references(repo, digest).await?;
         if referenced {
             if let Some(hit) = self.storage.stored_manifest(digest).await? {
                 METRICS.cache("manifest", true);
                 // A digest, once stored here, never causes upstream traffic.
-                if self.add_to_repo(&local, repo, digest)? {
+                if self.add_to_repo(&local, repo, digest).await? {
                     self.storage.meta.flush_async().await?;
                 }
                 return Ok(hit);
@@ -223,7 +224,7 @@ impl Cache {
                             .await?
                     }
                 };
-                self.add_to_repo(&local, repo, digest)?;
+                self.add_to_repo(&local, repo, digest).await?;
                 // Durable before the client is answered: a crash must not
                 // forget what a client was told is cached.
                 self.storage.meta.flush_async().await?;
@@ -244,7 +245,7 @@ impl Cache {
         accept: &str,
     ) -> Result<ManifestHit, CacheError> {
         let local = self.local_name(repo);
-        let record = self.storage.meta.tag(&local, tag.as_str())?;
+        let record = self.storage.meta.tag(&local, tag.as_str()).await?;
         let key = (local.clone(), tag.to_string());
         if let Some(record) = &record {
             if let Some(hit) = self.storage.stored_manifest(&record.digest).await? {
@@ -318,7 +319,7 @@ impl Cache {
     /// not answer is an error here, not a reason to serve the cached tag.
     pub async fn refresh_tag(&self, repo: &RepoName, tag: &Tag) -> Result<TagRecord, CacheError> {
         let local = self.local_name(repo);
-        let record = self.storage.meta.tag(&local, tag.as_str())?;
+        let record = self.storage.meta.tag(&local, tag.as_str()).await?;
         let key = (local.clone(), tag.to_string());
         self.manifest_flights
             .run(key, self.upstream.wait_bound(), || {
@@ -327,7 +328,8 @@ impl Cache {
             .await?;
         self.storage
             .meta
-            .tag(&local, tag.as_str())?
+            .tag(&local, tag.as_str())
+            .await?
             .ok_or(CacheError::ManifestUnknown)
     }
 
@@ -344,7 +346,7 @@ impl Cache {
     ) -> Result<ManifestHit, CacheError> {
         let Some(record) = record else {
             let hit = self.fetch(repo, tag.as_str(), None, accept).await?;
-            self.point_tag(local, repo, tag, &hit)?;
+            self.point_tag(local, repo, tag, &hit).await?;
             self.storage.meta.flush_async().await?;
             return Ok(hit);
         };
@@ -377,7 +379,7 @@ impl Cache {
             // An upstream that does not say the digest on HEAD: fetch by tag.
             None => self.fetch(repo, tag.as_str(), None, accept).await?,
         };
-        self.point_tag(local, repo, tag, &hit)?;
+        self.point_tag(local, repo, tag, &hit).await?;
         self.storage.meta.flush_async().await?;
         Ok(hit)
     }
@@ -406,8 +408,8 @@ impl Cache {
     }
 
     /// Points a tag at a manifest (confirmed now), and records the change in
-    /// the local repository.
-    fn point_tag(
+    /// the local repository: one atomic change of the metadata.
+    async fn point_tag(
         &self,
         local: &str,
         repo: &RepoName,
@@ -421,73 +423,50 @@ impl Cache {
             confirmed_at: unix_now(),
             last_pulled: unix_millis(),
         };
-        let meta = &self.storage.meta;
-        let previous = meta.put_tag(local, tag.as_str(), &record)?;
-        let mut change = Change::default();
-        match previous {
-            Some(p) if p.digest == hit.digest => {}
-            Some(_) => {
-                change.added.tags = 1;
-                change.removed.tags = 1;
-            }
-            None => change.added.tags = 1,
-        }
-        if meta.add_member(local, &hit.digest)? {
-            self.count_new_manifest(&hit.digest, &mut change)?;
-        }
-        if change != Change::default() {
-            self.bump_version(local, repo, change)?;
-        }
-        Ok(())
-    }
-
-    fn count_new_manifest(&self, digest: &Digest, change: &mut Change) -> Result<(), CacheError> {
-        change.added.manifests += 1;
-        if let Some(record) = self.storage.meta.manifest(digest)? {
-            change.added.blobs += record.blobs.len() as u64;
-        }
+        let changed = self
+            .storage
+            .meta
+            .point_tag(local, tag.as_str(), record, self.fresh_repo(repo))
+            .await?;
+        log_version(local, changed.as_ref());
         Ok(())
     }
 
     /// Records a manifest in a repository; true if that changed anything.
-    fn add_to_repo(
+    async fn add_to_repo(
         &self,
         local: &str,
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<bool, CacheError> {
-        let meta = &self.storage.meta;
-        // Checked first so a warm pull by digest writes nothing.
-        if !meta.is_member(local, digest)? && meta.add_member(local, digest)? {
-            let mut change = Change::default();
-            self.count_new_manifest(digest, &mut change)?;
-            self.bump_version(local, repo, change)?;
-            return Ok(true);
-        }
-        Ok(false)
+        let changed = self
+            .storage
+            .meta
+            .add_to_repo(local, digest, self.fresh_repo(repo))
+            .await?;
+        log_version(local, changed.as_ref());
+        Ok(changed.is_some())
     }
 
-    /// The repository's single version moves on whenever its content changes.
-    fn bump_version(&self, local: &str, repo: &RepoName, change: Change) -> Result<(), CacheError> {
+    /// The record of a local repository a first pull creates (version 0:
+    /// the change that creates it makes it version 1).
+    fn fresh_repo(&self, repo: &RepoName) -> RepoRecord {
         let now = unix_now();
-        let record = self.storage.meta.update_repo(local, |old| match old {
-            Some(r) => RepoRecord {
-                version: r.version + 1,
-                updated_at: now,
-                last_change: change,
-                ..r
-            },
-            None => RepoRecord {
-                id: uuid::Uuid::new_v4().to_string(),
-                cache: self.base_path().to_string(),
-                upstream_name: repo.to_string(),
-                version: 1,
-                created_at: now,
-                updated_at: now,
-                last_change: change,
-            },
-        })?;
+        RepoRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            cache: self.base_path().to_string(),
+            upstream_name: repo.to_string(),
+            version: 0,
+            created_at: now,
+            updated_at: now,
+            last_change: Change::default(),
+        }
+    }
+}
+
+/// The repository's single version moves on whenever its content changes.
+fn log_version(local: &str, changed: Option<&RepoRecord>) {
+    if let Some(record) = changed {
         tracing::info!(repository = %local, version = record.version, "repository version");
-        Ok(())
     }
 }

@@ -26,7 +26,7 @@ pub use manifests::ManifestHit;
 
 use crate::config::{is_docker_hub_host, CacheConfig};
 use crate::domain::{Digest, RepoName};
-use crate::store::{BlobStore, MetaStore, StoreError};
+use crate::store::{BlobBackend, DirBlobStore, MetaStore, StoreError};
 use crate::upstream::{Health, Reachability, Upstream, UpstreamError, UpstreamSetupError};
 use download::Downloads;
 use flight::SingleFlight;
@@ -34,7 +34,7 @@ use manifests::ManifestMemo;
 
 /// What every cache shares: the stores and the downloads under way.
 pub struct Storage {
-    blobs: BlobStore,
+    blobs: Arc<dyn BlobBackend>,
     meta: MetaStore,
     downloads: Downloads,
     manifests: ManifestMemo,
@@ -60,11 +60,11 @@ impl Storage {
         // Created private and checked by `datadir::lock`, taken before.
         std::fs::create_dir_all(data_dir)?;
         let meta = MetaStore::open(&data_dir.join("meta"))?;
-        let blobs = BlobStore::open(data_dir)?;
-        if !meta.was_recovered() {
-            let registered = maintenance::register_stored_blobs(&blobs, &meta)?;
+        let blobs: Arc<dyn BlobBackend> = Arc::new(DirBlobStore::open(data_dir)?);
+        if !meta.blocking().was_recovered() {
+            let registered = maintenance::register_stored_blobs(&*blobs, meta.blocking())?;
             if registered > 0 {
-                meta.flush()?;
+                meta.blocking().flush()?;
                 tracing::info!(
                     registered,
                     "new metadata database: recorded the blobs already stored"
@@ -72,7 +72,7 @@ impl Storage {
             }
         }
         let used = if max_size.is_some() {
-            quota::measure(&meta)?
+            quota::measure(meta.blocking())?
         } else {
             0
         };
@@ -97,7 +97,7 @@ impl Storage {
         self.quota.used()
     }
 
-    pub fn blobs(&self) -> &BlobStore {
+    pub fn blobs(&self) -> &Arc<dyn BlobBackend> {
         &self.blobs
     }
 
@@ -107,8 +107,8 @@ impl Storage {
 
     /// Whether a temp file can be written and the metadata read (blocking).
     pub fn check_writable(&self) -> Result<(), StoreError> {
-        drop(self.blobs.create_temp()?);
-        self.meta.repo("").map(|_| ())
+        self.blobs.staging().probe()?;
+        self.meta.blocking().repo("").map(|_| ())
     }
 
     pub fn downloads_in_flight(&self) -> usize {
@@ -335,8 +335,7 @@ impl Caches {
 
     /// The local repositories, sorted by name.
     pub async fn catalog(&self) -> Result<Vec<String>, CacheError> {
-        let meta = self.storage.meta.clone();
-        let repos = blocking(move || meta.repos()).await?;
+        let repos = self.storage.meta.repos().await?;
         Ok(repos.into_iter().map(|(name, _)| name).collect())
     }
 }

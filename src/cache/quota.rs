@@ -12,7 +12,7 @@ use super::maintenance::{closure, untag};
 use super::Storage;
 use crate::domain::Digest;
 use crate::metrics::METRICS;
-use crate::store::{unix_millis, MetaStore, StoreError};
+use crate::store::{unix_millis, BlobBackend, BlockingMeta, StoreError};
 
 /// Bytes stored, against an optional ceiling.
 #[derive(Default)]
@@ -55,7 +55,7 @@ impl Quota {
 }
 
 /// The bytes the store holds now (blocking; at start-up).
-pub fn measure(meta: &MetaStore) -> Result<u64, StoreError> {
+pub fn measure(meta: &BlockingMeta) -> Result<u64, StoreError> {
     let blobs: u64 = meta.blob_records()?.iter().map(|(_, r)| r.size).sum();
     let mut manifests = 0;
     for item in meta.manifests() {
@@ -93,10 +93,7 @@ impl Storage {
         blocking(move || {
             for (repo, tags) in recent {
                 for (tag, at) in tags {
-                    if let Some(mut record) = meta.tag(&repo, &tag)? {
-                        record.last_pulled = record.last_pulled.max(at);
-                        meta.put_tag(&repo, &tag, &record)?;
-                    }
+                    meta.blocking().note_pulled(&repo, &tag, at)?;
                 }
             }
             Ok(())
@@ -126,7 +123,8 @@ impl Storage {
         // are never evicted.
         let pulling: BTreeSet<Digest> = self.downloads.digests().into_iter().collect();
         let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
-        let (freed, digests) = blocking(move || evict(&meta, &blobs, need, &pulling)).await?;
+        let (freed, digests) =
+            blocking(move || evict(meta.blocking(), &*blobs, need, &pulling)).await?;
         self.quota.sub(freed);
         for digest in &digests {
             self.manifests.forget(digest);
@@ -137,8 +135,8 @@ impl Storage {
 
 /// Evicts tags, least recently pulled first, until `need` bytes are free.
 fn evict(
-    meta: &MetaStore,
-    blobs: &crate::store::BlobStore,
+    meta: &BlockingMeta,
+    blobs: &dyn BlobBackend,
     need: u64,
     pulling: &BTreeSet<Digest>,
 ) -> Result<(u64, Vec<Digest>), StoreError> {

@@ -402,8 +402,7 @@ impl Ferry {
         if let Err(e) = storage.flush_recency().await {
             tracing::error!(error = %e, "recording pull times at shutdown failed");
         }
-        let meta = storage.meta().clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || meta.flush()).await {
+        if let Err(e) = storage.meta().flush_async().await {
             tracing::error!(error = %e, "flushing metadata at shutdown failed");
         }
     }

@@ -1,13 +1,18 @@
-//! Persistent storage: the content-addressed blob tree and the metadata
-//! database. Synchronous by design (callers run it on blocking threads) and
-//! free of HTTP: it knows digests and records, nothing of requests.
+//! Persistent storage: the blob store (a trait, [`BlobBackend`], with the
+//! content-addressed directory as its implementation) and the metadata
+//! database ([`MetaStore`]). Free of HTTP: it knows digests and records,
+//! nothing of requests. Blob store calls block (callers run them on the
+//! blocking pool); metadata calls are async and run on the blocking pool
+//! themselves, with a synchronous view for code already there.
 
 mod blobs;
 mod meta;
 mod records;
 
-pub use blobs::{BlobStore, StoredBlob, TempBlob};
-pub use meta::MetaStore;
+pub use blobs::{
+    BlobBackend, BlobReader, DirBlobStore, OpenBlob, Staging, StoredBlob, TempBlob, VerifiedTemp,
+};
+pub use meta::{BlockingMeta, DbError, MetaStore};
 pub use records::{
     decode, encode, BlobRecord, Change, Counts, DistributionRecord, ManifestRecord, RemoteRecord,
     RepoRecord, TagRecord, TaskRecord,
@@ -18,7 +23,7 @@ pub enum StoreError {
     #[error("storage I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("metadata database error: {0}")]
-    Db(#[from] sled::Error),
+    Db(DbError),
     #[error("metadata record {key:?} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("content does not match digest {0}")]

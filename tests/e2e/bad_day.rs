@@ -21,29 +21,9 @@ fn message(body: &[u8]) -> String {
         .to_string()
 }
 
-/// `GET /pulp/api/v3/status/`.
-async fn status(ferry: &Ferry) -> Value {
-    let body = http_client()
-        .get(format!("{}/pulp/api/v3/status/", ferry.url()))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    serde_json::from_slice(&body).unwrap()
-}
-
-/// The `status/` entry of the cache at `base_path`.
+/// The `status/` entry of the cache at `base_path`, as anyone sees it.
 async fn upstream_status(ferry: &Ferry, base_path: &str) -> Value {
-    let status = status(ferry).await;
-    status["upstreams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["base_path"] == base_path)
-        .unwrap_or_else(|| panic!("no {base_path} in {status}"))
-        .clone()
+    PulpApi::anonymous(ferry).upstream_status(base_path).await
 }
 
 /// The uplink dies after an image was cached: pulls of the cached tag past
@@ -223,20 +203,15 @@ async fn error_bodies_name_the_upstream_to_the_admin_only() {
         &[],
         &[],
     );
-    let url = format!("{}/v2/private-net/{BUSYBOX}/manifests/1.36", ferry.url());
-    let anonymous = http_client().get(&url).send().await.unwrap();
-    assert_eq!(anonymous.status(), StatusCode::GATEWAY_TIMEOUT);
-    let text = message(&anonymous.bytes().await.unwrap());
+    let path = format!("/v2/private-net/{BUSYBOX}/manifests/1.36");
+    let anonymous = PulpApi::anonymous(&ferry).get(&path).await;
+    assert_eq!(anonymous.status, StatusCode::GATEWAY_TIMEOUT);
+    let text = message(anonymous.text.as_bytes());
     assert_eq!(text, "upstream of cache private-net refused the connection");
 
-    let admin = http_client()
-        .get(&url)
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(admin.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let text = message(&admin.bytes().await.unwrap());
+    let admin = PulpApi::admin(&ferry).get(&path).await;
+    assert_eq!(admin.status, StatusCode::SERVICE_UNAVAILABLE);
+    let text = message(admin.text.as_bytes());
     assert!(
         text.starts_with(&format!(
             "upstream {closed} of cache private-net is down since"
@@ -258,7 +233,7 @@ async fn status_is_unknown_until_contact_and_one_per_upstream() {
     for cache in ["hub-a", "hub-b"] {
         assert_eq!(upstream_status(&ferry, cache).await["state"], "unknown");
     }
-    let status = status(&ferry).await;
+    let status = PulpApi::anonymous(&ferry).status().await;
     let started = status["started_at"]
         .as_str()
         .unwrap_or_default()

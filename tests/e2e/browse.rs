@@ -8,82 +8,23 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::support::images::{self, Flavor};
+use crate::support::pulp_api::{
+    field_of, href_of, results, DISTRIBUTIONS, MANIFESTS, REMOTES, REPOSITORIES,
+    REPO_DISTRIBUTIONS, STATUS, TAGS, TASKS,
+};
 use crate::support::*;
 
-const REMOTES: &str = "/pulp/api/v3/remotes/container/pull-through/";
-const DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/pull-through/";
-const REPOSITORIES: &str = "/pulp/api/v3/repositories/container/container/";
-const REPO_DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/container/";
-const TAGS: &str = "/pulp/api/v3/content/container/tags/";
-const MANIFESTS: &str = "/pulp/api/v3/content/container/manifests/";
-const TASKS: &str = "/pulp/api/v3/tasks/";
-
-/// Status and body of one call.
-struct Answer {
-    status: StatusCode,
-    challenge: Option<String>,
-    text: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, self.text))
-    }
-}
-
-/// One HTTP call to ferry, as `creds` (None: anonymous).
-async fn call(
-    ferry: &Ferry,
-    method: Method,
-    path: &str,
-    creds: Option<(&str, &str)>,
-    body: Option<Value>,
-) -> Answer {
-    let mut rb = http_client().request(method.clone(), format!("{}{path}", ferry.url()));
-    if let Some((user, password)) = creds {
-        rb = rb.basic_auth(user, Some(password));
-    }
-    if let Some(body) = body {
-        rb = rb
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let resp = rb
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    Answer {
-        status: resp.status(),
-        challenge: resp
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        text: resp.text().await.unwrap_or_default(),
-    }
-}
-
+/// The admin's credentials as skopeo takes them.
 const ADMIN: Option<(&str, &str)> = Some(("admin", ADMIN_PASSWORD));
 
-async fn get(ferry: &Ferry, path: &str, creds: Option<(&str, &str)>) -> Answer {
-    call(ferry, Method::GET, path, creds, None).await
+/// Pulp's answer to a call without credentials where they are needed.
+fn credentials_needed() -> Value {
+    json!({"detail": "Authentication credentials were not provided."})
 }
 
-/// A 200 answer's JSON.
-async fn ok(ferry: &Ferry, path: &str, creds: Option<(&str, &str)>) -> Value {
-    let a = get(ferry, path, creds).await;
-    assert_eq!(a.status, StatusCode::OK, "GET {path}: {}", a.text);
-    a.json()
-}
-
+/// The string `field` of each result of a list page.
 fn names(page: &Value, field: &str) -> Vec<String> {
-    page["results"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no results in {page}"))
-        .iter()
-        .map(|r| r[field].as_str().unwrap().to_string())
-        .collect()
+    field_of(results(page), field)
 }
 
 #[tokio::test]
@@ -95,25 +36,15 @@ async fn anonymous_visitors_read_public_caches_and_nothing_private() {
         .push_image("library/secret", "1", &secret)
         .await;
     let ferry = Ferry::start_with(&[], &[], &[]);
-    let created = call(
-        &ferry,
-        Method::POST,
-        REMOTES,
-        ADMIN,
-        Some(json!({"name": "up", "url": upstream.url()})),
-    )
-    .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let remote = created.json()["pulp_href"].as_str().unwrap().to_string();
+    let (admin, anonymous) = (PulpApi::admin(&ferry), PulpApi::anonymous(&ferry));
+    let remote = admin.remote_href("up", &upstream.url()).await;
     for (name, private) in [("public", false), ("private", true)] {
-        let a = call(
-            &ferry,
-            Method::POST,
-            DISTRIBUTIONS,
-            ADMIN,
-            Some(json!({"name": name, "base_path": name, "remote": remote, "private": private})),
-        )
-        .await;
+        let a = admin
+            .post(
+                DISTRIBUTIONS,
+                json!({"name": name, "base_path": name, "remote": remote, "private": private}),
+            )
+            .await;
         assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
     }
     // An anonymous pull through the public cache; the admin pulls through
@@ -136,7 +67,7 @@ async fn anonymous_visitors_read_public_caches_and_nothing_private() {
 
     // Repositories: the admin sees all three, anyone else the public one.
     let public_repo = format!("public/{BUSYBOX}");
-    let all = ok(&ferry, REPOSITORIES, ADMIN).await;
+    let all = admin.ok(REPOSITORIES).await;
     assert_eq!(
         names(&all, "name"),
         [
@@ -145,13 +76,10 @@ async fn anonymous_visitors_read_public_caches_and_nothing_private() {
             public_repo.clone()
         ]
     );
-    let anonymous = ok(&ferry, REPOSITORIES, None).await;
-    assert_eq!(anonymous["count"], 1, "{anonymous}");
-    assert_eq!(
-        names(&anonymous, "name"),
-        std::slice::from_ref(&public_repo)
-    );
-    let public = &anonymous["results"][0];
+    let visible = anonymous.ok(REPOSITORIES).await;
+    assert_eq!(visible["count"], 1, "{visible}");
+    assert_eq!(names(&visible, "name"), std::slice::from_ref(&public_repo));
+    let public = &visible["results"][0];
     assert_eq!(public["tag_count"], 1);
     assert_eq!(
         public["pull_reference"],
@@ -159,12 +87,9 @@ async fn anonymous_visitors_read_public_caches_and_nothing_private() {
         "the pull line names a tag the repository has"
     );
     // Searching by name never reaches a private repository either.
-    let found = ok(
-        &ferry,
-        &format!("{REPOSITORIES}?name__contains=secret"),
-        None,
-    )
-    .await;
+    let found = anonymous
+        .ok(&format!("{REPOSITORIES}?name__contains=secret"))
+        .await;
     assert_eq!(found["count"], 0, "{found}");
 
     // A private repository by id, its versions, its tags: as if absent.
@@ -190,54 +115,45 @@ async fn anonymous_visitors_read_public_caches_and_nothing_private() {
         format!("{REPO_DISTRIBUTIONS}{private_id}/"),
         format!("{MANIFESTS}{}/", secret.digest),
     ] {
-        let a = get(&ferry, &path, None).await;
-        assert_eq!(
-            a.status,
+        anonymous.get(&path).await.assert_is(
             StatusCode::NOT_FOUND,
-            "anonymous GET {path}: {}",
-            a.text
+            &json!({"detail": "Not found."}),
+            &format!("anonymous GET {path}"),
         );
-        assert_eq!(a.json(), json!({"detail": "Not found."}), "GET {path}");
         assert_eq!(
-            get(&ferry, &path, ADMIN).await.status,
+            admin.get(&path).await.status,
             StatusCode::OK,
             "admin GET {path}"
         );
     }
-    let filtered = ok(
-        &ferry,
-        &format!("{TAGS}?repository_version={private_version}"),
-        None,
-    )
-    .await;
+    let filtered = anonymous
+        .ok(&format!("{TAGS}?repository_version={private_version}"))
+        .await;
     assert_eq!(filtered["count"], 0, "{filtered}");
 
     // Tags and manifests of the public cache: what upstream has.
-    let tags = ok(&ferry, TAGS, None).await;
+    let tags = anonymous.ok(TAGS).await;
     assert_eq!(tags["count"], 1, "{tags}");
     assert_eq!(tags["results"][0]["repository"], public_repo.as_str());
     assert_eq!(tags["results"][0]["digest"], image.digest.as_str());
-    let manifest = ok(&ferry, &format!("{MANIFESTS}{}/", image.digest), None).await;
+    let manifest = anonymous.ok(&format!("{MANIFESTS}{}/", image.digest)).await;
     assert_eq!(manifest["digest"], image.digest.as_str());
-    let manifests = ok(&ferry, MANIFESTS, None).await;
+    let manifests = anonymous.ok(MANIFESTS).await;
     assert!(
         !manifests.to_string().contains(&secret.digest),
         "{manifests}"
     );
 
     // Distributions: the public one only.
-    let dists = ok(&ferry, DISTRIBUTIONS, None).await;
+    let dists = anonymous.ok(DISTRIBUTIONS).await;
     assert_eq!(names(&dists, "base_path"), ["public"]);
-    let private_dist = ok(&ferry, &format!("{DISTRIBUTIONS}?name=private"), ADMIN).await["results"]
-        [0]["pulp_href"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let private_dist =
+        href_of(&admin.ok(&format!("{DISTRIBUTIONS}?name=private")).await["results"][0]);
     assert_eq!(
-        get(&ferry, &private_dist, None).await.status,
+        anonymous.get(&private_dist).await.status,
         StatusCode::NOT_FOUND
     );
-    let repo_dists = ok(&ferry, REPO_DISTRIBUTIONS, None).await;
+    let repo_dists = anonymous.ok(REPO_DISTRIBUTIONS).await;
     assert_eq!(
         names(&repo_dists, "name"),
         std::slice::from_ref(&public_repo)
@@ -273,22 +189,18 @@ async fn anonymous_visitors_read_public_caches_and_nothing_private() {
         (Method::GET, REMOTES.to_string(), None),
         (Method::GET, TASKS.to_string(), None),
     ] {
-        let a = call(&ferry, method.clone(), &path, None, body).await;
-        assert_eq!(
-            a.status,
+        anonymous.call(method.clone(), &path, body).await.assert_is(
             StatusCode::UNAUTHORIZED,
-            "anonymous {method} {path}: {}",
-            a.text
-        );
-        assert_eq!(
-            a.json(),
-            json!({"detail": "Authentication credentials were not provided."})
+            &credentials_needed(),
+            &format!("anonymous {method} {path}"),
         );
     }
-    let wrong = get(&ferry, REPOSITORIES, Some(("admin", "not-the-password"))).await;
+    let wrong = PulpApi::as_user(&ferry, "admin", "not-the-password")
+        .get(REPOSITORIES)
+        .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.text);
     assert_eq!(
-        ok(&ferry, REPOSITORIES, None).await["count"],
+        anonymous.ok(REPOSITORIES).await["count"],
         1,
         "nothing changed"
     );
@@ -310,30 +222,25 @@ async fn browse_admin_closes_content_reads_catalog_and_tag_lists() {
     let password = std::fs::read_to_string(ferry.data_dir().join("admin-password")).unwrap();
     let (user, password) = ("admin", password.trim());
     let admin = Some((user, password));
+    let (admin_api, anonymous) = (
+        PulpApi::as_user(&ferry, user, password),
+        PulpApi::anonymous(&ferry),
+    );
     let repo = format!("{CACHE}/{BUSYBOX}");
 
     for path in [REPOSITORIES, TAGS, DISTRIBUTIONS, MANIFESTS] {
-        let a = get(&ferry, path, None).await;
-        assert_eq!(
-            a.status,
+        anonymous.get(path).await.assert_is(
             StatusCode::UNAUTHORIZED,
-            "anonymous GET {path}: {}",
-            a.text
+            &credentials_needed(),
+            &format!("anonymous GET {path}"),
         );
         assert_eq!(
-            a.json(),
-            json!({"detail": "Authentication credentials were not provided."})
-        );
-        assert_eq!(
-            get(&ferry, path, admin).await.status,
+            admin_api.get(path).await.status,
             StatusCode::OK,
             "admin GET {path}"
         );
     }
-    assert_eq!(
-        get(&ferry, "/pulp/api/v3/status/", None).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(anonymous.get(STATUS).await.status, StatusCode::OK);
 
     // The catalog and the tag list: 401 with the Bearer challenge, to
     // anonymous clients and to those holding an anonymous token alike.
@@ -345,10 +252,10 @@ async fn browse_admin_closes_content_reads_catalog_and_tag_lists() {
             format!("repository:{repo}:pull"),
         ),
     ] {
-        let a = get(&ferry, &path, None).await;
+        let a = anonymous.get(&path).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "GET {path}: {}", a.text);
         assert_eq!(
-            a.challenge.as_deref(),
+            a.header("www-authenticate"),
             Some(
                 format!("Bearer realm=\"http://{host}/token\",service=\"ferry\",scope=\"{scope}\"")
                     .as_str()

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::pulp_api::REMOTES;
 use crate::support::util::run_bounded;
 use crate::support::*;
 
@@ -100,27 +101,16 @@ async fn pulp_cli_reads_status_tasks_repositories_distributions_and_tags() {
     assert_eq!(status["upstreams"][0]["base_path"], CACHE, "{status}");
 
     // A task, from deleting a remote made for it.
-    let http = http_client();
-    let remote = http
-        .post(format!(
-            "{}/pulp/api/v3/remotes/container/pull-through/",
-            ferry.url()
-        ))
-        .basic_auth(ADMIN, Some(ADMIN_PASSWORD))
-        .header("content-type", "application/json")
-        .body(json!({ "name": "for-a-task", "url": upstream.url() }).to_string())
-        .send()
+    let api = PulpApi::admin(&ferry);
+    let remote = api
+        .post(
+            REMOTES,
+            json!({ "name": "for-a-task", "url": upstream.url() }),
+        )
         .await
-        .unwrap();
-    let remote: Value = serde_json::from_slice(&remote.bytes().await.unwrap()).unwrap();
+        .json();
     let remote_href = remote["pulp_href"].as_str().expect("pulp_href");
-    let deleted = http
-        .delete(format!("{}{remote_href}", ferry.url()))
-        .basic_auth(ADMIN, Some(ADMIN_PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    let deleted: Value = serde_json::from_slice(&deleted.bytes().await.unwrap()).unwrap();
+    let deleted = api.delete(remote_href).await.json();
     let task_href = deleted["task"].as_str().expect("task href");
     let task = pulp.json(&["task", "show", "--href", task_href]).await;
     assert_eq!(

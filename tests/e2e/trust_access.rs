@@ -13,74 +13,45 @@ use serde_json::{json, Value};
 
 use crate::support::images::{self, Image};
 use crate::support::inspect::has_blob;
+use crate::support::pulp_api::{
+    field_of, results, sorted_strings, DISTRIBUTIONS, REMOTES, REPOSITORIES,
+};
 use crate::support::*;
-
-const REMOTES: &str = "/pulp/api/v3/remotes/container/pull-through/";
-const DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/pull-through/";
-const REPOSITORIES: &str = "/pulp/api/v3/repositories/container/container/";
 
 const SECRET: &str = "team/secretapp";
 
-/// A management API call as the admin.
-async fn admin_call(ferry: &Ferry, method: Method, path: &str, body: Option<Value>) -> Value {
-    let mut rb = http_client()
-        .request(method.clone(), format!("{}{path}", ferry.url()))
-        .basic_auth("admin", Some(ADMIN_PASSWORD));
-    if let Some(body) = body {
-        rb = rb
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let resp = rb.send().await.unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert!(status.is_success(), "{method} {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
-}
-
 /// Creates, through the API, a private distribution `base_path` of `upstream`.
 async fn create_private_distribution(ferry: &Ferry, base_path: &str, upstream: &str) {
-    let remote = admin_call(
-        ferry,
-        Method::POST,
-        REMOTES,
-        Some(json!({"name": base_path, "url": upstream})),
-    )
-    .await;
+    let api = PulpApi::admin(ferry);
+    let remote = api
+        .post(REMOTES, json!({"name": base_path, "url": upstream}))
+        .await
+        .success_json("POST remote");
     let body = json!({
         "name": base_path,
         "base_path": base_path,
         "remote": remote["pulp_href"],
         "private": true,
     });
-    admin_call(ferry, Method::POST, DISTRIBUTIONS, Some(body)).await;
+    api.post(DISTRIBUTIONS, body)
+        .await
+        .success_json("POST distribution");
 }
 
 /// The local repositories as the admin sees them: `_catalog` and the API.
 async fn repositories(ferry: &Ferry) -> (Vec<String>, Vec<String>) {
-    let catalog = admin_call(ferry, Method::GET, "/v2/_catalog?n=10000", None).await;
-    let mut catalog: Vec<String> = catalog["repositories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap().to_string())
-        .collect();
-    catalog.sort();
-    let listed = admin_call(
-        ferry,
-        Method::GET,
-        &format!("{REPOSITORIES}?limit=1000"),
-        None,
-    )
-    .await;
-    let mut api: Vec<String> = listed["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap().to_string())
-        .collect();
-    api.sort();
-    (catalog, api)
+    let api = PulpApi::admin(ferry);
+    let catalog = api
+        .get("/v2/_catalog?n=10000")
+        .await
+        .success_json("GET _catalog");
+    let listed = api
+        .get(&format!("{REPOSITORIES}?limit=1000"))
+        .await
+        .success_json("GET repositories");
+    let mut names = field_of(results(&listed), "name");
+    names.sort();
+    (sorted_strings(&catalog["repositories"]), names)
 }
 
 /// An anonymous request: status and body.

@@ -8,9 +8,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::support::inspect::has_blob;
+use crate::support::pulp_api::{field_of, results, REMOTES};
 use crate::support::*;
 
-const REMOTES: &str = "/pulp/api/v3/remotes/container/pull-through/";
 const LOGIN: &str = "/pulp/api/v3/login/";
 const DATA_CSP: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
 
@@ -38,21 +38,10 @@ async fn json_of(resp: reqwest::Response) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}), status {status}: {body:?}"))
 }
 
+/// The names of the remotes, as the admin lists them, sorted.
 async fn remote_names(ferry: &Ferry) -> Vec<String> {
-    let resp = http_client()
-        .get(format!("{}{REMOTES}", ferry.url()))
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let page = json_of(resp).await;
-    let mut names: Vec<String> = page["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap().to_string())
-        .collect();
+    let page = PulpApi::admin(ferry).ok(REMOTES).await;
+    let mut names = field_of(results(&page), "name");
     names.sort();
     names
 }

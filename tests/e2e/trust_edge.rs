@@ -11,11 +11,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::support::pulp_api::{DISTRIBUTIONS, REMOTES};
 use crate::support::tls::TestCa;
 use crate::support::*;
-
-const REMOTES: &str = "/pulp/api/v3/remotes/container/pull-through/";
-const DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/pull-through/";
 
 /// ferry from a config file with `extra` top-level lines (the admin
 /// password is set there, as `start_opts` passes no environment).
@@ -33,27 +31,16 @@ fn ferry_with(extra: &str, tls: Option<(std::path::PathBuf, std::path::PathBuf)>
 /// Creates a remote for `upstream` and one distribution per `(base_path,
 /// private)`, through the management API as the admin.
 async fn distributions(ferry: &Ferry, upstream: &str, wanted: &[(&str, bool)]) {
-    let http = http_client();
-    let post = |path: &str, body: Value| {
-        http.post(format!("{}{path}", ferry.url()))
-            .basic_auth("admin", Some(ADMIN_PASSWORD))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-    };
-    let remote = post(REMOTES, json!({"name": "up", "url": upstream}))
-        .await
-        .unwrap();
-    assert_eq!(remote.status(), StatusCode::CREATED);
-    let remote: Value = serde_json::from_slice(&remote.bytes().await.unwrap()).unwrap();
+    let api = PulpApi::admin(ferry);
+    let remote = api.remote_href("up", upstream).await;
     for (base_path, private) in wanted {
         let body = json!({"name": base_path, "base_path": base_path,
-            "remote": remote["pulp_href"], "private": private});
-        let resp = post(DISTRIBUTIONS, body).await.unwrap();
+            "remote": remote, "private": private});
+        let resp = api.post(DISTRIBUTIONS, body).await;
         assert!(
-            resp.status().is_success(),
+            resp.status.is_success(),
             "create {base_path}: {}",
-            resp.status()
+            resp.status
         );
     }
 }
@@ -100,10 +87,12 @@ async fn private_pulls_over_https_with_skopeo_and_podman_follow_an_https_realm()
         .await
         .expect_ok("podman login over HTTPS");
     podman
-        .pull(&image_ref, None, None)
-        .await
-        .expect_ok("podman pull over HTTPS after login");
-    assert_eq!(podman.image_id_and_digest(&image_ref).await.1, image.digest);
+        .assert_pulls(
+            &image_ref,
+            &image.digest,
+            "podman pull over HTTPS after login",
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -158,19 +147,12 @@ async fn a_token_scoped_to_one_private_repository_does_not_open_another() {
     distributions(&ferry, &upstream.url(), &[("alpha", true), ("beta", true)]).await;
     let (a, b) = (format!("alpha/{BUSYBOX}"), format!("beta/{BUSYBOX}"));
     let http = http_client();
-    let token = http
-        .get(format!(
-            "{}/token?service=ferry&scope=repository:{a}:pull,push",
-            ferry.url()
+    let token = PulpApi::admin(&ferry)
+        .get(&format!(
+            "/token?service=ferry&scope=repository:{a}:pull,push"
         ))
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .send()
         .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let token: Value = serde_json::from_slice(&token).unwrap();
+        .json();
     let token = token["token"].as_str().unwrap().to_string();
     let manifest = |repo: String| {
         http.get(format!("{}/v2/{repo}/manifests/1.36", ferry.url()))
@@ -341,26 +323,13 @@ async fn wrong_admin_passwords_are_throttled_per_address_and_counted() {
         "/token after the API's failures: {seen:?}"
     );
     // The right password from this address waits too; from another works.
-    let resp = http
-        .get(&api)
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(resp.headers().contains_key("retry-after"));
-    let elsewhere = reqwest::Client::builder()
-        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
-        .no_proxy()
-        .build()
-        .unwrap();
-    let resp = elsewhere
-        .get(&api)
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    let here = PulpApi::admin(&ferry).get(REMOTES).await;
+    assert_eq!(here.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(here.header("retry-after").is_some());
+    let elsewhere = PulpApi::as_user_from(&ferry, "admin", ADMIN_PASSWORD, [127, 0, 0, 2])
+        .get(REMOTES)
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::OK);
 
     let metrics = http
         .get(format!("{}/metrics", ferry.url()))
@@ -402,12 +371,8 @@ async fn a_tls_handshake_on_the_plain_port_gets_a_400_and_no_error_log() {
         String::from_utf8_lossy(&answer)
     );
     // Still serving, and nothing alarming in the log.
-    let resp = http_client()
-        .get(format!("{}/healthz", ferry.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    let health = PulpApi::anonymous(&ferry).get("/healthz").await;
+    assert_eq!(health.status, StatusCode::OK);
     let log = ferry.log();
     assert!(
         !log.lines().any(|l| l.contains("ERROR")),

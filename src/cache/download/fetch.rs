@@ -10,7 +10,6 @@ use tokio::sync::watch;
 use super::{stored_blob, DownloadLead, Progress};
 use crate::cache::error::{blocking, CacheError};
 use crate::cache::Storage;
-use crate::domain::DigestVerifier;
 use crate::domain::{Digest, RepoName};
 use crate::metrics::METRICS;
 use crate::store::{unix_now, BlobRecord, TempBlob};
@@ -51,8 +50,8 @@ pub(super) async fn download(
     if !keep {
         tracing::warn!(%digest, size = total, "blob larger than max_size: streamed through, not cached");
     }
-    let blobs = store.blobs.clone();
-    let temp = Arc::new(blocking(move || blobs.create_temp()).await?);
+    let (blobs, expected) = (store.blobs.clone(), digest.clone());
+    let temp = Arc::new(blocking(move || blobs.create_temp(&expected)).await?);
     let file = temp.file();
     progress.send_replace(Progress::Receiving {
         file: file.clone(),
@@ -61,7 +60,7 @@ pub(super) async fn download(
     });
     // The body has started: waiters follow the growing file from now.
     lead.publish(Ok(progress.subscribe()));
-    let writer = spawn_writer(temp.clone(), digest.verifier(), progress.clone());
+    let writer = spawn_writer(temp.clone(), progress.clone());
     let received = receive(body, &writer.batches).await;
     // No more batches: the writer finishes what it has and reports.
     let WriterHandle { batches, done } = writer;
@@ -71,7 +70,7 @@ pub(super) async fn download(
         .map_err(|e| CacheError::Internal(format!("blob writer failed: {e}")));
     // A network failure explains a short write; report it first.
     let received = received?;
-    let (hasher, written) = written??;
+    let written = written??;
     if written != received {
         return Err(CacheError::Internal("blob writer stopped early".into()));
     }
@@ -81,7 +80,7 @@ pub(super) async fn download(
             expected,
         });
     }
-    if hasher.finish() != *digest {
+    if !temp.matches_digest() {
         return Err(CacheError::DigestMismatch(digest.clone()));
     }
     let temp =
@@ -101,9 +100,9 @@ pub(super) async fn download(
 /// Makes a verified download durable under its digest. A client that
 /// was sent a whole blob finds it stored after any crash.
 async fn commit(store: &Storage, temp: TempBlob, digest: &Digest, repo: &RepoName, written: u64) {
-    let (meta, digest2) = (store.meta.clone(), digest.clone());
+    let (meta, blobs, digest2) = (store.meta.clone(), store.blobs.clone(), digest.clone());
     let committed = blocking(move || {
-        temp.commit(&digest2)?;
+        blobs.commit(temp)?;
         let record = BlobRecord {
             size: written,
             stored_at: unix_now(),
@@ -111,7 +110,7 @@ async fn commit(store: &Storage, temp: TempBlob, digest: &Digest, repo: &RepoNam
         // The file under its digest is what is served; the record is
         // bookkeeping (sizes for the quota and the API), written out by
         // sled's own periodic flush: no second fsync per blob.
-        meta.put_blob(&digest2, &record)
+        meta.blocking().put_blob(&digest2, &record)
     })
     .await;
     match committed {
@@ -128,22 +127,18 @@ async fn commit(store: &Storage, temp: TempBlob, digest: &Digest, repo: &RepoNam
 /// batches while the network side receives the next ones.
 struct WriterHandle {
     batches: tokio::sync::mpsc::Sender<Bytes>,
-    done: tokio::task::JoinHandle<Result<(DigestVerifier, u64), CacheError>>,
+    done: tokio::task::JoinHandle<Result<u64, CacheError>>,
 }
 
 /// Batches queued between network and disk: bounds memory per download.
 const PIPELINE_DEPTH: usize = 4;
 
-fn spawn_writer(
-    temp: Arc<TempBlob>,
-    mut hasher: DigestVerifier,
-    progress: Arc<watch::Sender<Progress>>,
-) -> WriterHandle {
+fn spawn_writer(temp: Arc<TempBlob>, progress: Arc<watch::Sender<Progress>>) -> WriterHandle {
     let (batches, mut inbox) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
     let done = tokio::task::spawn_blocking(move || {
         let mut written = 0u64;
         while let Some(batch) = inbox.blocking_recv() {
-            temp.write_at(written, &batch, &mut hasher)?;
+            temp.append(&batch)?;
             written += batch.len() as u64;
             METRICS.fetched(batch.len() as u64);
             progress.send_modify(|p| {
@@ -152,7 +147,7 @@ fn spawn_writer(
                 }
             });
         }
-        Ok((hasher, written))
+        Ok(written)
     });
     WriterHandle { batches, done }
 }

@@ -16,6 +16,7 @@ use super::flight::{Joined, Lead, SingleFlight};
 use super::Storage;
 use crate::domain::{Digest, RepoName};
 use crate::metrics::METRICS;
+use crate::store::{BlobReader, OpenBlob};
 use crate::upstream::{Upstream, UpstreamError};
 pub use reader::Blob;
 
@@ -139,8 +140,10 @@ impl Downloads {
 async fn stored_blob(store: &Storage, digest: &Digest) -> Result<Option<Blob>, CacheError> {
     let blobs = store.blobs.clone();
     let digest = digest.clone();
-    let found = blocking(move || blobs.open_blob(&digest)).await?;
-    Ok(found.map(|(file, size)| Blob::stored(file, size)))
+    let found = blocking(move || blobs.open(&digest)).await?;
+    Ok(found.map(|OpenBlob { size, reader }| match reader {
+        BlobReader::File(file) => Blob::stored(file, size),
+    }))
 }
 
 /// Starts the download this request leads; returns its progress.

@@ -244,4 +244,11 @@ impl Podman {
             .unwrap_or_else(|| panic!("unexpected inspect output {out:?}"));
         (id.to_string(), digest.to_string())
     }
+
+    /// Pulls `image` (anonymously, or as whoever logged in) and asserts
+    /// podman recorded the manifest digest `digest`.
+    pub async fn assert_pulls(&self, image: &str, digest: &str, what: &str) {
+        self.pull(image, None, None).await.expect_ok(what);
+        assert_eq!(self.image_id_and_digest(image).await.1, digest, "{what}");
+    }
 }

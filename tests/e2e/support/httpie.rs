@@ -73,6 +73,12 @@ impl Httpie {
         serde_json::from_str(&out.stdout)
             .unwrap_or_else(|e| panic!("http {args:?}: not JSON ({e}): {}", out.stdout))
     }
+
+    /// `http GET url`, as `json` (takes the URL by value so a closure can
+    /// build it).
+    pub async fn json_get(&self, url: String) -> serde_json::Value {
+        self.json(&["GET", &url]).await
+    }
 }
 
 /// Single-quotes `s` for bash.

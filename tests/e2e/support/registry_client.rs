@@ -32,6 +32,18 @@ impl Fetched {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// Asserts an OCI error answer: `status`, and `code` as the first
+    /// error's code.
+    pub fn assert_error(&self, status: StatusCode, code: &str, what: &str) {
+        assert_eq!(
+            self.status,
+            status,
+            "{what}: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(super::util::error_code(&self.body), code, "{what}");
+    }
 }
 
 pub const ACCEPT_ALL_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, \

@@ -1,7 +1,7 @@
 //! The management commands of the `ferry` binary (`ferry remote|
 //! distribution|repository ...`): find the admin password, call a running
-//! ferry's API (through `ferry::client`), and print one line per change, or
-//! the API's JSON with `--output json`. Part of the binary, not the library.
+//! ferry's API (through `cli::client`), and print one line per change, or
+//! the API's JSON with `--output json`.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -9,12 +9,13 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use ferry::client::{Client, ClientError, RemoteFields, DISTRIBUTIONS, REMOTES, REPOSITORIES};
-use ferry::config::Config;
-use ferry::datadir;
-use ferry::domain::Secret;
-
-use crate::{ApiArgs, CredentialArgs, DistributionAction, Output, RemoteAction, RepositoryAction};
+use super::args::{
+    ApiArgs, CredentialArgs, DistributionAction, Output, RemoteAction, RepositoryAction,
+};
+use super::client::{Client, ClientError, RemoteFields, DISTRIBUTIONS, REMOTES, REPOSITORIES};
+use crate::config::Config;
+use crate::datadir;
+use crate::domain::Secret;
 
 pub enum Action {
     Remote(RemoteAction),
@@ -146,7 +147,7 @@ pub fn run(api: &ApiArgs, action: Action) -> ExitCode {
             return fail(e.to_string());
         }
     }
-    let config = match crate::config_with_data_dir(api.config.as_deref(), api.data_dir.as_deref()) {
+    let config = match super::config_with_data_dir(api.config.as_deref(), api.data_dir.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(e.to_string()),
     };
@@ -178,7 +179,7 @@ pub fn run(api: &ApiArgs, action: Action) -> ExitCode {
         .unwrap_or_else(|| format!("http://{}", config.listen));
     let client = Client::new(&url, password.secret.clone());
     let print = Printer(api.output);
-    crate::run_command(async move {
+    super::run_command(async move {
         match execute(&client, action, fields, print).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) if e.is_unauthorized() => {

@@ -1,7 +1,18 @@
 //! The metadata database. The only module that knows sled: swapping the
-//! engine means rewriting this file alone.
+//! engine means rewriting this module alone.
+//!
+//! Two faces: [`BlockingMeta`] for async code, whose every call runs on the
+//! blocking pool, and [`BlockingMeta`], its synchronous methods, for code
+//! already on a blocking thread. A change of several records (pointing a
+//! tag, removing one, removing a repository) is one method here, applied as
+//! one transaction (see `changes`): never a sequence of writes by a caller.
 
+mod changes;
+mod front;
+
+use std::fmt;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use super::records::{decode, encode};
 use super::{
@@ -10,8 +21,29 @@ use super::{
 };
 use crate::domain::Digest;
 
-#[derive(Clone)]
-pub struct MetaStore {
+pub use front::MetaStore;
+
+/// An error of the database engine, kept opaque so that no engine type
+/// leaves the store; it reads as the engine's message.
+#[derive(Debug)]
+pub struct DbError(sled::Error);
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Db(DbError(e))
+    }
+}
+
+/// The metadata database's synchronous methods: they block, so they are
+/// for start-up, maintenance and other work already on a blocking thread
+/// (reached through [`BlockingMeta::blocking`]).
+pub struct BlockingMeta {
     db: sled::Db,
     /// `<repository>\0<tag>` → TagRecord
     tags: sled::Tree,
@@ -32,6 +64,11 @@ pub struct MetaStore {
     remotes: sled::Tree,
     distributions: sled::Tree,
     tasks: sled::Tree,
+    /// Held by every change of a repository's structure (tags, members,
+    /// references): those that must scan a prefix, which sled's
+    /// transactions cannot, read it under this lock, so no other change
+    /// moves it before their transaction applies.
+    structure: Mutex<()>,
 }
 
 /// Set once the reference index has been built from the memberships.
@@ -74,15 +111,15 @@ fn open_error(dir: &Path, error: sled::Error) -> StoreError {
     }
 }
 
-impl MetaStore {
-    pub fn open(dir: &Path) -> Result<MetaStore, StoreError> {
+impl BlockingMeta {
+    pub fn open(dir: &Path) -> Result<BlockingMeta, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             // Bounded page cache: metadata is small and RSS matters on an edge host.
             .cache_capacity(32 * 1024 * 1024)
             .open()
             .map_err(|e| open_error(dir, e))?;
-        MetaStore {
+        BlockingMeta {
             tags: db.open_tree("tags")?,
             manifests: db.open_tree("manifests")?,
             blobs: db.open_tree("blobs")?,
@@ -92,6 +129,7 @@ impl MetaStore {
             remotes: db.open_tree("remotes")?,
             distributions: db.open_tree("distributions")?,
             tasks: db.open_tree("tasks")?,
+            structure: Mutex::new(()),
             db,
         }
         .with_reference_index()
@@ -99,7 +137,7 @@ impl MetaStore {
 
     /// Builds the reference index of a database written before it existed
     /// (idempotent: a crash part-way simply builds it again next time).
-    fn with_reference_index(self) -> Result<MetaStore, StoreError> {
+    fn with_reference_index(self) -> Result<BlockingMeta, StoreError> {
         if self.db.contains_key(REFERENCES_BUILT)? {
             return Ok(self);
         }
@@ -139,21 +177,8 @@ impl MetaStore {
         Ok(())
     }
 
-    /// Rebuilds a repository's references from its manifests (after one
-    /// left it); upstream confirmations are dropped and asked again.
-    fn reindex_references(&self, repo: &str) -> Result<(), StoreError> {
-        Self::remove_prefix(&self.references, &tag_key(repo, ""))?;
-        for digest in self.members(repo)? {
-            self.reference_manifest(repo, &digest)?;
-        }
-        Ok(())
-    }
-
-    fn remove_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<(), StoreError> {
-        for key in tree.scan_prefix(prefix).keys() {
-            tree.remove(key?)?;
-        }
-        Ok(())
+    fn lock_structure(&self) -> MutexGuard<'_, ()> {
+        self.structure.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn get<T: serde::de::DeserializeOwned>(
@@ -182,18 +207,6 @@ impl MetaStore {
             Some(old) => decode(&key, &old).map(Some),
             None => Ok(None),
         }
-    }
-
-    pub fn remove_tag(&self, repo: &str, tag: &str) -> Result<(), StoreError> {
-        self.tags.remove(tag_key(repo, tag))?;
-        Ok(())
-    }
-
-    /// Removes a manifest from a repository, and with it what only it
-    /// gave the repository access to.
-    pub fn remove_member(&self, repo: &str, digest: &Digest) -> Result<(), StoreError> {
-        self.members.remove(tag_key(repo, &digest.to_string()))?;
-        self.reindex_references(repo)
     }
 
     /// The tags of a repository, sorted by name.
@@ -265,41 +278,6 @@ impl MetaStore {
         Self::get(&self.repos, name.as_bytes())
     }
 
-    /// Atomically rewrites a repository record with `change` (retried by
-    /// sled on a concurrent update, so `change` may run more than once).
-    /// Returns the record as stored.
-    pub fn update_repo(
-        &self,
-        name: &str,
-        mut change: impl FnMut(Option<RepoRecord>) -> RepoRecord,
-    ) -> Result<RepoRecord, StoreError> {
-        let mut failure = None;
-        let stored = self.repos.update_and_fetch(name.as_bytes(), |old| {
-            let current = match old.map(|b| decode(name.as_bytes(), b)).transpose() {
-                Ok(r) => r,
-                Err(e) => {
-                    failure = Some(e);
-                    return old.map(|b| b.to_vec());
-                }
-            };
-            match encode(&change(current)) {
-                Ok(bytes) => Some(bytes),
-                Err(e) => {
-                    failure = Some(e);
-                    old.map(|b| b.to_vec())
-                }
-            }
-        })?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        let bytes = stored.ok_or_else(|| StoreError::Corrupt {
-            key: name.to_string(),
-            reason: "repository record vanished".into(),
-        })?;
-        decode(name.as_bytes(), &bytes)
-    }
-
     pub fn is_member(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
         Ok(self
             .members
@@ -307,8 +285,10 @@ impl MetaStore {
     }
 
     /// Adds a manifest to a repository (which then references it, its
-    /// blobs and its children); true if it was not there yet.
-    pub fn add_member(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
+    /// blobs and its children); true if it was not there yet. Bare: a
+    /// change that counts is [`BlockingMeta::add_to_repo`].
+    #[cfg(test)]
+    fn add_member(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
         let new = self
             .members
             .insert(tag_key(repo, &digest.to_string()), &[])?
@@ -351,18 +331,6 @@ impl MetaStore {
             .collect()
     }
 
-    /// Removes a repository with its tags, memberships and references;
-    /// returns the manifests it held.
-    pub fn delete_repo(&self, name: &str) -> Result<Vec<Digest>, StoreError> {
-        let members = self.members(name)?;
-        let prefix = tag_key(name, "");
-        for tree in [&self.tags, &self.members, &self.references] {
-            Self::remove_prefix(tree, &prefix)?;
-        }
-        self.repos.remove(name.as_bytes())?;
-        Ok(members)
-    }
-
     /// Every (repository, manifest) membership.
     pub fn all_members(&self) -> Result<Vec<(String, Digest)>, StoreError> {
         self.members
@@ -379,16 +347,6 @@ impl MetaStore {
                 Ok((repo.to_string(), digest.parse().map_err(|_| corrupt())?))
             })
             .collect()
-    }
-
-    pub fn remove_manifest(&self, digest: &Digest) -> Result<(), StoreError> {
-        self.manifests.remove(digest.to_string().as_bytes())?;
-        Ok(())
-    }
-
-    pub fn remove_blob(&self, digest: &Digest) -> Result<(), StoreError> {
-        self.blobs.remove(digest.to_string().as_bytes())?;
-        Ok(())
     }
 
     fn all<T: serde::de::DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
@@ -450,19 +408,6 @@ impl MetaStore {
         self.db.was_recovered()
     }
 
-    /// Makes every write so far durable, without blocking an async thread.
-    /// Not sled's own `flush_async`: with several callers at once it can
-    /// lose a wake-up and never finish (sled issues #1241 and #1308; here it
-    /// hung pulls of 2,000 repositories at 16 at a time). A blocking flush
-    /// on the blocking pool always completes.
-    pub async fn flush_async(&self) -> Result<(), StoreError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
-        Ok(())
-    }
-
     /// Makes every write so far durable (blocking).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
@@ -478,14 +423,8 @@ mod tests {
     #[test]
     fn tags_scan_only_their_repository() {
         let dir = tempfile::tempdir().unwrap();
-        let meta = MetaStore::open(dir.path()).unwrap();
-        let rec = TagRecord {
-            digest: Digest::sha256_of(b"m"),
-            media_type: MediaType::new(MediaType::OCI_MANIFEST),
-            size: 1,
-            confirmed_at: 0,
-            last_pulled: 0,
-        };
+        let meta = BlockingMeta::open(dir.path()).unwrap();
+        let rec = tag_at(b"m");
         meta.put_tag("c/a/b", "1", &rec).unwrap();
         meta.put_tag("c/a/b", "2", &rec).unwrap();
         meta.put_tag("c/a/bc", "3", &rec).unwrap();
@@ -498,7 +437,7 @@ mod tests {
         assert_eq!(names, ["1", "2"]);
     }
 
-    fn manifest_holding(blobs: &[&[u8]], children: &[&[u8]]) -> ManifestRecord {
+    pub(super) fn manifest_holding(blobs: &[&[u8]], children: &[&[u8]]) -> ManifestRecord {
         ManifestRecord {
             media_type: MediaType::new(MediaType::OCI_MANIFEST),
             size: 1,
@@ -510,10 +449,32 @@ mod tests {
         }
     }
 
+    pub(super) fn tag_at(what: &[u8]) -> TagRecord {
+        TagRecord {
+            digest: Digest::sha256_of(what),
+            media_type: MediaType::new(MediaType::OCI_MANIFEST),
+            size: 1,
+            confirmed_at: 0,
+            last_pulled: 0,
+        }
+    }
+
+    pub(super) fn fresh(name: &str) -> RepoRecord {
+        RepoRecord {
+            id: format!("id-{name}"),
+            cache: "c".into(),
+            upstream_name: name.into(),
+            version: 0,
+            created_at: 0,
+            updated_at: 0,
+            last_change: Default::default(),
+        }
+    }
+
     #[test]
     fn members_give_their_repository_alone_access_to_what_they_hold() {
         let dir = tempfile::tempdir().unwrap();
-        let meta = MetaStore::open(dir.path()).unwrap();
+        let meta = BlockingMeta::open(dir.path()).unwrap();
         let (m, n) = (Digest::sha256_of(b"m"), Digest::sha256_of(b"n"));
         meta.put_manifest(&m, &manifest_holding(&[b"config", b"layer"], &[b"child"]))
             .unwrap();
@@ -522,7 +483,8 @@ mod tests {
         let sees =
             |repo: &str, what: &[u8]| meta.references(repo, &Digest::sha256_of(what)).unwrap();
         assert!(meta.add_member("c/a", &m).unwrap());
-        assert!(meta.add_member("c/a", &n).unwrap());
+        meta.point_tag("c/a", "n", &tag_at(b"n"), &fresh("a"))
+            .unwrap();
         for held in [&b"m"[..], b"config", b"layer", b"child", b"other"] {
             assert!(sees("c/a", held));
             assert!(!sees("c/ab", held), "a name sharing the prefix sees it");
@@ -533,12 +495,15 @@ mod tests {
         assert!(sees("c/a", b"confirmed"));
 
         // A manifest leaving takes what only it held (and confirmations).
-        meta.remove_member("c/a", &n).unwrap();
+        meta.untag("c/a", "n", &n, &fresh("a")).unwrap();
         assert!(!sees("c/a", b"other") && !sees("c/a", b"n"));
         assert!(!sees("c/a", b"confirmed"));
         assert!(sees("c/a", b"layer"));
-        meta.delete_repo("c/a").unwrap();
+        assert_eq!(meta.members("c/a").unwrap(), vec![m.clone()]);
+        assert_eq!(meta.delete_repo("c/a").unwrap(), vec![m.clone()]);
         assert!(!sees("c/a", b"m") && !sees("c/a", b"layer"));
+        assert!(meta.members("c/a").unwrap().is_empty());
+        assert!(meta.repo("c/a").unwrap().is_none());
     }
 
     #[test]
@@ -546,7 +511,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = Digest::sha256_of(b"m");
         {
-            let meta = MetaStore::open(dir.path()).unwrap();
+            let meta = BlockingMeta::open(dir.path()).unwrap();
             meta.put_manifest(&m, &manifest_holding(&[b"layer"], &[]))
                 .unwrap();
             meta.add_member("c/a", &m).unwrap();
@@ -555,7 +520,7 @@ mod tests {
             meta.db.remove(REFERENCES_BUILT).unwrap();
             meta.flush().unwrap();
         }
-        let meta = MetaStore::open(dir.path()).unwrap();
+        let meta = BlockingMeta::open(dir.path()).unwrap();
         assert!(meta
             .references("c/a", &Digest::sha256_of(b"layer"))
             .unwrap());
@@ -571,8 +536,8 @@ mod open_tests {
     #[test]
     fn a_second_open_is_locked_not_damaged() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = MetaStore::open(dir.path()).unwrap();
-        let err = MetaStore::open(dir.path()).err().unwrap();
+        let _first = BlockingMeta::open(dir.path()).unwrap();
+        let err = BlockingMeta::open(dir.path()).err().unwrap();
         assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
         assert!(!err.is_damaged());
     }
@@ -581,7 +546,7 @@ mod open_tests {
     fn garbage_settings_are_damage() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("conf"), [0xffu8; 64]).unwrap();
-        let err = MetaStore::open(dir.path()).err().unwrap();
+        let err = BlockingMeta::open(dir.path()).err().unwrap();
         assert!(err.is_damaged(), "{err:?}");
     }
 }

@@ -1,0 +1,271 @@
+//! The `ferry` command line: its commands and flags (each flag also an
+//! environment variable), and how `serve`'s flags sit on top of the config.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{CacheConfig, Config, ConfigError};
+
+/// A pull-through caching container registry.
+#[derive(Parser)]
+#[command(name = "ferry", version, about, args_conflicts_with_subcommands = true)]
+pub(super) struct Cli {
+    #[command(subcommand)]
+    pub(super) command: Option<Command>,
+    /// `ferry` alone serves, with `ferry serve`'s flags.
+    #[command(flatten)]
+    pub(super) serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+pub(super) enum Command {
+    /// Serve the registry (the default when no command is given).
+    Serve(ServeArgs),
+    /// Remove cached content no repository references, and leftover temp
+    /// files (ferry must be stopped; a running ferry does this hourly).
+    Gc(DataArgs),
+    /// Re-hash everything stored; quarantine what does not match its digest
+    /// (exit status 1 when damage was found). Ferry must be stopped.
+    Verify(DataArgs),
+    /// Validate a config file and print the effective settings.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Manage remotes (upstream registries) of a running ferry.
+    Remote {
+        #[command(subcommand)]
+        action: RemoteAction,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Manage distributions (base paths served through a remote) of a
+    /// running ferry.
+    Distribution {
+        #[command(subcommand)]
+        action: DistributionAction,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List or delete the local repositories pulls created.
+    Repository {
+        #[command(subcommand)]
+        action: RepositoryAction,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// Where a maintenance command finds the data directory.
+#[derive(clap::Args)]
+pub(super) struct DataArgs {
+    /// Configuration file whose `data_dir` to use.
+    #[arg(long, env = "FERRY_CONFIG")]
+    pub(super) config: Option<PathBuf>,
+    /// Data directory of the stopped ferry [default: `data_dir` of the
+    /// config, else ./ferry-data]. It must exist and hold ferry's data.
+    #[arg(long, env = "FERRY_DATA_DIR")]
+    pub(super) data_dir: Option<PathBuf>,
+}
+
+/// How the management commands reach a running ferry.
+#[derive(clap::Args)]
+pub(super) struct ApiArgs {
+    /// ferry's address [default: http://<listen address of the config>].
+    #[arg(long, env = "FERRY_URL", global = true)]
+    pub(super) url: Option<String>,
+    /// That ferry's configuration file (for its address and admin_password).
+    #[arg(long, env = "FERRY_CONFIG", global = true)]
+    pub(super) config: Option<PathBuf>,
+    /// That ferry's data directory, where a generated admin password is
+    /// saved [default: `data_dir` of the config, else ./ferry-data]. The
+    /// password is taken from FERRY_ADMIN_PASSWORD first.
+    #[arg(long, env = "FERRY_DATA_DIR", global = true)]
+    pub(super) data_dir: Option<PathBuf>,
+    /// `text` for people, `json` (the API's JSON) for scripts.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub(super) output: Output,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub(super) enum RemoteAction {
+    /// List the remotes: name, upstream URL, and whether the config file
+    /// or the API made it.
+    List,
+    /// Create a remote: an upstream registry that distributions pull through.
+    Create {
+        /// The remote's name.
+        name: String,
+        /// The upstream registry's URL, e.g. https://registry-1.docker.io.
+        #[arg(long)]
+        upstream: String,
+        #[command(flatten)]
+        credentials: CredentialArgs,
+    },
+    /// Change a remote's upstream URL or credentials.
+    Update {
+        /// The remote's name.
+        name: String,
+        /// The upstream registry's new URL.
+        #[arg(long)]
+        upstream: Option<String>,
+        #[command(flatten)]
+        credentials: CredentialArgs,
+    },
+    /// Delete a remote (refused while a distribution uses it).
+    Delete {
+        /// The remote's name.
+        name: String,
+    },
+}
+
+/// Upstream credentials. The password is read from a file or standard
+/// input, never taken from the command line, where `ps` would show it.
+#[derive(clap::Args)]
+pub(super) struct CredentialArgs {
+    /// User name at the upstream registry.
+    #[arg(long)]
+    pub(super) username: Option<String>,
+    /// Read the upstream password from FILE (its first line).
+    #[arg(long, value_name = "FILE", conflicts_with = "password_stdin")]
+    pub(super) password_file: Option<PathBuf>,
+    /// Read the upstream password from standard input (on a terminal:
+    /// prompted for, not echoed).
+    #[arg(long)]
+    pub(super) password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+pub(super) enum DistributionAction {
+    /// List the distributions: name, base path, whether pulls need a login.
+    List,
+    /// Create a distribution: serve BASE_PATH through a remote.
+    Create {
+        /// The distribution's name.
+        name: String,
+        /// Path clients pull under: HOST:PORT/BASE_PATH/REPOSITORY:TAG.
+        #[arg(long)]
+        base_path: String,
+        /// Name of the remote to pull through.
+        #[arg(long)]
+        remote: String,
+        /// Pulls need the admin's credentials (`podman login`).
+        #[arg(long)]
+        private: bool,
+    },
+    /// Delete a distribution: its base path is no longer served.
+    Delete {
+        /// The distribution's name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum ConfigAction {
+    /// Exit 0 and print the effective settings (as TOML, secrets redacted)
+    /// if FILE is valid, else explain and exit 2.
+    Check {
+        /// The config file (TOML) to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum RepositoryAction {
+    /// List the repositories: name and latest version.
+    List,
+    /// Delete a repository with its tags (content stays until gc).
+    Delete {
+        /// The repository's name, e.g. docker-cache/library/busybox.
+        name: String,
+    },
+}
+
+/// `ferry serve`'s flags (each also an environment variable).
+#[derive(clap::Args)]
+pub(super) struct ServeArgs {
+    /// Configuration file (TOML). Without it and without --cache, ferry uses
+    /// its embedded default: a cache `docker.io` of Docker Hub.
+    #[arg(long, env = "FERRY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:24817].
+    #[arg(long, env = "FERRY_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Where cached content and metadata live [default: ./ferry-data].
+    #[arg(long, env = "FERRY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// A cache as BASE_PATH=UPSTREAM_URL; repeatable.
+    #[arg(long = "cache", env = "FERRY_CACHE", value_delimiter = ',')]
+    caches: Vec<String>,
+    /// HTTPS address (with --tls-cert and --tls-key).
+    #[arg(long, env = "FERRY_TLS_LISTEN")]
+    tls_listen: Option<SocketAddr>,
+    /// Certificate chain (PEM) for the HTTPS listener.
+    #[arg(long, env = "FERRY_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for the HTTPS listener.
+    #[arg(long, env = "FERRY_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Seconds a tag is served from cache before ferry revalidates it upstream.
+    #[arg(long, env = "FERRY_TAG_TTL_SECS")]
+    tag_ttl_secs: Option<u64>,
+    /// Log format.
+    #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub(super) log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum LogFormat {
+    Text,
+    Json,
+}
+
+impl ServeArgs {
+    /// File (or embedded default), then flags and environment on top.
+    pub(super) fn config(&self) -> Result<Config, ConfigError> {
+        let mut config = match (&self.config, self.caches.is_empty()) {
+            (Some(path), _) => Config::from_file(path)?,
+            (None, true) => Config::embedded_default(),
+            (None, false) => Config {
+                caches: Vec::new(),
+                ..Config::embedded_default()
+            },
+        };
+        for flag in &self.caches {
+            config.caches.push(CacheConfig::from_flag(flag)?);
+        }
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(addr) = self.tls_listen {
+            config.tls_listen = Some(addr);
+        }
+        if let Some(cert) = &self.tls_cert {
+            config.tls_cert = Some(cert.clone());
+        }
+        if let Some(key) = &self.tls_key {
+            config.tls_key = Some(key.clone());
+        }
+        if let Some(ttl) = self.tag_ttl_secs {
+            config.tag_ttl_secs = ttl;
+        }
+        if config.admin_password.is_none() {
+            config.admin_password = std::env::var("FERRY_ADMIN_PASSWORD")
+                .ok()
+                .map(crate::domain::Secret);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}

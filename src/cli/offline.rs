@@ -1,0 +1,80 @@
+//! `ferry gc` and `ferry verify`: maintenance on a stopped ferry's data
+//! directory.
+
+use std::process::ExitCode;
+
+use super::args::DataArgs;
+use super::{config_with_data_dir, run_command};
+use crate::cache::Storage;
+use crate::datadir;
+use crate::server::ServeError;
+
+/// Removes cached content no repository references, and leftover temp files.
+pub(super) fn gc(args: &DataArgs) -> ExitCode {
+    offline(args, |storage| async move {
+        let report = storage.collect_garbage(std::time::Duration::ZERO).await?;
+        println!(
+            "removed {} objects ({} bytes) and {} temp files",
+            report.removed, report.bytes, report.temp_files
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Re-hashes everything stored; exit status 1 when damage was found.
+pub(super) fn verify(args: &DataArgs) -> ExitCode {
+    offline(args, |storage| async move {
+        let report = storage.verify().await?;
+        println!(
+            "checked {} objects ({} bytes); {} damaged",
+            report.checked,
+            report.bytes,
+            report.damaged.len()
+        );
+        for digest in &report.damaged {
+            println!("damaged and quarantined: {digest}");
+        }
+        Ok(if report.damaged.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
+    })
+}
+
+/// Runs maintenance on a stopped ferry's data directory, which must exist
+/// and hold ferry's data (nothing is created), holding its lock throughout.
+fn offline<F, Fut>(args: &DataArgs, work: F) -> ExitCode
+where
+    F: FnOnce(std::sync::Arc<Storage>) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode, crate::cache::CacheError>>,
+{
+    let config = match config_with_data_dir(args.config.as_deref(), args.data_dir.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _lock = match datadir::lock(&config.data_dir, datadir::Missing::Refuse) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let storage = match Storage::open(&config.data_dir) {
+        Ok(s) => s,
+        Err(source) => {
+            let path = config.data_dir.clone();
+            eprintln!("ferry: {}", ServeError::Storage { path, source });
+            return ExitCode::from(2);
+        }
+    };
+    run_command(async move {
+        work(storage).await.unwrap_or_else(|e| {
+            eprintln!("ferry: {e}");
+            ExitCode::FAILURE
+        })
+    })
+}
