@@ -320,7 +320,9 @@ fn main() -> ExitCode {
             action: ConfigAction::Check { file },
         } => config_check(&file),
         Command::Gc(args) => offline(&args, |storage| async move {
-            let report = storage.collect_garbage(std::time::Duration::ZERO).await?;
+            let report = storage
+                .collect_garbage(std::time::Duration::ZERO, std::time::Duration::ZERO)
+                .await?;
             println!(
                 "removed {} objects ({} bytes) and {} temp files",
                 report.removed, report.bytes, report.temp_files
