@@ -54,6 +54,11 @@ pub struct Config {
     /// Seconds between background garbage collections (0: never).
     #[serde(default = "default_gc_interval")]
     pub gc_interval_secs: u64,
+    /// Seconds unreferenced content must have been stored before the
+    /// background garbage collection removes it: a pull may store a blob
+    /// before the manifest that references it is recorded (0: none).
+    #[serde(default = "default_gc_grace")]
+    pub gc_grace_secs: u64,
     /// Seconds between background scrubs re-hashing the store (0: never).
     #[serde(default)]
     pub verify_interval_secs: u64,
@@ -198,6 +203,9 @@ fn default_tag_ttl() -> u64 {
     DEFAULT_TAG_TTL_SECS
 }
 fn default_gc_interval() -> u64 {
+    3600
+}
+fn default_gc_grace() -> u64 {
     3600
 }
 fn default_connect_timeout() -> u64 {
