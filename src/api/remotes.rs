@@ -13,7 +13,7 @@ use super::http::{
 };
 use super::Api;
 use crate::domain::Secret;
-use crate::store::{unix_micros, RemoteRecord};
+use crate::manage::RemoteRecord;
 
 pub const COLLECTION: &str = "/pulp/api/v3/remotes/container/pull-through/";
 
@@ -206,38 +206,6 @@ fn required(input: &RemoteInput) -> Result<(), ApiError> {
     }
 }
 
-fn blank(id: String) -> RemoteRecord {
-    let now = unix_micros();
-    RemoteRecord {
-        id,
-        name: String::new(),
-        url: String::new(),
-        username: None,
-        password: None,
-        ca_cert: None,
-        client_cert: None,
-        client_key: None,
-        tls_validation: true,
-        proxy_url: None,
-        proxy_username: None,
-        proxy_password: None,
-        headers: Vec::new(),
-        max_retries: None,
-        total_timeout: None,
-        connect_timeout: None,
-        sock_connect_timeout: None,
-        sock_read_timeout: None,
-        download_concurrency: None,
-        rate_limit: None,
-        includes: None,
-        excludes: None,
-        pulp_labels: BTreeMap::new(),
-        created: now,
-        updated: now,
-        from_config: false,
-    }
-}
-
 pub async fn list(api: &Api, req: &Request) -> Result<Reply, ApiError> {
     let remotes = api.manager.remotes().await?;
     let mut items: Vec<RemoteResponse> = remotes.iter().map(RemoteResponse::from).collect();
@@ -248,7 +216,7 @@ pub async fn list(api: &Api, req: &Request) -> Result<Reply, ApiError> {
 pub async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
     let input: RemoteInput = req.json()?;
     required(&input)?;
-    let mut record = blank(uuid::Uuid::new_v4().to_string());
+    let mut record = RemoteRecord::new(uuid::Uuid::new_v4().to_string());
     input.apply(&mut record)?;
     let saved = api.manager.save_remote(record).await?;
     tracing::info!(remote = %saved.name, url = %saved.url, "remote created");

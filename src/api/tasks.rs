@@ -42,11 +42,7 @@ pub struct TaskResponse {
 }
 
 pub async fn one(api: &Api, id: &str) -> Result<Reply, ApiError> {
-    let meta = api.manager.meta().clone();
-    let key = id.to_string();
-    let task = crate::cache::blocking(move || meta.task(&key))
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let task = api.manager.task(id).await?;
     let at = timestamp(task.created);
     ok(&TaskResponse {
         pulp_href: format!("{COLLECTION}{}/", task.id),

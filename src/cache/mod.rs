@@ -258,11 +258,11 @@ impl Caches {
         &self.storage
     }
 
-    /// Replaces the set of caches (after a change through the API). Requests
-    /// under way keep the cache they started with.
-    pub fn replace(&self, caches: Vec<Cache>) {
-        *self.caches.write().unwrap_or_else(|p| p.into_inner()) =
-            caches.into_iter().map(Arc::new).collect();
+    /// Replaces the set of caches (after a change through the API): a cache
+    /// kept from the old set keeps its state. Requests under way keep the
+    /// cache they started with.
+    pub fn replace(&self, caches: Vec<Arc<Cache>>) {
+        *self.caches.write().unwrap_or_else(|p| p.into_inner()) = caches;
     }
 
     /// Whether any cache is private (then `/v2/` asks clients to authenticate).

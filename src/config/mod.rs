@@ -118,7 +118,7 @@ impl Browse {
 }
 
 /// One pull-through cache: a base path served by ferry, backed by an upstream.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     pub base_path: String,
