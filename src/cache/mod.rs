@@ -168,7 +168,7 @@ impl Cache {
             config: config.clone(),
             namespace: config.namespace(),
             tag_ttl: config.tag_ttl(global_tag_ttl),
-            revalidate_timeout: Duration::from_millis(config.revalidate_timeout_ms),
+            revalidate_timeout: config.revalidate_timeout(),
             upstream: Arc::new(Upstream::with_health(
                 config,
                 storage.upstream_health(config),

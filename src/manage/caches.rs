@@ -133,7 +133,7 @@ mod tests {
     async fn remote(manager: &Manager, name: &str, url: &str) -> RemoteRecord {
         let mut r = RemoteRecord::new(uuid::Uuid::new_v4().to_string());
         r.name = name.into();
-        r.url = url.into();
+        r.spec.url = url.into();
         manager.save_remote(r).await.unwrap()
     }
 
@@ -168,7 +168,7 @@ mod tests {
         assert!(Arc::ptr_eq(&served(&manager, "b"), &b_before));
 
         // Changing remote two rebuilds b's cache only.
-        two.url = "http://127.0.0.1:3/".into();
+        two.spec.url = "http://127.0.0.1:3/".into();
         manager.save_remote(two).await.unwrap();
         let b_after = served(&manager, "b");
         assert!(!Arc::ptr_eq(&b_after, &b_before));

@@ -6,7 +6,7 @@ use url::Url;
 
 use super::{invalid, refuse_config_defined, ManageError, Manager};
 use crate::cache::blocking;
-use crate::config::{valid_wildcard, CacheConfig};
+use crate::config::{valid_wildcard, CacheConfig, RemoteSpec};
 use crate::store::{unix_micros, DistributionRecord, RemoteRecord};
 
 impl RemoteRecord {
@@ -16,30 +16,24 @@ impl RemoteRecord {
         RemoteRecord {
             id,
             name: String::new(),
-            url: String::new(),
-            username: None,
-            password: None,
-            ca_cert: None,
-            client_cert: None,
-            client_key: None,
-            tls_validation: true,
-            proxy_url: None,
-            proxy_username: None,
-            proxy_password: None,
-            headers: Vec::new(),
-            max_retries: None,
-            total_timeout: None,
-            connect_timeout: None,
-            sock_connect_timeout: None,
-            sock_read_timeout: None,
-            download_concurrency: None,
-            rate_limit: None,
-            includes: None,
-            excludes: None,
+            spec: RemoteSpec::new(String::new()),
             pulp_labels: BTreeMap::new(),
             created: now,
             updated: now,
             from_config: false,
+        }
+    }
+
+    /// The remote mirroring a config-file cache.
+    fn mirroring(cache: &CacheConfig, now: u64) -> RemoteRecord {
+        RemoteRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: cache.base_path.clone(),
+            spec: cache.remote.clone(),
+            pulp_labels: BTreeMap::new(),
+            created: now,
+            updated: now,
+            from_config: true,
         }
     }
 }
@@ -101,10 +95,24 @@ impl Manager {
     }
 }
 
-fn validate_remote(remote: &RemoteRecord) -> Result<(), ManageError> {
-    if remote.name.trim().is_empty() {
+/// The remote mirroring a config-file cache.
+pub(super) fn remote_from_config(cache: &CacheConfig, now: u64) -> RemoteRecord {
+    RemoteRecord::mirroring(cache, now)
+}
+
+/// The cache a distribution and its remote describe.
+pub(super) fn cache_config(
+    remote: &RemoteRecord,
+    d: &DistributionRecord,
+) -> Result<CacheConfig, String> {
+    CacheConfig::from_remote(&d.base_path, d.private, &remote.spec)
+}
+
+fn validate_remote(record: &RemoteRecord) -> Result<(), ManageError> {
+    if record.name.trim().is_empty() {
         return Err(invalid("name", "This field may not be blank."));
     }
+    let remote = &record.spec;
     match Url::parse(&remote.url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
         _ => return Err(invalid("url", "Enter a valid URL.")),
@@ -142,95 +150,8 @@ fn validate_remote(remote: &RemoteRecord) -> Result<(), ManageError> {
         }
     }
     // The client must be constructible (certificates parse, headers valid).
-    let d = DistributionRecord {
-        id: String::new(),
-        name: String::new(),
-        base_path: "probe".into(),
-        remote_id: remote.id.clone(),
-        private: false,
-        description: None,
-        hidden: false,
-        pulp_labels: BTreeMap::new(),
-        created: 0,
-        updated: 0,
-        from_config: false,
-    };
-    let config = cache_config(remote, &d).map_err(|e| invalid("url", &e))?;
+    let config =
+        CacheConfig::from_remote("probe", false, remote).map_err(|e| invalid("url", &e))?;
     crate::upstream::Upstream::new(&config).map_err(|e| invalid("ca_cert", &e.to_string()))?;
     Ok(())
-}
-
-/// The cache a distribution and its remote describe.
-pub(super) fn cache_config(
-    remote: &RemoteRecord,
-    d: &DistributionRecord,
-) -> Result<CacheConfig, String> {
-    let url = Url::parse(&remote.url).map_err(|e| format!("Enter a valid URL ({e})."))?;
-    let mut c = CacheConfig::new(&d.base_path, url);
-    c.username = remote.username.clone();
-    c.password = remote.password.clone();
-    c.ca_cert = remote.ca_cert.clone();
-    c.client_cert = remote.client_cert.clone();
-    c.client_key = remote.client_key.clone();
-    c.tls_validation = remote.tls_validation;
-    c.proxy_url = remote.proxy_url.as_deref().and_then(|u| Url::parse(u).ok());
-    c.proxy_username = remote.proxy_username.clone();
-    c.proxy_password = remote.proxy_password.clone();
-    c.headers = remote
-        .headers
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    c.download_concurrency = remote.download_concurrency.map(|n| n.max(1) as usize);
-    c.rate_limit = remote
-        .rate_limit
-        .filter(|r| *r > 0)
-        .map(|r| r.min(u32::MAX as i64) as u32);
-    c.includes = remote.includes.clone();
-    c.excludes = remote.excludes.clone();
-    c.private = d.private;
-    if let Some(t) = remote.connect_timeout.or(remote.sock_connect_timeout) {
-        c.connect_timeout_secs = t.ceil().max(1.0) as u64;
-    }
-    if let Some(t) = remote.sock_read_timeout {
-        c.read_timeout_secs = t.ceil().max(1.0) as u64;
-    }
-    Ok(c)
-}
-
-/// A remote mirroring a config-file cache.
-pub(super) fn remote_from_config(cache: &CacheConfig, now: u64) -> RemoteRecord {
-    RemoteRecord {
-        id: uuid::Uuid::new_v4().to_string(),
-        name: cache.base_path.clone(),
-        url: cache.upstream.to_string(),
-        username: cache.username.clone(),
-        password: cache.password.clone(),
-        ca_cert: cache.ca_cert.clone(),
-        client_cert: cache.client_cert.clone(),
-        client_key: cache.client_key.clone(),
-        tls_validation: cache.tls_validation,
-        proxy_url: cache.proxy_url.as_ref().map(Url::to_string),
-        proxy_username: cache.proxy_username.clone(),
-        proxy_password: cache.proxy_password.clone(),
-        headers: cache
-            .headers
-            .iter()
-            .map(|(k, v)| BTreeMap::from([(k.clone(), v.clone())]))
-            .collect(),
-        max_retries: None,
-        total_timeout: None,
-        connect_timeout: Some(cache.connect_timeout_secs as f64),
-        sock_connect_timeout: None,
-        sock_read_timeout: Some(cache.read_timeout_secs as f64),
-        download_concurrency: cache.download_concurrency.map(|n| n as i64),
-        rate_limit: cache.rate_limit.map(i64::from),
-        includes: cache.includes.clone(),
-        excludes: cache.excludes.clone(),
-        pulp_labels: BTreeMap::new(),
-        created: now,
-        updated: now,
-        from_config: true,
-    }
 }
