@@ -7,6 +7,7 @@ use warp::reply::Response as Reply;
 
 use super::http::{ok, ApiError};
 use super::Api;
+use crate::manage::UpstreamStatus;
 use crate::metrics::METRICS;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -54,27 +55,6 @@ pub struct Storage {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct UpstreamStatus {
-    pub base_path: String,
-    pub url: String,
-    /// `unknown` (not contacted since ferry started), `reachable`, `down`
-    /// (no answer; a background probe rechecks it) or `rate_limited`.
-    pub state: &'static str,
-    /// Whether it answered last time (state `reachable` or `rate_limited`).
-    pub reachable: bool,
-    /// While down: since when and why, e.g. "is down since
-    /// 2026-12-02T03:09:02Z (could not be resolved (DNS)); ...".
-    pub cause: Option<String>,
-    pub private: bool,
-    /// What the cache holds: repositories, tags, distinct blobs and the
-    /// bytes of its manifests and blobs (shared ones counted once).
-    pub repositories: u64,
-    pub tags: u64,
-    pub blobs: u64,
-    pub bytes: u64,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
 pub struct StatusResponse {
     pub versions: &'static [ComponentVersion],
     pub storage: Storage,
@@ -106,21 +86,7 @@ pub async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
             cached_bytes: stored.bytes,
             cached_objects: stored.objects,
         },
-        upstreams: upstreams
-            .into_iter()
-            .map(|u| UpstreamStatus {
-                base_path: u.base_path,
-                url: u.url,
-                state: u.state,
-                reachable: u.reachable,
-                cause: u.cause,
-                private: u.private,
-                repositories: u.totals.repositories,
-                tags: u.totals.tags,
-                blobs: u.totals.blobs,
-                bytes: u.totals.bytes,
-            })
-            .collect(),
+        upstreams,
         downloads_in_flight: stored.downloads_in_flight,
         started_at: humantime::format_rfc3339_seconds(METRICS.started_at()).to_string(),
     })

@@ -342,3 +342,64 @@ impl From<CacheConfig> for CacheEntry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_remote_runs_with_what_it_says_or_the_defaults() {
+        let mut spec = RemoteSpec::new("https://registry.example/".into());
+        let plain = CacheConfig::from_remote("hub", true, &spec).unwrap();
+        assert_eq!(
+            (plain.connect_timeout_secs(), plain.read_timeout_secs()),
+            (5, 30)
+        );
+        assert_eq!(plain.revalidate_timeout(), Duration::from_millis(1500));
+        assert!(plain.private && plain.rate_limit().is_none());
+
+        spec.sock_connect_timeout = Some(7.0);
+        spec.sock_read_timeout = Some(0.2);
+        spec.rate_limit = Some(0);
+        spec.download_concurrency = Some(3);
+        spec.proxy_url = Some("http://proxy:3128/".into());
+        spec.headers = vec![
+            BTreeMap::from([("X-A".into(), "1".into()), ("X-B".into(), "2".into())]),
+            BTreeMap::from([("X-A".into(), "3".into())]),
+        ];
+        let set = CacheConfig::from_remote("hub", false, &spec).unwrap();
+        assert_eq!(
+            (set.connect_timeout_secs(), set.read_timeout_secs()),
+            (7, 1)
+        );
+        spec.connect_timeout = Some(2.5);
+        let set = CacheConfig::from_remote("hub", false, &spec).unwrap();
+        assert_eq!(set.connect_timeout_secs(), 3);
+        assert_eq!(set.rate_limit(), None);
+        assert_eq!(set.download_concurrency(), Some(3));
+        assert_eq!(
+            set.proxy_url.as_ref().map(Url::as_str),
+            Some("http://proxy:3128/")
+        );
+        assert_eq!(set.headers()["X-A"], "3");
+        assert_eq!(set.headers()["X-B"], "2");
+        assert!(CacheConfig::from_remote("hub", false, &RemoteSpec::new("no url".into())).is_err());
+    }
+
+    #[test]
+    fn a_config_entry_reads_into_the_spec_and_prints_back_the_same() {
+        let text = "base_path = \"hub\"\nupstream = \"https://registry.example/\"\n\
+            connect_timeout_secs = 2\nrevalidate_timeout_ms = 250\nrate_limit = 4\n\
+            [headers]\nX-Team = \"edge\"\n";
+        let cache: CacheConfig = toml::from_str(text).unwrap();
+        assert_eq!(cache.remote.url, "https://registry.example/");
+        assert_eq!(cache.remote.connect_timeout, Some(2.0));
+        assert_eq!(cache.remote.sock_read_timeout, Some(30.0));
+        assert_eq!(cache.remote.revalidate_timeout_ms, Some(250));
+        assert_eq!(cache.remote.rate_limit, Some(4));
+        assert_eq!(cache.headers()["X-Team"], "edge");
+        let printed = toml::to_string(&cache).unwrap();
+        let again: CacheConfig = toml::from_str(&printed).unwrap();
+        assert_eq!(again, cache);
+    }
+}

@@ -25,13 +25,13 @@ use crate::config::CacheConfig;
 use crate::store::{MetaStore, StoreError};
 use crate::visibility::Viewer;
 
-pub use crate::cache::{CacheTotals, RepoContent, RepoSummary, TagDetail};
+pub use crate::cache::{RepoContent, RepoSummary, TagDetail};
 pub use crate::store::{
     BlobRecord, Counts, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord, TagRecord,
     TaskRecord,
 };
 pub use content::ManifestDetails;
-pub use status::{StoredTotals, UpstreamState};
+pub use status::{StoredTotals, UpstreamStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {
