@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::remotes::{cache_config, remote_from_config};
 use super::{ManageError, Manager};
 use crate::cache::Cache;
 use crate::config::{overlaps, CacheConfig};
@@ -38,7 +37,7 @@ impl Manager {
                     "config cache overlaps a distribution created through the API; the config cache is not served");
                 continue;
             }
-            let remote = remote_from_config(cache, now);
+            let remote = RemoteRecord::mirroring(cache, now);
             let distribution = DistributionRecord {
                 id: uuid::Uuid::new_v4().to_string(),
                 name: cache.base_path.clone(),
@@ -79,7 +78,7 @@ impl Manager {
             };
             let config = match self.configured_cache(&d) {
                 Some(config) => Ok(config),
-                None => cache_config(remote, &d),
+                None => CacheConfig::from_remote(&d.base_path, d.private, &remote.spec),
             };
             let unchanged = config
                 .as_ref()

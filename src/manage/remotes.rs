@@ -7,7 +7,7 @@ use url::Url;
 use super::{invalid, refuse_config_defined, ManageError, Manager};
 use crate::cache::blocking;
 use crate::config::{valid_wildcard, CacheConfig, RemoteSpec};
-use crate::store::{unix_micros, DistributionRecord, RemoteRecord};
+use crate::store::{unix_micros, RemoteRecord};
 
 impl RemoteRecord {
     /// A remote made through the API, before its fields are set.
@@ -25,7 +25,7 @@ impl RemoteRecord {
     }
 
     /// The remote mirroring a config-file cache.
-    fn mirroring(cache: &CacheConfig, now: u64) -> RemoteRecord {
+    pub(super) fn mirroring(cache: &CacheConfig, now: u64) -> RemoteRecord {
         RemoteRecord {
             id: uuid::Uuid::new_v4().to_string(),
             name: cache.base_path.clone(),
@@ -93,19 +93,6 @@ impl Manager {
         self.durable().await?;
         Ok(())
     }
-}
-
-/// The remote mirroring a config-file cache.
-pub(super) fn remote_from_config(cache: &CacheConfig, now: u64) -> RemoteRecord {
-    RemoteRecord::mirroring(cache, now)
-}
-
-/// The cache a distribution and its remote describe.
-pub(super) fn cache_config(
-    remote: &RemoteRecord,
-    d: &DistributionRecord,
-) -> Result<CacheConfig, String> {
-    CacheConfig::from_remote(&d.base_path, d.private, &remote.spec)
 }
 
 fn validate_remote(record: &RemoteRecord) -> Result<(), ManageError> {
