@@ -3,8 +3,12 @@
 //! database's size on disk against the live data.
 //!
 //! `cargo bench --bench sled_growth` runs the full measurement; under
-//! `cargo test` (no `--bench` argument) it runs a small smoke version.
+//! `cargo test` (no `--bench` argument) it runs a small version that
+//! asserts: every tag reads back as last written, and rewriting the same
+//! tags ten times over leaves the database's size bounded (it does not grow
+//! with the number of rewrites).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -26,19 +30,19 @@ fn dir_size(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let (tags, updates) = if full {
-        (10_000u64, 1_000_000u64)
-    } else {
-        (100, 1_000)
-    };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let meta = MetaStore::open(dir.path()).expect("open sled");
+/// Repository and tag name of tag number `tag`.
+fn names(tag: u64) -> (String, String) {
+    (
+        format!("docker-cache/library/repo{}", tag % 100),
+        format!("tag{tag}"),
+    )
+}
+
+/// Updates `tags` tags round-robin, updates `from..to` (each a new digest),
+/// keeping what was written last in `live`.
+fn churn(meta: &MetaStore, tags: u64, from: u64, to: u64, live: &mut HashMap<u64, TagRecord>) {
     let media_type = MediaType::new(MediaType::OCI_MANIFEST);
-    let started = Instant::now();
-    let mut live = std::collections::HashMap::new();
-    for i in 0..updates {
+    for i in from..to {
         let tag = i % tags;
         let record = TagRecord {
             digest: Digest::sha256_of(&i.to_le_bytes()),
@@ -47,29 +51,83 @@ fn main() {
             confirmed_at: i,
             last_pulled: i,
         };
-        let repo = format!("docker-cache/library/repo{}", tag % 100);
-        meta.blocking()
-            .put_tag(&repo, &format!("tag{tag}"), &record)
-            .expect("put");
-        live.insert((repo, tag), record);
+        let (repo, name) = names(tag);
+        meta.blocking().put_tag(&repo, &name, &record).expect("put");
+        live.insert(tag, record);
     }
     meta.blocking().flush().expect("flush");
-    let elapsed = started.elapsed();
-    // Live data: keys plus encoded values, as stored.
-    let live_bytes: u64 = live
-        .iter()
-        .map(|((repo, tag), r)| {
-            let key = repo.len() + 1 + format!("tag{tag}").len();
+}
+
+/// Live data: keys plus encoded values, as stored.
+fn live_bytes(live: &HashMap<u64, TagRecord>) -> u64 {
+    live.iter()
+        .map(|(tag, r)| {
+            let (repo, name) = names(*tag);
+            let key = repo.len() + 1 + name.len();
             key as u64 + ferry::store::encode(r).map_or(0, |v| v.len() as u64)
         })
-        .sum();
+        .sum()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--bench") {
+        measure(10_000, 1_000_000);
+    } else {
+        assert_bounded();
+    }
+}
+
+fn measure(tags: u64, updates: u64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let meta = MetaStore::open(dir.path()).expect("open sled");
+    let started = Instant::now();
+    let mut live = HashMap::new();
+    churn(&meta, tags, 0, updates, &mut live);
+    let elapsed = started.elapsed();
     drop(meta);
     let on_disk = dir_size(dir.path());
+    let live_bytes = live_bytes(&live);
     println!(
         "sled: {tags} tags, {updates} updates in {:.1}s; on disk {} bytes, live data {} bytes, ratio {:.1}x",
         elapsed.as_secs_f64(),
         on_disk,
         live_bytes,
         on_disk as f64 / live_bytes as f64
+    );
+}
+
+/// The test mode: 100 tags rewritten 100 times, then 1,000 times more.
+fn assert_bounded() {
+    const TAGS: u64 = 100;
+    const ROUND: u64 = 100 * TAGS;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let meta = MetaStore::open(dir.path()).expect("open sled");
+    let mut live = HashMap::new();
+    churn(&meta, TAGS, 0, ROUND, &mut live);
+    let after_first = dir_size(dir.path());
+    churn(&meta, TAGS, ROUND, 11 * ROUND, &mut live);
+    for (tag, record) in &live {
+        let (repo, name) = names(*tag);
+        let stored = meta
+            .blocking()
+            .tag(&repo, &name)
+            .expect("read")
+            .expect("tag lost");
+        assert_eq!(
+            stored.digest, record.digest,
+            "{repo}:{name} is not as last written"
+        );
+    }
+    drop(meta);
+    let after_all = dir_size(dir.path());
+    println!(
+        "sled: {TAGS} tags; on disk after {ROUND} updates {after_first} bytes, after {} {after_all} bytes (live data {} bytes)",
+        11 * ROUND,
+        live_bytes(&live)
+    );
+    assert!(
+        after_all <= 2 * after_first,
+        "the database grows with rewrites of the same {TAGS} tags: {after_first} bytes after {ROUND} updates, {after_all} after {}",
+        11 * ROUND
     );
 }

@@ -10,47 +10,21 @@ use warp::http::Method;
 use warp::reply::Response as Reply;
 
 use super::http::{
-    filter, id_from_href, ok, page_of, page_reply, paginate, timestamp_millis, timestamp_secs,
-    ApiError, Request,
+    filter, ok, page_of, page_reply, paginate, timestamp_millis, timestamp_secs, ApiError, Request,
 };
-use super::{repositories, Api};
-use crate::cache::{blocking, RepoContent};
+use super::{hrefs, Api};
 use crate::domain::Digest;
-use crate::store::{BlobBackend, ManifestRecord, TagRecord};
+use crate::manage::{ManifestDetails, ManifestRecord, RepoContent, TagRecord};
 use crate::visibility::Viewer;
-
-const TAGS: &str = "/pulp/api/v3/content/container/tags/";
-const MANIFESTS: &str = "/pulp/api/v3/content/container/manifests/";
-const BLOBS: &str = "/pulp/api/v3/content/container/blobs/";
-
-fn manifest_href(d: &Digest) -> String {
-    format!("{MANIFESTS}{d}/")
-}
-
-fn blob_href(d: &Digest) -> String {
-    format!("{BLOBS}{d}/")
-}
-
-/// A tag's href names its repository and itself: `<repository id>:<tag>`
-/// (a tag cannot contain `:`).
-fn tag_href(repo_id: &str, tag: &str) -> String {
-    format!("{TAGS}{repo_id}:{tag}/")
-}
-
-/// The (repository id, tag) a tag href names.
-pub fn tag_of_href(href: &str) -> Option<(String, String)> {
-    let (repo_id, tag) = id_from_href(href, TAGS)?.split_once(':')?;
-    Some((repo_id.to_string(), tag.to_string()))
-}
 
 fn tag_response(repo_id: &str, repo: &str, tag: String, t: &TagRecord) -> TagResponse {
     TagResponse {
-        pulp_href: tag_href(repo_id, &tag),
+        pulp_href: hrefs::tag(repo_id, &tag),
         prn: format!("prn:container.tag:{repo_id}:{tag}"),
         pulp_created: timestamp_secs(t.confirmed_at),
         pulp_last_updated: timestamp_secs(t.confirmed_at),
         pulp_labels: Map::new(),
-        tagged_manifest: manifest_href(&t.digest),
+        tagged_manifest: hrefs::manifest(&t.digest),
         repository: repo.to_string(),
         digest: t.digest.to_string(),
         media_type: t.media_type.to_string(),
@@ -69,7 +43,7 @@ async fn with_details(api: &Api, tags: &mut [TagResponse]) -> Result<(), ApiErro
         .iter()
         .filter_map(|t| t.digest.parse::<Digest>().ok())
         .collect();
-    let details = api.manager.caches().storage().tag_details(digests).await?;
+    let details = api.manager.tag_details(digests).await?;
     for (tag, detail) in tags.iter_mut().zip(details) {
         tag.size = detail.size;
         tag.platforms = detail.platforms;
@@ -81,17 +55,11 @@ async fn with_details(api: &Api, tags: &mut [TagResponse]) -> Result<(), ApiErro
 /// where the tag points now, whatever its TTL), on one tag.
 async fn one_tag(api: &Api, viewer: &Viewer, id: &str, refresh: bool) -> Result<Reply, ApiError> {
     let (repo_id, tag) = id.split_once(':').ok_or_else(ApiError::not_found)?;
-    let (name, repo) = repositories::by_id(api, viewer, repo_id).await?;
+    let (name, repo) = api.manager.repository(viewer, repo_id).await?;
     let record = if refresh {
         api.manager.refresh_tag(&repo, tag).await?
     } else {
-        api.manager.caches().storage().flush_recency().await?;
-        api.manager
-            .meta()
-            .tag(&name, tag)
-            .await
-            .map_err(crate::cache::CacheError::from)?
-            .ok_or_else(ApiError::not_found)?
+        api.manager.tag(&name, tag).await?
     };
     if refresh {
         tracing::info!(repository = %name, %tag, digest = %record.digest, "tag refreshed through the API");
@@ -159,45 +127,19 @@ pub struct BlobResponse {
     pub size: Option<u64>,
 }
 
-/// Details only the stored bytes know: platform, layer sizes, annotations.
 fn manifest_response(
-    blobs: &dyn BlobBackend,
     digest: &Digest,
     record: &ManifestRecord,
+    details: ManifestDetails,
 ) -> ManifestResponse {
-    let json: Value = blobs
-        .read_blob(digest)
-        .ok()
-        .flatten()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    let annotations = json
-        .get("annotations")
-        .and_then(|a| serde_json::from_value(a.clone()).ok())
-        .unwrap_or_default();
-    let layer_size = json.get("layers").and_then(Value::as_array).map(|layers| {
-        layers
-            .iter()
-            .filter_map(|l| l.get("size").and_then(Value::as_u64))
-            .sum()
-    });
-    let config: Value = record
-        .blobs
-        .first()
-        .filter(|_| !record.media_type.is_index())
-        .and_then(|c| blobs.read_blob(c).ok().flatten())
-        .filter(|b| b.len() < 4 * 1024 * 1024)
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let (config_blob, layers) = match record.blobs.split_first() {
         Some((config, layers)) if !record.media_type.is_index() => {
-            (Some(blob_href(config)), layers)
+            (Some(hrefs::blob(config)), layers)
         }
         _ => (None, &record.blobs[..]),
     };
     ManifestResponse {
-        pulp_href: manifest_href(digest),
+        pulp_href: hrefs::manifest(digest),
         prn: format!("prn:container.manifest:{digest}"),
         pulp_created: timestamp_secs(record.stored_at),
         pulp_last_updated: timestamp_secs(record.stored_at),
@@ -205,9 +147,9 @@ fn manifest_response(
         digest: digest.to_string(),
         schema_version: 2,
         media_type: record.media_type.to_string(),
-        listed_manifests: record.children.iter().map(manifest_href).collect(),
+        listed_manifests: record.children.iter().map(hrefs::manifest).collect(),
         config_blob,
-        blobs: layers.iter().map(blob_href).collect(),
+        blobs: layers.iter().map(hrefs::blob).collect(),
         kind: if record.media_type.is_index() {
             "index"
         } else if record.subject.is_some() {
@@ -215,10 +157,10 @@ fn manifest_response(
         } else {
             "image"
         },
-        architecture: text(&config, "architecture"),
-        os: text(&config, "os"),
-        compressed_image_size: layer_size,
-        annotations,
+        architecture: details.architecture,
+        os: details.os,
+        compressed_image_size: details.compressed_image_size,
+        annotations: details.annotations,
         artifact_type: record.artifact_type.clone(),
     }
 }
@@ -230,12 +172,9 @@ async fn selected(
     req: &Request,
     viewer: &Viewer,
 ) -> Result<Vec<(String, RepoContent)>, ApiError> {
-    let repos = repositories::all(api, viewer).await?;
+    let repos = api.manager.repositories(viewer).await?;
     let wanted = req.query.get("repository_version").map(|href| {
-        let rest = href
-            .split(repositories::COLLECTION)
-            .nth(1)
-            .unwrap_or_default();
+        let rest = href.split(hrefs::REPOSITORIES).nth(1).unwrap_or_default();
         let mut parts = rest.trim_end_matches('/').split('/');
         (
             parts.next().map(str::to_string),
@@ -249,7 +188,7 @@ async fn selected(
                 continue;
             }
         }
-        let content = api.manager.caches().storage().repo_content(&name).await?;
+        let content = api.manager.repository_content(&name).await?;
         out.push((name, content));
     }
     Ok(out)
@@ -267,12 +206,13 @@ pub async fn handle(
     if req.method != Method::GET {
         return Err(ApiError::method_not_allowed(&req.method));
     }
-    let storage = api.manager.caches().storage().clone();
     match rest {
         ["tags"] => {
             // Pulls noted in memory first, so `last_pulled` is current.
-            storage.flush_recency().await?;
-            let ids: HashMap<String, String> = repositories::all(api, viewer)
+            api.manager.flush_recency().await?;
+            let ids: HashMap<String, String> = api
+                .manager
+                .repositories(viewer)
                 .await?
                 .into_iter()
                 .map(|(name, r)| (name, r.id))
@@ -301,15 +241,14 @@ pub async fn handle(
             if let ["manifests", one] = rest {
                 digests.retain(|d, _| d.to_string() == *one);
             }
-            let single = rest.len() == 2;
-            let items = blocking(move || {
-                Ok(digests
-                    .iter()
-                    .map(|(d, r)| manifest_response(&**storage.blobs(), d, r))
-                    .collect::<Vec<_>>())
-            })
-            .await?;
-            if single {
+            let items: Vec<_> = api
+                .manager
+                .manifest_details(digests.into_iter().collect())
+                .await?
+                .into_iter()
+                .map(|(d, r, details)| manifest_response(&d, &r, details))
+                .collect();
+            if rest.len() == 2 {
                 return items
                     .into_iter()
                     .next()
@@ -325,26 +264,24 @@ pub async fn handle(
             if let ["blobs", one] = rest {
                 digests.retain(|d| d.to_string() == *one);
             }
-            let meta = api.manager.meta().clone();
-            let items = blocking(move || {
-                digests
-                    .iter()
-                    .map(|d| {
-                        let record = meta.blocking().blob(d)?;
-                        let at = record.as_ref().map_or(0, |r| r.stored_at);
-                        Ok(BlobResponse {
-                            pulp_href: blob_href(d),
-                            prn: format!("prn:container.blob:{d}"),
-                            pulp_created: timestamp_secs(at),
-                            pulp_last_updated: timestamp_secs(at),
-                            pulp_labels: Map::new(),
-                            digest: d.to_string(),
-                            size: record.map(|r| r.size),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await?;
+            let items: Vec<_> = api
+                .manager
+                .blobs(digests)
+                .await?
+                .into_iter()
+                .map(|(d, record)| {
+                    let at = record.as_ref().map_or(0, |r| r.stored_at);
+                    BlobResponse {
+                        pulp_href: hrefs::blob(&d),
+                        prn: format!("prn:container.blob:{d}"),
+                        pulp_created: timestamp_secs(at),
+                        pulp_last_updated: timestamp_secs(at),
+                        pulp_labels: Map::new(),
+                        digest: d.to_string(),
+                        size: record.map(|r| r.size),
+                    }
+                })
+                .collect();
             if rest.len() == 2 {
                 return items
                     .into_iter()

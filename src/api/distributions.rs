@@ -11,8 +11,8 @@ use warp::reply::Response as Reply;
 use super::http::{
     filter, id_from_href, nullable, ok, paginate, timestamp, ApiError, Request, Target,
 };
-use super::{remotes, repositories, Api};
-use crate::store::{unix_micros, DistributionRecord};
+use super::{hrefs, remotes, Api};
+use crate::manage::DistributionRecord;
 use crate::visibility::Viewer;
 
 pub const COLLECTION: &str = "/pulp/api/v3/distributions/container/pull-through/";
@@ -112,7 +112,10 @@ async fn response(
     viewer: &Viewer,
     d: &DistributionRecord,
 ) -> Result<DistributionResponse, ApiError> {
-    let children = repositories::ids_under(api, viewer, &d.base_path).await?;
+    let children = api
+        .manager
+        .repository_ids_under(viewer, &d.base_path)
+        .await?;
     Ok(DistributionResponse {
         pulp_href: href(&d.id),
         prn: format!("prn:container.containerpullthroughdistribution:{}", d.id),
@@ -123,7 +126,7 @@ async fn response(
         remote: remotes::href(&d.remote_id),
         distributions: children
             .iter()
-            .map(|id| repositories::distribution_href(id))
+            .map(|id| hrefs::repository_distribution(id))
             .collect(),
         private: d.private,
         description: d.description.clone(),
@@ -150,20 +153,7 @@ pub async fn list(api: &Api, req: &Request, viewer: &Viewer) -> Result<Reply, Ap
 pub async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
     let input: DistributionInput = req.json()?;
     required(&input)?;
-    let now = unix_micros();
-    let mut record = DistributionRecord {
-        id: uuid::Uuid::new_v4().to_string(),
-        name: String::new(),
-        base_path: String::new(),
-        remote_id: String::new(),
-        private: false,
-        description: None,
-        hidden: false,
-        pulp_labels: BTreeMap::new(),
-        created: now,
-        updated: now,
-        from_config: false,
-    };
+    let mut record = DistributionRecord::new(uuid::Uuid::new_v4().to_string());
     input.apply(&mut record)?;
     let saved = api.manager.save_distribution(record).await?;
     tracing::info!(distribution = %saved.name, base_path = %saved.base_path, "distribution created");

@@ -8,8 +8,7 @@ use serde_json::{json, Value};
 use warp::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use warp::reply::Response as Reply;
 
-use crate::cache::{CacheError, Cause};
-use crate::manage::ManageError;
+use crate::manage::{Failure, ManageError};
 
 const DEFAULT_LIMIT: usize = 100;
 
@@ -121,14 +120,12 @@ impl From<ManageError> for ApiError {
             ManageError::Invalid(body) => ApiError::bad_request(body),
             ManageError::NotFound => ApiError::not_found(),
             ManageError::Conflict(message) => ApiError::bad_request(json!({ "detail": message })),
-            ManageError::Cache(e) => {
-                let status = match (e.cause(), &e) {
-                    (Cause::Client, _) => StatusCode::NOT_FOUND,
-                    (Cause::Upstream, CacheError::Upstream(u)) if u.is_no_answer() => {
-                        StatusCode::GATEWAY_TIMEOUT
-                    }
-                    (Cause::Upstream, _) => StatusCode::BAD_GATEWAY,
-                    (Cause::Ferry, _) => {
+            ManageError::Cache(_) => {
+                let status = match e.failure() {
+                    Failure::Client => StatusCode::NOT_FOUND,
+                    Failure::UpstreamNoAnswer => StatusCode::GATEWAY_TIMEOUT,
+                    Failure::Upstream => StatusCode::BAD_GATEWAY,
+                    Failure::Ferry => {
                         tracing::error!(error = %e, "management request failed");
                         StatusCode::INTERNAL_SERVER_ERROR
                     }
@@ -139,12 +136,6 @@ impl From<ManageError> for ApiError {
                 }
             }
         }
-    }
-}
-
-impl From<crate::cache::CacheError> for ApiError {
-    fn from(e: crate::cache::CacheError) -> Self {
-        ManageError::Cache(e).into()
     }
 }
 

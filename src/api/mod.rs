@@ -8,6 +8,7 @@
 mod body;
 mod content;
 pub(crate) mod distributions;
+mod hrefs;
 mod http;
 mod login;
 mod openapi;
@@ -33,7 +34,6 @@ use crate::auth::{AdminAuth, Login};
 use crate::config::Browse;
 use crate::manage::Manager;
 use crate::session::Sessions;
-use crate::visibility::Viewer;
 use login::Credential;
 
 /// The largest request body the API reads.
@@ -170,7 +170,7 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
     }
     // Only now: an unauthenticated or forged request learns nothing of it.
     req.body.as_ref().map_err(Clone::clone)?;
-    let viewer = &Viewer::of(admin, api.manager.caches());
+    let viewer = &api.manager.viewer(admin);
     match segments.as_slice() {
         ["status"] => status::get(api, admin).await,
         ["docs", "api.json"] => {

@@ -13,7 +13,7 @@ use super::http::{
 };
 use super::Api;
 use crate::domain::Secret;
-use crate::store::{unix_micros, RemoteRecord};
+use crate::manage::RemoteRecord;
 
 pub const COLLECTION: &str = "/pulp/api/v3/remotes/container/pull-through/";
 
@@ -60,36 +60,37 @@ pub struct RemoteResponse {
 impl From<&RemoteRecord> for RemoteResponse {
     fn from(r: &RemoteRecord) -> Self {
         let hidden = |name, set: bool| HiddenField { name, is_set: set };
+        let s = &r.spec;
         RemoteResponse {
             pulp_href: href(&r.id),
             prn: format!("prn:container.containerpullthroughremote:{}", r.id),
             pulp_created: timestamp(r.created),
             pulp_last_updated: timestamp(r.updated),
             name: r.name.clone(),
-            url: r.url.clone(),
+            url: s.url.clone(),
             pulp_labels: r.pulp_labels.clone(),
             policy: "on_demand",
             hidden_fields: vec![
-                hidden("client_key", r.client_key.is_some()),
-                hidden("proxy_username", r.proxy_username.is_some()),
-                hidden("proxy_password", r.proxy_password.is_some()),
-                hidden("username", r.username.is_some()),
-                hidden("password", r.password.is_some()),
+                hidden("client_key", s.client_key.is_some()),
+                hidden("proxy_username", s.proxy_username.is_some()),
+                hidden("proxy_password", s.proxy_password.is_some()),
+                hidden("username", s.username.is_some()),
+                hidden("password", s.password.is_some()),
             ],
-            ca_cert: r.ca_cert.clone(),
-            client_cert: r.client_cert.clone(),
-            tls_validation: r.tls_validation,
-            proxy_url: r.proxy_url.clone(),
-            max_retries: r.max_retries,
-            total_timeout: r.total_timeout,
-            connect_timeout: r.connect_timeout,
-            sock_connect_timeout: r.sock_connect_timeout,
-            sock_read_timeout: r.sock_read_timeout,
-            headers: (!r.headers.is_empty()).then(|| r.headers.clone()),
-            download_concurrency: r.download_concurrency,
-            rate_limit: r.rate_limit,
-            includes: r.includes.clone(),
-            excludes: r.excludes.clone(),
+            ca_cert: s.ca_cert.clone(),
+            client_cert: s.client_cert.clone(),
+            tls_validation: s.tls_validation,
+            proxy_url: s.proxy_url.clone(),
+            max_retries: s.max_retries,
+            total_timeout: s.total_timeout,
+            connect_timeout: s.connect_timeout,
+            sock_connect_timeout: s.sock_connect_timeout,
+            sock_read_timeout: s.sock_read_timeout,
+            headers: (!s.headers.is_empty()).then(|| s.headers.clone()),
+            download_concurrency: s.download_concurrency,
+            rate_limit: s.rate_limit,
+            includes: s.includes.clone(),
+            excludes: s.excludes.clone(),
             ferry_source: if r.from_config { "config" } else { "api" },
         }
     }
@@ -144,13 +145,20 @@ pub struct RemoteInput {
 }
 
 impl RemoteInput {
-    fn apply(self, r: &mut RemoteRecord) -> Result<(), ApiError> {
+    fn apply(self, record: &mut RemoteRecord) -> Result<(), ApiError> {
         if let Some(policy) = self.policy.filter(|p| p != "on_demand") {
             return Err(ApiError::bad_request(
                 serde_json::json!({ "policy": [format!("\"{policy}\" is not a valid choice.")] }),
             ));
         }
         let secret = |v: Option<String>| v.filter(|s| !s.is_empty()).map(Secret);
+        if let Some(v) = self.name {
+            record.name = v;
+        }
+        if let Some(v) = self.pulp_labels {
+            record.pulp_labels = v;
+        }
+        let r = &mut record.spec;
         macro_rules! set {
             ($field:ident) => {
                 if let Some(v) = self.$field {
@@ -158,9 +166,7 @@ impl RemoteInput {
                 }
             };
         }
-        set!(name);
         set!(url);
-        set!(pulp_labels);
         set!(username);
         set!(ca_cert);
         set!(client_cert);
@@ -206,38 +212,6 @@ fn required(input: &RemoteInput) -> Result<(), ApiError> {
     }
 }
 
-fn blank(id: String) -> RemoteRecord {
-    let now = unix_micros();
-    RemoteRecord {
-        id,
-        name: String::new(),
-        url: String::new(),
-        username: None,
-        password: None,
-        ca_cert: None,
-        client_cert: None,
-        client_key: None,
-        tls_validation: true,
-        proxy_url: None,
-        proxy_username: None,
-        proxy_password: None,
-        headers: Vec::new(),
-        max_retries: None,
-        total_timeout: None,
-        connect_timeout: None,
-        sock_connect_timeout: None,
-        sock_read_timeout: None,
-        download_concurrency: None,
-        rate_limit: None,
-        includes: None,
-        excludes: None,
-        pulp_labels: BTreeMap::new(),
-        created: now,
-        updated: now,
-        from_config: false,
-    }
-}
-
 pub async fn list(api: &Api, req: &Request) -> Result<Reply, ApiError> {
     let remotes = api.manager.remotes().await?;
     let mut items: Vec<RemoteResponse> = remotes.iter().map(RemoteResponse::from).collect();
@@ -248,10 +222,10 @@ pub async fn list(api: &Api, req: &Request) -> Result<Reply, ApiError> {
 pub async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
     let input: RemoteInput = req.json()?;
     required(&input)?;
-    let mut record = blank(uuid::Uuid::new_v4().to_string());
+    let mut record = RemoteRecord::new(uuid::Uuid::new_v4().to_string());
     input.apply(&mut record)?;
     let saved = api.manager.save_remote(record).await?;
-    tracing::info!(remote = %saved.name, url = %saved.url, "remote created");
+    tracing::info!(remote = %saved.name, url = %saved.spec.url, "remote created");
     Ok(json_response(
         StatusCode::CREATED,
         &RemoteResponse::from(&saved),

@@ -7,26 +7,11 @@ use serde_json::{json, Map, Value};
 use warp::http::Method;
 use warp::reply::Response as Reply;
 
+use super::hrefs::{self, REPOSITORIES as COLLECTION};
 use super::http::{filter, ok, paginate, timestamp_millis, timestamp_secs, ApiError, Request};
-use super::{content, Api};
-use crate::cache::RepoSummary;
-use crate::store::{Counts, RepoRecord};
+use super::Api;
+use crate::manage::{Counts, RepoRecord, RepoSummary};
 use crate::visibility::Viewer;
-
-pub const COLLECTION: &str = "/pulp/api/v3/repositories/container/container/";
-pub const DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/container/";
-
-pub fn href(id: &str) -> String {
-    format!("{COLLECTION}{id}/")
-}
-
-pub fn version_href(id: &str, number: u64) -> String {
-    format!("{COLLECTION}{id}/versions/{number}/")
-}
-
-pub fn distribution_href(id: &str) -> String {
-    format!("{DISTRIBUTIONS}{id}/")
-}
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RepositoryResponse {
@@ -91,13 +76,13 @@ pub struct RepositoryDistributionResponse {
 
 fn repository(name: &str, r: &RepoRecord, summary: &RepoSummary) -> RepositoryResponse {
     RepositoryResponse {
-        pulp_href: href(&r.id),
+        pulp_href: hrefs::repository(&r.id),
         prn: format!("prn:container.containerrepository:{}", r.id),
         pulp_created: timestamp_secs(r.created_at),
         pulp_last_updated: timestamp_secs(r.updated_at),
         versions_href: format!("{COLLECTION}{}/versions/", r.id),
         pulp_labels: Map::new(),
-        latest_version_href: version_href(&r.id, r.version),
+        latest_version_href: hrefs::version(&r.id, r.version),
         name: name.to_string(),
         description: None,
         retain_repo_versions: 1,
@@ -120,8 +105,7 @@ async fn listed(
     req: &Request,
     viewer: &Viewer,
 ) -> Result<Vec<RepositoryResponse>, ApiError> {
-    let mut repos = api.manager.caches().storage().inventory().await?.repos;
-    repos.retain(|(name, _, _)| viewer.sees_repository(name));
+    let mut repos = api.manager.repository_summaries(viewer).await?;
     let ordering = req.query.get("ordering").map_or("name", String::as_str);
     let (descending, key) = match ordering.strip_prefix('-') {
         Some(key) => (true, key),
@@ -147,42 +131,6 @@ async fn listed(
         .collect())
 }
 
-/// Every local repository `viewer` may see as (name, record), sorted by
-/// name.
-pub async fn all(api: &Api, viewer: &Viewer) -> Result<Vec<(String, RepoRecord)>, ApiError> {
-    let mut repos = api
-        .manager
-        .meta()
-        .repos()
-        .await
-        .map_err(crate::cache::CacheError::from)?;
-    repos.retain(|(name, _)| viewer.sees_repository(name));
-    Ok(repos)
-}
-
-/// The repository behind an id (not found when `viewer` may not see it).
-pub async fn by_id(api: &Api, viewer: &Viewer, id: &str) -> Result<(String, RepoRecord), ApiError> {
-    all(api, viewer)
-        .await?
-        .into_iter()
-        .find(|(_, r)| r.id == id)
-        .ok_or_else(ApiError::not_found)
-}
-
-/// Ids of the repositories a pull-through distribution created.
-pub async fn ids_under(
-    api: &Api,
-    viewer: &Viewer,
-    base_path: &str,
-) -> Result<Vec<String>, ApiError> {
-    Ok(all(api, viewer)
-        .await?
-        .into_iter()
-        .filter(|(_, r)| r.cache == base_path)
-        .map(|(_, r)| r.id)
-        .collect())
-}
-
 fn summary_part(counts: Counts, version: &str, filter_key: &str) -> Value {
     let mut part = Map::new();
     for (kind, path, count) in [
@@ -205,20 +153,20 @@ async fn version(
     name: &str,
     r: &RepoRecord,
 ) -> Result<RepositoryVersionResponse, ApiError> {
-    let content = api.manager.caches().storage().repo_content(name).await?;
+    let content = api.manager.repository_content(name).await?;
     let present = Counts {
         tags: content.tags.len() as u64,
         manifests: content.manifests.len() as u64,
         blobs: content.blobs.len() as u64,
     };
-    let v = version_href(&r.id, r.version);
+    let v = hrefs::version(&r.id, r.version);
     Ok(RepositoryVersionResponse {
         pulp_href: v.clone(),
         prn: format!("prn:core.repositoryversion:{}-{}", r.id, r.version),
         pulp_created: timestamp_secs(r.updated_at),
         pulp_last_updated: timestamp_secs(r.updated_at),
         number: r.version,
-        repository: href(&r.id),
+        repository: hrefs::repository(&r.id),
         base_version: None,
         content_summary: json!({
             "added": summary_part(r.last_change.added, &v, "repository_version_added"),
@@ -234,21 +182,16 @@ fn distribution(
     name: &str,
     r: &RepoRecord,
 ) -> RepositoryDistributionResponse {
-    let private = api
-        .manager
-        .caches()
-        .list()
-        .iter()
-        .any(|c| c.base_path() == r.cache && c.is_private());
+    let private = api.manager.serves_privately(&r.cache);
     RepositoryDistributionResponse {
-        pulp_href: distribution_href(&r.id),
+        pulp_href: hrefs::repository_distribution(&r.id),
         prn: format!("prn:container.containerdistribution:{}", r.id),
         pulp_created: timestamp_secs(r.created_at),
         pulp_last_updated: timestamp_secs(r.updated_at),
         name: name.to_string(),
         base_path: name.to_string(),
         registry_path: format!("{}/{name}", req.host()),
-        repository: href(&r.id),
+        repository: hrefs::repository(&r.id),
         repository_version: None,
         remote: None,
         private,
@@ -272,7 +215,7 @@ async fn remove_content(api: &Api, req: &Request, name: &str, id: &str) -> Resul
     let input: RemoveInput = req.json()?;
     let mut tags = Vec::new();
     for href in &input.content_units {
-        match content::tag_of_href(href) {
+        match hrefs::tag_of(href) {
             Some((repo_id, tag)) if repo_id == id => tags.push(tag),
             _ => {
                 return Err(ApiError::bad_request(json!({
@@ -281,9 +224,8 @@ async fn remove_content(api: &Api, req: &Request, name: &str, id: &str) -> Resul
             }
         }
     }
-    let storage = api.manager.caches().storage();
     for tag in tags {
-        let freed = storage.delete_tag(name, &tag).await?;
+        let freed = api.manager.delete_tag(name, &tag).await?;
         tracing::info!(repository = %name, %tag, bytes_freed = freed, "tag removed through the API");
     }
     api.task_reply("ferry.repository.remove", vec![]).await
@@ -298,31 +240,26 @@ pub async fn handle(
     match (rest, &req.method) {
         ([], &Method::GET) => paginate(filter(listed(api, req, viewer).await?, req), req),
         ([id], &Method::GET) => {
-            let (name, r) = by_id(api, viewer, id).await?;
-            let summary = api.manager.caches().storage().repo_summary(&name).await?;
+            let (name, r) = api.manager.repository(viewer, id).await?;
+            let summary = api.manager.repository_summary(&name).await?;
             ok(&repository(&name, &r, &summary))
         }
         ([id, "remove"], &Method::POST) => {
-            let (name, _) = by_id(api, viewer, id).await?;
+            let (name, _) = api.manager.repository(viewer, id).await?;
             remove_content(api, req, &name, id).await
         }
         ([id], &Method::DELETE) => {
-            let (name, _) = by_id(api, viewer, id).await?;
-            let freed = api
-                .manager
-                .caches()
-                .storage()
-                .delete_repository(&name)
-                .await?;
+            let (name, _) = api.manager.repository(viewer, id).await?;
+            let freed = api.manager.delete_repository(&name).await?;
             tracing::info!(repository = %name, bytes_freed = freed, "repository deleted through the API");
             api.task_reply("ferry.repository.delete", vec![]).await
         }
         ([id, "versions"], &Method::GET) => {
-            let (name, r) = by_id(api, viewer, id).await?;
+            let (name, r) = api.manager.repository(viewer, id).await?;
             paginate(vec![version(api, &name, &r).await?], req)
         }
         ([id, "versions", number], &Method::GET) => {
-            let (name, r) = by_id(api, viewer, id).await?;
+            let (name, r) = api.manager.repository(viewer, id).await?;
             if number.parse::<u64>().ok() != Some(r.version) {
                 // Only the current version is kept.
                 return Err(ApiError::not_found());
@@ -342,7 +279,9 @@ pub async fn handle_distributions(
 ) -> Result<Reply, ApiError> {
     match (rest, &req.method) {
         ([], &Method::GET) => {
-            let items = all(api, viewer)
+            let items = api
+                .manager
+                .repositories(viewer)
                 .await?
                 .iter()
                 .map(|(n, r)| distribution(api, req, n, r))
@@ -350,7 +289,7 @@ pub async fn handle_distributions(
             paginate(filter(items, req), req)
         }
         ([id], &Method::GET) => {
-            let (name, r) = by_id(api, viewer, id).await?;
+            let (name, r) = api.manager.repository(viewer, id).await?;
             ok(&distribution(api, req, &name, &r))
         }
         (_, other) if !matches!(*other, Method::GET) => Err(ApiError::method_not_allowed(other)),

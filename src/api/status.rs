@@ -7,8 +7,8 @@ use warp::reply::Response as Reply;
 
 use super::http::{ok, ApiError};
 use super::Api;
+use crate::manage::UpstreamStatus;
 use crate::metrics::METRICS;
-use crate::upstream::Reachability;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ComponentVersion {
@@ -55,27 +55,6 @@ pub struct Storage {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct UpstreamStatus {
-    pub base_path: String,
-    pub url: String,
-    /// `unknown` (not contacted since ferry started), `reachable`, `down`
-    /// (no answer; a background probe rechecks it) or `rate_limited`.
-    pub state: &'static str,
-    /// Whether it answered last time (state `reachable` or `rate_limited`).
-    pub reachable: bool,
-    /// While down: since when and why, e.g. "is down since
-    /// 2026-12-02T03:09:02Z (could not be resolved (DNS)); ...".
-    pub cause: Option<String>,
-    pub private: bool,
-    /// What the cache holds: repositories, tags, distinct blobs and the
-    /// bytes of its manifests and blobs (shared ones counted once).
-    pub repositories: u64,
-    pub tags: u64,
-    pub blobs: u64,
-    pub bytes: u64,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
 pub struct StatusResponse {
     pub versions: &'static [ComponentVersion],
     pub storage: Storage,
@@ -88,9 +67,8 @@ pub struct StatusResponse {
 
 /// Public, but private distributions are listed to the admin only.
 pub async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
-    let storage = api.manager.caches().storage().clone();
-    let (cached_bytes, cached_objects) = storage.stored_totals().await?;
-    let held = storage.inventory().await?.caches;
+    let stored = api.manager.stored_totals().await?;
+    let upstreams = api.manager.upstreams(admin).await?;
     let data_dir = api.data_dir.clone();
     let fs = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&data_dir).ok())
         .await
@@ -105,33 +83,11 @@ pub async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
             total,
             used: total.saturating_sub(free),
             free,
-            cached_bytes,
-            cached_objects,
+            cached_bytes: stored.bytes,
+            cached_objects: stored.objects,
         },
-        upstreams: api
-            .manager
-            .caches()
-            .list()
-            .iter()
-            .filter(|c| admin || !c.is_private())
-            .map(|c| {
-                let totals = held.get(c.base_path()).cloned().unwrap_or_default();
-                let (state, down) = c.upstream_reachability();
-                UpstreamStatus {
-                    base_path: c.base_path().to_string(),
-                    url: c.config().upstream.to_string(),
-                    state: state.as_str(),
-                    reachable: matches!(state, Reachability::Reachable | Reachability::RateLimited),
-                    cause: down.map(|e| e.cause()),
-                    private: c.is_private(),
-                    repositories: totals.repositories,
-                    tags: totals.tags,
-                    blobs: totals.blobs,
-                    bytes: totals.bytes,
-                }
-            })
-            .collect(),
-        downloads_in_flight: storage.downloads_in_flight(),
+        upstreams,
+        downloads_in_flight: stored.downloads_in_flight,
         started_at: humantime::format_rfc3339_seconds(METRICS.started_at()).to_string(),
     })
 }

@@ -42,13 +42,7 @@ pub struct TaskResponse {
 }
 
 pub async fn one(api: &Api, id: &str) -> Result<Reply, ApiError> {
-    let task = api
-        .manager
-        .meta()
-        .task(id)
-        .await
-        .map_err(crate::cache::CacheError::from)?
-        .ok_or_else(ApiError::not_found)?;
+    let task = api.manager.task(id).await?;
     let at = timestamp(task.created);
     ok(&TaskResponse {
         pulp_href: format!("{COLLECTION}{}/", task.id),

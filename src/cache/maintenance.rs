@@ -13,8 +13,8 @@ use crate::store::{
     unix_now, BlobBackend, BlobRecord, BlockingMeta, Change, RepoRecord, StoreError,
 };
 
-/// Content younger than this is never collected: a pull may have stored a
-/// blob whose manifest it has not recorded yet.
+/// A temp file not written to for this long is a crash's leftover, not a
+/// download under way: a running ferry's collection removes only those.
 pub const GC_GRACE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -208,15 +208,20 @@ impl Storage {
         Ok(bytes)
     }
 
-    /// Removes stored objects no repository references (older than
-    /// `grace`) and temp files left by a crash.
-    pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport, CacheError> {
+    /// Removes stored objects no repository references (stored longer
+    /// than `grace` ago) and temp files left by a crash (not written to for
+    /// `temp_grace`).
+    pub async fn collect_garbage(
+        &self,
+        grace: Duration,
+        temp_grace: Duration,
+    ) -> Result<GcReport, CacheError> {
         let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
         let (report, freed) = blocking(move || {
             let meta = meta.blocking();
             let live = live_set(meta)?;
             let mut report = GcReport {
-                temp_files: blobs.remove_stale_temp_files(grace)? as u64,
+                temp_files: blobs.remove_stale_temp_files(temp_grace)? as u64,
                 ..GcReport::default()
             };
             let mut freed = Vec::new();

@@ -168,7 +168,7 @@ impl Cache {
             config: config.clone(),
             namespace: config.namespace(),
             tag_ttl: config.tag_ttl(global_tag_ttl),
-            revalidate_timeout: Duration::from_millis(config.revalidate_timeout_ms),
+            revalidate_timeout: config.revalidate_timeout(),
             upstream: Arc::new(Upstream::with_health(
                 config,
                 storage.upstream_health(config),
@@ -268,11 +268,11 @@ impl Caches {
         &self.storage
     }
 
-    /// Replaces the set of caches (after a change through the API). Requests
-    /// under way keep the cache they started with.
-    pub fn replace(&self, caches: Vec<Cache>) {
-        *self.caches.write().unwrap_or_else(|p| p.into_inner()) =
-            caches.into_iter().map(Arc::new).collect();
+    /// Replaces the set of caches (after a change through the API): a cache
+    /// kept from the old set keeps its state. Requests under way keep the
+    /// cache they started with.
+    pub fn replace(&self, caches: Vec<Arc<Cache>>) {
+        *self.caches.write().unwrap_or_else(|p| p.into_inner()) = caches;
     }
 
     /// Whether any cache is private (then `/v2/` asks clients to authenticate).

@@ -12,7 +12,9 @@ use crate::server::ServeError;
 /// Removes cached content no repository references, and leftover temp files.
 pub(super) fn gc(args: &DataArgs) -> ExitCode {
     offline(args, |storage| async move {
-        let report = storage.collect_garbage(std::time::Duration::ZERO).await?;
+        let report = storage
+            .collect_garbage(std::time::Duration::ZERO, std::time::Duration::ZERO)
+            .await?;
         println!(
             "removed {} objects ({} bytes) and {} temp files",
             report.removed, report.bytes, report.temp_files

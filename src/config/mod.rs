@@ -1,7 +1,6 @@
 //! Configuration: a TOML file (or the embedded default), overridden by
 //! command-line flags and `FERRY_*` environment variables.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,6 +10,9 @@ use url::Url;
 
 use crate::domain::RepoName;
 pub use crate::domain::Secret;
+pub use remote::{CacheEntry, RemoteSpec};
+
+mod remote;
 
 /// The configuration ferry runs with when the user gives none.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -54,6 +56,11 @@ pub struct Config {
     /// Seconds between background garbage collections (0: never).
     #[serde(default = "default_gc_interval")]
     pub gc_interval_secs: u64,
+    /// Seconds unreferenced content must have been stored before the
+    /// background garbage collection removes it: a pull may store a blob
+    /// before the manifest that references it is recorded (0: none).
+    #[serde(default = "default_gc_grace")]
+    pub gc_grace_secs: u64,
     /// Seconds between background scrubs re-hashing the store (0: never).
     #[serde(default)]
     pub verify_interval_secs: u64,
@@ -117,74 +124,24 @@ impl Browse {
     }
 }
 
-/// One pull-through cache: a base path served by ferry, backed by an upstream.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+/// One pull-through cache: a base path served by ferry, backed by an
+/// upstream. Read from (and printed as) a `[[cache]]` entry of the config
+/// file ([`CacheEntry`]), or made from a distribution and its remote.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(from = "CacheEntry", into = "CacheEntry")]
 pub struct CacheConfig {
     pub base_path: String,
-    #[serde(serialize_with = "redact::url")]
+    /// `remote.url` and `remote.proxy_url`, parsed.
     pub upstream: Url,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default, serialize_with = "redact::secret")]
-    pub password: Option<Secret>,
-    #[serde(default)]
-    pub tag_ttl_secs: Option<u64>,
-    /// Extra CA certificates (PEM) trusted for this upstream.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    #[serde(default = "yes")]
-    pub tls_validation: bool,
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout_secs: u64,
-    #[serde(default = "default_read_timeout")]
-    pub read_timeout_secs: u64,
-    /// How long a pull of a tag past its TTL waits for the upstream's
-    /// answer before the cached tag is served (the check finishes in the
-    /// background and updates the tag when the upstream answers).
-    #[serde(default = "default_revalidate_timeout")]
-    pub revalidate_timeout_ms: u64,
-    /// Map single-component names to `library/<name>`, Docker Hub's
-    /// convention (on by default; turn off for a private registry whose
-    /// repositories have single-component names).
-    #[serde(default)]
-    pub library_prefix: Option<bool>,
-    /// Extra CA certificates as inline PEM (the API's `ca_cert`).
-    #[serde(default)]
-    pub ca_cert: Option<String>,
-    /// Client certificate and key (PEM) for upstreams that want mutual TLS.
-    #[serde(default)]
-    pub client_cert: Option<String>,
-    #[serde(default, serialize_with = "redact::secret")]
-    pub client_key: Option<Secret>,
-    /// HTTP(S) proxy for this upstream (else `HTTPS_PROXY`/`NO_PROXY` apply).
-    #[serde(default, serialize_with = "redact::optional_url")]
     pub proxy_url: Option<Url>,
-    #[serde(default)]
-    pub proxy_username: Option<String>,
-    #[serde(default, serialize_with = "redact::secret")]
-    pub proxy_password: Option<Secret>,
-    /// Extra headers sent with every upstream request.
-    #[serde(
-        default,
-        serialize_with = "redact::headers",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub headers: BTreeMap<String, String>,
-    /// At most this many blob downloads from the upstream at once.
-    #[serde(default)]
-    pub download_concurrency: Option<usize>,
-    /// At most this many upstream requests per second.
-    #[serde(default)]
-    pub rate_limit: Option<u32>,
-    /// Shell wildcards (`*`, `?`) on upstream repository names: only names
-    /// matching `includes` (all when unset) and no `excludes` are served.
-    #[serde(default)]
-    pub includes: Option<Vec<String>>,
-    #[serde(default)]
-    pub excludes: Option<Vec<String>>,
+    /// The upstream and how to reach it.
+    pub remote: RemoteSpec,
+    pub tag_ttl_secs: Option<u64>,
+    /// Extra CA certificates (PEM) trusted for this upstream (config file
+    /// only: the API cannot name files on ferry's disk).
+    pub ca_file: Option<PathBuf>,
+    pub library_prefix: Option<bool>,
     /// Pulls need the admin's credentials.
-    #[serde(default)]
     pub private: bool,
 }
 
@@ -200,11 +157,8 @@ fn default_tag_ttl() -> u64 {
 fn default_gc_interval() -> u64 {
     3600
 }
-fn default_connect_timeout() -> u64 {
-    5
-}
-fn default_read_timeout() -> u64 {
-    30
+fn default_gc_grace() -> u64 {
+    3600
 }
 fn default_client_header_timeout() -> u64 {
     30
@@ -214,12 +168,6 @@ fn default_client_idle_timeout() -> u64 {
 }
 fn default_client_write_timeout() -> u64 {
     60
-}
-fn default_revalidate_timeout() -> u64 {
-    1500
-}
-fn yes() -> bool {
-    true
 }
 
 impl Config {
@@ -434,42 +382,15 @@ impl CacheConfig {
         Ok(CacheConfig::new(base_path, upstream))
     }
 
-    /// A cache with every option at its default.
-    pub fn new(base_path: &str, upstream: Url) -> CacheConfig {
-        CacheConfig {
-            base_path: base_path.to_string(),
-            upstream,
-            username: None,
-            password: None,
-            tag_ttl_secs: None,
-            ca_file: None,
-            tls_validation: true,
-            connect_timeout_secs: default_connect_timeout(),
-            read_timeout_secs: default_read_timeout(),
-            revalidate_timeout_ms: default_revalidate_timeout(),
-            library_prefix: None,
-            ca_cert: None,
-            client_cert: None,
-            client_key: None,
-            proxy_url: None,
-            proxy_username: None,
-            proxy_password: None,
-            headers: BTreeMap::new(),
-            download_concurrency: None,
-            rate_limit: None,
-            includes: None,
-            excludes: None,
-            private: false,
-        }
-    }
-
     /// Whether the includes/excludes wildcards let `repo` through.
     pub fn allows(&self, repo: &str) -> bool {
         let included = self
+            .remote
             .includes
             .as_ref()
             .is_none_or(|pats| pats.iter().any(|p| wildcard_match(p, repo)));
         let excluded = self
+            .remote
             .excludes
             .as_ref()
             .is_some_and(|pats| pats.iter().any(|p| wildcard_match(p, repo)));
@@ -593,8 +514,8 @@ mod tests {
         assert!(valid_wildcard("library/*"));
         assert!(!valid_wildcard("[a"));
         let mut c = CacheConfig::new("x", Url::parse("http://u").unwrap());
-        c.includes = Some(vec!["library/busy*".into()]);
-        c.excludes = Some(vec!["library/busybox-old".into()]);
+        c.remote.includes = Some(vec!["library/busy*".into()]);
+        c.remote.excludes = Some(vec!["library/busybox-old".into()]);
         assert!(c.allows("library/busybox"));
         assert!(!c.allows("library/busybox-old"));
         assert!(!c.allows("library/alpine"));
@@ -617,8 +538,8 @@ mod tests {
         assert_eq!(again.tag_ttl_secs, DEFAULT_TAG_TTL_SECS);
         let cache = &again.caches[0];
         assert_eq!(cache.upstream.as_str(), "https://u:%3Credacted%3E@x/");
-        assert_eq!(cache.username.as_deref(), Some("me"));
-        assert_eq!(cache.headers["X-Team"], "edge");
+        assert_eq!(cache.remote.username.as_deref(), Some("me"));
+        assert_eq!(cache.headers()["X-Team"], "edge");
         assert!(printed.contains("https://u:<redacted>@x/"), "{printed}");
     }
 

@@ -115,7 +115,12 @@ async fn metrics(storage: Arc<Storage>) -> warp::reply::Response {
 }
 
 /// The background sweeps: garbage collection and (when enabled) the scrub.
-async fn maintain(storage: Arc<Storage>, gc_secs: u64, verify_secs: u64) {
+async fn maintain(
+    storage: Arc<Storage>,
+    gc_secs: u64,
+    gc_grace: std::time::Duration,
+    verify_secs: u64,
+) {
     let every =
         |secs: u64| (secs > 0).then(|| tokio::time::interval(std::time::Duration::from_secs(secs)));
     // Pull recency is written in batches, once a minute.
@@ -132,7 +137,7 @@ async fn maintain(storage: Arc<Storage>, gc_secs: u64, verify_secs: u64) {
                 }
             }
             _ = tick(&mut gc) => {
-                if let Err(e) = storage.collect_garbage(crate::cache::GC_GRACE).await {
+                if let Err(e) = storage.collect_garbage(gc_grace, crate::cache::GC_GRACE).await {
                     tracing::error!(error = %e, "garbage collection failed");
                 }
             }
@@ -184,6 +189,7 @@ pub struct Ferry {
     listener: TcpListener,
     shared: Arc<Shared>,
     gc_interval: u64,
+    gc_grace: std::time::Duration,
     verify_interval: u64,
     tls: Option<(TcpListener, Arc<Certificates>)>,
     registry: Arc<Registry>,
@@ -296,6 +302,7 @@ impl Ferry {
             listener,
             shared,
             gc_interval: config.gc_interval_secs,
+            gc_grace: std::time::Duration::from_secs(config.gc_grace_secs),
             verify_interval: config.verify_interval_secs,
             tls,
             registry: Arc::new(Registry {
@@ -368,6 +375,7 @@ impl Ferry {
         tokio::spawn(maintain(
             storage.clone(),
             self.gc_interval,
+            self.gc_grace,
             self.verify_interval,
         ));
         // One shutdown signal for both listeners.

@@ -7,9 +7,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use crate::config::RemoteSpec;
 use crate::domain::{Digest, MediaType, Secret};
 
 const FORMAT_V1: u8 = 1;
+/// Remote records since the spec became a type of its own.
+const FORMAT_V2: u8 = 2;
 
 /// A tag of a local repository: where it points and when upstream last
 /// confirmed it (the time-to-live counts from there).
@@ -78,32 +81,15 @@ pub struct Change {
     pub removed: Counts,
 }
 
-/// An upstream registry and how to reach it (Pulp's pull-through remote).
+/// An upstream registry and how to reach it (Pulp's pull-through remote):
+/// its spec, and what the API keeps beside it. Stored as format 2 (see
+/// `encode_remote`); format 1 records, written before the spec had a type
+/// of its own, still decode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemoteRecord {
     pub id: String,
     pub name: String,
-    pub url: String,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub ca_cert: Option<String>,
-    pub client_cert: Option<String>,
-    pub client_key: Option<Secret>,
-    pub tls_validation: bool,
-    pub proxy_url: Option<String>,
-    pub proxy_username: Option<String>,
-    pub proxy_password: Option<Secret>,
-    /// Extra headers sent upstream, as Pulp's `[{name: value}]`.
-    pub headers: Vec<BTreeMap<String, String>>,
-    pub max_retries: Option<i64>,
-    pub total_timeout: Option<f64>,
-    pub connect_timeout: Option<f64>,
-    pub sock_connect_timeout: Option<f64>,
-    pub sock_read_timeout: Option<f64>,
-    pub download_concurrency: Option<i64>,
-    pub rate_limit: Option<i64>,
-    pub includes: Option<Vec<String>>,
-    pub excludes: Option<Vec<String>>,
+    pub spec: RemoteSpec,
     pub pulp_labels: BTreeMap<String, String>,
     /// Microseconds since the epoch.
     pub created: u64,
@@ -148,14 +134,107 @@ pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
+    match bytes.split_first() {
+        Some((&FORMAT_V1, rest)) => decode_body(key, rest),
+        Some((v, _)) => Err(corrupt(key, format!("unknown record format {v}"))),
+        None => Err(corrupt(key, "empty record".into())),
+    }
+}
+
+fn decode_body<T: DeserializeOwned>(key: &[u8], body: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(body).map_err(|e| corrupt(key, e.to_string()))
+}
+
+fn corrupt(key: &[u8], reason: String) -> StoreError {
+    StoreError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
         reason,
-    };
+    }
+}
+
+/// A remote record, as format 2.
+pub fn encode_remote(record: &RemoteRecord) -> Result<Vec<u8>, StoreError> {
+    let mut out = encode(record)?;
+    out[0] = FORMAT_V2;
+    Ok(out)
+}
+
+/// A remote record of either format.
+pub fn decode_remote(key: &[u8], bytes: &[u8]) -> Result<RemoteRecord, StoreError> {
     match bytes.split_first() {
-        Some((&FORMAT_V1, rest)) => postcard::from_bytes(rest).map_err(|e| corrupt(e.to_string())),
-        Some((v, _)) => Err(corrupt(format!("unknown record format {v}"))),
-        None => Err(corrupt("empty record".into())),
+        Some((&FORMAT_V2, rest)) => decode_body(key, rest),
+        _ => decode::<RemoteRecordV1>(key, bytes).map(RemoteRecord::from),
+    }
+}
+
+/// The remote record of format 1, field for field (postcard is positional:
+/// this layout must never change).
+#[derive(Deserialize)]
+struct RemoteRecordV1 {
+    id: String,
+    name: String,
+    url: String,
+    username: Option<String>,
+    password: Option<Secret>,
+    ca_cert: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<Secret>,
+    tls_validation: bool,
+    proxy_url: Option<String>,
+    proxy_username: Option<String>,
+    proxy_password: Option<Secret>,
+    /// Extra headers sent upstream, as Pulp's `[{name: value}]`.
+    headers: Vec<BTreeMap<String, String>>,
+    max_retries: Option<i64>,
+    total_timeout: Option<f64>,
+    connect_timeout: Option<f64>,
+    sock_connect_timeout: Option<f64>,
+    sock_read_timeout: Option<f64>,
+    download_concurrency: Option<i64>,
+    rate_limit: Option<i64>,
+    includes: Option<Vec<String>>,
+    excludes: Option<Vec<String>>,
+    pulp_labels: BTreeMap<String, String>,
+    /// Microseconds since the epoch.
+    created: u64,
+    updated: u64,
+    /// Defined in the config file (refreshed from it at every start).
+    from_config: bool,
+}
+
+impl From<RemoteRecordV1> for RemoteRecord {
+    fn from(r: RemoteRecordV1) -> RemoteRecord {
+        RemoteRecord {
+            id: r.id,
+            name: r.name,
+            spec: RemoteSpec {
+                url: r.url,
+                username: r.username,
+                password: r.password,
+                ca_cert: r.ca_cert,
+                client_cert: r.client_cert,
+                client_key: r.client_key,
+                tls_validation: r.tls_validation,
+                proxy_url: r.proxy_url,
+                proxy_username: r.proxy_username,
+                proxy_password: r.proxy_password,
+                headers: r.headers,
+                max_retries: r.max_retries,
+                total_timeout: r.total_timeout,
+                connect_timeout: r.connect_timeout,
+                sock_connect_timeout: r.sock_connect_timeout,
+                sock_read_timeout: r.sock_read_timeout,
+                download_concurrency: r.download_concurrency,
+                rate_limit: r.rate_limit,
+                includes: r.includes,
+                excludes: r.excludes,
+                revalidate_timeout_ms: None,
+            },
+            pulp_labels: r.pulp_labels,
+            created: r.created,
+            updated: r.updated,
+            from_config: r.from_config,
+        }
     }
 }
 
@@ -177,5 +256,116 @@ mod tests {
         let mut future = bytes.clone();
         future[0] = 9;
         assert!(decode::<TagRecord>(b"k", &future).is_err());
+    }
+
+    /// The remote record as ferry wrote it before the spec had a type of
+    /// its own (format 1), frozen here to produce such bytes.
+    #[derive(Serialize)]
+    struct FormatOneRemote {
+        id: String,
+        name: String,
+        url: String,
+        username: Option<String>,
+        password: Option<Secret>,
+        ca_cert: Option<String>,
+        client_cert: Option<String>,
+        client_key: Option<Secret>,
+        tls_validation: bool,
+        proxy_url: Option<String>,
+        proxy_username: Option<String>,
+        proxy_password: Option<Secret>,
+        headers: Vec<BTreeMap<String, String>>,
+        max_retries: Option<i64>,
+        total_timeout: Option<f64>,
+        connect_timeout: Option<f64>,
+        sock_connect_timeout: Option<f64>,
+        sock_read_timeout: Option<f64>,
+        download_concurrency: Option<i64>,
+        rate_limit: Option<i64>,
+        includes: Option<Vec<String>>,
+        excludes: Option<Vec<String>>,
+        pulp_labels: BTreeMap<String, String>,
+        created: u64,
+        updated: u64,
+        from_config: bool,
+    }
+
+    #[test]
+    fn a_remote_stored_in_format_one_keeps_every_field() {
+        let old = FormatOneRemote {
+            id: "r1".into(),
+            name: "hub".into(),
+            url: "https://registry.example".into(),
+            username: Some("me".into()),
+            password: Some(Secret("pw".into())),
+            ca_cert: Some("CA".into()),
+            client_cert: Some("CERT".into()),
+            client_key: Some(Secret("KEY".into())),
+            tls_validation: false,
+            proxy_url: Some("http://proxy:3128".into()),
+            proxy_username: Some("pu".into()),
+            proxy_password: Some(Secret("pp".into())),
+            headers: vec![BTreeMap::from([("X-A".into(), "1".into())])],
+            max_retries: Some(3),
+            total_timeout: Some(60.5),
+            connect_timeout: Some(2.5),
+            sock_connect_timeout: Some(4.0),
+            sock_read_timeout: Some(9.0),
+            download_concurrency: Some(4),
+            rate_limit: Some(10),
+            includes: Some(vec!["library/*".into()]),
+            excludes: Some(vec!["library/old".into()]),
+            pulp_labels: BTreeMap::from([("team".into(), "edge".into())]),
+            created: 11,
+            updated: 12,
+            from_config: true,
+        };
+        let bytes = encode(&old).unwrap();
+        assert_eq!(bytes[0], FORMAT_V1);
+        let record = decode_remote(b"r1", &bytes).unwrap();
+        let spec = RemoteSpec {
+            url: old.url,
+            username: old.username,
+            password: old.password,
+            ca_cert: old.ca_cert,
+            client_cert: old.client_cert,
+            client_key: old.client_key,
+            tls_validation: old.tls_validation,
+            proxy_url: old.proxy_url,
+            proxy_username: old.proxy_username,
+            proxy_password: old.proxy_password,
+            headers: old.headers,
+            max_retries: old.max_retries,
+            total_timeout: old.total_timeout,
+            connect_timeout: old.connect_timeout,
+            sock_connect_timeout: old.sock_connect_timeout,
+            sock_read_timeout: old.sock_read_timeout,
+            download_concurrency: old.download_concurrency,
+            rate_limit: old.rate_limit,
+            includes: old.includes,
+            excludes: old.excludes,
+            revalidate_timeout_ms: None,
+        };
+        let expected = RemoteRecord {
+            id: old.id,
+            name: old.name,
+            spec,
+            pulp_labels: old.pulp_labels,
+            created: old.created,
+            updated: old.updated,
+            from_config: old.from_config,
+        };
+        assert_eq!(record, expected);
+
+        // Written again, it is format 2, and reads back whole (with the
+        // field format 1 could not hold).
+        let mut newer = expected.clone();
+        newer.spec.revalidate_timeout_ms = Some(250);
+        let bytes = encode_remote(&newer).unwrap();
+        assert_eq!(bytes[0], FORMAT_V2);
+        assert_eq!(decode_remote(b"r1", &bytes).unwrap(), newer);
+        let mut future = bytes;
+        future[0] = 9;
+        assert!(decode_remote(b"r1", &future).is_err());
     }
 }

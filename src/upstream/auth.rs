@@ -96,19 +96,28 @@ const EXPIRY_MARGIN: Duration = Duration::from_secs(15);
 
 impl TokenCache {
     pub fn get(&self, scope: &str) -> Option<String> {
-        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        let (token, until) = tokens.get(scope)?;
-        (*until > Instant::now()).then(|| token.clone())
+        self.get_at(scope, Instant::now())
     }
 
     pub fn put(&self, scope: &str, token: String, lifetime: Duration) {
-        let until = Instant::now()
+        self.put_at(scope, token, lifetime, Instant::now())
+    }
+
+    /// [`TokenCache::get`] at the time `now` (the tests' clock).
+    fn get_at(&self, scope: &str, now: Instant) -> Option<String> {
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let (token, until) = tokens.get(scope)?;
+        (*until > now).then(|| token.clone())
+    }
+
+    /// [`TokenCache::put`] at the time `now` (the tests' clock).
+    fn put_at(&self, scope: &str, token: String, lifetime: Duration, now: Instant) {
+        let until = now
             + lifetime
                 .saturating_sub(EXPIRY_MARGIN)
                 .max(Duration::from_secs(1));
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         // Bounded: expired entries go whenever a new one arrives.
-        let now = Instant::now();
         tokens.retain(|_, (_, t)| *t > now);
         tokens.insert(scope.to_string(), (token, until));
     }
@@ -146,12 +155,26 @@ mod tests {
         assert_eq!(parse_challenge("Bearer service=x"), None);
     }
 
+    /// A token is used until `EXPIRY_MARGIN` before its lifetime ends and
+    /// never after; one shorter than the margin still lives a second.
     #[test]
     fn token_cache_expires() {
         let c = TokenCache::default();
-        c.put("s", "t".into(), Duration::from_secs(300));
-        assert_eq!(c.get("s").as_deref(), Some("t"));
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        c.put_at("s", "t".into(), Duration::from_secs(300), t0);
+        assert_eq!(c.get_at("s", at(284)).as_deref(), Some("t"));
+        assert_eq!(c.get_at("s", at(285)), None, "used past its expiry");
+        assert_eq!(c.get_at("other", t0), None);
+
+        c.put_at("short", "u".into(), Duration::from_secs(10), t0);
+        assert_eq!(c.get_at("short", t0).as_deref(), Some("u"));
+        assert_eq!(c.get_at("short", at(1)), None, "used past its expiry");
+
+        // A new token replaces an expired one for the same scope.
+        c.put_at("s", "t2".into(), Duration::from_secs(300), at(400));
+        assert_eq!(c.get_at("s", at(401)).as_deref(), Some("t2"));
         c.forget("s");
-        assert_eq!(c.get("s"), None);
+        assert_eq!(c.get_at("s", at(401)), None);
     }
 }

@@ -105,11 +105,16 @@ impl Upstream {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .hickory_dns(true)
-            .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
-            .read_timeout(Duration::from_secs(config.read_timeout_secs))
+            .connect_timeout(Duration::from_secs(config.connect_timeout_secs()))
+            .read_timeout(Duration::from_secs(config.read_timeout_secs()))
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::limited(10));
-        let mut ca_pem = config.ca_cert.clone().unwrap_or_default().into_bytes();
+        let mut ca_pem = config
+            .remote
+            .ca_cert
+            .clone()
+            .unwrap_or_default()
+            .into_bytes();
         if let Some(path) = &config.ca_file {
             ca_pem.extend(std::fs::read(path).map_err(|e| fail(format!("ca_file {path:?}: {e}")))?);
         }
@@ -120,20 +125,21 @@ impl Upstream {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        if let (Some(cert), Some(key)) = (&config.client_cert, &config.client_key) {
+        if let (Some(cert), Some(key)) = (&config.remote.client_cert, &config.remote.client_key) {
             let pem = format!("{cert}\n{}", key.expose());
             let identity = reqwest::Identity::from_pem(pem.as_bytes())
                 .map_err(|e| fail(format!("client certificate: {e}")))?;
             builder = builder.identity(identity);
         }
-        if !config.tls_validation {
+        if !config.remote.tls_validation {
             builder = builder.danger_accept_invalid_certs(true);
         }
         if let Some(proxy_url) = &config.proxy_url {
             let mut proxy = reqwest::Proxy::all(proxy_url.as_str())
                 .map_err(|e| fail(format!("proxy_url: {e}")))?;
-            if let Some(user) = &config.proxy_username {
+            if let Some(user) = &config.remote.proxy_username {
                 let password = config
+                    .remote
                     .proxy_password
                     .as_ref()
                     .map(Secret::expose)
@@ -143,7 +149,7 @@ impl Upstream {
             builder = builder.proxy(proxy);
         }
         let mut default_headers = HeaderMap::new();
-        for (name, value) in &config.headers {
+        for (name, value) in &config.headers() {
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|e| fail(format!("header {name:?}: {e}")))?;
             let value =
@@ -156,20 +162,20 @@ impl Upstream {
             base: config.upstream.as_str().trim_end_matches('/').to_string(),
             origin: config.upstream.origin(),
             http,
-            username: config.username.clone(),
-            password: config.password.clone(),
+            username: config.remote.username.clone(),
+            password: config.remote.password.clone(),
             tokens: TokenCache::default(),
             challenge: Mutex::new(None),
             health,
             downloads: config
-                .download_concurrency
+                .download_concurrency()
                 .map(|n| Arc::new(Semaphore::new(n.max(1)))),
             pacing: config
-                .rate_limit
+                .rate_limit()
                 .filter(|r| *r > 0)
                 .map(|r| (Duration::from_secs(1) / r, Mutex::new(Instant::now()))),
             request_timeout: Duration::from_secs(
-                config.connect_timeout_secs + config.read_timeout_secs,
+                config.connect_timeout_secs() + config.read_timeout_secs(),
             ),
         })
     }

@@ -15,7 +15,26 @@ import {
   upstreamDigest, writeOciLayout,
 } from './harness.js';
 
-const XSS = '<img src=x onerror=window.__xss=1>';
+// Hostile strings. Each one, were it inserted as HTML, would create an
+// element marked `data-xss` (or `id=xss`): found in the DOM whether or not
+// the page's CSP lets a script run, which a `window.__xss` flag is not.
+const PAYLOADS = [
+  '<img src=x data-xss onerror=window.__xss=1>',
+  '<b id=xss data-xss>bold</b>',
+  '"><svg data-xss onload=window.__xss=1>',
+  "'><iframe data-xss srcdoc=x></iframe>",
+  '<script data-xss>window.__xss=1</script>',
+  '</code><a data-xss href=javascript:alert(1)>x</a>',
+];
+const XSS = PAYLOADS.join(' ');
+
+/** Fails if the page holds an element made of hostile data. */
+async function assertNoMarkupFromData(page, what) {
+  const made = await page.evaluate(() => [...document.querySelectorAll('[data-xss], #xss')].map((e) => e.outerHTML));
+  assert.deepEqual(made, [], `${what}: elements were made of the data`);
+  assert.equal(await page.locator('main img, main svg, main iframe, main script, main b').count(), 0, `${what}: no element was made of the data`);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+}
 let workDir;
 
 // ---------------------------------------------------------------- the tests
@@ -194,11 +213,49 @@ describe('ferry dashboard', { timeout: 900_000 }, () => {
     await row.getByText(XSS, { exact: true }).waitFor();
     await row.getByText(`evil ${XSS}`, { exact: true }).waitFor();
 
+    await assertNoMarkupFromData(page, 'the admin page');
+
     await page.getByRole('link', { name: 'Overview' }).click();
     await page.getByText(`dist ${XSS}`, { exact: true }).waitFor();
     await page.getByText(XSS, { exact: true }).waitFor();
-    assert.equal(await page.locator('main img').count(), 0, 'no element was made of the data');
-    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    await assertNoMarkupFromData(page, 'the overview');
+    assert.deepEqual(page.errors, []);
+    await context.close();
+  });
+
+  test('hostile image metadata from the upstream is shown as text, never as markup', async () => {
+    // What an upstream's image controls: config (entrypoint, command,
+    // working directory, labels), history steps and comments, annotations.
+    const upstreamFields = {
+      config: {
+        Entrypoint: [PAYLOADS[0], PAYLOADS[1]],
+        Cmd: [PAYLOADS[2], PAYLOADS[3]],
+        WorkingDir: `/srv/${PAYLOADS[4]}`,
+        Labels: Object.fromEntries(PAYLOADS.map((p, i) => [`label${i}`, p])),
+      },
+      history: [
+        ...PAYLOADS.map((p) => ({ created: '2024-05-01T12:00:00Z', created_by: `RUN ${p}` })),
+        { created: '2024-05-01T12:00:00Z', comment: `comment ${XSS}`, empty_layer: true },
+      ],
+      annotations: Object.fromEntries(PAYLOADS.map((p, i) => [`org.example.a${i}`, p])),
+    };
+    const layout = path.join(workDir, 'hostile');
+    const hostile = writeOciLayout(layout, 'v1', 'hostile\n', upstreamFields);
+    await skopeo('copy', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${upstream.host}/library/hostile:v1`);
+    await skopeo('copy', '--src-tls-verify=false', `docker://${ferry.host}/hub/library/hostile:v1`, `oci:${path.join(workDir, 'hostile-pulled')}:v1`);
+
+    const page = await newPage({ login: true });
+    await page.goto(`${ferry.url}/#/repo/${encodeURIComponent('hub/library/hostile')}`);
+    await page.getByRole('heading', { name: 'hub/library/hostile' }).waitFor();
+    await page.getByRole('link', { name: hostile.manifest }).click();
+    await page.getByRole('heading', { name: /^Layers \(1,/ }).waitFor();
+    const { config } = upstreamFields;
+    await page.getByText(JSON.stringify(config.Entrypoint), { exact: true }).waitFor();
+    await page.getByText(JSON.stringify(config.Cmd), { exact: true }).waitFor();
+    await page.getByText(config.WorkingDir, { exact: true }).waitFor();
+    for (const p of PAYLOADS) await page.getByText(`RUN ${p}`, { exact: true }).waitFor();
+    await page.getByText(`comment ${XSS} (no layer)`, { exact: true }).waitFor();
+    await assertNoMarkupFromData(page, 'the manifest page');
     assert.deepEqual(page.errors, []);
     await context.close();
   });

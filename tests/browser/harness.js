@@ -149,7 +149,10 @@ function tarOf(name, content) {
 }
 
 /** Writes an OCI layout holding one image tagged `tag`; returns its digests. */
-function writeOciLayout(dir, tag, text = 'hello from the ferry browser test\n') {
+/** An OCI layout with one image tagged `tag`; `upstreamFields` replaces
+ * what an upstream's image controls: config fields (`config`), the history
+ * (`history`) and the manifest's `annotations`. */
+function writeOciLayout(dir, tag, text = 'hello from the ferry browser test\n', upstreamFields = {}) {
   const blobs = path.join(dir, 'blobs', 'sha256');
   fs.mkdirSync(blobs, { recursive: true });
   const put = (data) => {
@@ -163,15 +166,16 @@ function writeOciLayout(dir, tag, text = 'hello from the ferry browser test\n') 
     created: '2024-05-01T12:00:00Z',
     architecture: 'amd64',
     os: 'linux',
-    config: { Entrypoint: ['/bin/hello'], Cmd: ['--greet'] },
+    config: { Entrypoint: ['/bin/hello'], Cmd: ['--greet'], ...upstreamFields.config },
     rootfs: { type: 'layers', diff_ids: [`sha256:${sha256(tar)}`] },
-    history: [{ created: '2024-05-01T12:00:00Z', created_by: 'COPY hello.txt /' }],
+    history: upstreamFields.history || [{ created: '2024-05-01T12:00:00Z', created_by: 'COPY hello.txt /' }],
   })));
   const manifest = put(Buffer.from(JSON.stringify({
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
     layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
+    ...(upstreamFields.annotations && { annotations: upstreamFields.annotations }),
   })));
   fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({

@@ -123,16 +123,40 @@ async fn cached_tag_is_served_when_upstream_refuses() {
     }
 }
 
-/// An upstream that sends headers and then hangs: ferry's read timeout
-/// (2 s here) expires and it serves the cached tag.
+/// An upstream that hangs before its headers (the fake holds the request
+/// unanswered): ferry's check of the stale tag is a HEAD that gets no
+/// answer, and its upstream timeouts (120 s) cannot end it during the test.
+/// Only the revalidation deadline (300 ms) lets ferry serve the cached tag,
+/// while its check is still waiting upstream.
 #[tokio::test]
 async fn cached_tag_is_served_when_upstream_stalls() {
-    let s = setup(|u| CacheSpec::new(CACHE, u).tag_ttl(0).timeouts(2, 2)).await;
+    let s = setup(|u| {
+        CacheSpec::new(CACHE, u)
+            .tag_ttl(0)
+            .timeouts(120, 120)
+            .revalidate_timeout_ms(300)
+    })
+    .await;
     assert_skopeo_copy_matches(&via_ferry(&s.ferry, BUSYBOX, "1.36"), &s.image).await;
-    s.proxy.set_fault(Fault::Stall);
-    let got = RegistryClient::new(&s.ferry.url())
-        .get_manifest(&format!("{CACHE}/{BUSYBOX}"), "1.36")
-        .await;
+    s.proxy.set_fault(Fault::StallBeforeHeaders);
+    let got = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        RegistryClient::new(&s.ferry.url()).get_manifest(&format!("{CACHE}/{BUSYBOX}"), "1.36"),
+    )
+    .await
+    .expect("the pull of a cached tag waited on the stalled upstream for 60 s: the revalidation did not time out");
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.body, s.image.manifest);
+    assert_eq!(
+        s.proxy.held(),
+        1,
+        "ferry's check of the tag must still be waiting on the stalled upstream: {:?}",
+        s.proxy.requests()
+    );
+    assert!(
+        s.ferry
+            .log()
+            .contains("upstream slow to confirm the tag: serving it from cache"),
+        "no line in ferry's log says the cached tag was served after the deadline"
+    );
 }

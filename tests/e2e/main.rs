@@ -11,7 +11,6 @@
 //! against docker-registry alone, to tell harness faults from ferry faults.
 mod support;
 
-mod api;
 mod auth;
 mod bad_day;
 mod browse;
@@ -24,6 +23,7 @@ mod offline;
 mod ops;
 mod pull;
 mod pulp_cli;
+mod registry_api;
 mod storage;
 mod trust_access;
 mod trust_browser;

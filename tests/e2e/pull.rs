@@ -5,6 +5,7 @@ use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 
 use crate::support::images::{self, Flavor};
+use crate::support::inspect;
 use crate::support::registry_client::ACCEPT_ALL_MANIFESTS;
 use crate::support::*;
 
@@ -295,8 +296,10 @@ async fn moved_tag_is_picked_up_after_ttl() {
 }
 
 /// 20 clients asking for the same uncached 48 MiB blob at once: each gets
-/// the right bytes and the upstream is read once. Multi-threaded so the
-/// clients really read in parallel.
+/// the right bytes and the upstream is read once. The fake proxy holds
+/// ferry's upstream GET until all 20 requests have reached ferry (20 misses
+/// in its metrics), so they really overlap: none can be a late hit on the
+/// cache. Multi-threaded so the clients really read in parallel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_cold_blob_gets_fetch_upstream_once() {
     let upstream = Upstream::start(UpstreamAuth::None).await;
@@ -313,9 +316,39 @@ async fn concurrent_cold_blob_gets_fetch_upstream_once() {
         ferry.url(),
         blob.digest
     );
-    let reads = join_all((0..20).map(|_| get_body(&url, &[]))).await;
+    let blob_results = |m: &inspect::Metrics, result: &str| {
+        m.sum(
+            "ferry_cache_requests_total",
+            &[("kind", "blob"), ("result", result)],
+        )
+    };
+    proxy.set_fault(Fault::HoldBlobGets);
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get_body(&url, &[]).await })
+        })
+        .collect();
+    // Well within ferry's upstream read timeout (30 s), which would end
+    // the held GET.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let m = inspect::metrics(&ferry.url()).await;
+        if blob_results(&m, "miss") >= 20.0 && proxy.held() >= 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all 20 requests reached ferry while its upstream GET was held: {} misses, {} held GETs",
+            blob_results(&m, "miss"),
+            proxy.held()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    proxy.release_held();
+    let reads = join_all(clients).await;
     for (i, read) in reads.into_iter().enumerate() {
-        let read = read.unwrap_or_else(|e| panic!("client {i}: {e}"));
+        let read = read.unwrap().unwrap_or_else(|e| panic!("client {i}: {e}"));
         assert_eq!(read.status, StatusCode::OK, "client {i}");
         assert!(
             read.complete(),
@@ -325,6 +358,9 @@ async fn concurrent_cold_blob_gets_fetch_upstream_once() {
         );
         assert_eq!(read.digest, blob.digest, "client {i}");
     }
+    let m = inspect::metrics(&ferry.url()).await;
+    assert_eq!(blob_results(&m, "miss"), 20.0, "{}", m.text);
+    assert_eq!(blob_results(&m, "hit"), 0.0, "{}", m.text);
     assert_eq!(
         proxy.blob_gets(&blob.digest),
         1,
@@ -391,12 +427,19 @@ async fn artifact_with_subject_and_referrers_endpoint() {
         .starts_with(images::OCI_INDEX));
     let index: serde_json::Value = serde_json::from_slice(&referrers.body).unwrap();
     assert_eq!(index["schemaVersion"], 2);
-    for d in index["manifests"].as_array().expect("manifests array") {
-        assert_eq!(
-            d["artifactType"], "application/vnd.example.sbom.v1",
-            "unexpected referrer {d}"
-        );
-    }
+    // The upstream (docker-registry) has no referrers API: the one referrer
+    // is the artifact ferry has cached, described as the spec says.
+    assert_eq!(
+        index["manifests"],
+        serde_json::json!([{
+            "mediaType": images::OCI_MANIFEST,
+            "digest": artifact.digest,
+            "size": artifact.manifest.len(),
+            "artifactType": "application/vnd.example.sbom.v1",
+        }]),
+        "referrers of {}: {index}",
+        subject.digest
+    );
 }
 
 /// An upstream named by a host name, not an IP: ferry resolves it itself

@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use super::records::{decode, encode};
+use super::records::{decode, decode_remote, encode, encode_remote};
 use super::{
     BlobRecord, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord, StoreError,
     TagRecord, TaskRecord,
@@ -359,11 +359,18 @@ impl BlockingMeta {
     }
 
     pub fn remotes(&self) -> Result<Vec<RemoteRecord>, StoreError> {
-        Self::all(&self.remotes)
+        self.remotes
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                decode_remote(&key, &value)
+            })
+            .collect()
     }
 
     pub fn put_remote(&self, record: &RemoteRecord) -> Result<(), StoreError> {
-        self.remotes.insert(record.id.as_bytes(), encode(record)?)?;
+        self.remotes
+            .insert(record.id.as_bytes(), encode_remote(record)?)?;
         Ok(())
     }
 

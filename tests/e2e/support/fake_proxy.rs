@@ -5,6 +5,7 @@
 //! what ferry asked upstream for and break the upstream in controlled ways.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -29,6 +30,12 @@ pub enum Fault {
     Unavailable,
     /// Every response sends its headers and then no body byte, ever.
     Stall,
+    /// Every request is held unanswered (no status, no headers) until the
+    /// client gives up: a hung upstream, before its headers.
+    StallBeforeHeaders,
+    /// Blob GETs are held, not yet forwarded and unanswered, until
+    /// [`FakeFaultProxy::release_held`]; everything else passes.
+    HoldBlobGets,
     /// Blob GET bodies are relayed in pieces of `piece` bytes with a pause
     /// of `pause_ms` after each: a slow upstream (rate shaping, not a fault).
     SlowBlob { piece: usize, pause_ms: u64 },
@@ -64,6 +71,27 @@ struct State {
     log: Mutex<Vec<Record>>,
     /// Blob body bytes relayed to the client, by digest.
     blob_bytes: Mutex<HashMap<String, u64>>,
+    /// Requests held unanswered right now.
+    held: AtomicUsize,
+    /// Bumped by `release_held`: held blob GETs go on.
+    releases: tokio::sync::watch::Sender<u64>,
+}
+
+/// Counts one held request for as long as it is held (its future may be
+/// dropped when the client gives up).
+struct Holding<'a>(&'a AtomicUsize);
+
+impl<'a> Holding<'a> {
+    fn new(held: &'a AtomicUsize) -> Self {
+        held.fetch_add(1, Ordering::SeqCst);
+        Holding(held)
+    }
+}
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct FakeFaultProxy {
@@ -147,6 +175,18 @@ impl FakeFaultProxy {
             .unwrap_or(0)
     }
 
+    /// Requests held unanswered right now (`StallBeforeHeaders`,
+    /// `HoldBlobGets`).
+    pub fn held(&self) -> usize {
+        self.state.held.load(Ordering::SeqCst)
+    }
+
+    /// Lets the blob GETs held by `HoldBlobGets` go on (and holds no more).
+    pub fn release_held(&self) {
+        self.set_fault(Fault::None);
+        self.state.releases.send_modify(|n| *n += 1);
+    }
+
     pub fn reset_counters(&self) {
         self.state.log.lock().unwrap().clear();
         self.state.blob_bytes.lock().unwrap().clear();
@@ -207,8 +247,18 @@ async fn handle(state: Arc<State>, upstream: String, req: Incoming) -> warp::rep
             .and_then(|v| v.to_str().ok())
             .map(String::from),
     });
+    // Subscribed before the fault is read: a release after that read wakes it.
+    let mut releases = state.releases.subscribe();
     let fault = state.fault.lock().unwrap().unwrap_or(Fault::None);
     match fault {
+        Fault::StallBeforeHeaders => {
+            let _holding = Holding::new(&state.held);
+            std::future::pending::<()>().await;
+        }
+        Fault::HoldBlobGets if kind == PathKind::Blob && req.method == Method::GET => {
+            let _holding = Holding::new(&state.held);
+            let _ = releases.changed().await;
+        }
         Fault::TooManyRequests => return too_many_requests(),
         Fault::Unavailable => {
             return simple(

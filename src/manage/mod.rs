@@ -1,0 +1,131 @@
+//! The management layer: the queries and commands the management API (and
+//! the dashboard behind it) needs, one file per concern. Remotes and
+//! distributions are validated, persisted in the metadata store, and applied
+//! to the running caches at once; caches from the config file are mirrored
+//! here (marked as such), so the API lists every cache ferry serves.
+//!
+//! `api/` reaches the caches and the stores only through this module: what
+//! it returns are the plain records and summaries below, never a store or a
+//! cache.
+
+mod caches;
+mod content;
+mod distributions;
+mod remotes;
+mod repositories;
+mod status;
+mod tasks;
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::cache::{CacheError, Caches, Cause};
+use crate::config::CacheConfig;
+use crate::store::{MetaStore, StoreError};
+use crate::visibility::Viewer;
+
+pub use crate::cache::{RepoContent, RepoSummary, TagDetail};
+pub use crate::store::{
+    BlobRecord, Counts, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord, TagRecord,
+    TaskRecord,
+};
+pub use content::ManifestDetails;
+pub use status::{StoredTotals, UpstreamStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    /// Field → messages, in the shape Pulp (Django REST framework) answers.
+    #[error("invalid request")]
+    Invalid(Value),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+impl From<StoreError> for ManageError {
+    fn from(e: StoreError) -> Self {
+        ManageError::Cache(e.into())
+    }
+}
+
+/// Whose fault a failed query or command is, for the status it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// What was asked for does not exist.
+    Client,
+    /// The upstream did not answer in time.
+    UpstreamNoAnswer,
+    /// The upstream answered with an error.
+    Upstream,
+    /// ferry itself failed.
+    Ferry,
+}
+
+impl ManageError {
+    /// Whose fault it is (a refused request is the client's).
+    pub fn failure(&self) -> Failure {
+        let ManageError::Cache(e) = self else {
+            return Failure::Client;
+        };
+        match (e.cause(), e) {
+            (Cause::Client, _) => Failure::Client,
+            (Cause::Upstream, CacheError::Upstream(u)) if u.is_no_answer() => {
+                Failure::UpstreamNoAnswer
+            }
+            (Cause::Upstream, _) => Failure::Upstream,
+            (Cause::Ferry, _) => Failure::Ferry,
+        }
+    }
+}
+
+fn invalid(field: &str, message: &str) -> ManageError {
+    ManageError::Invalid(json!({ field: [message] }))
+}
+
+pub struct Manager {
+    caches: Arc<Caches>,
+    meta: MetaStore,
+    global_tag_ttl: u64,
+    /// The config file's caches, applied as written (the stored mirror
+    /// cannot hold file paths such as `ca_file`).
+    configured: std::sync::Mutex<Vec<CacheConfig>>,
+    /// Serializes changes, so validation and the write see the same state.
+    changes: tokio::sync::Mutex<()>,
+}
+
+impl Manager {
+    pub fn new(caches: Arc<Caches>, global_tag_ttl: u64) -> Manager {
+        let meta = caches.storage().meta().clone();
+        Manager {
+            caches,
+            meta,
+            global_tag_ttl,
+            configured: std::sync::Mutex::new(Vec::new()),
+            changes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The admin, or what anyone else may see of the caches served now.
+    pub fn viewer(&self, admin: bool) -> Viewer {
+        Viewer::of(admin, &self.caches)
+    }
+
+    /// Every change is on disk before the API answers: an acknowledged
+    /// change must survive a crash.
+    async fn durable(&self) -> Result<(), ManageError> {
+        Ok(self.meta.flush_async().await?)
+    }
+}
+
+fn refuse_config_defined(from_config: bool) -> Result<(), ManageError> {
+    if from_config {
+        return Err(ManageError::Conflict(
+            "defined in ferry's config file: change it there and restart ferry".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! What the status endpoint reports: the stored totals and each upstream's
+//! reachability, with what its cache holds.
+
+use serde::Serialize;
+
+use super::{ManageError, Manager};
+use crate::upstream::Reachability;
+
+/// Everything stored, whichever cache it came through.
+pub struct StoredTotals {
+    /// Bytes of cached blobs and manifests, and their number.
+    pub bytes: u64,
+    pub objects: u64,
+    pub downloads_in_flight: usize,
+}
+
+/// One served cache's upstream and what the cache holds, as the status
+/// endpoint shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UpstreamStatus {
+    pub base_path: String,
+    pub url: String,
+    /// `unknown` (not contacted since ferry started), `reachable`, `down`
+    /// (no answer; a background probe rechecks it) or `rate_limited`.
+    pub state: &'static str,
+    /// Whether it answered last time (state `reachable` or `rate_limited`).
+    pub reachable: bool,
+    /// While down: since when and why, e.g. "is down since
+    /// 2026-12-02T03:09:02Z (could not be resolved (DNS)); ...".
+    pub cause: Option<String>,
+    pub private: bool,
+    /// What the cache holds: repositories, tags, distinct blobs and the
+    /// bytes of its manifests and blobs (shared ones counted once).
+    pub repositories: u64,
+    pub tags: u64,
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
+impl Manager {
+    pub async fn stored_totals(&self) -> Result<StoredTotals, ManageError> {
+        let storage = self.caches.storage();
+        let (bytes, objects) = storage.stored_totals().await?;
+        Ok(StoredTotals {
+            bytes,
+            objects,
+            downloads_in_flight: storage.downloads_in_flight(),
+        })
+    }
+
+    /// The upstreams of the caches served now (private ones only when
+    /// `include_private`).
+    pub async fn upstreams(
+        &self,
+        include_private: bool,
+    ) -> Result<Vec<UpstreamStatus>, ManageError> {
+        let held = self.caches.storage().inventory().await?.caches;
+        Ok(self
+            .caches
+            .list()
+            .iter()
+            .filter(|c| include_private || !c.is_private())
+            .map(|c| {
+                let (state, down) = c.upstream_reachability();
+                let totals = held.get(c.base_path()).cloned().unwrap_or_default();
+                UpstreamStatus {
+                    base_path: c.base_path().to_string(),
+                    url: c.config().upstream.to_string(),
+                    state: state.as_str(),
+                    reachable: matches!(state, Reachability::Reachable | Reachability::RateLimited),
+                    cause: down.map(|e| e.cause()),
+                    private: c.is_private(),
+                    repositories: totals.repositories,
+                    tags: totals.tags,
+                    blobs: totals.blobs,
+                    bytes: totals.bytes,
+                }
+            })
+            .collect())
+    }
+}
