@@ -103,6 +103,10 @@ say "fmt"
 t=$(date +%s)
 if cargo fmt --check; then record fmt 1 0 "fmt ok"; else record fmt 0 1 "fmt FAILED"; fi
 
+say "layers"
+# The layering of ARCHITECTURE.md, from the code's own imports.
+if python3 scripts/check_layers.py src; then record layers 1 0 "layers ok"; else record layers 0 1 "layers FAILED"; fi
+
 say "clippy"
 if cargo clippy --all-targets --locked -- -D warnings; then
   record clippy 1 0 "clippy ok [$(stage_time "$t")]"
