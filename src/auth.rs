@@ -14,21 +14,21 @@ use base64::Engine as _;
 
 use crate::domain::Secret;
 
-pub const ADMIN_USER: &str = "admin";
+pub(crate) const ADMIN_USER: &str = "admin";
 const PASSWORD_FILE: &str = "admin-password";
 const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
 /// The admin account. Clones share one [`LoginThrottle`], so failures on
 /// `/token`, `/v2/` and the management API count together.
 #[derive(Clone)]
-pub struct AdminAuth {
+pub(crate) struct AdminAuth {
     password: Secret,
     throttle: Arc<LoginThrottle>,
 }
 
 /// What an `Authorization` header proves about the admin, see [`AdminAuth::login`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Login {
+pub(crate) enum Login {
     /// No `Authorization: Basic` header at all.
     Missing,
     Admin,
@@ -44,7 +44,10 @@ impl AdminAuth {
     /// The password from config or environment, else the one generated at
     /// first start (kept in a 0600 file in the data dir). Returns whether it
     /// was generated just now, so the caller prints it once. Blocking.
-    pub fn load(configured: Option<Secret>, data_dir: &Path) -> std::io::Result<(AdminAuth, bool)> {
+    pub(crate) fn load(
+        configured: Option<Secret>,
+        data_dir: &Path,
+    ) -> std::io::Result<(AdminAuth, bool)> {
         if let Some(password) = configured.filter(|p| !p.expose().is_empty()) {
             return Ok((AdminAuth::from_secret(password), false));
         }
@@ -60,20 +63,20 @@ impl AdminAuth {
         Ok((AdminAuth::from_secret(password), true))
     }
 
-    pub fn from_secret(password: Secret) -> AdminAuth {
+    pub(crate) fn from_secret(password: Secret) -> AdminAuth {
         AdminAuth {
             password,
             throttle: Arc::new(LoginThrottle::default()),
         }
     }
 
-    pub fn password(&self) -> &Secret {
+    pub(crate) fn password(&self) -> &Secret {
         &self.password
     }
 
     /// Whether an `Authorization: Basic ...` header names the admin.
     /// Unthrottled: request paths use [`AdminAuth::login`].
-    pub fn check_basic(&self, header: Option<&str>) -> bool {
+    pub(crate) fn check_basic(&self, header: Option<&str>) -> bool {
         let Some((user, password)) = header.and_then(parse_basic) else {
             return false;
         };
@@ -89,7 +92,7 @@ impl AdminAuth {
     /// `ferry_login_failures_total{place,reason}`. A header that is not
     /// Basic is `Missing`. `client` is the peer address (`None` when
     /// unknown: then not throttled).
-    pub fn login(
+    pub(crate) fn login(
         &self,
         client: Option<IpAddr>,
         header: Option<&str>,
@@ -128,22 +131,22 @@ fn is_basic(header: &str) -> bool {
 }
 
 /// Wrong passwords from one address before its attempts are refused.
-pub const MAX_FAILURES: u32 = 5;
+pub(crate) const MAX_FAILURES: u32 = 5;
 /// How long an address stays refused after its last failure.
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Addresses remembered at most (expired ones are dropped first), so a
 /// spray of addresses cannot grow the table without bound.
 const MAX_TRACKED: usize = 10_000;
 
 /// Failed admin logins per client address.
 #[derive(Default)]
-pub struct LoginThrottle {
+pub(crate) struct LoginThrottle {
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
 impl LoginThrottle {
     /// `Err(retry_after)` while `client` has failed too often recently.
-    pub fn check(&self, client: IpAddr) -> Result<(), Duration> {
+    pub(crate) fn check(&self, client: IpAddr) -> Result<(), Duration> {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         match failures.get(&client) {
             Some((count, last)) if *count >= MAX_FAILURES => {
@@ -158,7 +161,7 @@ impl LoginThrottle {
         }
     }
 
-    pub fn failed(&self, client: IpAddr) {
+    pub(crate) fn failed(&self, client: IpAddr) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if failures.len() >= MAX_TRACKED {
@@ -174,7 +177,7 @@ impl LoginThrottle {
         *entry = (entry.0 + 1, now);
     }
 
-    pub fn succeeded(&self, client: IpAddr) {
+    pub(crate) fn succeeded(&self, client: IpAddr) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         failures.remove(&client);
     }
@@ -195,7 +198,7 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 /// `Basic base64(user:password)` → (user, password).
-pub fn parse_basic(header: &str) -> Option<(String, String)> {
+pub(crate) fn parse_basic(header: &str) -> Option<(String, String)> {
     let (scheme, encoded) = header.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -207,7 +210,7 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
 
 /// An unguessable id for a bearer credential (a registry token, a login
 /// session): two random v4 UUIDs, 244 random bits, as 64 hex digits.
-pub fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
@@ -223,7 +226,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// What a Bearer token grants: pulls of the repositories named in the
 /// `scope` it was asked for; private ones only when the admin asked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grant {
+pub(crate) struct Grant {
     /// Issued on the admin's credentials (may open private distributions).
     pub admin: bool,
     /// Repository names (as the client names them in `/v2/NAME/...`).
@@ -236,7 +239,7 @@ impl Grant {
     /// The grant for `scope` values of a `/token` request
     /// (`repository:NAME:pull[,push]`, `registry:catalog:*`): only pulls
     /// and the catalog are granted, whatever else is asked.
-    pub fn for_scopes<'a>(admin: bool, scopes: impl IntoIterator<Item = &'a str>) -> Grant {
+    pub(crate) fn for_scopes<'a>(admin: bool, scopes: impl IntoIterator<Item = &'a str>) -> Grant {
         let mut grant = Grant {
             admin,
             ..Grant::default()
@@ -266,7 +269,7 @@ impl Grant {
     }
 
     /// Whether this token may pull the private repository `name`.
-    pub fn opens_private(&self, name: &str) -> bool {
+    pub(crate) fn opens_private(&self, name: &str) -> bool {
         self.admin && self.repositories.iter().any(|r| r == name)
     }
 }
@@ -274,13 +277,13 @@ impl Grant {
 /// Bearer tokens ferry issued, in memory (a restart asks clients to log in
 /// again, which they do on their own).
 #[derive(Default)]
-pub struct RegistryTokens {
+pub(crate) struct RegistryTokens {
     tokens: Mutex<HashMap<String, (Instant, Grant)>>,
 }
 
 impl RegistryTokens {
     /// Issues a token carrying `grant`.
-    pub fn issue(&self, grant: Grant) -> (String, u64) {
+    pub(crate) fn issue(&self, grant: Grant) -> (String, u64) {
         let token = random_id();
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
@@ -290,7 +293,7 @@ impl RegistryTokens {
     }
 
     /// The grant of a valid token.
-    pub fn check(&self, token: &str) -> Option<Grant> {
+    pub(crate) fn check(&self, token: &str) -> Option<Grant> {
         let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let (until, grant) = tokens.get(token)?;
         (*until > Instant::now()).then(|| grant.clone())
@@ -298,14 +301,14 @@ impl RegistryTokens {
 }
 
 /// What the registry side checks requests against.
-pub struct Access {
+pub(crate) struct Access {
     pub admin: AdminAuth,
     pub tokens: RegistryTokens,
 }
 
 /// What a request's `Authorization` header proves.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Caller {
+pub(crate) enum Caller {
     Anonymous,
     /// A valid Bearer token, with what it grants.
     Token(Grant),
@@ -321,7 +324,7 @@ pub enum Caller {
 
 impl Caller {
     /// The admin, by password or by a token issued on the admin's password.
-    pub fn is_admin(&self) -> bool {
+    pub(crate) fn is_admin(&self) -> bool {
         match self {
             Caller::Admin => true,
             Caller::Token(grant) => grant.admin,
@@ -330,7 +333,7 @@ impl Caller {
     }
 
     /// Whether this caller may pull the private repository `name`.
-    pub fn opens_private(&self, name: &str) -> bool {
+    pub(crate) fn opens_private(&self, name: &str) -> bool {
         match self {
             Caller::Admin => true,
             Caller::Token(grant) => grant.opens_private(name),
@@ -339,7 +342,7 @@ impl Caller {
     }
 
     /// Whether the catalog lists private repositories to this caller.
-    pub fn sees_private_catalog(&self) -> bool {
+    pub(crate) fn sees_private_catalog(&self) -> bool {
         match self {
             Caller::Admin => true,
             Caller::Token(grant) => grant.admin && grant.catalog,
@@ -350,7 +353,7 @@ impl Caller {
 
 impl Access {
     /// `client` is the peer address, for throttling password guesses.
-    pub fn caller(&self, authorization: Option<&str>, client: Option<IpAddr>) -> Caller {
+    pub(crate) fn caller(&self, authorization: Option<&str>, client: Option<IpAddr>) -> Caller {
         let Some(value) = authorization else {
             return Caller::Anonymous;
         };

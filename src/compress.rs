@@ -13,7 +13,7 @@ use warp::reply::Response;
 const MIN_BYTES: usize = 1024;
 
 /// Whether a request's `Accept-Encoding` allows gzip.
-pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_gzip(headers: &HeaderMap) -> bool {
     gzip_in(
         headers
             .get_all(header::ACCEPT_ENCODING)
@@ -24,7 +24,7 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
 
 /// Whether `Accept-Encoding` values allow gzip (`gzip` or `*`, not with
 /// `q=0`).
-pub fn gzip_in<'a>(values: impl IntoIterator<Item = &'a str>) -> bool {
+pub(crate) fn gzip_in<'a>(values: impl IntoIterator<Item = &'a str>) -> bool {
     values.into_iter().flat_map(|v| v.split(',')).any(|item| {
         let mut parts = item.split(';').map(str::trim);
         let coding = parts.next().unwrap_or_default();
@@ -38,7 +38,7 @@ pub fn gzip_in<'a>(values: impl IntoIterator<Item = &'a str>) -> bool {
 }
 
 /// `data` gzipped.
-pub async fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+pub(crate) async fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut encoder = GzipEncoder::new(Vec::with_capacity(data.len() / 3));
     encoder.write_all(data).await?;
     encoder.shutdown().await?;
@@ -47,7 +47,7 @@ pub async fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// A response with an in-memory body, gzipped when `gzip_ok` and worth it.
 /// Marks it `Vary: Accept-Encoding` either way, so caches keep both forms.
-pub async fn maybe_gzip(resp: Response, gzip_ok: bool) -> Response {
+pub(crate) async fn maybe_gzip(resp: Response, gzip_ok: bool) -> Response {
     let (mut parts, body) = resp.into_parts();
     parts
         .headers

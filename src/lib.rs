@@ -6,25 +6,26 @@
 //! with `domain` types shared by all and `config` read once at start-up.
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
-pub mod api;
-pub mod auth;
-pub mod cache;
+mod api;
+mod auth;
+mod cache;
 pub mod cli;
-pub mod compress;
-pub mod config;
-pub mod datadir;
+mod compress;
+mod config;
+mod datadir;
 pub mod domain;
-pub mod manage;
-pub mod metrics;
-pub mod origin;
+mod manage;
+mod metrics;
+mod origin;
 #[cfg(test)]
 mod proptests;
-pub mod registry;
-pub mod server;
-pub mod session;
+mod registry;
+mod server;
+mod session;
 pub mod store;
-pub mod tls;
-pub mod upstream;
-pub mod visibility;
-pub mod web;
+mod tls;
+mod upstream;
+mod visibility;
+mod web;

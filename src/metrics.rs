@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, String)>;
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<Labels, Counter>,
     cache: Family<Labels, Counter>,
@@ -30,7 +30,7 @@ pub struct Metrics {
     started: SystemTime,
 }
 
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 impl Metrics {
     fn new() -> Metrics {
@@ -126,11 +126,11 @@ impl Metrics {
     }
 
     /// When the counters started counting (ferry's start).
-    pub fn started_at(&self) -> SystemTime {
+    pub(crate) fn started_at(&self) -> SystemTime {
         self.started
     }
 
-    pub fn request(&self, route: &'static str, method: &str, status: u16) {
+    pub(crate) fn request(&self, route: &'static str, method: &str, status: u16) {
         self.requests
             .get_or_create(&vec![
                 ("route", route.to_string()),
@@ -141,7 +141,7 @@ impl Metrics {
     }
 
     /// `kind`: manifest or blob; `hit`: answered from the store.
-    pub fn cache(&self, kind: &'static str, hit: bool) {
+    pub(crate) fn cache(&self, kind: &'static str, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.cache
             .get_or_create(&vec![
@@ -151,22 +151,22 @@ impl Metrics {
             .inc();
     }
 
-    pub fn served(&self, bytes: u64) {
+    pub(crate) fn served(&self, bytes: u64) {
         self.bytes_served.inc_by(bytes);
     }
 
-    pub fn fetched(&self, bytes: u64) {
+    pub(crate) fn fetched(&self, bytes: u64) {
         self.upstream_bytes.inc_by(bytes);
     }
 
-    pub fn upstream_error(&self, kind: &'static str) {
+    pub(crate) fn upstream_error(&self, kind: &'static str) {
         self.upstream_errors
             .get_or_create(&vec![("kind", kind.to_string())])
             .inc();
     }
 
     /// A refused admin login: `reason` is `wrong_password` or `throttled`.
-    pub fn login_failed(&self, place: &'static str, reason: &'static str) {
+    pub(crate) fn login_failed(&self, place: &'static str, reason: &'static str) {
         self.login_failures
             .get_or_create(&vec![
                 ("place", place.to_string()),
@@ -175,20 +175,20 @@ impl Metrics {
             .inc();
     }
 
-    pub fn connection_refused(&self) {
+    pub(crate) fn connection_refused(&self) {
         self.connections_refused.inc();
     }
 
-    pub fn evicted(&self) {
+    pub(crate) fn evicted(&self) {
         self.evictions.inc();
     }
 
-    pub fn collected(&self) {
+    pub(crate) fn collected(&self) {
         self.gc_runs.inc();
     }
 
     /// The text exposition, with the gauges sampled now.
-    pub fn render(&self, downloads: usize, store_bytes: u64, store_objects: u64) -> String {
+    pub(crate) fn render(&self, downloads: usize, store_bytes: u64, store_objects: u64) -> String {
         self.downloads_in_flight.set(downloads as i64);
         self.store_bytes.set(store_bytes as i64);
         self.store_objects.set(store_objects as i64);
@@ -201,7 +201,7 @@ impl Metrics {
 }
 
 /// A low-cardinality name for a request path.
-pub fn route_label(path: &str) -> &'static str {
+pub(crate) fn route_label(path: &str) -> &'static str {
     if let Some(rest) = path.strip_prefix("/v2/") {
         return if rest.is_empty() {
             "v2"

@@ -10,7 +10,7 @@ use warp::http::{header, HeaderMap};
 
 /// Inserted into every request's extensions by the accept loop.
 #[derive(Debug, Clone)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// `https` on the TLS listener, else `http`.
     pub scheme: &'static str,
     /// The listener's own address (what the client connected to).
@@ -27,7 +27,7 @@ impl Connection {
     /// configured, else this listener's scheme with the request's Host
     /// (the accept loop copies HTTP/2's `:authority` there) when it is a
     /// valid host[:port], else the listener's own address.
-    pub fn origin(&self, headers: &HeaderMap) -> String {
+    pub(crate) fn origin(&self, headers: &HeaderMap) -> String {
         if let Some(url) = &self.public_url {
             return url.trim_end_matches('/').to_string();
         }
@@ -44,7 +44,7 @@ impl Connection {
 
 /// The origin for a request that came without a [`Connection`] (e.g. a
 /// filter test): plain HTTP to a checked Host, else localhost.
-pub fn origin_of(connection: Option<&Connection>, headers: &HeaderMap) -> String {
+pub(crate) fn origin_of(connection: Option<&Connection>, headers: &HeaderMap) -> String {
     match connection {
         Some(c) => c.origin(headers),
         None => {
@@ -61,7 +61,7 @@ pub fn origin_of(connection: Option<&Connection>, headers: &HeaderMap) -> String
 /// `name[:port]` or `[v6][:port]`, with nothing that could end a quoted
 /// string, a header parameter or a URL authority (no `"`, `,`, space, `/`,
 /// `@`, ...).
-pub fn is_host_port(text: &str) -> bool {
+pub(crate) fn is_host_port(text: &str) -> bool {
     if text.is_empty() || text.len() > 255 {
         return false;
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use warp::http::{header, HeaderMap};
 
 /// The cookie holding the session id.
-pub const COOKIE: &str = "ferry_session";
+pub(crate) const COOKIE: &str = "ferry_session";
 /// A session unused this long ends.
 const IDLE: Duration = Duration::from_secs(30 * 60);
 /// And none lasts longer than this, used or not.
@@ -31,13 +31,13 @@ impl Session {
 }
 
 #[derive(Default)]
-pub struct Sessions {
+pub(crate) struct Sessions {
     sessions: Mutex<HashMap<String, Session>>,
 }
 
 impl Sessions {
     /// Starts a session; returns its id (unguessable, like a token).
-    pub fn create(&self) -> String {
+    pub(crate) fn create(&self) -> String {
         let id = crate::auth::random_id();
         let now = Instant::now();
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
@@ -62,7 +62,7 @@ impl Sessions {
     }
 
     /// Whether `id` names a live session (and marks it used).
-    pub fn check(&self, id: &str) -> bool {
+    pub(crate) fn check(&self, id: &str) -> bool {
         let now = Instant::now();
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         match sessions.get_mut(id) {
@@ -79,18 +79,18 @@ impl Sessions {
     }
 
     /// Whether the request's session cookie names a live session.
-    pub fn check_request(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn check_request(&self, headers: &HeaderMap) -> bool {
         cookie(headers).is_some_and(|id| self.check(id))
     }
 
-    pub fn end(&self, id: &str) {
+    pub(crate) fn end(&self, id: &str) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions.remove(id);
     }
 }
 
 /// The session id a request's `Cookie` headers carry.
-pub fn cookie(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -103,7 +103,7 @@ pub fn cookie(headers: &HeaderMap) -> Option<&str> {
 
 /// `Set-Cookie` for a new session: out of scripts' reach, never sent with
 /// requests from other sites, over HTTPS only when the page is HTTPS.
-pub fn set_cookie(id: &str, secure: bool) -> String {
+pub(crate) fn set_cookie(id: &str, secure: bool) -> String {
     format!(
         "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
         ABSOLUTE.as_secs(),
@@ -112,7 +112,7 @@ pub fn set_cookie(id: &str, secure: bool) -> String {
 }
 
 /// `Set-Cookie` that removes the session cookie.
-pub fn clear_cookie(secure: bool) -> String {
+pub(crate) fn clear_cookie(secure: bool) -> String {
     format!(
         "{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
         if secure { "; Secure" } else { "" }

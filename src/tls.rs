@@ -12,18 +12,18 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
 /// How long in-flight responses may take to finish at shutdown.
-pub const DRAIN: Duration = Duration::from_secs(30);
+pub(crate) const DRAIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 #[error("TLS certificate {cert} / key {key}: {reason}")]
-pub struct TlsError {
+pub(crate) struct TlsError {
     cert: PathBuf,
     key: PathBuf,
     reason: String,
 }
 
 /// The certificate in use, swappable at run time.
-pub struct Certificates {
+pub(crate) struct Certificates {
     cert: PathBuf,
     key: PathBuf,
     current: RwLock<Arc<ServerConfig>>,
@@ -31,7 +31,7 @@ pub struct Certificates {
 
 impl Certificates {
     /// Reads and checks the files (blocking).
-    pub fn load(cert: &Path, key: &Path) -> Result<Certificates, TlsError> {
+    pub(crate) fn load(cert: &Path, key: &Path) -> Result<Certificates, TlsError> {
         Ok(Certificates {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
@@ -40,7 +40,7 @@ impl Certificates {
     }
 
     /// Re-reads the files; on failure the old certificate stays in use.
-    pub fn reload(&self) -> Result<(), TlsError> {
+    pub(crate) fn reload(&self) -> Result<(), TlsError> {
         let fresh = server_config(&self.cert, &self.key)?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         Ok(())

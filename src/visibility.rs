@@ -7,7 +7,7 @@
 
 use crate::cache::Caches;
 
-pub enum Viewer {
+pub(crate) enum Viewer {
     Admin,
     /// Not the admin; the base paths of the public caches served now.
     Anonymous {
@@ -17,7 +17,7 @@ pub enum Viewer {
 
 impl Viewer {
     /// The admin, or what anyone else may see of `caches` right now.
-    pub fn of(admin: bool, caches: &Caches) -> Viewer {
+    pub(crate) fn of(admin: bool, caches: &Caches) -> Viewer {
         if admin {
             return Viewer::Admin;
         }
@@ -32,7 +32,7 @@ impl Viewer {
     }
 
     /// Whether the cache (distribution) at `base_path` may be shown.
-    pub fn sees_cache(&self, base_path: &str) -> bool {
+    pub(crate) fn sees_cache(&self, base_path: &str) -> bool {
         match self {
             Viewer::Admin => true,
             Viewer::Anonymous { public } => public.iter().any(|p| p == base_path),
@@ -41,7 +41,7 @@ impl Viewer {
 
     /// Whether the local repository `name` (`<base path>/<repository>`)
     /// and everything it holds may be shown.
-    pub fn sees_repository(&self, name: &str) -> bool {
+    pub(crate) fn sees_repository(&self, name: &str) -> bool {
         match self {
             Viewer::Admin => true,
             Viewer::Anonymous { public } => public.iter().any(|p| {

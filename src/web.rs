@@ -39,7 +39,7 @@ const DATA_CSP: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
 
 /// `resp` with the headers that keep a browser from treating data as a page
 /// of ferry's origin (no sniffing, the data-only CSP).
-pub fn data_only(mut resp: Response) -> Response {
+pub(crate) fn data_only(mut resp: Response) -> Response {
     let headers = resp.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -175,7 +175,7 @@ async fn encoded_asset(path: &str, gzip_ok: bool) -> Option<Response> {
 }
 
 /// `GET /` and `GET /ui/<file>`.
-pub fn routes() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+pub(crate) fn routes() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let accept = warp::header::optional::<String>("accept-encoding")
         .map(|value: Option<String>| compress::gzip_in(value.as_deref()));
     let root = warp::get()

@@ -28,7 +28,7 @@ fn is_json(content_type: &str) -> bool {
 /// theirs is not read. A body that is not JSON is refused (415) before it
 /// is read: a browser form from another site can send `text/plain`, never
 /// `application/json`, without asking first.
-pub async fn read<S, B>(
+pub(super) async fn read<S, B>(
     method: &Method,
     headers: &HeaderMap,
     stream: S,

@@ -71,7 +71,7 @@ async fn one_tag(api: &Api, viewer: &Viewer, id: &str, refresh: bool) -> Result<
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct TagResponse {
+pub(super) struct TagResponse {
     pub pulp_href: String,
     pub prn: String,
     pub pulp_created: String,
@@ -94,7 +94,7 @@ pub struct TagResponse {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ManifestResponse {
+pub(super) struct ManifestResponse {
     pub pulp_href: String,
     pub prn: String,
     pub pulp_created: String,
@@ -116,7 +116,7 @@ pub struct ManifestResponse {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct BlobResponse {
+pub(super) struct BlobResponse {
     pub pulp_href: String,
     pub prn: String,
     pub pulp_created: String,
@@ -194,7 +194,7 @@ async fn selected(
     Ok(out)
 }
 
-pub async fn handle(
+pub(super) async fn handle(
     api: &Api,
     req: &Request,
     rest: &[&str],

@@ -15,14 +15,14 @@ use super::{hrefs, remotes, Api};
 use crate::manage::DistributionRecord;
 use crate::visibility::Viewer;
 
-pub const COLLECTION: &str = "/pulp/api/v3/distributions/container/pull-through/";
+pub(crate) const COLLECTION: &str = "/pulp/api/v3/distributions/container/pull-through/";
 
-pub fn href(id: &str) -> String {
+pub(crate) fn href(id: &str) -> String {
     format!("{COLLECTION}{id}/")
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct DistributionResponse {
+pub(crate) struct DistributionResponse {
     pub pulp_href: String,
     pub prn: String,
     pub pulp_created: String,
@@ -45,7 +45,7 @@ pub struct DistributionResponse {
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
-pub struct DistributionInput {
+pub(crate) struct DistributionInput {
     pub name: Option<String>,
     pub base_path: Option<String>,
     pub remote: Option<String>,
@@ -139,7 +139,7 @@ async fn response(
     })
 }
 
-pub async fn list(api: &Api, req: &Request, viewer: &Viewer) -> Result<Reply, ApiError> {
+pub(crate) async fn list(api: &Api, req: &Request, viewer: &Viewer) -> Result<Reply, ApiError> {
     let mut items = Vec::new();
     for d in api.manager.distributions().await? {
         if viewer.sees_cache(&d.base_path) {
@@ -150,7 +150,7 @@ pub async fn list(api: &Api, req: &Request, viewer: &Viewer) -> Result<Reply, Ap
     paginate(filter(items, req), req)
 }
 
-pub async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
+pub(crate) async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
     let input: DistributionInput = req.json()?;
     required(&input)?;
     let mut record = DistributionRecord::new(uuid::Uuid::new_v4().to_string());
@@ -161,7 +161,12 @@ pub async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
         .await
 }
 
-pub async fn one(api: &Api, req: &Request, viewer: &Viewer, id: &str) -> Result<Reply, ApiError> {
+pub(crate) async fn one(
+    api: &Api,
+    req: &Request,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<Reply, ApiError> {
     let mut record = api.manager.distribution(id).await?;
     if !viewer.sees_cache(&record.base_path) {
         return Err(ApiError::not_found());
@@ -185,7 +190,7 @@ pub async fn one(api: &Api, req: &Request, viewer: &Viewer, id: &str) -> Result<
     }
 }
 
-pub async fn handle(
+pub(crate) async fn handle(
     api: &Api,
     req: &Request,
     rest: &[&str],

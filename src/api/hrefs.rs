@@ -4,40 +4,40 @@
 use super::http::id_from_href;
 use crate::domain::Digest;
 
-pub const REPOSITORIES: &str = "/pulp/api/v3/repositories/container/container/";
-pub const REPOSITORY_DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/container/";
+pub(super) const REPOSITORIES: &str = "/pulp/api/v3/repositories/container/container/";
+pub(super) const REPOSITORY_DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/container/";
 const TAGS: &str = "/pulp/api/v3/content/container/tags/";
 const MANIFESTS: &str = "/pulp/api/v3/content/container/manifests/";
 const BLOBS: &str = "/pulp/api/v3/content/container/blobs/";
 
-pub fn repository(id: &str) -> String {
+pub(super) fn repository(id: &str) -> String {
     format!("{REPOSITORIES}{id}/")
 }
 
-pub fn version(id: &str, number: u64) -> String {
+pub(super) fn version(id: &str, number: u64) -> String {
     format!("{REPOSITORIES}{id}/versions/{number}/")
 }
 
-pub fn repository_distribution(id: &str) -> String {
+pub(super) fn repository_distribution(id: &str) -> String {
     format!("{REPOSITORY_DISTRIBUTIONS}{id}/")
 }
 
-pub fn manifest(d: &Digest) -> String {
+pub(super) fn manifest(d: &Digest) -> String {
     format!("{MANIFESTS}{d}/")
 }
 
-pub fn blob(d: &Digest) -> String {
+pub(super) fn blob(d: &Digest) -> String {
     format!("{BLOBS}{d}/")
 }
 
 /// A tag's href names its repository and itself: `<repository id>:<tag>`
 /// (a tag cannot contain `:`).
-pub fn tag(repo_id: &str, tag: &str) -> String {
+pub(super) fn tag(repo_id: &str, tag: &str) -> String {
     format!("{TAGS}{repo_id}:{tag}/")
 }
 
 /// The (repository id, tag) a tag href names.
-pub fn tag_of(href: &str) -> Option<(String, String)> {
+pub(super) fn tag_of(href: &str) -> Option<(String, String)> {
     let (repo_id, tag) = id_from_href(href, TAGS)?.split_once(':')?;
     Some((repo_id.to_string(), tag.to_string()))
 }

@@ -13,7 +13,7 @@ use crate::manage::{Failure, ManageError};
 const DEFAULT_LIMIT: usize = 100;
 
 /// What a handler needs of the request.
-pub struct Request {
+pub(crate) struct Request {
     pub method: Method,
     pub path: String,
     pub query: HashMap<String, String>,
@@ -28,12 +28,12 @@ pub struct Request {
 
 impl Request {
     /// `scheme://host` the client used, for absolute `next`/`previous` links.
-    pub fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         self.origin.clone()
     }
 
     /// The origin without its scheme: `host[:port]`.
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         let origin = &self.origin;
         origin
             .split_once("://")
@@ -43,7 +43,7 @@ impl Request {
 
     /// The JSON body as `T`, or a 400 in DRF's shape. Endpoints that take
     /// a body need one: an empty body is not read as `{}`.
-    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
         let body = self.body.as_ref().map_err(Clone::clone)?;
         if body.is_empty() {
             return Err(ApiError::bad_request(
@@ -57,20 +57,20 @@ impl Request {
 }
 
 #[derive(Clone, Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     pub body: Value,
 }
 
 impl ApiError {
-    pub fn bad_request(body: Value) -> ApiError {
+    pub(crate) fn bad_request(body: Value) -> ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             body,
         }
     }
 
-    pub fn not_found() -> ApiError {
+    pub(crate) fn not_found() -> ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
             body: json!({ "detail": "Not found." }),
@@ -78,7 +78,7 @@ impl ApiError {
     }
 
     /// 413: a body past the API's limit.
-    pub fn too_large(limit: u64) -> ApiError {
+    pub(crate) fn too_large(limit: u64) -> ApiError {
         ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             body: json!({ "detail": format!("Request body larger than {limit} bytes.") }),
@@ -86,7 +86,7 @@ impl ApiError {
     }
 
     /// 415: a body that does not say it is JSON.
-    pub fn unsupported_media_type(content_type: &str) -> ApiError {
+    pub(crate) fn unsupported_media_type(content_type: &str) -> ApiError {
         ApiError {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
             body: json!({
@@ -95,14 +95,14 @@ impl ApiError {
         }
     }
 
-    pub fn method_not_allowed(method: &Method) -> ApiError {
+    pub(crate) fn method_not_allowed(method: &Method) -> ApiError {
         ApiError {
             status: StatusCode::METHOD_NOT_ALLOWED,
             body: json!({ "detail": format!("Method \"{method}\" not allowed.") }),
         }
     }
 
-    pub fn into_response(self) -> Reply {
+    pub(crate) fn into_response(self) -> Reply {
         let mut resp = json_response(self.status, &self.body);
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
@@ -139,7 +139,7 @@ impl From<ManageError> for ApiError {
     }
 }
 
-pub fn json_response(status: StatusCode, body: &impl Serialize) -> Reply {
+pub(super) fn json_response(status: StatusCode, body: &impl Serialize) -> Reply {
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
     let mut resp = Response::new(text.into());
     *resp.status_mut() = status;
@@ -150,19 +150,19 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Reply {
     resp
 }
 
-pub fn ok(body: &impl Serialize) -> Result<Reply, ApiError> {
+pub(super) fn ok(body: &impl Serialize) -> Result<Reply, ApiError> {
     Ok(json_response(StatusCode::OK, body))
 }
 
 /// What a request to a collection endpoint (`.../` or `.../<id>/`) asks.
-pub enum Target<'a> {
+pub(super) enum Target<'a> {
     List,
     Create,
     One(&'a str),
 }
 
 impl<'a> Target<'a> {
-    pub fn of(req: &Request, rest: &[&'a str]) -> Result<Target<'a>, ApiError> {
+    pub(super) fn of(req: &Request, rest: &[&'a str]) -> Result<Target<'a>, ApiError> {
         match (rest, &req.method) {
             ([], &Method::GET) => Ok(Target::List),
             ([], &Method::POST) => Ok(Target::Create),
@@ -175,20 +175,20 @@ impl<'a> Target<'a> {
 
 /// A paginated list: `{count, next, previous, results}` with `limit`/`offset`.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct Page<T> {
+pub(super) struct Page<T> {
     pub count: usize,
     pub next: Option<String>,
     pub previous: Option<String>,
     pub results: Vec<T>,
 }
 
-pub fn paginate<T: Serialize>(items: Vec<T>, req: &Request) -> Result<Reply, ApiError> {
+pub(super) fn paginate<T: Serialize>(items: Vec<T>, req: &Request) -> Result<Reply, ApiError> {
     page_reply(&page_of(items, req), req)
 }
 
 /// A page as JSON, each result cut to the `fields` the request names or
 /// stripped of its `exclude_fields` (comma-separated, as Pulp takes them).
-pub fn page_reply<T: Serialize>(page: &Page<T>, req: &Request) -> Result<Reply, ApiError> {
+pub(super) fn page_reply<T: Serialize>(page: &Page<T>, req: &Request) -> Result<Reply, ApiError> {
     let named = |key: &str| {
         req.query
             .get(key)
@@ -212,7 +212,7 @@ pub fn page_reply<T: Serialize>(page: &Page<T>, req: &Request) -> Result<Reply, 
 }
 
 /// The page of `items` a request's `limit`/`offset` select, with links.
-pub fn page_of<T>(items: Vec<T>, req: &Request) -> Page<T> {
+pub(super) fn page_of<T>(items: Vec<T>, req: &Request) -> Page<T> {
     let limit = req
         .query
         .get("limit")
@@ -249,7 +249,7 @@ pub fn page_of<T>(items: Vec<T>, req: &Request) -> Page<T> {
 /// Applies the filters Pulp's lists share: exact `name`, `name__contains`,
 /// `name__icontains`, `base_path`, `digest`, `media_type` (and ferry's
 /// `cache`), and `name__in`/`digest__in` (comma-separated, any of them).
-pub fn filter<T: Serialize>(items: Vec<T>, req: &Request) -> Vec<T> {
+pub(super) fn filter<T: Serialize>(items: Vec<T>, req: &Request) -> Vec<T> {
     let exact = ["name", "base_path", "digest", "media_type", "cache"];
     items
         .into_iter()
@@ -285,23 +285,23 @@ pub fn filter<T: Serialize>(items: Vec<T>, req: &Request) -> Vec<T> {
 }
 
 /// RFC 3339 with microseconds, as Pulp writes timestamps.
-pub fn timestamp(micros: u64) -> String {
+pub(super) fn timestamp(micros: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros);
     humantime::format_rfc3339_micros(t).to_string()
 }
 
 /// Seconds-resolution records (cache metadata) as timestamps.
-pub fn timestamp_secs(secs: u64) -> String {
+pub(super) fn timestamp_secs(secs: u64) -> String {
     timestamp(secs.saturating_mul(1_000_000))
 }
 
 /// Milliseconds-resolution records (pull times) as timestamps.
-pub fn timestamp_millis(millis: u64) -> String {
+pub(super) fn timestamp_millis(millis: u64) -> String {
     timestamp(millis.saturating_mul(1_000))
 }
 
 /// The id in `<prefix><id>/`, if `href` is one.
-pub fn id_from_href<'a>(href: &'a str, prefix: &str) -> Option<&'a str> {
+pub(super) fn id_from_href<'a>(href: &'a str, prefix: &str) -> Option<&'a str> {
     let href = href
         .split_once("://")
         .map_or(href, |(_, rest)| &rest[rest.find('/').unwrap_or(0)..]);
@@ -311,7 +311,7 @@ pub fn id_from_href<'a>(href: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// Deserializes a field that may be absent (outer None), null (Some(None))
 /// or set: PATCH needs to tell "leave as is" from "clear".
-pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(super) fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: serde::Deserialize<'de>,

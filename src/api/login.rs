@@ -16,14 +16,18 @@ use crate::session;
 
 /// How a request proved it is the admin's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Credential {
+pub(super) enum Credential {
     /// `Authorization: Basic` with the admin password.
     Password,
     /// The dashboard's session cookie.
     Session,
 }
 
-pub async fn handle(api: &Api, req: &Request, credential: Credential) -> Result<Reply, ApiError> {
+pub(super) async fn handle(
+    api: &Api,
+    req: &Request,
+    credential: Credential,
+) -> Result<Reply, ApiError> {
     let user = json!({ "username": ADMIN_USER });
     let secure = https_page(&req.headers);
     match req.method {
@@ -98,7 +102,7 @@ fn from_other_origin(headers: &HeaderMap) -> bool {
 
 /// Whether the request comes from a browser (which sends these on every
 /// request; HTTPie, curl and pulp-cli send none of them).
-pub fn from_browser(headers: &HeaderMap) -> bool {
+pub(super) fn from_browser(headers: &HeaderMap) -> bool {
     [
         header::ORIGIN.as_str(),
         "sec-fetch-mode",
@@ -115,7 +119,7 @@ fn is_write(method: &Method) -> bool {
 
 /// Refuses (403) a write that a browser says another origin's page sent,
 /// whatever its credentials: cross-site request forgery.
-pub fn refuse_foreign_write(req: &Request) -> Result<(), ApiError> {
+pub(super) fn refuse_foreign_write(req: &Request) -> Result<(), ApiError> {
     if is_write(&req.method) && from_other_origin(&req.headers) {
         return Err(forbidden(
             "Writes from another origin's page are refused (CSRF).",
@@ -127,7 +131,7 @@ pub fn refuse_foreign_write(req: &Request) -> Result<(), ApiError> {
 /// A write made with the session cookie must also prove it comes from
 /// ferry's own page: a cookie rides along with requests of any origin of
 /// the same site (another port of the same host, say).
-pub fn require_own_page(req: &Request, credential: Credential) -> Result<(), ApiError> {
+pub(super) fn require_own_page(req: &Request, credential: Credential) -> Result<(), ApiError> {
     if credential == Credential::Session
         && is_write(&req.method)
         && !proven_same_origin(&req.headers)

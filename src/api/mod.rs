@@ -39,7 +39,7 @@ use login::Credential;
 /// The largest request body the API reads.
 const MAX_BODY: u64 = 1024 * 1024;
 
-pub struct Api {
+pub(crate) struct Api {
     pub manager: Arc<Manager>,
     pub auth: Arc<AdminAuth>,
     /// The dashboard's login sessions (shared with the registry, which
@@ -62,7 +62,9 @@ impl Api {
     }
 }
 
-pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Reply,), Error = warp::Rejection> + Clone {
+pub(crate) fn routes(
+    api: Arc<Api>,
+) -> impl Filter<Extract = (Reply,), Error = warp::Rejection> + Clone {
     warp::path!("pulp" / "api" / "v3" / ..)
         .and(warp::path::full())
         .and(warp::path::tail())

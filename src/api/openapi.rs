@@ -95,7 +95,7 @@ impl utoipa::Modify for PulpInfo {
 }
 
 /// The OpenAPI document.
-pub fn openapi_json() -> String {
+pub(super) fn openapi_json() -> String {
     ApiDoc::openapi()
         .to_pretty_json()
         .unwrap_or_else(|_| "{}".into())

@@ -15,21 +15,21 @@ use super::Api;
 use crate::domain::Secret;
 use crate::manage::RemoteRecord;
 
-pub const COLLECTION: &str = "/pulp/api/v3/remotes/container/pull-through/";
+pub(crate) const COLLECTION: &str = "/pulp/api/v3/remotes/container/pull-through/";
 
-pub fn href(id: &str) -> String {
+pub(crate) fn href(id: &str) -> String {
     format!("{COLLECTION}{id}/")
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct HiddenField {
+pub(crate) struct HiddenField {
     pub name: &'static str,
     pub is_set: bool,
 }
 
 /// A pull-through remote as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct RemoteResponse {
+pub(crate) struct RemoteResponse {
     pub pulp_href: String,
     pub prn: String,
     pub pulp_created: String,
@@ -100,7 +100,7 @@ impl From<&RemoteRecord> for RemoteResponse {
 /// left as they are (PUT additionally requires `name` and `url`).
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
-pub struct RemoteInput {
+pub(crate) struct RemoteInput {
     pub name: Option<String>,
     pub url: Option<String>,
     pub pulp_labels: Option<BTreeMap<String, String>>,
@@ -212,14 +212,14 @@ fn required(input: &RemoteInput) -> Result<(), ApiError> {
     }
 }
 
-pub async fn list(api: &Api, req: &Request) -> Result<Reply, ApiError> {
+pub(crate) async fn list(api: &Api, req: &Request) -> Result<Reply, ApiError> {
     let remotes = api.manager.remotes().await?;
     let mut items: Vec<RemoteResponse> = remotes.iter().map(RemoteResponse::from).collect();
     items.sort_by(|a, b| a.name.cmp(&b.name));
     paginate(filter(items, req), req)
 }
 
-pub async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
+pub(crate) async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
     let input: RemoteInput = req.json()?;
     required(&input)?;
     let mut record = RemoteRecord::new(uuid::Uuid::new_v4().to_string());
@@ -233,7 +233,7 @@ pub async fn create(api: &Api, req: &Request) -> Result<Reply, ApiError> {
 }
 
 /// Read, update (PUT/PATCH) or delete one remote.
-pub async fn one(api: &Api, req: &Request, id: &str) -> Result<Reply, ApiError> {
+pub(crate) async fn one(api: &Api, req: &Request, id: &str) -> Result<Reply, ApiError> {
     let mut record = api.manager.remote(id).await?;
     match req.method {
         Method::GET | Method::HEAD => ok(&RemoteResponse::from(&record)),
@@ -255,7 +255,7 @@ pub async fn one(api: &Api, req: &Request, id: &str) -> Result<Reply, ApiError> 
     }
 }
 
-pub async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, ApiError> {
+pub(crate) async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Reply, ApiError> {
     match Target::of(req, rest)? {
         Target::List => list(api, req).await,
         Target::Create => create(api, req).await,

@@ -14,7 +14,7 @@ use crate::manage::{Counts, RepoRecord, RepoSummary};
 use crate::visibility::Viewer;
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct RepositoryResponse {
+pub(super) struct RepositoryResponse {
     pub pulp_href: String,
     pub prn: String,
     pub pulp_created: String,
@@ -42,7 +42,7 @@ pub struct RepositoryResponse {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct RepositoryVersionResponse {
+pub(super) struct RepositoryVersionResponse {
     pub pulp_href: String,
     pub prn: String,
     pub pulp_created: String,
@@ -56,7 +56,7 @@ pub struct RepositoryVersionResponse {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct RepositoryDistributionResponse {
+pub(super) struct RepositoryDistributionResponse {
     pub pulp_href: String,
     pub prn: String,
     pub pulp_created: String,
@@ -203,7 +203,7 @@ fn distribution(
 }
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]
-pub struct RemoveInput {
+pub(super) struct RemoveInput {
     /// Hrefs of tags of this repository (`/pulp/api/v3/content/container/tags/<id>/`).
     pub content_units: Vec<String>,
 }
@@ -231,7 +231,7 @@ async fn remove_content(api: &Api, req: &Request, name: &str, id: &str) -> Resul
     api.task_reply("ferry.repository.remove", vec![]).await
 }
 
-pub async fn handle(
+pub(super) async fn handle(
     api: &Api,
     req: &Request,
     rest: &[&str],
@@ -271,7 +271,7 @@ pub async fn handle(
     }
 }
 
-pub async fn handle_distributions(
+pub(super) async fn handle_distributions(
     api: &Api,
     req: &Request,
     rest: &[&str],

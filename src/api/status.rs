@@ -11,7 +11,7 @@ use crate::manage::UpstreamStatus;
 use crate::metrics::METRICS;
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ComponentVersion {
+pub(super) struct ComponentVersion {
     pub component: &'static str,
     pub version: &'static str,
     pub package: &'static str,
@@ -25,7 +25,7 @@ pub struct ComponentVersion {
 /// only: pulpcore 3.123.1 with pulp_container 2.30.0 is the Pulp ferry's
 /// API was observed from and checked against (its object shapes, task
 /// `result`, PRNs). `ferry` says what actually answers.
-pub const COMPONENTS: [ComponentVersion; 3] = [
+pub(super) const COMPONENTS: [ComponentVersion; 3] = [
     ComponentVersion {
         component: "core",
         version: "3.123.1",
@@ -44,7 +44,7 @@ pub const COMPONENTS: [ComponentVersion; 3] = [
 ];
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct Storage {
+pub(super) struct Storage {
     /// Bytes of the file system holding the data directory.
     pub total: u64,
     pub used: u64,
@@ -55,7 +55,7 @@ pub struct Storage {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct StatusResponse {
+pub(super) struct StatusResponse {
     pub versions: &'static [ComponentVersion],
     pub storage: Storage,
     pub upstreams: Vec<UpstreamStatus>,
@@ -66,7 +66,7 @@ pub struct StatusResponse {
 }
 
 /// Public, but private distributions are listed to the admin only.
-pub async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
+pub(super) async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
     let stored = api.manager.stored_totals().await?;
     let upstreams = api.manager.upstreams(admin).await?;
     let data_dir = api.data_dir.clone();

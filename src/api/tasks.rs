@@ -8,15 +8,15 @@ use warp::reply::Response as Reply;
 use super::http::{ok, timestamp, ApiError};
 use super::Api;
 
-pub const COLLECTION: &str = "/pulp/api/v3/tasks/";
+pub(super) const COLLECTION: &str = "/pulp/api/v3/tasks/";
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct AsyncOperationResponse {
+pub(super) struct AsyncOperationResponse {
     pub task: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct TaskResponse {
+pub(super) struct TaskResponse {
     pub pulp_href: String,
     pub prn: String,
     pub pulp_created: String,
@@ -41,7 +41,7 @@ pub struct TaskResponse {
     pub result: Option<Value>,
 }
 
-pub async fn one(api: &Api, id: &str) -> Result<Reply, ApiError> {
+pub(super) async fn one(api: &Api, id: &str) -> Result<Reply, ApiError> {
     let task = api.manager.task(id).await?;
     let at = timestamp(task.created);
     ok(&TaskResponse {

@@ -11,7 +11,7 @@ use crate::domain::Digest;
 use crate::store::{BlobBackend, BlockingMeta, ManifestRecord, RepoRecord, StoreError, TagRecord};
 
 /// What one repository holds now.
-pub struct RepoContent {
+pub(crate) struct RepoContent {
     pub tags: Vec<(String, TagRecord)>,
     pub manifests: Vec<(Digest, Option<ManifestRecord>)>,
     /// Config and layer blobs of the manifests.
@@ -38,7 +38,7 @@ fn content_of(meta: &BlockingMeta, name: &str) -> Result<RepoContent, StoreError
 
 /// Counts and sizes of one repository.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RepoSummary {
+pub(crate) struct RepoSummary {
     pub tags: u64,
     pub manifests: u64,
     pub blobs: u64,
@@ -54,7 +54,7 @@ pub struct RepoSummary {
 
 /// A cache's totals: a blob shared by its repositories counts once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CacheTotals {
+pub(crate) struct CacheTotals {
     pub repositories: u64,
     pub tags: u64,
     pub blobs: u64,
@@ -62,14 +62,14 @@ pub struct CacheTotals {
 }
 
 /// Every local repository with its summary, and the totals per cache.
-pub struct Inventory {
+pub(crate) struct Inventory {
     pub repos: Vec<(String, RepoRecord, RepoSummary)>,
     pub caches: BTreeMap<String, CacheTotals>,
 }
 
 /// What a tag points at, as listings show it.
 #[derive(Debug, Clone, Default)]
-pub struct TagDetail {
+pub(crate) struct TagDetail {
     /// The manifest, its children and all their blobs, in bytes.
     pub size: u64,
     /// For an index: the platforms it lists.
@@ -189,14 +189,14 @@ fn tag_detail(
 impl Storage {
     /// Every repository with its counts and sizes, and each cache's totals.
     /// Pulls noted in memory are written first, so "last pulled" is current.
-    pub async fn inventory(&self) -> Result<Inventory, CacheError> {
+    pub(crate) async fn inventory(&self) -> Result<Inventory, CacheError> {
         self.flush_recency().await?;
         let meta = self.meta.clone();
         blocking(move || inventory(meta.blocking())).await
     }
 
     /// One repository's counts and sizes (pending pull times written first).
-    pub async fn repo_summary(&self, name: &str) -> Result<RepoSummary, CacheError> {
+    pub(crate) async fn repo_summary(&self, name: &str) -> Result<RepoSummary, CacheError> {
         self.flush_recency().await?;
         let (meta, name) = (self.meta.clone(), name.to_string());
         blocking(move || {
@@ -207,7 +207,10 @@ impl Storage {
     }
 
     /// Size and platforms of what each of `digests` (tagged manifests) is.
-    pub async fn tag_details(&self, digests: Vec<Digest>) -> Result<Vec<TagDetail>, CacheError> {
+    pub(crate) async fn tag_details(
+        &self,
+        digests: Vec<Digest>,
+    ) -> Result<Vec<TagDetail>, CacheError> {
         let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
         blocking(move || {
             let meta = meta.blocking();
@@ -220,13 +223,13 @@ impl Storage {
         .await
     }
 
-    pub async fn repo_content(&self, name: &str) -> Result<RepoContent, CacheError> {
+    pub(crate) async fn repo_content(&self, name: &str) -> Result<RepoContent, CacheError> {
         let (meta, name) = (self.meta.clone(), name.to_string());
         blocking(move || content_of(meta.blocking(), &name)).await
     }
 
     /// Bytes of the blobs and manifests stored, and their number.
-    pub async fn stored_totals(&self) -> Result<(u64, u64), CacheError> {
+    pub(crate) async fn stored_totals(&self) -> Result<(u64, u64), CacheError> {
         let meta = self.meta.clone();
         blocking(move || {
             let meta = meta.blocking();

@@ -7,14 +7,14 @@ use crate::upstream::UpstreamError;
 /// Who caused a failure: decides the status class and whether cached
 /// content may stand in (stale-if-error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
+pub(crate) enum Cause {
     Client,
     Upstream,
     Ferry,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum CacheError {
+pub(crate) enum CacheError {
     #[error("repository unknown")]
     NameUnknown,
     #[error("manifest unknown")]
@@ -40,7 +40,7 @@ impl From<StoreError> for CacheError {
 }
 
 impl CacheError {
-    pub fn cause(&self) -> Cause {
+    pub(crate) fn cause(&self) -> Cause {
         match self {
             CacheError::NameUnknown | CacheError::ManifestUnknown | CacheError::BlobUnknown => {
                 Cause::Client
@@ -54,7 +54,7 @@ impl CacheError {
 }
 
 /// Runs synchronous store work on the blocking pool, off the async threads.
-pub async fn blocking<T, F>(work: F) -> Result<T, CacheError>
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, CacheError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,

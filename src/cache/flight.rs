@@ -77,7 +77,11 @@ impl From<WaitedTooLong> for CacheError {
 impl<K: Hash + Eq + Clone, V: Clone> SingleFlight<K, V> {
     /// Leads the flight for `key`, or waits (at most `bound`) for its
     /// leader's value, taking the lead over if the leader gives up.
-    pub async fn join(&self, key: &K, bound: Duration) -> Result<Joined<K, V>, WaitedTooLong> {
+    pub(super) async fn join(
+        &self,
+        key: &K,
+        bound: Duration,
+    ) -> Result<Joined<K, V>, WaitedTooLong> {
         let deadline = tokio::time::Instant::now() + bound;
         loop {
             let mut state = {
@@ -115,7 +119,7 @@ impl<K: Hash + Eq + Clone, V: Clone> SingleFlight<K, V> {
     /// Runs `work` as the leader of `key`'s flight, or returns the value
     /// its leader publishes. An outcome worth another try is returned to
     /// this caller but not published: a waiter takes over.
-    pub async fn run<F, Fut>(&self, key: K, bound: Duration, work: F) -> V
+    pub(super) async fn run<F, Fut>(&self, key: K, bound: Duration, work: F) -> V
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = V>,
@@ -135,12 +139,12 @@ impl<K: Hash + Eq + Clone, V: Clone> SingleFlight<K, V> {
     }
 
     /// Whether a flight for `key` is under way.
-    pub fn is_running(&self, key: &K) -> bool {
+    pub(super) fn is_running(&self, key: &K) -> bool {
         self.lock().contains_key(key)
     }
 
     /// What the flight for `key` published, if it is under way and did.
-    pub fn published(&self, key: &K) -> Option<V> {
+    pub(super) fn published(&self, key: &K) -> Option<V> {
         let state = self.lock().get(key)?.subscribe();
         let value = match &*state.borrow() {
             State::Published(value) => Some(value.clone()),
@@ -150,11 +154,11 @@ impl<K: Hash + Eq + Clone, V: Clone> SingleFlight<K, V> {
     }
 
     /// The keys of the flights under way.
-    pub fn keys(&self) -> Vec<K> {
+    pub(super) fn keys(&self) -> Vec<K> {
         self.lock().keys().cloned().collect()
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.lock().len()
     }
 
@@ -178,12 +182,12 @@ pub(crate) struct Lead<K: Hash + Eq, V> {
 
 impl<K: Hash + Eq, V> Lead<K, V> {
     /// Hands `value` to every waiter, now and until the guard is dropped.
-    pub fn publish(&mut self, value: V) {
+    pub(super) fn publish(&mut self, value: V) {
         self.published = true;
         self.flight.send_replace(State::Published(value));
     }
 
-    pub fn is_published(&self) -> bool {
+    pub(super) fn is_published(&self) -> bool {
         self.published
     }
 }

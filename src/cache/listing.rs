@@ -12,7 +12,7 @@ use crate::upstream::UpstreamError;
 impl Cache {
     /// The tags of a repository, sorted: the upstream's list (kept for the
     /// tag TTL) when the upstream answers, else the tags cached.
-    pub async fn tags(&self, repo: &RepoName) -> Result<Vec<String>, CacheError> {
+    pub(crate) async fn tags(&self, repo: &RepoName) -> Result<Vec<String>, CacheError> {
         if let Some(list) = self.fresh_tag_list(repo) {
             return Ok(list);
         }
@@ -57,7 +57,7 @@ impl Cache {
 
     /// Descriptors of the manifests whose `subject` is `digest`: those the
     /// upstream lists (when it serves the referrers API) and those cached.
-    pub async fn referrers(
+    pub(crate) async fn referrers(
         &self,
         repo: &RepoName,
         digest: &Digest,

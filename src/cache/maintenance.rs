@@ -15,17 +15,17 @@ use crate::store::{
 
 /// A temp file not written to for this long is a crash's leftover, not a
 /// download under way: a running ferry's collection removes only those.
-pub const GC_GRACE: Duration = Duration::from_secs(3600);
+pub(crate) const GC_GRACE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct GcReport {
+pub(crate) struct GcReport {
     pub removed: u64,
     pub bytes: u64,
     pub temp_files: u64,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
+pub(crate) struct VerifyReport {
     pub checked: u64,
     pub bytes: u64,
     /// Digests whose bytes did not match, now quarantined.
@@ -155,7 +155,11 @@ impl Storage {
     /// Deletes one tag of a local repository and frees what nothing else
     /// references (unless an image being downloaded now needs it: the
     /// periodic GC takes that later). `None` when there is no such tag.
-    pub async fn delete_tag(&self, repo: &str, tag: &str) -> Result<Option<u64>, CacheError> {
+    pub(crate) async fn delete_tag(
+        &self,
+        repo: &str,
+        tag: &str,
+    ) -> Result<Option<u64>, CacheError> {
         let pulling: BTreeSet<Digest> = self.downloads.digests().into_iter().collect();
         let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
         let (repo, tag) = (repo.to_string(), tag.to_string());
@@ -182,7 +186,7 @@ impl Storage {
 
     /// Deletes a local repository and frees the manifests and blobs no
     /// other repository references. Returns the bytes freed.
-    pub async fn delete_repository(&self, name: &str) -> Result<u64, CacheError> {
+    pub(crate) async fn delete_repository(&self, name: &str) -> Result<u64, CacheError> {
         let (meta, blobs, name) = (self.meta.clone(), self.blobs.clone(), name.to_string());
         let (bytes, freed) = blocking(move || {
             let meta = meta.blocking();
@@ -211,7 +215,7 @@ impl Storage {
     /// Removes stored objects no repository references (stored longer
     /// than `grace` ago) and temp files left by a crash (not written to for
     /// `temp_grace`).
-    pub async fn collect_garbage(
+    pub(crate) async fn collect_garbage(
         &self,
         grace: Duration,
         temp_grace: Duration,
@@ -256,7 +260,7 @@ impl Storage {
 
     /// Re-hashes every stored object; a damaged one is quarantined and
     /// dropped from the metadata, so the next pull fetches it again.
-    pub async fn verify(&self) -> Result<VerifyReport, CacheError> {
+    pub(crate) async fn verify(&self) -> Result<VerifyReport, CacheError> {
         let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
         let (report, freed) = blocking(move || {
             let meta = meta.blocking();

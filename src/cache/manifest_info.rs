@@ -31,7 +31,10 @@ fn declared(bytes: &[u8]) -> (Option<String>, bool) {
 /// the document declares (the upstream's header must agree or say nothing
 /// specific), else the header's when that is a known one. Anything else (an
 /// upstream answering `text/html`) is a bad upstream answer.
-pub fn checked_media_type(content_type: Option<&str>, bytes: &[u8]) -> Result<MediaType, String> {
+pub(crate) fn checked_media_type(
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> Result<MediaType, String> {
     let header = content_type
         .map(|c| c.split(';').next().unwrap_or(c).trim())
         .filter(|c| !c.is_empty());
@@ -60,7 +63,7 @@ pub fn checked_media_type(content_type: Option<&str>, bytes: &[u8]) -> Result<Me
 /// (metadata rebuilt after damage): what they declare if that is a known
 /// manifest type, else the OCI type their shape suggests. The header, where
 /// given, counts only if it is a known manifest type.
-pub fn effective_media_type(content_type: Option<&str>, bytes: &[u8]) -> MediaType {
+pub(crate) fn effective_media_type(content_type: Option<&str>, bytes: &[u8]) -> MediaType {
     if let Some(known) = content_type.and_then(MediaType::known_manifest) {
         return known;
     }
@@ -73,7 +76,7 @@ pub fn effective_media_type(content_type: Option<&str>, bytes: &[u8]) -> MediaTy
 
 /// Reads the references out of a manifest. A document ferry cannot parse
 /// (schema 1, say) is still cached and served; it just lists nothing.
-pub fn describe(media_type: &MediaType, bytes: &[u8], now: u64) -> ManifestRecord {
+pub(crate) fn describe(media_type: &MediaType, bytes: &[u8], now: u64) -> ManifestRecord {
     let mut record = ManifestRecord {
         media_type: media_type.clone(),
         size: bytes.len() as u64,
@@ -126,7 +129,7 @@ fn digests_in(document: &Value, key: &str) -> Vec<Digest> {
 
 /// The platforms an index lists (`os/architecture[/variant]`), in order;
 /// empty for anything else.
-pub fn platforms(bytes: &[u8]) -> Vec<String> {
+pub(crate) fn platforms(bytes: &[u8]) -> Vec<String> {
     let Ok(index) = serde_json::from_slice::<ImageIndex>(bytes) else {
         return Vec::new();
     };

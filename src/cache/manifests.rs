@@ -18,7 +18,7 @@ use crate::upstream::{FetchedManifest, UpstreamError};
 
 /// A manifest ready to send.
 #[derive(Clone, Debug)]
-pub struct ManifestHit {
+pub(crate) struct ManifestHit {
     pub digest: Digest,
     pub media_type: MediaType,
     pub bytes: Bytes,
@@ -30,7 +30,7 @@ pub struct ManifestHit {
 /// Bounded by bytes; when full it starts over (simple, and warm entries
 /// come back on their next request).
 #[derive(Default)]
-pub struct ManifestMemo {
+pub(super) struct ManifestMemo {
     entries: Mutex<(HashMap<Digest, ManifestHit>, usize)>,
 }
 
@@ -83,7 +83,7 @@ impl Storage {
     /// A stored manifest, or `None` if its bytes are missing. A manifest
     /// file without a record (metadata rebuilt after damage) gets its record
     /// back, if the bytes are a manifest.
-    pub async fn stored_manifest(
+    pub(crate) async fn stored_manifest(
         &self,
         digest: &Digest,
     ) -> Result<Option<ManifestHit>, CacheError> {
@@ -170,7 +170,7 @@ impl Storage {
 impl Cache {
     /// A manifest by tag or digest. `accept` is the client's `Accept`,
     /// forwarded upstream.
-    pub async fn manifest(
+    pub(crate) async fn manifest(
         self: &Arc<Self>,
         repo: &RepoName,
         reference: &Reference,
@@ -317,7 +317,11 @@ impl Cache {
     /// Asks upstream where a cached tag points now, whatever its TTL (an
     /// operator's freshness check). Unlike a pull, an upstream that does
     /// not answer is an error here, not a reason to serve the cached tag.
-    pub async fn refresh_tag(&self, repo: &RepoName, tag: &Tag) -> Result<TagRecord, CacheError> {
+    pub(crate) async fn refresh_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+    ) -> Result<TagRecord, CacheError> {
         let local = self.local_name(repo);
         let record = self.storage.meta.tag(&local, tag.as_str()).await?;
         let key = (local.clone(), tag.to_string());

@@ -18,11 +18,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-pub use content::{CacheTotals, Inventory, RepoContent, RepoSummary, TagDetail};
-pub use download::Blob;
-pub use error::{blocking, CacheError, Cause};
-pub use maintenance::{GcReport, VerifyReport, GC_GRACE};
-pub use manifests::ManifestHit;
+pub(crate) use content::{RepoContent, RepoSummary, TagDetail};
+pub(crate) use download::Blob;
+pub(crate) use error::{blocking, CacheError, Cause};
+pub(crate) use maintenance::GC_GRACE;
+pub(crate) use manifests::ManifestHit;
 
 use crate::config::{is_docker_hub_host, CacheConfig};
 use crate::domain::{Digest, RepoName};
@@ -33,7 +33,7 @@ use flight::SingleFlight;
 use manifests::ManifestMemo;
 
 /// What every cache shares: the stores and the downloads under way.
-pub struct Storage {
+pub(crate) struct Storage {
     blobs: Arc<dyn BlobBackend>,
     meta: MetaStore,
     downloads: Downloads,
@@ -48,12 +48,12 @@ pub struct Storage {
 
 impl Storage {
     /// Opens the data directory (blocking; call at start-up).
-    pub fn open(data_dir: &Path) -> Result<Arc<Storage>, StoreError> {
+    pub(crate) fn open(data_dir: &Path) -> Result<Arc<Storage>, StoreError> {
         Storage::open_with_quota(data_dir, None)
     }
 
     /// Opens the data directory with a `max_size` in bytes.
-    pub fn open_with_quota(
+    pub(crate) fn open_with_quota(
         data_dir: &Path,
         max_size: Option<u64>,
     ) -> Result<Arc<Storage>, StoreError> {
@@ -88,30 +88,25 @@ impl Storage {
     }
 
     /// Removes temp files a previous run left (at server start-up).
-    pub fn remove_leftover_temp_files(&self) -> Result<usize, StoreError> {
+    pub(crate) fn remove_leftover_temp_files(&self) -> Result<usize, StoreError> {
         self.blobs.remove_temp_files()
     }
 
-    /// Bytes stored (tracked only when a quota is set).
-    pub fn used_bytes(&self) -> u64 {
-        self.quota.used()
-    }
-
-    pub fn blobs(&self) -> &Arc<dyn BlobBackend> {
+    pub(crate) fn blobs(&self) -> &Arc<dyn BlobBackend> {
         &self.blobs
     }
 
-    pub fn meta(&self) -> &MetaStore {
+    pub(crate) fn meta(&self) -> &MetaStore {
         &self.meta
     }
 
     /// Whether a temp file can be written and the metadata read (blocking).
-    pub fn check_writable(&self) -> Result<(), StoreError> {
+    pub(crate) fn check_writable(&self) -> Result<(), StoreError> {
         self.blobs.staging().probe()?;
         self.meta.blocking().repo("").map(|_| ())
     }
 
-    pub fn downloads_in_flight(&self) -> usize {
+    pub(crate) fn downloads_in_flight(&self) -> usize {
         self.downloads.in_flight()
     }
 
@@ -141,7 +136,7 @@ type FlightKey = (String, String);
 type TagList = (Instant, Arc<Vec<String>>);
 
 /// One pull-through cache: a base path backed by one upstream.
-pub struct Cache {
+pub(crate) struct Cache {
     config: CacheConfig,
     namespace: String,
     tag_ttl: Duration,
@@ -159,7 +154,7 @@ pub struct Cache {
 }
 
 impl Cache {
-    pub fn new(
+    pub(crate) fn new(
         config: &CacheConfig,
         global_tag_ttl: u64,
         storage: Arc<Storage>,
@@ -180,35 +175,31 @@ impl Cache {
         })
     }
 
-    pub fn base_path(&self) -> &str {
+    pub(crate) fn base_path(&self) -> &str {
         &self.config.base_path
     }
 
-    pub fn config(&self) -> &CacheConfig {
+    pub(crate) fn config(&self) -> &CacheConfig {
         &self.config
     }
 
     /// Pulls through a private cache need the admin's credentials.
-    pub fn is_private(&self) -> bool {
+    pub(crate) fn is_private(&self) -> bool {
         self.config.private
     }
 
     /// The local repository a pull of `repo` lands in: `<base_path>/<repo>`.
-    pub fn local_name(&self, repo: &RepoName) -> String {
+    pub(crate) fn local_name(&self, repo: &RepoName) -> String {
         repo.prefixed(&self.config.base_path)
     }
 
-    pub fn upstream_down(&self) -> bool {
-        self.upstream.is_down()
-    }
-
     /// Whether the upstream answers, and while down, why not.
-    pub fn upstream_reachability(&self) -> (Reachability, Option<UpstreamError>) {
+    pub(crate) fn upstream_reachability(&self) -> (Reachability, Option<UpstreamError>) {
         self.upstream.reachability()
     }
 
     /// A blob `repo` may see (see `access`): stored, arriving, or fetched.
-    pub async fn blob(&self, repo: &RepoName, digest: &Digest) -> Result<Blob, CacheError> {
+    pub(crate) async fn blob(&self, repo: &RepoName, digest: &Digest) -> Result<Blob, CacheError> {
         // Checked before joining a download too: downloads are by digest.
         self.admit_blob(repo, digest).await?;
         let downloads = &self.storage.downloads;
@@ -218,7 +209,7 @@ impl Cache {
     }
 
     /// The size of a blob `repo` may see; answers as `blob` would.
-    pub async fn blob_size(
+    pub(crate) async fn blob_size(
         &self,
         repo: &RepoName,
         digest: &Digest,
@@ -242,7 +233,7 @@ impl Cache {
 }
 
 /// Which cache a request path belongs to.
-pub struct Route {
+pub(crate) struct Route {
     pub cache: Arc<Cache>,
     /// The repository's name upstream.
     pub repo: RepoName,
@@ -251,36 +242,36 @@ pub struct Route {
 }
 
 /// The caches ferry serves, looked up by base path or by namespace.
-pub struct Caches {
+pub(crate) struct Caches {
     caches: RwLock<Vec<Arc<Cache>>>,
     storage: Arc<Storage>,
 }
 
 impl Caches {
-    pub fn new(storage: Arc<Storage>, caches: Vec<Cache>) -> Caches {
+    pub(crate) fn new(storage: Arc<Storage>, caches: Vec<Cache>) -> Caches {
         Caches {
             caches: RwLock::new(caches.into_iter().map(Arc::new).collect()),
             storage,
         }
     }
 
-    pub fn storage(&self) -> &Arc<Storage> {
+    pub(crate) fn storage(&self) -> &Arc<Storage> {
         &self.storage
     }
 
     /// Replaces the set of caches (after a change through the API): a cache
     /// kept from the old set keeps its state. Requests under way keep the
     /// cache they started with.
-    pub fn replace(&self, caches: Vec<Arc<Cache>>) {
+    pub(crate) fn replace(&self, caches: Vec<Arc<Cache>>) {
         *self.caches.write().unwrap_or_else(|p| p.into_inner()) = caches;
     }
 
     /// Whether any cache is private (then `/v2/` asks clients to authenticate).
-    pub fn any_private(&self) -> bool {
+    pub(crate) fn any_private(&self) -> bool {
         self.list().iter().any(|c| c.is_private())
     }
 
-    pub fn list(&self) -> Vec<Arc<Cache>> {
+    pub(crate) fn list(&self) -> Vec<Arc<Cache>> {
         self.caches
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -290,7 +281,7 @@ impl Caches {
     /// Routes a repository name: by the longest base path that prefixes it;
     /// else by `?ns=`; else, as Docker's `registry-mirrors` send plain
     /// Docker Hub names, to the Docker Hub cache if there is one.
-    pub fn route(&self, name: &RepoName, ns: Option<&str>) -> Option<Route> {
+    pub(crate) fn route(&self, name: &RepoName, ns: Option<&str>) -> Option<Route> {
         let caches = self.list();
         let full = name.as_str();
         let by_path = caches
@@ -334,7 +325,7 @@ impl Caches {
     }
 
     /// The local repositories, sorted by name.
-    pub async fn catalog(&self) -> Result<Vec<String>, CacheError> {
+    pub(crate) async fn catalog(&self) -> Result<Vec<String>, CacheError> {
         let repos = self.storage.meta.repos().await?;
         Ok(repos.into_iter().map(|(name, _)| name).collect())
     }

@@ -16,7 +16,7 @@ use crate::store::{unix_millis, BlobBackend, BlockingMeta, StoreError};
 
 /// Bytes stored, against an optional ceiling.
 #[derive(Default)]
-pub struct Quota {
+pub(super) struct Quota {
     pub max: Option<u64>,
     used: AtomicU64,
     /// repository → tag → last pull (ms), not yet written to the store.
@@ -25,7 +25,7 @@ pub struct Quota {
 }
 
 impl Quota {
-    pub fn new(max: Option<u64>, used: u64) -> Quota {
+    pub(super) fn new(max: Option<u64>, used: u64) -> Quota {
         Quota {
             max,
             used: AtomicU64::new(used),
@@ -33,15 +33,15 @@ impl Quota {
         }
     }
 
-    pub fn used(&self) -> u64 {
+    pub(super) fn used(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
     }
 
-    pub fn add(&self, bytes: u64) {
+    pub(super) fn add(&self, bytes: u64) {
         self.used.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    pub fn sub(&self, bytes: u64) {
+    pub(super) fn sub(&self, bytes: u64) {
         let _ = self
             .used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
@@ -55,7 +55,7 @@ impl Quota {
 }
 
 /// The bytes the store holds now (blocking; at start-up).
-pub fn measure(meta: &BlockingMeta) -> Result<u64, StoreError> {
+pub(super) fn measure(meta: &BlockingMeta) -> Result<u64, StoreError> {
     let blobs: u64 = meta.blob_records()?.iter().map(|(_, r)| r.size).sum();
     let mut manifests = 0;
     for item in meta.manifests() {
@@ -67,7 +67,7 @@ pub fn measure(meta: &BlockingMeta) -> Result<u64, StoreError> {
 impl Storage {
     /// Records a pull of a tag, in memory only (eviction order, and the
     /// "last pulled" the API shows).
-    pub fn note_pull(&self, repo: &str, tag: &str) {
+    pub(crate) fn note_pull(&self, repo: &str, tag: &str) {
         let now = unix_millis();
         let mut recent = self.quota.recent.lock().unwrap_or_else(|p| p.into_inner());
         match recent.get_mut(repo) {
@@ -84,7 +84,7 @@ impl Storage {
     }
 
     /// Writes the pulls noted since the last flush into the tag records.
-    pub async fn flush_recency(&self) -> Result<(), CacheError> {
+    pub(crate) async fn flush_recency(&self) -> Result<(), CacheError> {
         let recent = self.quota.take_recent();
         if recent.is_empty() {
             return Ok(());
@@ -103,7 +103,7 @@ impl Storage {
 
     /// Whether `size` more bytes may be cached, evicting to make room. A
     /// blob larger than the whole quota is never cached (false).
-    pub async fn make_room(&self, size: u64) -> Result<bool, CacheError> {
+    pub(crate) async fn make_room(&self, size: u64) -> Result<bool, CacheError> {
         let Some(max) = self.quota.max else {
             return Ok(true);
         };

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use crate::domain::Secret;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(super) enum ClientError {
     #[error("cannot reach ferry at {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("ferry answered {status}: {body}")]
@@ -19,24 +19,24 @@ pub enum ClientError {
 
 impl ClientError {
     /// The API did not take the admin password.
-    pub fn is_unauthorized(&self) -> bool {
+    pub(super) fn is_unauthorized(&self) -> bool {
         matches!(self, ClientError::Refused { status, .. } if *status == StatusCode::UNAUTHORIZED)
     }
 }
 
-pub struct Client {
+pub(super) struct Client {
     base: String,
     password: Secret,
     http: reqwest::Client,
 }
 
-pub const REMOTES: &str = "/pulp/api/v3/remotes/container/pull-through/";
-pub const DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/pull-through/";
-pub const REPOSITORIES: &str = "/pulp/api/v3/repositories/container/container/";
+pub(super) const REMOTES: &str = "/pulp/api/v3/remotes/container/pull-through/";
+pub(super) const DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/pull-through/";
+pub(super) const REPOSITORIES: &str = "/pulp/api/v3/repositories/container/container/";
 
 /// What `remote create` and `remote update` set; `None` leaves a field as it is.
 #[derive(Default)]
-pub struct RemoteFields {
+pub(super) struct RemoteFields {
     pub upstream: Option<String>,
     pub username: Option<String>,
     pub password: Option<Secret>,
@@ -62,7 +62,7 @@ impl RemoteFields {
 }
 
 impl Client {
-    pub fn new(base: &str, password: Secret) -> Client {
+    pub(super) fn new(base: &str, password: Secret) -> Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             password,
@@ -76,7 +76,7 @@ impl Client {
     }
 
     /// The address the client talks to.
-    pub fn base(&self) -> &str {
+    pub(super) fn base(&self) -> &str {
         &self.base
     }
 
@@ -113,7 +113,7 @@ impl Client {
     }
 
     /// Every item of a paginated list.
-    pub async fn list(&self, collection: &str) -> Result<Vec<Value>, ClientError> {
+    pub(super) async fn list(&self, collection: &str) -> Result<Vec<Value>, ClientError> {
         let mut items = Vec::new();
         let mut next = Some(format!("{collection}?limit=1000"));
         while let Some(path) = next.take() {
@@ -125,7 +125,7 @@ impl Client {
     }
 
     /// The href of the item named `name` in `collection`.
-    pub async fn href_of(
+    pub(super) async fn href_of(
         &self,
         collection: &str,
         kind: &'static str,
@@ -143,7 +143,7 @@ impl Client {
     }
 
     /// Deletes the item named `name`; the API's answer (a task reference).
-    pub async fn delete(
+    pub(super) async fn delete(
         &self,
         collection: &str,
         kind: &'static str,
@@ -155,7 +155,7 @@ impl Client {
     }
 
     /// Creates a remote; the API's representation of it.
-    pub async fn create_remote(
+    pub(super) async fn create_remote(
         &self,
         name: &str,
         fields: &RemoteFields,
@@ -165,7 +165,7 @@ impl Client {
     }
 
     /// Changes the given fields of a remote; its representation afterwards.
-    pub async fn update_remote(
+    pub(super) async fn update_remote(
         &self,
         name: &str,
         fields: &RemoteFields,
@@ -178,7 +178,7 @@ impl Client {
 
     /// Creates a distribution of the remote named `remote`; the API's
     /// representation of it (creation answers with a task naming it).
-    pub async fn create_distribution(
+    pub(super) async fn create_distribution(
         &self,
         name: &str,
         base_path: &str,

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::datadir;
 use crate::domain::Secret;
 
-pub enum Action {
+pub(super) enum Action {
     Remote(RemoteAction),
     Distribution(DistributionAction),
     Repository(RepositoryAction),
@@ -137,7 +137,7 @@ fn remote_fields(
 
 /// Runs one management command; exit status 2 when it cannot start (bad
 /// data directory, unreadable password file), 1 when ferry refuses it.
-pub fn run(api: &ApiArgs, action: Action) -> ExitCode {
+pub(super) fn run(api: &ApiArgs, action: Action) -> ExitCode {
     let fail = |message: String| {
         eprintln!("ferry: {message}");
         ExitCode::from(2)

@@ -9,18 +9,18 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::domain::RepoName;
-pub use crate::domain::Secret;
-pub use remote::{CacheEntry, RemoteSpec};
+pub(crate) use crate::domain::Secret;
+pub(crate) use remote::{CacheEntry, RemoteSpec};
 
 mod remote;
 
 /// The configuration ferry runs with when the user gives none.
-pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
+pub(crate) const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 
 const DEFAULT_TAG_TTL_SECS: u64 = 300;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -37,7 +37,7 @@ pub enum ConfigError {
 /// stores.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     #[serde(default = "default_data_dir")]
@@ -109,7 +109,7 @@ pub struct Config {
 /// Who may browse the cached content. Pulls are not affected.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Browse {
+pub(crate) enum Browse {
     /// Anyone sees the repositories and tags of public caches, read-only.
     #[default]
     Public,
@@ -119,7 +119,7 @@ pub enum Browse {
 
 impl Browse {
     /// Whether a caller who is (or is not) the admin may browse.
-    pub fn lets(self, admin: bool) -> bool {
+    pub(crate) fn lets(self, admin: bool) -> bool {
         admin || self == Browse::Public
     }
 }
@@ -129,7 +129,7 @@ impl Browse {
 /// file ([`CacheEntry`]), or made from a distribution and its remote.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(from = "CacheEntry", into = "CacheEntry")]
-pub struct CacheConfig {
+pub(crate) struct CacheConfig {
     pub base_path: String,
     /// `remote.url` and `remote.proxy_url`, parsed.
     pub upstream: Url,
@@ -171,13 +171,13 @@ fn default_client_write_timeout() -> u64 {
 }
 
 impl Config {
-    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+    pub(crate) fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text)?;
         config.validate()?;
         Ok(config)
     }
 
-    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -185,13 +185,13 @@ impl Config {
         Config::from_toml(&text)
     }
 
-    pub fn embedded_default() -> Config {
+    pub(crate) fn embedded_default() -> Config {
         // The embedded file is part of the binary and covered by a unit test.
         Config::from_toml(EMBEDDED_DEFAULT).unwrap_or_else(|e| panic!("embedded config: {e}"))
     }
 
     /// Checks what serde cannot: base paths are valid names and distinct.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.tls_listen.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
             return Err(ConfigError::Invalid(
                 "tls_listen needs tls_cert and tls_key".into(),
@@ -251,9 +251,9 @@ mod redact {
 
     use super::Secret;
 
-    pub const REDACTED: &str = "<redacted>";
+    pub(super) const REDACTED: &str = "<redacted>";
 
-    pub fn secret<S: Serializer>(value: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn secret<S: Serializer>(value: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
         match value {
             Some(_) => s.serialize_str(REDACTED),
             None => s.serialize_none(),
@@ -261,7 +261,7 @@ mod redact {
     }
 
     /// `https://user:pw@host/` → `https://user:<redacted>@host/`.
-    pub fn url_text(url: &Url) -> String {
+    pub(super) fn url_text(url: &Url) -> String {
         let mut shown = url.clone();
         if url.password().is_some() && shown.set_password(Some(REDACTED)).is_ok() {
             // `set_password` percent-encodes the marker; show it plainly.
@@ -270,11 +270,11 @@ mod redact {
         url.to_string()
     }
 
-    pub fn url<S: Serializer>(url: &Url, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn url<S: Serializer>(url: &Url, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&url_text(url))
     }
 
-    pub fn optional_url<S: Serializer>(url: &Option<Url>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn optional_url<S: Serializer>(url: &Option<Url>, s: S) -> Result<S::Ok, S::Error> {
         match url {
             Some(url) => s.serialize_str(&url_text(url)),
             None => s.serialize_none(),
@@ -290,7 +290,7 @@ mod redact {
             .any(|word| name.contains(word))
     }
 
-    pub fn headers<S: Serializer>(
+    pub(super) fn headers<S: Serializer>(
         headers: &BTreeMap<String, String>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
@@ -304,7 +304,7 @@ mod redact {
 impl Config {
     /// The settings as a TOML file of the config's own shape, every secret
     /// redacted (`ferry config check`).
-    pub fn to_redacted_toml(&self) -> Result<String, ConfigError> {
+    pub(crate) fn to_redacted_toml(&self) -> Result<String, ConfigError> {
         toml::to_string(self).map_err(|e| ConfigError::Invalid(format!("cannot print: {e}")))
     }
 }
@@ -320,7 +320,7 @@ mod size {
         Text(String),
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         match Option::<Raw>::deserialize(d)? {
             None => Ok(None),
             Some(Raw::Bytes(n)) => Ok(Some(n)),
@@ -332,7 +332,7 @@ mod size {
         }
     }
 
-    pub fn parse(text: &str) -> Option<u64> {
+    pub(super) fn parse(text: &str) -> Option<u64> {
         let text = text.trim();
         let split = text
             .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -366,14 +366,14 @@ mod size {
 }
 
 /// Two base paths overlap when one is a path prefix of the other.
-pub fn overlaps(a: &str, b: &str) -> bool {
+pub(crate) fn overlaps(a: &str, b: &str) -> bool {
     let prefix_of = |p: &str, q: &str| q == p || q.starts_with(&format!("{p}/"));
     prefix_of(a, b) || prefix_of(b, a)
 }
 
 impl CacheConfig {
     /// A cache from the command line's `NAME=URL`.
-    pub fn from_flag(flag: &str) -> Result<CacheConfig, ConfigError> {
+    pub(crate) fn from_flag(flag: &str) -> Result<CacheConfig, ConfigError> {
         let (base_path, url) = flag
             .split_once('=')
             .ok_or_else(|| ConfigError::Invalid(format!("--cache {flag:?}: expected NAME=URL")))?;
@@ -383,7 +383,7 @@ impl CacheConfig {
     }
 
     /// Whether the includes/excludes wildcards let `repo` through.
-    pub fn allows(&self, repo: &str) -> bool {
+    pub(crate) fn allows(&self, repo: &str) -> bool {
         let included = self
             .remote
             .includes
@@ -397,21 +397,21 @@ impl CacheConfig {
         included && !excluded
     }
 
-    pub fn tag_ttl(&self, global: u64) -> Duration {
+    pub(crate) fn tag_ttl(&self, global: u64) -> Duration {
         Duration::from_secs(self.tag_ttl_secs.unwrap_or(global))
     }
 
-    pub fn is_docker_hub(&self) -> bool {
+    pub(crate) fn is_docker_hub(&self) -> bool {
         self.upstream.host_str().is_some_and(is_docker_hub_host)
     }
 
-    pub fn library_prefix(&self) -> bool {
+    pub(crate) fn library_prefix(&self) -> bool {
         self.library_prefix.unwrap_or(true)
     }
 
     /// The registry host clients name in `?ns=`: `docker.io` for Docker Hub,
     /// else the upstream's `host[:port]`.
-    pub fn namespace(&self) -> String {
+    pub(crate) fn namespace(&self) -> String {
         if self.is_docker_hub() {
             return "docker.io".to_string();
         }
@@ -424,7 +424,7 @@ impl CacheConfig {
 }
 
 /// Shell-style matching: `*` any run of characters, `?` any one.
-pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     // Classic two-pointer matcher with backtracking to the last `*`.
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
@@ -448,7 +448,7 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
 }
 
 /// A wildcard ferry accepts: repository-name characters plus `*` and `?`.
-pub fn valid_wildcard(pattern: &str) -> bool {
+pub(crate) fn valid_wildcard(pattern: &str) -> bool {
     !pattern.is_empty()
         && pattern.len() <= 255
         && pattern
@@ -457,7 +457,7 @@ pub fn valid_wildcard(pattern: &str) -> bool {
 }
 
 /// Docker Hub answers under several names.
-pub fn is_docker_hub_host(host: &str) -> bool {
+pub(crate) fn is_docker_hub_host(host: &str) -> bool {
     matches!(
         host,
         "docker.io" | "registry-1.docker.io" | "index.docker.io" | "registry.hub.docker.com"

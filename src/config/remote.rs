@@ -101,7 +101,7 @@ fn whole_secs(secs: f64) -> u64 {
 
 impl CacheConfig {
     /// The cache a distribution at `base_path` serves through `remote`.
-    pub fn from_remote(
+    pub(crate) fn from_remote(
         base_path: &str,
         private: bool,
         remote: &RemoteSpec,
@@ -116,7 +116,7 @@ impl CacheConfig {
 
     /// A cache with every option at its default, as a config-file entry
     /// naming only these two would be.
-    pub fn new(base_path: &str, upstream: Url) -> CacheConfig {
+    pub(crate) fn new(base_path: &str, upstream: Url) -> CacheConfig {
         let mut remote = RemoteSpec::new(upstream.to_string());
         remote.connect_timeout = Some(DEFAULT_CONNECT_TIMEOUT_SECS as f64);
         remote.sock_read_timeout = Some(DEFAULT_READ_TIMEOUT_SECS as f64);
@@ -133,7 +133,7 @@ impl CacheConfig {
         }
     }
 
-    pub fn connect_timeout_secs(&self) -> u64 {
+    pub(crate) fn connect_timeout_secs(&self) -> u64 {
         let remote = &self.remote;
         remote
             .connect_timeout
@@ -141,13 +141,13 @@ impl CacheConfig {
             .map_or(DEFAULT_CONNECT_TIMEOUT_SECS, whole_secs)
     }
 
-    pub fn read_timeout_secs(&self) -> u64 {
+    pub(crate) fn read_timeout_secs(&self) -> u64 {
         self.remote
             .sock_read_timeout
             .map_or(DEFAULT_READ_TIMEOUT_SECS, whole_secs)
     }
 
-    pub fn revalidate_timeout(&self) -> Duration {
+    pub(crate) fn revalidate_timeout(&self) -> Duration {
         Duration::from_millis(
             self.remote
                 .revalidate_timeout_ms
@@ -156,7 +156,7 @@ impl CacheConfig {
     }
 
     /// The extra headers, by name (a later one wins).
-    pub fn headers(&self) -> BTreeMap<String, String> {
+    pub(crate) fn headers(&self) -> BTreeMap<String, String> {
         self.remote
             .headers
             .iter()
@@ -165,12 +165,12 @@ impl CacheConfig {
             .collect()
     }
 
-    pub fn download_concurrency(&self) -> Option<usize> {
+    pub(crate) fn download_concurrency(&self) -> Option<usize> {
         self.remote.download_concurrency.map(|n| n.max(1) as usize)
     }
 
     /// Requests per second, when limited.
-    pub fn rate_limit(&self) -> Option<u32> {
+    pub(crate) fn rate_limit(&self) -> Option<u32> {
         self.remote
             .rate_limit
             .filter(|r| *r > 0)
@@ -183,7 +183,7 @@ impl CacheConfig {
 /// check` prints, never what ferry stores.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct CacheEntry {
+pub(crate) struct CacheEntry {
     pub base_path: String,
     #[serde(serialize_with = "redact::url")]
     pub upstream: Url,

@@ -11,10 +11,10 @@ use std::io::{ErrorKind, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// Held (flock) by the ferry using the directory; holds its PID as text.
-pub const LOCK_FILE: &str = "ferry.lock";
+pub(crate) const LOCK_FILE: &str = "ferry.lock";
 
 #[derive(Debug, thiserror::Error)]
-pub enum DataDirError {
+pub(crate) enum DataDirError {
     #[error("another ferry{} is using {}; stop it first", pid_text(*.pid), .dir.display())]
     InUse { dir: PathBuf, pid: Option<u32> },
     #[error(
@@ -60,7 +60,7 @@ impl DataDirError {
 
 /// How to treat a directory that is not there yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Missing {
+pub(crate) enum Missing {
     /// `ferry serve`: the first start creates it.
     Create,
     /// `ferry gc`, `ferry verify`: refuse a missing directory or one
@@ -71,13 +71,13 @@ pub enum Missing {
 
 /// The lock on a data directory; released when dropped (or the process ends).
 #[derive(Debug)]
-pub struct DataDirLock {
+pub(crate) struct DataDirLock {
     _file: File,
 }
 
 /// Checks `dir` and takes its lock, so that no second ferry (server or
 /// maintenance command) opens the same stores.
-pub fn lock(dir: &Path, missing: Missing) -> Result<DataDirLock, DataDirError> {
+pub(crate) fn lock(dir: &Path, missing: Missing) -> Result<DataDirLock, DataDirError> {
     match missing {
         Missing::Create => create(dir)?,
         Missing::Refuse => holds_ferry_data(dir)?,
@@ -144,7 +144,7 @@ fn create(dir: &Path) -> Result<(), DataDirError> {
 
 /// Whether `dir` is a ferry data directory: it exists and holds `meta/` or
 /// `blobs/`.
-pub fn holds_ferry_data(dir: &Path) -> Result<(), DataDirError> {
+pub(crate) fn holds_ferry_data(dir: &Path) -> Result<(), DataDirError> {
     let metadata = dir.metadata().map_err(|e| DataDirError::from_io(dir, e))?;
     if !metadata.is_dir() {
         return Err(DataDirError::NotADirectory {

@@ -14,7 +14,7 @@ use crate::store::{unix_micros, DistributionRecord, RemoteRecord};
 impl Manager {
     /// Mirrors the config file's caches into the store (replacing earlier
     /// config entries) and applies everything. Blocking; call at start-up.
-    pub fn sync_config(&self, configured: &[CacheConfig]) -> Result<(), ManageError> {
+    pub(crate) fn sync_config(&self, configured: &[CacheConfig]) -> Result<(), ManageError> {
         let meta = self.meta.blocking();
         let remotes = meta.remotes()?;
         let distributions = meta.distributions()?;

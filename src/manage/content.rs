@@ -14,7 +14,7 @@ use crate::store::{BlobBackend, BlobRecord, ManifestRecord, RepoRecord, TagRecor
 const MAX_CONFIG_READ: usize = 4 * 1024 * 1024;
 
 /// What a stored manifest's bytes (and its config's) say about it.
-pub struct ManifestDetails {
+pub(crate) struct ManifestDetails {
     pub annotations: BTreeMap<String, String>,
     /// Sum of the layer sizes the manifest lists.
     pub compressed_image_size: Option<u64>,
@@ -25,29 +25,32 @@ pub struct ManifestDetails {
 impl Manager {
     /// Writes the pulls noted in memory into the tag records, so that "last
     /// pulled" is current.
-    pub async fn flush_recency(&self) -> Result<(), ManageError> {
+    pub(crate) async fn flush_recency(&self) -> Result<(), ManageError> {
         Ok(self.caches.storage().flush_recency().await?)
     }
 
     /// One tag of a local repository, as stored (pulls noted first).
-    pub async fn tag(&self, repo: &str, tag: &str) -> Result<TagRecord, ManageError> {
+    pub(crate) async fn tag(&self, repo: &str, tag: &str) -> Result<TagRecord, ManageError> {
         self.flush_recency().await?;
         self.meta.tag(repo, tag).await?.ok_or(ManageError::NotFound)
     }
 
     /// Size and platforms of what each of `digests` (tagged manifests) is.
-    pub async fn tag_details(&self, digests: Vec<Digest>) -> Result<Vec<TagDetail>, ManageError> {
+    pub(crate) async fn tag_details(
+        &self,
+        digests: Vec<Digest>,
+    ) -> Result<Vec<TagDetail>, ManageError> {
         Ok(self.caches.storage().tag_details(digests).await?)
     }
 
     /// Tags, manifests and blobs of one local repository.
-    pub async fn repository_content(&self, name: &str) -> Result<RepoContent, ManageError> {
+    pub(crate) async fn repository_content(&self, name: &str) -> Result<RepoContent, ManageError> {
         Ok(self.caches.storage().repo_content(name).await?)
     }
 
     /// What the stored bytes say of each manifest (nothing, where they
     /// cannot be read).
-    pub async fn manifest_details(
+    pub(crate) async fn manifest_details(
         &self,
         manifests: Vec<(Digest, ManifestRecord)>,
     ) -> Result<Vec<(Digest, ManifestRecord, ManifestDetails)>, ManageError> {
@@ -65,7 +68,7 @@ impl Manager {
     }
 
     /// The stored record of each blob (`None`: not pulled yet).
-    pub async fn blobs(
+    pub(crate) async fn blobs(
         &self,
         digests: BTreeSet<Digest>,
     ) -> Result<Vec<(Digest, Option<BlobRecord>)>, ManageError> {
@@ -81,7 +84,7 @@ impl Manager {
 
     /// Asks the upstream where a cached tag of a local repository points
     /// now (the dashboard's freshness check); returns the tag as stored.
-    pub async fn refresh_tag(
+    pub(crate) async fn refresh_tag(
         &self,
         repo: &RepoRecord,
         tag: &str,

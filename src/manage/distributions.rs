@@ -30,11 +30,11 @@ impl DistributionRecord {
 }
 
 impl Manager {
-    pub async fn distributions(&self) -> Result<Vec<DistributionRecord>, ManageError> {
+    pub(crate) async fn distributions(&self) -> Result<Vec<DistributionRecord>, ManageError> {
         Ok(self.meta.distributions().await?)
     }
 
-    pub async fn distribution(&self, id: &str) -> Result<DistributionRecord, ManageError> {
+    pub(crate) async fn distribution(&self, id: &str) -> Result<DistributionRecord, ManageError> {
         self.distributions()
             .await?
             .into_iter()
@@ -44,7 +44,7 @@ impl Manager {
 
     /// Creates or replaces a distribution after validating it whole; its
     /// cache is built (or rebuilt, if what it serves changed), no other.
-    pub async fn save_distribution(
+    pub(crate) async fn save_distribution(
         &self,
         mut d: DistributionRecord,
     ) -> Result<DistributionRecord, ManageError> {
@@ -81,7 +81,7 @@ impl Manager {
         Ok(d)
     }
 
-    pub async fn delete_distribution(&self, id: &str) -> Result<(), ManageError> {
+    pub(crate) async fn delete_distribution(&self, id: &str) -> Result<(), ManageError> {
         let _guard = self.changes.lock().await;
         let d = self.distribution(id).await?;
         refuse_config_defined(d.from_config)?;

@@ -25,16 +25,15 @@ use crate::config::CacheConfig;
 use crate::store::{MetaStore, StoreError};
 use crate::visibility::Viewer;
 
-pub use crate::cache::{RepoContent, RepoSummary, TagDetail};
-pub use crate::store::{
-    BlobRecord, Counts, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord, TagRecord,
-    TaskRecord,
+pub(crate) use crate::cache::{RepoContent, RepoSummary};
+pub(crate) use crate::store::{
+    Counts, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord, TagRecord,
 };
-pub use content::ManifestDetails;
-pub use status::{StoredTotals, UpstreamStatus};
+pub(crate) use content::ManifestDetails;
+pub(crate) use status::UpstreamStatus;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ManageError {
+pub(crate) enum ManageError {
     /// Field → messages, in the shape Pulp (Django REST framework) answers.
     #[error("invalid request")]
     Invalid(Value),
@@ -54,7 +53,7 @@ impl From<StoreError> for ManageError {
 
 /// Whose fault a failed query or command is, for the status it answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// What was asked for does not exist.
     Client,
     /// The upstream did not answer in time.
@@ -67,7 +66,7 @@ pub enum Failure {
 
 impl ManageError {
     /// Whose fault it is (a refused request is the client's).
-    pub fn failure(&self) -> Failure {
+    pub(crate) fn failure(&self) -> Failure {
         let ManageError::Cache(e) = self else {
             return Failure::Client;
         };
@@ -86,7 +85,7 @@ fn invalid(field: &str, message: &str) -> ManageError {
     ManageError::Invalid(json!({ field: [message] }))
 }
 
-pub struct Manager {
+pub(crate) struct Manager {
     caches: Arc<Caches>,
     meta: MetaStore,
     global_tag_ttl: u64,
@@ -98,7 +97,7 @@ pub struct Manager {
 }
 
 impl Manager {
-    pub fn new(caches: Arc<Caches>, global_tag_ttl: u64) -> Manager {
+    pub(crate) fn new(caches: Arc<Caches>, global_tag_ttl: u64) -> Manager {
         let meta = caches.storage().meta().clone();
         Manager {
             caches,
@@ -110,7 +109,7 @@ impl Manager {
     }
 
     /// The admin, or what anyone else may see of the caches served now.
-    pub fn viewer(&self, admin: bool) -> Viewer {
+    pub(crate) fn viewer(&self, admin: bool) -> Viewer {
         Viewer::of(admin, &self.caches)
     }
 

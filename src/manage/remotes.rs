@@ -38,11 +38,11 @@ impl RemoteRecord {
 }
 
 impl Manager {
-    pub async fn remotes(&self) -> Result<Vec<RemoteRecord>, ManageError> {
+    pub(crate) async fn remotes(&self) -> Result<Vec<RemoteRecord>, ManageError> {
         Ok(self.meta.remotes().await?)
     }
 
-    pub async fn remote(&self, id: &str) -> Result<RemoteRecord, ManageError> {
+    pub(crate) async fn remote(&self, id: &str) -> Result<RemoteRecord, ManageError> {
         self.remotes()
             .await?
             .into_iter()
@@ -52,7 +52,10 @@ impl Manager {
 
     /// Creates or replaces a remote after validating it whole; the caches
     /// of the distributions using it are rebuilt, no other.
-    pub async fn save_remote(&self, mut remote: RemoteRecord) -> Result<RemoteRecord, ManageError> {
+    pub(crate) async fn save_remote(
+        &self,
+        mut remote: RemoteRecord,
+    ) -> Result<RemoteRecord, ManageError> {
         let _guard = self.changes.lock().await;
         let existing = self.remotes().await?;
         if let Some(old) = existing.iter().find(|r| r.id == remote.id) {
@@ -72,7 +75,7 @@ impl Manager {
         Ok(remote)
     }
 
-    pub async fn delete_remote(&self, id: &str) -> Result<(), ManageError> {
+    pub(crate) async fn delete_remote(&self, id: &str) -> Result<(), ManageError> {
         let _guard = self.changes.lock().await;
         let remote = self.remote(id).await?;
         refuse_config_defined(remote.from_config)?;

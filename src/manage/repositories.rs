@@ -9,7 +9,7 @@ use crate::visibility::Viewer;
 impl Manager {
     /// Every local repository `viewer` may see as (name, record), sorted by
     /// name.
-    pub async fn repositories(
+    pub(crate) async fn repositories(
         &self,
         viewer: &Viewer,
     ) -> Result<Vec<(String, RepoRecord)>, ManageError> {
@@ -19,7 +19,7 @@ impl Manager {
     }
 
     /// The repository behind an id (not found when `viewer` may not see it).
-    pub async fn repository(
+    pub(crate) async fn repository(
         &self,
         viewer: &Viewer,
         id: &str,
@@ -32,7 +32,7 @@ impl Manager {
     }
 
     /// Ids of the repositories a pull-through distribution created.
-    pub async fn repository_ids_under(
+    pub(crate) async fn repository_ids_under(
         &self,
         viewer: &Viewer,
         base_path: &str,
@@ -48,7 +48,7 @@ impl Manager {
 
     /// Every repository `viewer` may see with its counts and sizes (pulls
     /// noted in memory written first, so "last pulled" is current).
-    pub async fn repository_summaries(
+    pub(crate) async fn repository_summaries(
         &self,
         viewer: &Viewer,
     ) -> Result<Vec<(String, RepoRecord, RepoSummary)>, ManageError> {
@@ -58,12 +58,12 @@ impl Manager {
     }
 
     /// One repository's counts and sizes.
-    pub async fn repository_summary(&self, name: &str) -> Result<RepoSummary, ManageError> {
+    pub(crate) async fn repository_summary(&self, name: &str) -> Result<RepoSummary, ManageError> {
         Ok(self.caches.storage().repo_summary(name).await?)
     }
 
     /// Whether the cache at `base_path` is served now and private.
-    pub fn serves_privately(&self, base_path: &str) -> bool {
+    pub(crate) fn serves_privately(&self, base_path: &str) -> bool {
         self.caches
             .list()
             .iter()
@@ -72,13 +72,17 @@ impl Manager {
 
     /// Removes one tag of a repository and frees what nothing else uses;
     /// the bytes freed (`None`: no such tag).
-    pub async fn delete_tag(&self, name: &str, tag: &str) -> Result<Option<u64>, ManageError> {
+    pub(crate) async fn delete_tag(
+        &self,
+        name: &str,
+        tag: &str,
+    ) -> Result<Option<u64>, ManageError> {
         Ok(self.caches.storage().delete_tag(name, tag).await?)
     }
 
     /// Removes a repository and frees what no other one uses; the bytes
     /// freed.
-    pub async fn delete_repository(&self, name: &str) -> Result<u64, ManageError> {
+    pub(crate) async fn delete_repository(&self, name: &str) -> Result<u64, ManageError> {
         Ok(self.caches.storage().delete_repository(name).await?)
     }
 }

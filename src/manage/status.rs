@@ -7,7 +7,7 @@ use super::{ManageError, Manager};
 use crate::upstream::Reachability;
 
 /// Everything stored, whichever cache it came through.
-pub struct StoredTotals {
+pub(crate) struct StoredTotals {
     /// Bytes of cached blobs and manifests, and their number.
     pub bytes: u64,
     pub objects: u64,
@@ -17,7 +17,7 @@ pub struct StoredTotals {
 /// One served cache's upstream and what the cache holds, as the status
 /// endpoint shows it.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct UpstreamStatus {
+pub(crate) struct UpstreamStatus {
     pub base_path: String,
     pub url: String,
     /// `unknown` (not contacted since ferry started), `reachable`, `down`
@@ -38,7 +38,7 @@ pub struct UpstreamStatus {
 }
 
 impl Manager {
-    pub async fn stored_totals(&self) -> Result<StoredTotals, ManageError> {
+    pub(crate) async fn stored_totals(&self) -> Result<StoredTotals, ManageError> {
         let storage = self.caches.storage();
         let (bytes, objects) = storage.stored_totals().await?;
         Ok(StoredTotals {
@@ -50,7 +50,7 @@ impl Manager {
 
     /// The upstreams of the caches served now (private ones only when
     /// `include_private`).
-    pub async fn upstreams(
+    pub(crate) async fn upstreams(
         &self,
         include_private: bool,
     ) -> Result<Vec<UpstreamStatus>, ManageError> {

@@ -9,7 +9,7 @@ const TASK_RETENTION_MICROS: u64 = 24 * 3600 * 1_000_000;
 
 impl Manager {
     /// Records a finished task and returns its id.
-    pub async fn finish_task(
+    pub(crate) async fn finish_task(
         &self,
         name: &str,
         created_resources: Vec<String>,
@@ -26,7 +26,7 @@ impl Manager {
         Ok(id)
     }
 
-    pub async fn task(&self, id: &str) -> Result<TaskRecord, ManageError> {
+    pub(crate) async fn task(&self, id: &str) -> Result<TaskRecord, ManageError> {
         self.meta.task(id).await?.ok_or(ManageError::NotFound)
     }
 }

@@ -2,7 +2,7 @@
 //! names span several components, so the endpoint is found from the end.
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Endpoint<'a> {
+pub(crate) enum Endpoint<'a> {
     Base,
     Catalog,
     Manifest { name: &'a str, reference: &'a str },
@@ -13,7 +13,7 @@ pub enum Endpoint<'a> {
     Unknown,
 }
 
-pub fn parse(tail: &str) -> Endpoint<'_> {
+pub(crate) fn parse(tail: &str) -> Endpoint<'_> {
     let tail = tail.trim_start_matches('/');
     if tail.is_empty() {
         return Endpoint::Base;

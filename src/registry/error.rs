@@ -20,7 +20,7 @@ use crate::store::StoreError;
 use crate::upstream::UpstreamError;
 
 #[derive(Debug)]
-pub enum RegistryError {
+pub(super) enum RegistryError {
     NameInvalid(String),
     NameUnknown(String),
     DigestInvalid(String),
@@ -46,14 +46,14 @@ pub enum RegistryError {
 
 /// The cache a failure comes from, to name it in the message.
 #[derive(Debug)]
-pub struct Source {
+pub(super) struct Source {
     base_path: String,
     /// `host[:port]` of its upstream: for the admin only.
     upstream: String,
 }
 
 impl RegistryError {
-    pub fn cache(error: CacheError, detail: Value) -> Self {
+    pub(super) fn cache(error: CacheError, detail: Value) -> Self {
         RegistryError::Cache {
             error,
             detail,
@@ -62,7 +62,7 @@ impl RegistryError {
     }
 
     /// A failure of the cache `route` chose.
-    pub fn cache_of(route: &Route, error: CacheError, detail: Value) -> Self {
+    pub(super) fn cache_of(route: &Route, error: CacheError, detail: Value) -> Self {
         let config = route.cache.config();
         let url = &config.upstream;
         let mut upstream = url.host_str().unwrap_or_default().to_string();
@@ -80,7 +80,7 @@ impl RegistryError {
     }
 
     /// The answer; `admin` readers also learn the upstream's address.
-    pub fn into_response(self, admin: bool) -> Reply {
+    pub(super) fn into_response(self, admin: bool) -> Reply {
         let (status, code, message, detail) = match self {
             RegistryError::NameInvalid(e) => {
                 (StatusCode::BAD_REQUEST, "NAME_INVALID", e, json!({}))
@@ -249,7 +249,12 @@ fn set_reason(resp: &mut Reply, text: &str) {
 }
 
 /// `{"errors":[{"code","message","detail"}]}` with the given status.
-pub fn error_response(status: StatusCode, code: &str, message: &str, detail: Value) -> Reply {
+pub(crate) fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    detail: Value,
+) -> Reply {
     let body = json!({ "errors": [{ "code": code, "message": message, "detail": detail }] });
     let mut resp = Response::new(body.to_string().into());
     *resp.status_mut() = status;

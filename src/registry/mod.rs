@@ -29,7 +29,7 @@ use warp::reply::Response as Reply;
 use warp::Filter;
 
 use endpoint::Endpoint;
-pub use error::error_response;
+pub(crate) use error::error_response;
 use error::RegistryError;
 use request::{authorization, client_ip, Client, Query, Request};
 
@@ -41,7 +41,7 @@ use crate::origin::{origin_of, Connection};
 type Result<T> = std::result::Result<T, RegistryError>;
 
 /// What every registry request may need.
-pub struct Registry {
+pub(crate) struct Registry {
     pub caches: Arc<Caches>,
     pub access: Arc<Access>,
     /// Whether anonymous clients may list the catalog and tags.
@@ -52,7 +52,7 @@ pub struct Registry {
 }
 
 /// `GET`/`HEAD` (and refused pushes) on `/v2/...`, and `/token`.
-pub fn routes(
+pub(crate) fn routes(
     registry: Arc<Registry>,
 ) -> impl Filter<Extract = (Reply,), Error = warp::Rejection> + Clone {
     let for_token = registry.clone();

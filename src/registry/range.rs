@@ -1,7 +1,7 @@
 //! The `Range` header of blob requests (a single byte range).
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum RangeRequest {
+pub(crate) enum RangeRequest {
     /// No range, or one ferry does not honour (several ranges): whole blob.
     Full,
     /// Inclusive bounds within the blob.
@@ -12,7 +12,7 @@ pub enum RangeRequest {
     Unsatisfiable,
 }
 
-pub fn parse(header: Option<&str>, size: u64) -> RangeRequest {
+pub(crate) fn parse(header: Option<&str>, size: u64) -> RangeRequest {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return RangeRequest::Full;
     };

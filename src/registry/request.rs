@@ -22,18 +22,18 @@ pub(super) struct Request<'a> {
 
 impl Request<'_> {
     /// `HEAD`: headers as for `GET`, no body.
-    pub fn is_head(&self) -> bool {
+    pub(super) fn is_head(&self) -> bool {
         self.method == Method::HEAD
     }
 
     /// The Bearer challenge for this client, naming `scope` if given.
-    pub fn challenge(&self, scope: Option<&str>) -> RegistryError {
+    pub(super) fn challenge(&self, scope: Option<&str>) -> RegistryError {
         challenge(&self.client.origin, scope)
     }
 
     /// Validates the name and finds the cache serving it. A route is
     /// served when public, or to a caller granted its name.
-    pub fn route(&self, name: &str) -> Result<Route> {
+    pub(super) fn route(&self, name: &str) -> Result<Route> {
         let parsed =
             RepoName::parse(name).map_err(|e| RegistryError::NameInvalid(e.to_string()))?;
         let route = self
@@ -67,7 +67,7 @@ pub(super) struct Query {
 
 impl Query {
     /// Unknown keys are ignored, and so is an `n` that is not a number.
-    pub fn parse(raw: &str) -> Query {
+    pub(super) fn parse(raw: &str) -> Query {
         let mut query = Query::default();
         for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
             match &*key {

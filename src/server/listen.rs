@@ -27,7 +27,7 @@ use crate::tls::{Certificates, DRAIN};
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What the listeners serve: warp's routes as a tower service.
-pub trait Routes:
+pub(super) trait Routes:
     tower_service::Service<
         Request<Incoming>,
         Response = Response,
@@ -53,7 +53,7 @@ impl<S> Routes for S where
 
 /// The limits every connection is held to (from the config).
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub(super) struct Limits {
     /// Most connections served at once (both listeners together).
     pub max_connections: usize,
     /// Time to send a request's headers, and to start the next request on
@@ -69,7 +69,7 @@ pub struct Limits {
 
 /// What both listeners share: the limits, the connection slots and the
 /// origin settings.
-pub struct Shared {
+pub(super) struct Shared {
     limits: Limits,
     public_url: Option<Arc<str>>,
     slots: Arc<Semaphore>,
@@ -79,7 +79,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(limits: Limits, public_url: Option<&str>) -> Arc<Shared> {
+    pub(super) fn new(limits: Limits, public_url: Option<&str>) -> Arc<Shared> {
         let refusals = (limits.max_connections / 8).clamp(16, 256);
         Arc::new(Shared {
             slots: Arc::new(Semaphore::new(limits.max_connections)),
@@ -93,7 +93,7 @@ impl Shared {
 /// Serves `service` on `listener` (over TLS when `certificates` is given)
 /// until `shutdown` turns true, then lets open connections finish (bounded
 /// by [`DRAIN`]).
-pub async fn serve<S>(
+pub(super) async fn serve<S>(
     listener: TcpListener,
     certificates: Option<Arc<Certificates>>,
     service: S,
@@ -319,7 +319,7 @@ fn too_many_connections() -> Response {
 /// Raises the soft limit on open files to the hard one and sizes the
 /// default connection cap from it: room for the refusals, the store and
 /// upstream connections stays free.
-pub fn default_max_connections() -> usize {
+pub(super) fn default_max_connections() -> usize {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current < limit.maximum {

@@ -23,7 +23,7 @@ use crate::tls::Certificates;
 use listen::{Limits, Shared};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub(crate) enum ServeError {
     #[error("cannot open the data directory {}: {source}{}", .path.display(), move_aside_advice(.source, .path))]
     Storage {
         path: std::path::PathBuf,
@@ -185,7 +185,7 @@ async fn reload_on_sighup(certificates: Option<Arc<Certificates>>) {
 }
 
 /// A bound, ready server.
-pub struct Ferry {
+pub(crate) struct Ferry {
     listener: TcpListener,
     shared: Arc<Shared>,
     gc_interval: u64,
@@ -201,7 +201,7 @@ pub struct Ferry {
 impl Ferry {
     /// Opens the stores, sets up the caches and the admin account, and binds
     /// the listener.
-    pub async fn start(config: &Config) -> Result<Ferry, ServeError> {
+    pub(crate) async fn start(config: &Config) -> Result<Ferry, ServeError> {
         // Listeners and certificate first: a busy port or a bad certificate
         // fails before anything is created on disk.
         let listener =
@@ -324,16 +324,16 @@ impl Ferry {
         })
     }
 
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    pub fn tls_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn tls_addr(&self) -> Option<SocketAddr> {
         self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         // Released when serving ends, after the last flush below.
         let _lock = self.lock;
         let storage = self.registry.caches.storage().clone();

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 /// What one connection is doing, shared by its socket and its requests.
-pub struct Activity {
+pub(super) struct Activity {
     opened: Instant,
     /// Milliseconds after `opened` when a byte was last read or written.
     last_millis: AtomicU64,
@@ -23,7 +23,7 @@ pub struct Activity {
 }
 
 impl Activity {
-    pub fn new() -> Arc<Activity> {
+    pub(super) fn new() -> Arc<Activity> {
         Arc::new(Activity {
             opened: Instant::now(),
             last_millis: AtomicU64::new(0),
@@ -37,20 +37,20 @@ impl Activity {
     }
 
     /// Marks a request as being handled until the guard drops.
-    pub fn request(self: &Arc<Self>) -> InFlight {
+    pub(super) fn request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
     }
 
     /// Whether nothing moved for `limit` while no request was being handled.
-    pub fn idle_for(&self, limit: Duration) -> bool {
+    pub(super) fn idle_for(&self, limit: Duration) -> bool {
         let last = Duration::from_millis(self.last_millis.load(Ordering::Relaxed));
         self.in_flight.load(Ordering::Relaxed) == 0
             && self.opened.elapsed().saturating_sub(last) >= limit
     }
 }
 
-pub struct InFlight(Arc<Activity>);
+pub(super) struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -61,7 +61,7 @@ impl Drop for InFlight {
 
 /// Resolves once the connection was idle (see [`Activity::idle_for`]) for
 /// `limit`; checked a few times per period, so it fires within 1.25×.
-pub async fn idle(activity: &Activity, limit: Duration) {
+pub(super) async fn idle(activity: &Activity, limit: Duration) {
     let step = (limit / 4).max(Duration::from_millis(100));
     loop {
         tokio::time::sleep(step).await;
@@ -74,7 +74,7 @@ pub async fn idle(activity: &Activity, limit: Duration) {
 /// The socket wrapper: reads and writes record activity; a write (or
 /// flush) that stays pending for `write_timeout` fails with `TimedOut`,
 /// which ends the connection and frees what its response held.
-pub struct Watched<T> {
+pub(super) struct Watched<T> {
     inner: T,
     activity: Arc<Activity>,
     write_timeout: Duration,
@@ -82,7 +82,7 @@ pub struct Watched<T> {
 }
 
 impl<T> Watched<T> {
-    pub fn new(inner: T, activity: Arc<Activity>, write_timeout: Duration) -> Self {
+    pub(super) fn new(inner: T, activity: Arc<Activity>, write_timeout: Duration) -> Self {
         Watched {
             inner,
             activity,

@@ -153,14 +153,14 @@ fn corrupt(key: &[u8], reason: String) -> StoreError {
 }
 
 /// A remote record, as format 2.
-pub fn encode_remote(record: &RemoteRecord) -> Result<Vec<u8>, StoreError> {
+pub(super) fn encode_remote(record: &RemoteRecord) -> Result<Vec<u8>, StoreError> {
     let mut out = encode(record)?;
     out[0] = FORMAT_V2;
     Ok(out)
 }
 
 /// A remote record of either format.
-pub fn decode_remote(key: &[u8], bytes: &[u8]) -> Result<RemoteRecord, StoreError> {
+pub(super) fn decode_remote(key: &[u8], bytes: &[u8]) -> Result<RemoteRecord, StoreError> {
     match bytes.split_first() {
         Some((&FORMAT_V2, rest)) => decode_body(key, rest),
         _ => decode::<RemoteRecordV1>(key, bytes).map(RemoteRecord::from),

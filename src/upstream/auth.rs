@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
+pub(crate) enum Challenge {
     Basic,
     Bearer {
         realm: String,
@@ -19,7 +19,7 @@ pub enum Challenge {
 }
 
 /// Parses `Bearer realm="...",service="...",scope="..."` or `Basic realm=...`.
-pub fn parse_challenge(header: &str) -> Option<Challenge> {
+pub(crate) fn parse_challenge(header: &str) -> Option<Challenge> {
     let header = header.trim();
     let (scheme, params) = header.split_once(' ').unwrap_or((header, ""));
     if scheme.eq_ignore_ascii_case("basic") {
@@ -68,7 +68,7 @@ fn parse_params(s: &str) -> HashMap<String, String> {
 }
 
 #[derive(Deserialize)]
-pub struct TokenResponse {
+pub(super) struct TokenResponse {
     #[serde(default)]
     pub token: Option<String>,
     #[serde(default)]
@@ -78,7 +78,7 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
-    pub fn into_token(self) -> Option<(String, Duration)> {
+    pub(super) fn into_token(self) -> Option<(String, Duration)> {
         let token = self.token.or(self.access_token)?;
         // The token spec's default lifetime is 60 s.
         Some((token, Duration::from_secs(self.expires_in.unwrap_or(60))))
@@ -87,7 +87,7 @@ impl TokenResponse {
 
 /// Bearer tokens by scope, kept until shortly before they expire.
 #[derive(Default)]
-pub struct TokenCache {
+pub(super) struct TokenCache {
     tokens: Mutex<HashMap<String, (String, Instant)>>,
 }
 
@@ -95,11 +95,11 @@ pub struct TokenCache {
 const EXPIRY_MARGIN: Duration = Duration::from_secs(15);
 
 impl TokenCache {
-    pub fn get(&self, scope: &str) -> Option<String> {
+    pub(super) fn get(&self, scope: &str) -> Option<String> {
         self.get_at(scope, Instant::now())
     }
 
-    pub fn put(&self, scope: &str, token: String, lifetime: Duration) {
+    pub(super) fn put(&self, scope: &str, token: String, lifetime: Duration) {
         self.put_at(scope, token, lifetime, Instant::now())
     }
 
@@ -122,7 +122,7 @@ impl TokenCache {
         tokens.insert(scope.to_string(), (token, until));
     }
 
-    pub fn forget(&self, scope: &str) {
+    pub(super) fn forget(&self, scope: &str) {
         self.tokens
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -12,7 +12,7 @@ use futures_util::{Stream, StreamExt};
 use super::{error_chain, UpstreamError};
 
 /// The body of an upstream blob response, read as it arrives.
-pub struct BlobBody {
+pub(crate) struct BlobBody {
     content_length: Option<u64>,
     chunks: BoxStream<'static, Result<Bytes, UpstreamError>>,
 }
@@ -42,7 +42,7 @@ impl BlobBody {
     }
 
     /// The length the upstream announced, if it did.
-    pub fn content_length(&self) -> Option<u64> {
+    pub(crate) fn content_length(&self) -> Option<u64> {
         self.content_length
     }
 }

@@ -2,7 +2,7 @@ use std::time::{Duration, SystemTime};
 
 /// Why an upstream gave no answer at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoAnswer {
+pub(crate) enum NoAnswer {
     /// Its host name does not resolve.
     Unresolvable,
     /// Nothing listens there: the connection was refused.
@@ -19,7 +19,7 @@ pub enum NoAnswer {
 /// upstream's URL); [`UpstreamError::cause`] says the same without any
 /// address, for clients that must not learn it.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     #[error("upstream unreachable: {detail}")]
     Unreachable { why: NoAnswer, detail: String },
     #[error("upstream did not answer in time")]
@@ -51,7 +51,7 @@ pub enum UpstreamError {
 
 /// Why ferry refused an upstream's answer.
 #[derive(Debug, Clone)]
-pub struct Rejection {
+pub(crate) struct Rejection {
     /// Names no address, so any client may read it.
     pub why: String,
     /// What only the admin and the log see (an origin, say).
@@ -64,12 +64,12 @@ fn rfc3339(at: SystemTime) -> humantime::Rfc3339Timestamp {
 
 impl UpstreamError {
     /// An answer refused by ferry's rules, explained without an address.
-    pub fn rejected(why: impl Into<String>) -> UpstreamError {
+    pub(crate) fn rejected(why: impl Into<String>) -> UpstreamError {
         UpstreamError::rejected_with(why, None)
     }
 
     /// The same, with a detail for the admin and the log only.
-    pub fn rejected_with(why: impl Into<String>, detail: Option<String>) -> UpstreamError {
+    pub(crate) fn rejected_with(why: impl Into<String>, detail: Option<String>) -> UpstreamError {
         UpstreamError::Rejected(Box::new(Rejection {
             why: why.into(),
             detail,
@@ -78,12 +78,12 @@ impl UpstreamError {
 
     /// Failures that say nothing about the content, so cached content may be
     /// served instead (stale-if-error).
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         !matches!(self, UpstreamError::NotFound)
     }
 
     /// A metric label for the kind of failure.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             UpstreamError::Unreachable { .. } => "unreachable",
             UpstreamError::Timeout => "timeout",
@@ -99,7 +99,7 @@ impl UpstreamError {
     }
 
     /// Failures where the upstream gave no answer at all (504, not 502).
-    pub fn is_no_answer(&self) -> bool {
+    pub(crate) fn is_no_answer(&self) -> bool {
         matches!(
             self,
             UpstreamError::Unreachable { .. }
@@ -110,7 +110,7 @@ impl UpstreamError {
 
     /// What happened, as the end of "upstream X ...", naming no address:
     /// safe for any client, and short enough for a status line.
-    pub fn cause(&self) -> String {
+    pub(crate) fn cause(&self) -> String {
         match self {
             UpstreamError::Unreachable { why, .. } => match why {
                 NoAnswer::Unresolvable => "could not be resolved (DNS)",
@@ -141,7 +141,7 @@ impl UpstreamError {
 
     /// The low-level story (it may name the upstream's URL), where there
     /// is more to tell than [`UpstreamError::cause`]: for the admin and logs.
-    pub fn detail(&self) -> Option<&str> {
+    pub(crate) fn detail(&self) -> Option<&str> {
         match self {
             UpstreamError::Unreachable { detail, .. }
             | UpstreamError::Protocol(detail)
@@ -212,7 +212,7 @@ fn is_tls_rejection(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// The error with its causes: reqwest's own message hides the interesting part.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

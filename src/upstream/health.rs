@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::UpstreamError;
 
 #[derive(Default)]
-pub struct Health {
+pub(crate) struct Health {
     state: Mutex<State>,
     /// Whether a background probe is already rechecking the upstream.
     probing: AtomicBool,
@@ -27,7 +27,7 @@ struct State {
 
 /// What ferry knows of an upstream, for status pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reachability {
+pub(crate) enum Reachability {
     /// Not contacted since ferry started.
     Unknown,
     Reachable,
@@ -36,7 +36,7 @@ pub enum Reachability {
 }
 
 impl Reachability {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Reachability::Unknown => "unknown",
             Reachability::Reachable => "reachable",
@@ -52,7 +52,7 @@ impl Health {
     }
 
     /// The reason not to contact the upstream now, if any.
-    pub fn blocked(&self) -> Option<UpstreamError> {
+    pub(crate) fn blocked(&self) -> Option<UpstreamError> {
         let state = self.lock();
         if let Some((cause, since)) = &state.down {
             return Some(UpstreamError::KnownDown {
@@ -67,12 +67,12 @@ impl Health {
         })
     }
 
-    pub fn is_down(&self) -> bool {
+    pub(crate) fn is_down(&self) -> bool {
         self.lock().down.is_some()
     }
 
     /// The state, and while down, the failure that marked it down.
-    pub fn reachability(&self) -> (Reachability, Option<UpstreamError>) {
+    pub(crate) fn reachability(&self) -> (Reachability, Option<UpstreamError>) {
         let state = self.lock();
         if let Some((cause, since)) = &state.down {
             let down = UpstreamError::KnownDown {
@@ -94,7 +94,7 @@ impl Health {
 
     /// Records the outcome of a request. Returns true when this failure just
     /// marked the upstream down (the caller then starts a probe).
-    pub fn record(&self, outcome: Result<(), &UpstreamError>) -> bool {
+    pub(crate) fn record(&self, outcome: Result<(), &UpstreamError>) -> bool {
         let mut state = self.lock();
         match outcome {
             Ok(()) => {
@@ -124,18 +124,18 @@ impl Health {
         }
     }
 
-    pub fn mark_up(&self) {
+    pub(crate) fn mark_up(&self) {
         let mut state = self.lock();
         state.down = None;
         state.answered = true;
     }
 
     /// Claims the single probe slot; false if a probe is already running.
-    pub fn start_probe(&self) -> bool {
+    pub(crate) fn start_probe(&self) -> bool {
         !self.probing.swap(true, Ordering::AcqRel)
     }
 
-    pub fn end_probe(&self) {
+    pub(crate) fn end_probe(&self) {
         self.probing.store(false, Ordering::Release);
     }
 }

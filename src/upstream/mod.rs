@@ -24,11 +24,13 @@ use reqwest::header::{
 use reqwest::{Method, Response, StatusCode, Url};
 use serde::de::DeserializeSeed as _;
 
-pub use auth::{parse_challenge, Challenge};
+pub(crate) use auth::{parse_challenge, Challenge};
 use auth::{TokenCache, TokenResponse};
-pub use body::BlobBody;
-pub use error::{error_chain, NoAnswer, UpstreamError};
-pub use health::{Health, Reachability};
+pub(crate) use body::BlobBody;
+#[cfg(test)]
+pub(crate) use error::NoAnswer;
+pub(crate) use error::{error_chain, UpstreamError};
+pub(crate) use health::{Health, Reachability};
 
 use crate::config::{CacheConfig, Secret};
 use crate::domain::{Digest, RepoName};
@@ -47,21 +49,20 @@ const MAX_TAG_LIST_BYTES: usize = 16 * 1024 * 1024;
 const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A manifest as fetched upstream.
-pub struct FetchedManifest {
+pub(crate) struct FetchedManifest {
     pub bytes: Bytes,
     pub media_type: Option<String>,
     /// What the upstream's `Docker-Content-Digest` claims (unverified).
     pub digest: Option<Digest>,
 }
 
-/// What a `HEAD` of a manifest says.
-pub struct ManifestHead {
+/// What a `HEAD` of a manifest says: its digest, when the upstream names
+/// it (all ferry needs to tell whether a tag moved).
+pub(crate) struct ManifestHead {
     pub digest: Option<Digest>,
-    pub media_type: Option<String>,
-    pub size: Option<u64>,
 }
 
-pub struct Upstream {
+pub(crate) struct Upstream {
     base: String,
     /// Where the upstream's credentials may go (besides an HTTPS realm).
     origin: url::Origin,
@@ -81,20 +82,20 @@ pub struct Upstream {
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up the upstream client for {upstream}: {reason}")]
-pub struct UpstreamSetupError {
+pub(crate) struct UpstreamSetupError {
     upstream: String,
     reason: String,
 }
 
 impl Upstream {
     /// Builds the client with a breaker of its own (to check a definition).
-    pub fn new(config: &CacheConfig) -> Result<Upstream, UpstreamSetupError> {
+    pub(crate) fn new(config: &CacheConfig) -> Result<Upstream, UpstreamSetupError> {
         Upstream::with_health(config, Arc::default())
     }
 
     /// Builds the client, sharing `health` with every other client of the
     /// same upstream. Reads `ca_file` synchronously: call at start-up.
-    pub fn with_health(
+    pub(crate) fn with_health(
         config: &CacheConfig,
         health: Arc<Health>,
     ) -> Result<Upstream, UpstreamSetupError> {
@@ -183,13 +184,13 @@ impl Upstream {
     /// How long a request may wait for another's upstream work on the same
     /// content: a token request plus two requests (a HEAD, then a GET),
     /// each bounded by the request timeout. Past it the leader is stuck.
-    pub fn wait_bound(&self) -> Duration {
+    pub(crate) fn wait_bound(&self) -> Duration {
         self.request_timeout * 3
     }
 
     /// Waits for a blob-download slot when `download_concurrency` is set;
     /// the download holds the permit until it ends.
-    pub async fn download_permit(&self) -> Option<OwnedSemaphorePermit> {
+    pub(crate) async fn download_permit(&self) -> Option<OwnedSemaphorePermit> {
         self.downloads.clone()?.acquire_owned().await.ok()
     }
 
@@ -208,12 +209,12 @@ impl Upstream {
     }
 
     /// Whether the upstream is known not to answer right now.
-    pub fn is_down(&self) -> bool {
+    pub(crate) fn is_down(&self) -> bool {
         self.health.is_down()
     }
 
     /// What ferry knows of the upstream now (shared across caches).
-    pub fn reachability(&self) -> (Reachability, Option<UpstreamError>) {
+    pub(crate) fn reachability(&self) -> (Reachability, Option<UpstreamError>) {
         self.health.reachability()
     }
 
@@ -222,7 +223,7 @@ impl Upstream {
         Url::parse(&text).map_err(|e| UpstreamError::Protocol(format!("bad URL {text}: {e}")))
     }
 
-    pub async fn head_manifest(
+    pub(crate) async fn head_manifest(
         &self,
         repo: &RepoName,
         reference: &str,
@@ -235,12 +236,10 @@ impl Upstream {
         let headers = resp.headers();
         Ok(ManifestHead {
             digest: header_str(headers, "docker-content-digest").and_then(|d| d.parse().ok()),
-            media_type: header_str(headers, CONTENT_TYPE.as_str()).map(str::to_string),
-            size: header_str(headers, CONTENT_LENGTH.as_str()).and_then(|s| s.parse().ok()),
         })
     }
 
-    pub async fn get_manifest(
+    pub(crate) async fn get_manifest(
         &self,
         repo: &RepoName,
         reference: &str,
@@ -262,7 +261,7 @@ impl Upstream {
     }
 
     /// Starts a blob download; the caller streams the body.
-    pub async fn get_blob(
+    pub(crate) async fn get_blob(
         &self,
         repo: &RepoName,
         digest: &Digest,
@@ -275,7 +274,7 @@ impl Upstream {
     }
 
     /// The size of a blob upstream.
-    pub async fn head_blob(
+    pub(crate) async fn head_blob(
         &self,
         repo: &RepoName,
         digest: &Digest,
@@ -290,7 +289,7 @@ impl Upstream {
     /// Every tag of a repository, following `Link` pagination within the
     /// upstream's origin, bounded in pages, tags and bytes (a clear error
     /// past a bound rather than a silently truncated list).
-    pub async fn tags(&self, repo: &RepoName) -> Result<Vec<String>, UpstreamError> {
+    pub(crate) async fn tags(&self, repo: &RepoName) -> Result<Vec<String>, UpstreamError> {
         let too_large = |what: String| {
             UpstreamError::rejected(format!(
                 "the tag list of {repo} is larger than ferry accepts ({what})"
@@ -351,7 +350,7 @@ impl Upstream {
     }
 
     /// The upstream's referrers index for `digest`, if it serves the API.
-    pub async fn referrers(
+    pub(crate) async fn referrers(
         &self,
         repo: &RepoName,
         digest: &Digest,

@@ -18,11 +18,11 @@ use crate::domain::{Digest, RepoName};
 use crate::metrics::METRICS;
 use crate::store::{BlobReader, OpenBlob};
 use crate::upstream::{Upstream, UpstreamError};
-pub use reader::Blob;
+pub(crate) use reader::Blob;
 
 /// How a download goes, as its readers follow it.
 #[derive(Clone)]
-pub enum Progress {
+pub(super) enum Progress {
     /// Waiting for the upstream's answer.
     Starting,
     Receiving {
@@ -47,24 +47,24 @@ type DownloadLead = Lead<Digest, Started>;
 
 /// The downloads under way, by digest.
 #[derive(Default)]
-pub struct Downloads {
+pub(super) struct Downloads {
     flights: SingleFlight<Digest, Started>,
 }
 
 impl Downloads {
-    pub fn in_flight(&self) -> usize {
+    pub(super) fn in_flight(&self) -> usize {
         self.flights.len()
     }
 
     /// The digests being downloaded now.
-    pub fn digests(&self) -> Vec<Digest> {
+    pub(super) fn digests(&self) -> Vec<Digest> {
         self.flights.keys()
     }
 
     /// A blob from the store, or from the one upstream download of it
     /// (started now if none is under way; taken over if its leader failed
     /// before the body started).
-    pub async fn blob(
+    pub(super) async fn blob(
         &self,
         store: &Arc<Storage>,
         upstream: &Arc<Upstream>,
@@ -101,7 +101,7 @@ impl Downloads {
     }
 
     /// The size of a blob, stored, arriving, or asked of the upstream.
-    pub async fn blob_size(
+    pub(super) async fn blob_size(
         &self,
         store: &Storage,
         upstream: &Upstream,
@@ -118,7 +118,7 @@ impl Downloads {
     }
 
     /// The size of a blob stored, or arriving with a known length.
-    pub async fn local_blob_size(
+    pub(super) async fn local_blob_size(
         &self,
         store: &Storage,
         digest: &Digest,

@@ -24,14 +24,14 @@ const READ_CHUNK: usize = 256 * 1024;
 const STORED_CHUNK: usize = 1024 * 1024;
 
 /// A blob to send: stored, or still arriving.
-pub struct Blob {
+pub(crate) struct Blob {
     pub(super) file: Arc<File>,
     pub(super) size: Option<u64>,
     pub(super) progress: Option<watch::Receiver<Progress>>,
 }
 
 impl Blob {
-    pub fn stored(file: File, size: u64) -> Blob {
+    pub(crate) fn stored(file: File, size: u64) -> Blob {
         Blob {
             file: Arc::new(file),
             size: Some(size),
@@ -40,17 +40,17 @@ impl Blob {
     }
 
     /// Whether it comes from the store (not from a download under way).
-    pub fn is_stored(&self) -> bool {
+    pub(crate) fn is_stored(&self) -> bool {
         self.progress.is_none()
     }
 
     /// The full size, when known (always, unless upstream sent no length).
-    pub fn size(&self) -> Option<u64> {
+    pub(crate) fn size(&self) -> Option<u64> {
         self.size
     }
 
     /// The bytes from `start` up to `end` (exclusive; `None`: to the end).
-    pub fn stream(
+    pub(crate) fn stream(
         self,
         start: u64,
         end: Option<u64>,
