@@ -194,6 +194,18 @@ async fn selected(
     Ok(out)
 }
 
+/// A detail URL (`.../<digest>/`) answers its one item or 404; a list URL
+/// a filtered page.
+fn one_or_page<T: Serialize>(items: Vec<T>, one: bool, req: &Request) -> Result<Reply, ApiError> {
+    if one {
+        return items
+            .into_iter()
+            .next()
+            .map_or_else(|| Err(ApiError::not_found()), |item| ok(&item));
+    }
+    paginate(filter(items, req), req)
+}
+
 pub(super) async fn handle(
     api: &Api,
     req: &Request,
@@ -248,13 +260,7 @@ pub(super) async fn handle(
                 .into_iter()
                 .map(|(d, r, details)| manifest_response(&d, &r, details))
                 .collect();
-            if rest.len() == 2 {
-                return items
-                    .into_iter()
-                    .next()
-                    .map_or_else(|| Err(ApiError::not_found()), |m| ok(&m));
-            }
-            paginate(filter(items, req), req)
+            one_or_page(items, rest.len() == 2, req)
         }
         ["blobs"] | ["blobs", _] => {
             let mut digests = std::collections::BTreeSet::new();
@@ -282,13 +288,7 @@ pub(super) async fn handle(
                     }
                 })
                 .collect();
-            if rest.len() == 2 {
-                return items
-                    .into_iter()
-                    .next()
-                    .map_or_else(|| Err(ApiError::not_found()), |b| ok(&b));
-            }
-            paginate(filter(items, req), req)
+            one_or_page(items, rest.len() == 2, req)
         }
         _ => Err(ApiError::not_found()),
     }

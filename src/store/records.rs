@@ -168,8 +168,9 @@ pub(super) fn decode_remote(key: &[u8], bytes: &[u8]) -> Result<RemoteRecord, St
 }
 
 /// The remote record of format 1, field for field (postcard is positional:
-/// this layout must never change).
+/// this layout must never change). The tests write it to produce old bytes.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct RemoteRecordV1 {
     id: String,
     name: String,
@@ -258,41 +259,9 @@ mod tests {
         assert!(decode::<TagRecord>(b"k", &future).is_err());
     }
 
-    /// The remote record as ferry wrote it before the spec had a type of
-    /// its own (format 1), frozen here to produce such bytes.
-    #[derive(Serialize)]
-    struct FormatOneRemote {
-        id: String,
-        name: String,
-        url: String,
-        username: Option<String>,
-        password: Option<Secret>,
-        ca_cert: Option<String>,
-        client_cert: Option<String>,
-        client_key: Option<Secret>,
-        tls_validation: bool,
-        proxy_url: Option<String>,
-        proxy_username: Option<String>,
-        proxy_password: Option<Secret>,
-        headers: Vec<BTreeMap<String, String>>,
-        max_retries: Option<i64>,
-        total_timeout: Option<f64>,
-        connect_timeout: Option<f64>,
-        sock_connect_timeout: Option<f64>,
-        sock_read_timeout: Option<f64>,
-        download_concurrency: Option<i64>,
-        rate_limit: Option<i64>,
-        includes: Option<Vec<String>>,
-        excludes: Option<Vec<String>>,
-        pulp_labels: BTreeMap<String, String>,
-        created: u64,
-        updated: u64,
-        from_config: bool,
-    }
-
     #[test]
     fn a_remote_stored_in_format_one_keeps_every_field() {
-        let old = FormatOneRemote {
+        let old = RemoteRecordV1 {
             id: "r1".into(),
             name: "hub".into(),
             url: "https://registry.example".into(),
