@@ -123,6 +123,7 @@ impl BlockingMeta {
             )?;
             bump(repos, repo, fresh, change)
         })?;
+        self.memo.forget_tag(&key);
         Ok(changed)
     }
 
@@ -181,6 +182,7 @@ impl BlockingMeta {
             self.references_without(repo, digest)?
         };
         let member = tag_key(repo, &digest.to_string());
+        let repository = tag_key(repo, "");
         let tag_key = tag_key(repo, tag);
         let change = Change {
             removed: Counts {
@@ -204,6 +206,7 @@ impl BlockingMeta {
             }
             bump(repos, repo, fresh, change)
         })?;
+        self.memo.forget_repository(&repository);
         Ok(())
     }
 
@@ -263,6 +266,7 @@ impl BlockingMeta {
             repos.remove(name.as_bytes())?;
             Ok(())
         })?;
+        self.memo.forget_repository(&prefix);
         Ok(members)
     }
 
@@ -290,6 +294,7 @@ impl BlockingMeta {
             }
             Ok(())
         })?;
+        self.memo.forget_tag(&key);
         Ok(())
     }
 }
@@ -332,6 +337,32 @@ mod tests {
             meta.references("c/a", digest).unwrap(),
             meta.references("c/a", &Digest::sha256_of(layer)).unwrap(),
         ]
+    }
+
+    /// The memo answers warm reads; every change must still be seen by
+    /// the next read, though the memo knew the old answer.
+    #[test]
+    fn reads_after_a_change_see_it_though_the_memo_knew_the_old_answer() {
+        let (_dir, meta) = open();
+        let (a, b) = (image(&meta, b"a", &[b"la"]), image(&meta, b"b", &[b"lb"]));
+        meta.point_tag("c/a", "t", &tag_at(b"a"), &fresh()).unwrap();
+        assert_eq!(tag_records(&meta, &a, b"la"), [true; 4]);
+        meta.point_tag("c/a", "t", &tag_at(b"b"), &fresh()).unwrap();
+        assert_eq!(
+            meta.tag("c/a", "t").unwrap().map(|r| r.digest),
+            Some(b.clone())
+        );
+        meta.note_pulled("c/a", "t", 99).unwrap();
+        assert_eq!(
+            meta.tag("c/a", "t").unwrap().map(|r| r.last_pulled),
+            Some(99)
+        );
+        meta.untag("c/a", "t", &b, &fresh()).unwrap();
+        assert!(meta.tag("c/a", "t").unwrap().is_none());
+        assert!(!meta.is_member("c/a", &b).unwrap());
+        assert!(!meta.references("c/a", &Digest::sha256_of(b"lb")).unwrap());
+        meta.delete_repo("c/a").unwrap();
+        assert_eq!(tag_records(&meta, &a, b"la"), [false; 4]);
     }
 
     #[test]

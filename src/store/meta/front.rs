@@ -44,6 +44,10 @@ impl MetaStore {
     }
 
     pub async fn tag(&self, repo: &str, tag: &str) -> Result<Option<TagRecord>, StoreError> {
+        // A warm pull's tag is in memory: no trip to the blocking pool.
+        if let Some(record) = self.db.memo_tag(repo, tag) {
+            return Ok(Some(record));
+        }
         let (repo, tag) = (repo.to_string(), tag.to_string());
         self.run(move |db| db.tag(&repo, &tag)).await
     }
@@ -56,6 +60,9 @@ impl MetaStore {
 
     /// See [`BlockingMeta::references`].
     pub async fn references(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
+        if self.db.memo_references(repo, digest) {
+            return Ok(true);
+        }
         let (repo, digest) = (repo.to_string(), digest.clone());
         self.run(move |db| db.references(&repo, &digest)).await
     }
@@ -86,6 +93,10 @@ impl MetaStore {
         digest: &Digest,
         fresh: RepoRecord,
     ) -> Result<Option<RepoRecord>, StoreError> {
+        // A warm pull by digest of a manifest already there changes nothing.
+        if self.db.memo_is_member(repo, digest) {
+            return Ok(None);
+        }
         let (repo, digest) = (repo.to_string(), digest.clone());
         self.run(move |db| db.add_to_repo(&repo, &digest, &fresh))
             .await

@@ -1,14 +1,16 @@
 //! The metadata database. The only module that knows sled: swapping the
 //! engine means rewriting this module alone.
 //!
-//! Two faces: [`BlockingMeta`] for async code, whose every call runs on the
-//! blocking pool, and [`BlockingMeta`], its synchronous methods, for code
-//! already on a blocking thread. A change of several records (pointing a
+//! Two faces: [`MetaStore`] for async code, whose every call runs on the
+//! blocking pool (or is answered from `memo`, in memory, without one), and
+//! [`BlockingMeta`], its synchronous methods, for code already on a
+//! blocking thread. A change of several records (pointing a
 //! tag, removing one, removing a repository) is one method here, applied as
 //! one transaction (see `changes`): never a sequence of writes by a caller.
 
 mod changes;
 mod front;
+mod memo;
 
 use std::fmt;
 use std::path::Path;
@@ -22,6 +24,7 @@ use super::{
 use crate::domain::Digest;
 
 pub use front::MetaStore;
+use memo::Memo;
 
 /// An error of the database engine, kept opaque so that no engine type
 /// leaves the store; it reads as the engine's message.
@@ -69,6 +72,9 @@ pub struct BlockingMeta {
     /// transactions cannot, read it under this lock, so no other change
     /// moves it before their transaction applies.
     structure: Mutex<()>,
+    /// The hot reads' answers (see `memo`); every write forgets what it
+    /// changes.
+    memo: Memo,
 }
 
 /// Set once the reference index has been built from the memberships.
@@ -130,6 +136,7 @@ impl BlockingMeta {
             distributions: db.open_tree("distributions")?,
             tasks: db.open_tree("tasks")?,
             structure: Mutex::new(()),
+            memo: Memo::default(),
             db,
         }
         .with_reference_index()
@@ -165,9 +172,22 @@ impl BlockingMeta {
     /// Whether `repo` may serve `digest`: one of its manifests, or what one
     /// of them holds, or what its upstream confirmed it has.
     pub fn references(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
-        Ok(self
-            .references
-            .contains_key(tag_key(repo, &digest.to_string()))?)
+        let key = tag_key(repo, &digest.to_string());
+        if self.memo.is_reference(&key) {
+            return Ok(true);
+        }
+        let read_at = self.memo.generation();
+        let found = self.references.contains_key(&key)?;
+        if found {
+            self.memo.remember_reference(read_at, &key);
+        }
+        Ok(found)
+    }
+
+    /// [`BlockingMeta::references`] if the memo knows it (no I/O: fit for
+    /// an async thread).
+    pub(super) fn memo_references(&self, repo: &str, digest: &Digest) -> bool {
+        self.memo.is_reference(&tag_key(repo, &digest.to_string()))
     }
 
     /// Records that the upstream confirmed `repo` has `digest`.
@@ -192,7 +212,21 @@ impl BlockingMeta {
     }
 
     pub fn tag(&self, repo: &str, tag: &str) -> Result<Option<TagRecord>, StoreError> {
-        Self::get(&self.tags, &tag_key(repo, tag))
+        let key = tag_key(repo, tag);
+        if let Some(record) = self.memo.tag(&key) {
+            return Ok(Some(record));
+        }
+        let read_at = self.memo.generation();
+        let found: Option<TagRecord> = Self::get(&self.tags, &key)?;
+        if let Some(record) = &found {
+            self.memo.remember_tag(read_at, &key, record);
+        }
+        Ok(found)
+    }
+
+    /// [`BlockingMeta::tag`] if the memo knows it (no I/O).
+    pub(super) fn memo_tag(&self, repo: &str, tag: &str) -> Option<TagRecord> {
+        self.memo.tag(&tag_key(repo, tag))
     }
 
     /// Stores a tag, returning what it pointed at before.
@@ -203,7 +237,9 @@ impl BlockingMeta {
         record: &TagRecord,
     ) -> Result<Option<TagRecord>, StoreError> {
         let key = tag_key(repo, tag);
-        match self.tags.insert(&key, encode(record)?)? {
+        let old = self.tags.insert(&key, encode(record)?)?;
+        self.memo.forget_tag(&key);
+        match old {
             Some(old) => decode(&key, &old).map(Some),
             None => Ok(None),
         }
@@ -279,9 +315,21 @@ impl BlockingMeta {
     }
 
     pub fn is_member(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
-        Ok(self
-            .members
-            .contains_key(tag_key(repo, &digest.to_string()))?)
+        let key = tag_key(repo, &digest.to_string());
+        if self.memo.is_member(&key) {
+            return Ok(true);
+        }
+        let read_at = self.memo.generation();
+        let found = self.members.contains_key(&key)?;
+        if found {
+            self.memo.remember_member(read_at, &key);
+        }
+        Ok(found)
+    }
+
+    /// Whether the memo knows `digest` is one of `repo`'s manifests (no I/O).
+    pub(super) fn memo_is_member(&self, repo: &str, digest: &Digest) -> bool {
+        self.memo.is_member(&tag_key(repo, &digest.to_string()))
     }
 
     /// Adds a manifest to a repository (which then references it, its
