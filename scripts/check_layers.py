@@ -24,8 +24,9 @@ LAYERS = [
 ]
 # Same layer, but neither may reach into the other.
 SEPARATE = {("registry", "api"), ("api", "registry")}
-# Lower layers api/ must reach only through manage/ (the query/command layer).
-FORBIDDEN = {"api": {"cache", "store", "upstream"}}
+# Layers a module must reach only through the one between: api/ goes
+# through manage/ (the query/command layer), the routes never see the store.
+FORBIDDEN = {"api": {"cache", "store", "upstream"}, "registry": {"store"}}
 
 RANK = {m: i for i, (_, mods) in enumerate(LAYERS) for m in mods}
 LAYER_NAME = {m: name for name, mods in LAYERS for m in mods}
@@ -76,7 +77,7 @@ def main():
                 elif (top, target) in SEPARATE:
                     why = f"`{top}` and `{target}` are kept apart"
                 elif target in FORBIDDEN.get(top, ()):
-                    why = f"`{top}` reaches `{target}` only through `manage`"
+                    why = f"`{top}` must not use `{target}` (it goes through the layer between)"
                 if why:
                     errors.append(f"{path}:{number}: uses crate::{target}: {why}")
         # Sibling references inside one module (for the cycle check): a file

@@ -16,7 +16,6 @@ use warp::http::{header, HeaderValue, Response, StatusCode};
 use warp::reply::Response as Reply;
 
 use crate::cache::{CacheError, Cause, Route};
-use crate::store::StoreError;
 use crate::upstream::UpstreamError;
 
 #[derive(Debug)]
@@ -263,12 +262,6 @@ pub(crate) fn error_response(
         HeaderValue::from_static("application/json"),
     );
     resp
-}
-
-impl From<StoreError> for RegistryError {
-    fn from(e: StoreError) -> Self {
-        RegistryError::cache(e.into(), json!({}))
-    }
 }
 
 #[cfg(test)]
