@@ -4,6 +4,12 @@
 //! `cli` (the `ferry` command line) → `server` → `registry` (OCI routes) /
 //! `api` (management) → `manage` → `cache` → `store` / `upstream`,
 //! with `domain` types shared by all and `config` read once at start-up.
+//! ARCHITECTURE.md draws the whole map; `scripts/check_layers.py` checks it.
+//!
+//! Public: `cli` (for `src/main.rs`), and `domain` and `store` (for the
+//! metadata bench). Everything else is crate-private, and
+//! `unreachable_pub` keeps a `pub` that nothing outside can reach from
+//! creeping back.
 
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
