@@ -4,7 +4,7 @@
 # registry, the clients, pulp-cli, headless Chromium), then runs each stage
 # and ends with the whole run's result:
 #
-#   stages: fmt ok, clippy ok [93 s], unit 57 passed, e2e 190 passed [640 s], ...
+#   stages: fmt ok, layers ok, clippy ok [93 s], unit 57 passed, e2e 190 passed [640 s], ...
 #   summary: 290 passed, 0 failed
 #
 # A failing stage does not stop the others; the exit status is non-zero
