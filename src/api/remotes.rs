@@ -12,6 +12,7 @@ use super::http::{
     filter, json_response, nullable, ok, paginate, timestamp, ApiError, Request, Target,
 };
 use super::Api;
+use crate::config::{StaleIf, TagPolicy};
 use crate::domain::Secret;
 use crate::manage::RemoteRecord;
 
@@ -55,6 +56,20 @@ pub(crate) struct RemoteResponse {
     pub excludes: Option<Vec<String>>,
     /// ferry's addition: "config" for caches from the config file, else "api".
     pub ferry_source: &'static str,
+    /// ferry's addition: tag patterns with their own TTL (seconds or
+    /// "never"), first match wins.
+    #[schema(value_type = Vec<Object>)]
+    pub tag_policies: Vec<TagPolicy>,
+    /// ferry's addition: the upstream answers after which cached content
+    /// is still served ("error", "unauthorized", "not_found").
+    #[schema(value_type = Vec<String>)]
+    pub stale_if: StaleIf,
+    /// ferry's addition: most bytes this cache keeps.
+    pub max_size: Option<u64>,
+    /// ferry's addition: most upstream requests at once.
+    pub max_upstream_connections: Option<u32>,
+    /// ferry's addition: most bytes per second from the upstream.
+    pub max_upstream_bandwidth: Option<u64>,
 }
 
 impl From<&RemoteRecord> for RemoteResponse {
@@ -92,6 +107,11 @@ impl From<&RemoteRecord> for RemoteResponse {
             includes: s.includes.clone(),
             excludes: s.excludes.clone(),
             ferry_source: if r.from_config { "config" } else { "api" },
+            tag_policies: s.policy.tag_policies.clone(),
+            stale_if: s.policy.stale_if,
+            max_size: s.policy.max_size,
+            max_upstream_connections: s.policy.max_upstream_connections,
+            max_upstream_bandwidth: s.policy.max_upstream_bandwidth,
         }
     }
 }
@@ -142,6 +162,18 @@ pub(crate) struct RemoteInput {
     pub includes: Option<Option<Vec<String>>>,
     #[serde(deserialize_with = "nullable")]
     pub excludes: Option<Option<Vec<String>>>,
+    #[serde(deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub tag_policies: Option<Option<Vec<TagPolicy>>>,
+    #[serde(deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub stale_if: Option<Option<StaleIf>>,
+    #[serde(deserialize_with = "nullable")]
+    pub max_size: Option<Option<u64>>,
+    #[serde(deserialize_with = "nullable")]
+    pub max_upstream_connections: Option<Option<u32>>,
+    #[serde(deserialize_with = "nullable")]
+    pub max_upstream_bandwidth: Option<Option<u64>>,
 }
 
 impl RemoteInput {
@@ -193,6 +225,23 @@ impl RemoteInput {
         }
         if let Some(v) = self.headers {
             r.headers = v.unwrap_or_default();
+        }
+        // ferry's policy fields: null resets a field to its default.
+        let policy = &mut r.policy;
+        if let Some(v) = self.tag_policies {
+            policy.tag_policies = v.unwrap_or_default();
+        }
+        if let Some(v) = self.stale_if {
+            policy.stale_if = v.unwrap_or_default();
+        }
+        if let Some(v) = self.max_size {
+            policy.max_size = v;
+        }
+        if let Some(v) = self.max_upstream_connections {
+            policy.max_upstream_connections = v;
+        }
+        if let Some(v) = self.max_upstream_bandwidth {
+            policy.max_upstream_bandwidth = v;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -233,6 +234,15 @@ impl Cache {
             .await
     }
 
+    /// Whether a tag upstream confirmed at `confirmed_at` is still within
+    /// its TTL (its tag policy's, else the cache's; some never expire).
+    fn is_fresh(&self, tag: &Tag, confirmed_at: u64) -> bool {
+        let age = Duration::from_secs(unix_now().saturating_sub(confirmed_at));
+        self.config
+            .ttl_of_tag(tag.as_str(), self.tag_ttl.as_secs())
+            .is_none_or(|ttl| age < ttl)
+    }
+
     /// Within the TTL a tag is answered from the store. Past it, the pull
     /// waits at most `revalidate_timeout` for the upstream to confirm it,
     /// then gets the cached tag while the check goes on in the background
@@ -249,9 +259,10 @@ impl Cache {
         let key = (local.clone(), tag.to_string());
         if let Some(record) = &record {
             if let Some(hit) = self.storage.stored_manifest(&record.digest).await? {
-                let fresh = unix_now().saturating_sub(record.confirmed_at) < self.tag_ttl.as_secs();
-                // Down, or already being checked: nothing to wait for.
-                let down = self.upstream.is_down();
+                let fresh = self.is_fresh(tag, record.confirmed_at);
+                // Down, out of rate budget, or already being checked:
+                // nothing to wait for.
+                let down = self.upstream.is_down() || self.upstream.rate_budget_spent();
                 if fresh || down || self.manifest_flights.is_running(&key) {
                     METRICS.cache("manifest", true);
                     self.storage.note_pull(&local, tag.as_str());

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::policy::{CachePolicy, StaleIf, TagPolicy};
 use super::redact;
 use super::CacheConfig;
 use crate::domain::Secret;
@@ -26,7 +27,8 @@ const DEFAULT_REVALIDATE_TIMEOUT_MS: u64 = 1500;
 /// What ferry runs with is derived from it by [`CacheConfig`].
 ///
 /// Stored with postcard (`store::records`): a new field goes at the end,
-/// with a new record format that still decodes the old one.
+/// with a new record format that still decodes the old one (or, like
+/// `policy`, as a tail the record codec appends).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemoteSpec {
     pub url: String,
@@ -63,6 +65,11 @@ pub struct RemoteSpec {
     /// How long a pull of a tag past its TTL waits for the upstream's
     /// answer before the cached tag is served (unset: 1.5 s).
     pub revalidate_timeout_ms: Option<u64>,
+    /// Tag TTLs, stale serving, size and upstream budget. Not part of the
+    /// record's format-2 layout: `store::records` appends it after the
+    /// rest (format 3), so the older layout is still read unchanged.
+    #[serde(skip)]
+    pub policy: CachePolicy,
 }
 
 impl RemoteSpec {
@@ -90,6 +97,7 @@ impl RemoteSpec {
             includes: None,
             excludes: None,
             revalidate_timeout_ms: None,
+            policy: CachePolicy::default(),
         }
     }
 }
@@ -167,6 +175,11 @@ impl CacheConfig {
 
     pub(crate) fn download_concurrency(&self) -> Option<usize> {
         self.remote.download_concurrency.map(|n| n.max(1) as usize)
+    }
+
+    /// Tag TTLs, stale serving, size and upstream budget.
+    pub(crate) fn policy(&self) -> &CachePolicy {
+        &self.remote.policy
     }
 
     /// Requests per second, when limited.
@@ -249,6 +262,21 @@ pub(crate) struct CacheEntry {
     /// Pulls need the admin's credentials.
     #[serde(default)]
     pub private: bool,
+    /// Tag patterns with their own TTL (see `config::policy`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag_policies: Vec<TagPolicy>,
+    /// When cached content is served although the upstream refused.
+    #[serde(default)]
+    pub stale_if: StaleIf,
+    /// Most bytes this cache keeps, e.g. "20GiB".
+    #[serde(default, deserialize_with = "super::size::deserialize")]
+    pub max_size: Option<u64>,
+    /// Most upstream requests at once.
+    #[serde(default)]
+    pub max_upstream_connections: Option<u32>,
+    /// Most bytes per second from the upstream, e.g. "4MiB".
+    #[serde(default, deserialize_with = "super::size::deserialize")]
+    pub max_upstream_bandwidth: Option<u64>,
 }
 
 fn default_connect_timeout() -> u64 {
@@ -292,6 +320,13 @@ impl From<CacheEntry> for CacheConfig {
             includes: e.includes,
             excludes: e.excludes,
             revalidate_timeout_ms: Some(e.revalidate_timeout_ms),
+            policy: CachePolicy {
+                tag_policies: e.tag_policies,
+                stale_if: e.stale_if,
+                max_size: e.max_size,
+                max_upstream_connections: e.max_upstream_connections,
+                max_upstream_bandwidth: e.max_upstream_bandwidth,
+            },
         };
         CacheConfig {
             base_path: e.base_path,
@@ -339,6 +374,11 @@ impl From<CacheConfig> for CacheEntry {
             includes: r.includes,
             excludes: r.excludes,
             private: c.private,
+            tag_policies: r.policy.tag_policies,
+            stale_if: r.policy.stale_if,
+            max_size: r.policy.max_size,
+            max_upstream_connections: r.policy.max_upstream_connections,
+            max_upstream_bandwidth: r.policy.max_upstream_bandwidth,
         }
     }
 }

@@ -137,6 +137,10 @@ fn validate_remote(record: &RemoteRecord) -> Result<(), ManageError> {
             return Err(invalid(field, "Ensure this value is between 0 and 86400."));
         }
     }
+    remote
+        .policy
+        .check()
+        .map_err(|(field, message)| invalid(field, &message))?;
     // The client must be constructible (certificates parse, headers valid).
     let config =
         CacheConfig::from_remote("probe", false, remote).map_err(|e| invalid("url", &e))?;

