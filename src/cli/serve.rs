@@ -5,9 +5,19 @@ use std::process::ExitCode;
 use crate::config::Config;
 use crate::server::{Ferry, ServeError};
 
+/// Threads for blocking work (file reads and writes, the metadata store).
+/// tokio's default of 512 let 1,000 clients of stored blobs start 512
+/// threads, each with its own stack and, up to glibc's limit of 8 per
+/// core, its own malloc arena that keeps freed memory. The work is short
+/// (one read of a chunk, one write of a batch, one metadata call: no
+/// download holds a thread while it waits for the network), so a queue
+/// before 64 threads costs little, and 64 still keep a slow disk busy.
+const BLOCKING_THREADS: usize = 64;
+
 pub(super) fn serve(config: Config) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
     {
         Ok(r) => r,

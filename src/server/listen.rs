@@ -26,6 +26,13 @@ use crate::tls::{Certificates, DRAIN};
 /// request before it is closed.
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(5);
 
+/// HTTP/1 buffer per connection (hyper's default is ~400 KiB). The write
+/// side queues a response's chunks until this much is pending, so with a
+/// client slower than the disk it is memory held per connection; the read
+/// side bounds a request's headers (64 KiB: longer ones get 431, past any
+/// registry token).
+const CONNECTION_BUFFER: usize = 64 * 1024;
+
 /// What the listeners serve: warp's routes as a tower service.
 pub(super) trait Routes:
     tower_service::Service<
@@ -240,7 +247,8 @@ impl Job {
             } else {
                 limits.header_timeout
             })
-            .keep_alive(!refused);
+            .keep_alive(!refused)
+            .max_buf_size(CONNECTION_BUFFER);
         builder
             .http2()
             .timer(TokioTimer::new())

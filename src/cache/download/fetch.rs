@@ -123,8 +123,8 @@ async fn commit(store: &Storage, temp: TempBlob, digest: &Digest, repo: &RepoNam
     }
 }
 
-/// The disk side of a download: a blocking task that writes and hashes
-/// batches while the network side receives the next ones.
+/// The disk side of a download: a task that writes and hashes batches on
+/// the blocking pool while the network side receives the next ones.
 struct WriterHandle {
     batches: tokio::sync::mpsc::Sender<Bytes>,
     done: tokio::task::JoinHandle<Result<u64, CacheError>>,
@@ -135,12 +135,17 @@ const PIPELINE_DEPTH: usize = 4;
 
 fn spawn_writer(temp: Arc<TempBlob>, progress: Arc<watch::Sender<Progress>>) -> WriterHandle {
     let (batches, mut inbox) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
-    let done = tokio::task::spawn_blocking(move || {
+    // One blocking task per batch, not one per download: a download that
+    // waits on a slow upstream holds no blocking thread, so the pool can
+    // stay small (see cli/serve.rs) however many downloads are under way.
+    let done = tokio::spawn(async move {
         let mut written = 0u64;
-        while let Some(batch) = inbox.blocking_recv() {
-            temp.append(&batch)?;
-            written += batch.len() as u64;
-            METRICS.fetched(batch.len() as u64);
+        while let Some(batch) = inbox.recv().await {
+            let temp = temp.clone();
+            let len = batch.len() as u64;
+            blocking(move || temp.append(&batch)).await?;
+            written += len;
+            METRICS.fetched(len);
             progress.send_modify(|p| {
                 if let Progress::Receiving { written: w, .. } = p {
                     *w = written;
