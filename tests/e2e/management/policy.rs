@@ -6,7 +6,6 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::pulp_api::REMOTES;
 use crate::support::*;
 
 /// The policy fields of a remote as the API shows them.
