@@ -40,6 +40,8 @@ pub(super) enum RegistryError {
     ReferenceUnknown(String),
     /// A blob address not of a digest's form: it names no blob (404).
     NotADigest(String),
+    /// A referrers subject not of a digest's form: it names no manifest.
+    SubjectNotADigest(String),
     /// A push, upload or delete; `allow` lists what the path does answer.
     ReadOnly {
         allow: &'static str,
@@ -133,6 +135,13 @@ impl RegistryError {
                 StatusCode::NOT_FOUND,
                 "BLOB_UNKNOWN",
                 "blob unknown: a blob is named by its digest (algorithm:hex)".into(),
+                json!({ "digest": text }),
+            ),
+            RegistryError::SubjectNotADigest(text) => (
+                StatusCode::NOT_FOUND,
+                "MANIFEST_UNKNOWN",
+                "manifest unknown: referrers are listed for a manifest's digest (algorithm:hex)"
+                    .into(),
                 json!({ "digest": text }),
             ),
             RegistryError::ReadOnly { allow } => return method_not_allowed(

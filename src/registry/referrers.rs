@@ -12,8 +12,7 @@ use super::Result;
 
 pub(super) async fn list(request: &Request<'_>, name: &str, digest: &str) -> Result<Reply> {
     let route = request.route(name)?;
-    // The subject of referrers is a manifest.
-    let digest = parse_digest(digest, RegistryError::ReferenceUnknown)?;
+    let digest = parse_digest(digest, RegistryError::SubjectNotADigest)?;
     let detail = json!({ "digest": digest.to_string() });
     let mut descriptors = route
         .cache

@@ -212,6 +212,8 @@ fn rows(manifest: &str, layer: &str) -> Vec<Row> {
             "ferry implements the OCI 1.1 referrers API; distribution 2.8 predates it"),
         differs("referrers of a short-hex digest", "GET /v2/{name}/referrers/sha256:abc".into(),
             (404, Text), (400, e("DIGEST_INVALID")), "as above; the spec's end-12a answers 400 for a bad digest"),
+        differs("referrers of a tag", "GET /v2/{name}/referrers/1.36".into(),
+            (404, Text), (404, e("MANIFEST_UNKNOWN")), "as above; a tag names no subject digest"),
         // Tag lists.
         same("tag list", t(""), (200, Page(6, false))),
         differs("tag list, n=2", t("?n=2"), (200, Page(6, false)), (200, Page(2, true)), NO_TAG_PAGES),
