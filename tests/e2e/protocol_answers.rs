@@ -323,17 +323,16 @@ async fn ferry_answers_what_the_spec_and_docker_registry_answer() {
     );
 }
 
-/// `STATUS BODY` as the table writes it, checking on the way that a 405
-/// names the allowed methods (RFC 9110 15.5.6; both programs do).
+/// `STATUS BODY` as the table writes it. A 405 must name the allowed
+/// methods (RFC 9110 15.5.6; both programs do): one without `Allow` is
+/// told apart, and so leaves its row.
 async fn answer(host: &str, method: &str, path: &str) -> String {
     let resp = exchange(host, method, path, &[("Accept", ACCEPT_ALL_MANIFESTS)]).await;
-    if resp.status == 405 {
-        assert!(
-            resp.header("allow").is_some(),
-            "{method} {path} on {host}: 405 without Allow"
-        );
+    let mut answer = format!("{} {}", resp.status, body_of(&resp));
+    if resp.status == 405 && resp.header("allow").is_none() {
+        answer.push_str(" without Allow");
     }
-    format!("{} {}", resp.status, body_of(&resp))
+    answer
 }
 
 fn body_of(resp: &RawResponse) -> String {
