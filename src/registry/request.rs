@@ -74,8 +74,8 @@ pub(super) struct Query {
 
 impl Query {
     /// Unknown keys are ignored, and so is an `n` that is not a count (a
-    /// word, a negative number, one past `usize`): the whole list is
-    /// answered then, as docker-registry does for the catalog.
+    /// word, a negative number, one past `usize`; docker-registry ignores
+    /// those too): the whole list is answered then.
     pub(super) fn parse(raw: &str) -> Query {
         let mut query = Query::default();
         for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
