@@ -12,6 +12,7 @@ mod maintenance;
 pub(crate) mod manifest_info;
 mod manifests;
 mod quota;
+mod tag_rules;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -31,6 +32,7 @@ use crate::upstream::{Health, Reachability, Upstream, UpstreamError, UpstreamSet
 use download::Downloads;
 use flight::SingleFlight;
 use manifests::ManifestMemo;
+use tag_rules::TagRules;
 
 /// What every cache shares: the stores and the downloads under way.
 pub(crate) struct Storage {
@@ -140,6 +142,8 @@ pub(crate) struct Cache {
     config: CacheConfig,
     namespace: String,
     tag_ttl: Duration,
+    /// The tag policies, compiled: how long each tag is trusted.
+    tag_rules: TagRules,
     /// How long a pull of a stale tag waits for its revalidation before it
     /// is answered from the cache (the revalidation then goes on alone).
     revalidate_timeout: Duration,
@@ -159,10 +163,12 @@ impl Cache {
         global_tag_ttl: u64,
         storage: Arc<Storage>,
     ) -> Result<Cache, UpstreamSetupError> {
+        let tag_ttl = config.tag_ttl(global_tag_ttl);
         Ok(Cache {
             config: config.clone(),
             namespace: config.namespace(),
-            tag_ttl: config.tag_ttl(global_tag_ttl),
+            tag_ttl,
+            tag_rules: TagRules::compile(&config.policy().tag_policies, tag_ttl),
             revalidate_timeout: config.revalidate_timeout(),
             upstream: Arc::new(Upstream::with_health(
                 config,

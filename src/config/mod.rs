@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::domain::RepoName;
 pub(crate) use crate::domain::Secret;
-pub(crate) use policy::{CachePolicy, StaleIf, TagPolicy, TagTtl};
+pub(crate) use policy::{CachePolicy, StaleCase, StaleIf, TagPolicy, TagTtl};
 pub(crate) use remote::{CacheEntry, RemoteSpec};
 
 mod policy;
@@ -404,22 +404,6 @@ impl CacheConfig {
 
     pub(crate) fn tag_ttl(&self, global: u64) -> Duration {
         Duration::from_secs(self.tag_ttl_secs.unwrap_or(global))
-    }
-
-    /// How long `tag` is answered from the cache before it is revalidated:
-    /// by the first tag policy whose pattern matches it, else the cache's
-    /// TTL. `None`: never revalidated.
-    pub(crate) fn ttl_of_tag(&self, tag: &str, global: u64) -> Option<Duration> {
-        let rule = self
-            .policy()
-            .tag_policies
-            .iter()
-            .find(|p| wildcard_match(&p.pattern, tag));
-        match rule.map(|p| p.ttl) {
-            None => Some(self.tag_ttl(global)),
-            Some(TagTtl::Secs(secs)) => Some(Duration::from_secs(secs)),
-            Some(TagTtl::Never) => None,
-        }
     }
 
     pub(crate) fn is_docker_hub(&self) -> bool {
