@@ -12,7 +12,6 @@ mod maintenance;
 pub(crate) mod manifest_info;
 mod manifests;
 mod quota;
-mod tag_rules;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,14 +24,13 @@ pub(crate) use error::{blocking, CacheError, Cause};
 pub(crate) use maintenance::GC_GRACE;
 pub(crate) use manifests::ManifestHit;
 
-use crate::config::{is_docker_hub_host, CacheConfig};
+use crate::config::{is_docker_hub_host, CacheConfig, TagRules};
 use crate::domain::{Digest, RepoName};
 use crate::store::{BlobBackend, DirBlobStore, MetaStore, StoreError};
 use crate::upstream::{Health, Reachability, Upstream, UpstreamError, UpstreamSetupError};
 use download::Downloads;
 use flight::SingleFlight;
 use manifests::ManifestMemo;
-use tag_rules::TagRules;
 
 /// What every cache shares: the stores and the downloads under way.
 pub(crate) struct Storage {
@@ -163,12 +161,11 @@ impl Cache {
         global_tag_ttl: u64,
         storage: Arc<Storage>,
     ) -> Result<Cache, UpstreamSetupError> {
-        let tag_ttl = config.tag_ttl(global_tag_ttl);
         Ok(Cache {
             config: config.clone(),
             namespace: config.namespace(),
-            tag_ttl,
-            tag_rules: TagRules::compile(&config.policy().tag_policies, tag_ttl),
+            tag_ttl: config.tag_ttl(global_tag_ttl),
+            tag_rules: config.tag_rules(global_tag_ttl),
             revalidate_timeout: config.revalidate_timeout(),
             upstream: Arc::new(Upstream::with_health(
                 config,

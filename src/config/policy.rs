@@ -257,6 +257,16 @@ mod tests {
         assert_eq!(json["stale_if"], serde_json::json!(["error", "not_found"]));
         assert_eq!(json["tag_policies"][0]["ttl"], "never");
         assert!(toml::from_str::<CachePolicy>("stale_if = [\"sometimes\"]").is_err());
+        let allowed: Vec<_> = [
+            StaleCase::Error,
+            StaleCase::Unauthorized,
+            StaleCase::NotFound,
+        ]
+        .into_iter()
+        .filter(|c| policy.stale_if.allows(*c))
+        .map(StaleCase::name)
+        .collect();
+        assert_eq!(allowed, ["error", "not_found"]);
     }
 
     #[test]

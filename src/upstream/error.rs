@@ -231,3 +231,26 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_fall_under_the_stale_if_case_a_user_expects() {
+        let cases = [
+            (UpstreamError::NotFound, StaleCase::NotFound),
+            (UpstreamError::Unauthorized, StaleCase::Unauthorized),
+            (UpstreamError::Timeout, StaleCase::Error),
+            (UpstreamError::Status(500), StaleCase::Error),
+            (
+                UpstreamError::RateLimited { retry_after: None },
+                StaleCase::Error,
+            ),
+            (UpstreamError::Protocol("bad".into()), StaleCase::Error),
+        ];
+        for (error, case) in cases {
+            assert_eq!(error.stale_case(), case, "{error}");
+        }
+    }
+}

@@ -1,20 +1,20 @@
-//! A cache's tag policies, compiled once when the cache is built: every
-//! pull of a cached tag asks how long the tag is trusted, so the warm path
-//! matches without allocating or re-reading the patterns.
+//! A cache's tag policies, compiled: the cache compiles them once when it is
+//! built, since every pull of a cached tag asks how long the tag is
+//! trusted, and the warm path should match without allocating.
 
 use std::time::Duration;
 
-use crate::config::{TagPolicy, TagTtl};
+use super::{TagPolicy, TagTtl};
 
 /// The tag policies of one cache, in their order, and the cache's TTL for
 /// tags none of them matches.
-pub(super) struct TagRules {
+pub(crate) struct TagRules {
     rules: Vec<(Glob, Option<Duration>)>,
     default: Duration,
 }
 
 impl TagRules {
-    pub(super) fn compile(policies: &[TagPolicy], default: Duration) -> TagRules {
+    pub(crate) fn compile(policies: &[TagPolicy], default: Duration) -> TagRules {
         let rules = policies
             .iter()
             .map(|p| {
@@ -30,7 +30,7 @@ impl TagRules {
 
     /// How long `tag` is answered without asking the upstream: the first
     /// matching policy's TTL, else the cache's. `None`: for ever.
-    pub(super) fn ttl_of(&self, tag: &str) -> Option<Duration> {
+    pub(crate) fn ttl_of(&self, tag: &str) -> Option<Duration> {
         self.rules
             .iter()
             .find(|(glob, _)| glob.matches(tag.as_bytes()))
