@@ -332,6 +332,7 @@ impl Cache {
             Some(Err(e)) => return Err(CacheError::Internal(format!("tag check failed: {e}"))),
             None => {
                 tracing::info!(repo = %local, %tag, "upstream slow to confirm the tag: serving it from cache, the check goes on in the background");
+                METRICS.stale_served(self.base_path(), StaleCase::Error.name());
                 cached
             }
         };
