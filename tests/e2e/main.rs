@@ -26,6 +26,7 @@ mod pull;
 mod pulp_cli;
 mod registry_api;
 mod storage;
+mod tag_policy;
 mod trust_access;
 mod trust_browser;
 mod trust_edge;
