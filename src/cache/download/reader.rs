@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,14 +19,47 @@ use tokio::sync::watch;
 use super::Progress;
 use crate::metrics::METRICS;
 
-/// Largest read handed to a client in one chunk, of a stored blob or a
-/// growing file. What a connection holds while its client is slower than
-/// the disk is about two of these (see `BUFFERS_PER_READER` and the
-/// connection's write buffer in server/listen.rs), so the size is memory
-/// per slow client: 1 MiB chunks held 1.4 GiB for 1,000 clients of a
-/// stored blob; 128 KiB reads served one fast client as quickly
-/// (benches/memory.sh).
-const CHUNK: usize = 128 * 1024;
+/// Bounds of one read handed to a client, of a stored blob or a growing
+/// file. A connection whose client is slower than the disk holds about
+/// two of these (see `BUFFERS_PER_READER` and the connection's write
+/// buffer in server/listen.rs), so the size is memory per slow client,
+/// while each read is a hand-off to the blocking pool, which costs CPU
+/// per chunk. So the readers share a budget: a few get large reads (1 MiB
+/// chunks served one client at 1.8 GB/s where 128 KiB ones cost 60% more
+/// CPU per GiB on a loaded machine), many get small ones (1 MiB chunks
+/// held 1.4 GiB for 1,000 clients of a stored blob). benches/memory.sh.
+const MIN_CHUNK: usize = 128 * 1024;
+const MAX_CHUNK: usize = 1024 * 1024;
+/// What all readers' chunks together aim at (the budget of the bounds).
+const CHUNK_BUDGET: usize = 4 * 1024 * 1024;
+
+/// Readers streaming now, across all blobs.
+static READERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a reader in `READERS` while it lives.
+struct Counted;
+
+impl Counted {
+    fn new() -> Counted {
+        READERS.fetch_add(1, Ordering::Relaxed);
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        READERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// This reader's share of the budget: a power of two within the bounds.
+fn chunk_len() -> usize {
+    let share = CHUNK_BUDGET / READERS.load(Ordering::Relaxed).max(1);
+    share
+        .checked_ilog2()
+        .map_or(MIN_CHUNK, |bits| 1 << bits)
+        .clamp(MIN_CHUNK, MAX_CHUNK)
+}
 
 /// A blob to send: stored, or still arriving.
 pub(crate) struct Blob {
@@ -71,6 +105,7 @@ impl Blob {
             end,
             progress: self.progress,
             buffers: Buffers::default(),
+            _counted: Counted::new(),
         };
         futures_util::stream::unfold(reader, |mut r| async move {
             let chunk = r.next_chunk().await?;
@@ -88,6 +123,7 @@ struct Reader {
     end: Option<u64>,
     progress: Option<watch::Receiver<Progress>>,
     buffers: Buffers,
+    _counted: Counted,
 }
 
 impl Reader {
@@ -115,7 +151,7 @@ impl Reader {
             };
             let stop = self.end.map_or(readable, |e| e.min(readable));
             if self.pos < stop {
-                let len = (stop - self.pos).min(CHUNK as u64) as usize;
+                let len = (stop - self.pos).min(chunk_len() as u64) as usize;
                 return Some(self.read(len).await);
             }
             if complete {
@@ -236,6 +272,7 @@ mod tests {
             end,
             progress: Some(tx.subscribe()),
             buffers: Buffers::default(),
+            _counted: Counted::new(),
         }
     }
 
@@ -318,5 +355,16 @@ mod tests {
         let small = buffers.take(1000);
         assert!(small.capacity() < 2000);
         assert!(buffers.lent.is_empty());
+    }
+
+    #[test]
+    fn few_readers_read_large_chunks_and_many_small_ones() {
+        let few: Vec<Counted> = (0..2).map(|_| Counted::new()).collect();
+        // Other tests' readers may be counted too: only the bounds hold.
+        assert!((MIN_CHUNK..=MAX_CHUNK).contains(&chunk_len()));
+        let many: Vec<Counted> = (0..200).map(|_| Counted::new()).collect();
+        assert_eq!(chunk_len(), MIN_CHUNK);
+        drop((few, many));
+        assert!(chunk_len().is_power_of_two());
     }
 }
