@@ -194,8 +194,9 @@ const BUFFERS_PER_READER: usize = 3;
 /// A reader's own read buffers, reused once the connection has sent
 /// them. Why: a fresh buffer per chunk, allocated on whichever blocking
 /// thread ran the read, spread the chunks over glibc's per-thread arenas,
-/// and each arena kept its freed chunks resident (44 MiB peak for 20
-/// readers of one download, against 21 MiB idle). Reused buffers are
+/// and each arena kept its freed chunks resident (49 MiB peak for 20
+/// readers of one download against 12 MiB idle, benches/memory.sh; 27 MiB
+/// with these buffers and a bounded blocking pool). Reused buffers are
 /// allocated here, on the async side, once per reader, and need no
 /// zeroing after the first use.
 #[derive(Default)]
