@@ -41,6 +41,9 @@ pub struct CacheSpec {
     pub proxy_url: Option<String>,
     /// `proxy_username`/`proxy_password`.
     pub proxy_credentials: Option<(String, String)>,
+    /// Further lines of this `[[cache]]` entry, as TOML (policy keys such
+    /// as `max_upstream_connections = 1`).
+    pub extra_toml: Vec<String>,
 }
 
 impl CacheSpec {
@@ -104,6 +107,12 @@ impl CacheSpec {
         self
     }
 
+    /// Adds `line` (TOML) to this `[[cache]]` entry.
+    pub fn toml(mut self, line: &str) -> Self {
+        self.extra_toml.push(line.into());
+        self
+    }
+
     /// Whether only the config file can express this entry.
     fn needs_config(&self) -> bool {
         self.username.is_some()
@@ -115,6 +124,7 @@ impl CacheSpec {
             || self.tls_validation.is_some()
             || self.proxy_url.is_some()
             || self.proxy_credentials.is_some()
+            || !self.extra_toml.is_empty()
     }
 }
 
@@ -363,6 +373,9 @@ fn config_toml(data_dir: &Path, caches: &[CacheSpec]) -> String {
         }
         if let Some((u, p)) = &c.proxy_credentials {
             let _ = write!(t, "proxy_username = {}\nproxy_password = {}\n", q(u), q(p));
+        }
+        for line in &c.extra_toml {
+            let _ = writeln!(t, "{line}");
         }
     }
     t
