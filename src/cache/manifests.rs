@@ -262,8 +262,10 @@ impl Cache {
                 let fresh = self.is_fresh(tag, record.confirmed_at);
                 // Down, out of rate budget, or already being checked:
                 // nothing to wait for.
-                let down = self.upstream.is_down() || self.upstream.rate_budget_spent();
-                if fresh || down || self.manifest_flights.is_running(&key) {
+                let down = self.upstream.is_down();
+                // Logged once when it is spent, not per pull.
+                let spent = self.upstream.rate_budget_spent();
+                if fresh || down || spent || self.manifest_flights.is_running(&key) {
                     METRICS.cache("manifest", true);
                     self.storage.note_pull(&local, tag.as_str());
                     if down && !fresh {

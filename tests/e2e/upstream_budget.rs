@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use crate::support::images;
 use crate::support::inspect::{metrics, wait_until};
 use crate::support::*;
 
@@ -181,4 +182,54 @@ async fn a_bandwidth_capped_cache_delivers_exact_bytes() {
     assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
     // And again from the store, where no cap applies.
     assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
+}
+
+/// What a client sees when the cap stays full: a slow download (1 KiB/s,
+/// 256 KiB) holds the only connection, and a pull of an uncached manifest
+/// waits as long as a request may take (connect + read timeout, 2 s here)
+/// for it, then gets a 503 naming the cap, with a Retry-After.
+#[tokio::test]
+async fn a_full_connection_cap_answers_503_naming_it() {
+    let upstream = Upstream::start(UpstreamAuth::None).await;
+    let image = images::large(256 * 1024);
+    RegistryClient::new(&upstream.url())
+        .push_image(BUSYBOX, "big", &image)
+        .await;
+    let proxy = FakeFaultProxy::start(&upstream.url());
+    let ferry = Ferry::start(&[CacheSpec::new(CACHE, &proxy.url())
+        .timeouts(1, 1)
+        .toml("max_upstream_connections = 1")
+        .toml("max_upstream_bandwidth = \"1KiB\"")]);
+    let layer = &image.layers()[0];
+    let url = format!(
+        "{}/v2/{CACHE}/{BUSYBOX}/blobs/{}",
+        ferry.url(),
+        layer.digest
+    );
+    let slow = tokio::spawn(async move { get_body(&url, &[]).await });
+    wait_until(
+        "ferry's blob GET reached the upstream",
+        Duration::from_secs(30),
+        || proxy.blob_gets(&layer.digest) == 1,
+    )
+    .await;
+
+    let got = RegistryClient::new(&ferry.url())
+        .get_manifest(&format!("{CACHE}/{BUSYBOX}"), "big")
+        .await;
+    got.assert_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "UNKNOWN",
+        "a manifest behind a full cap",
+    );
+    let body = String::from_utf8_lossy(&got.body);
+    assert!(
+        body.contains(
+            "upstream connections for this cache stayed busy for 2 s (max_upstream_connections)"
+        ),
+        "{body}"
+    );
+    assert_eq!(got.header("retry-after"), Some("5"));
+    assert_eq!(proxy.count("GET", PathKind::Manifest), 0);
+    slow.abort();
 }
