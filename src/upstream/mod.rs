@@ -255,7 +255,9 @@ impl Upstream {
     /// A place under `max_upstream_connections`, if the cache has one.
     async fn slot(&self) -> Result<Slot, UpstreamError> {
         match &self.connections {
-            Some(connections) => connections.acquire().await.map(Some),
+            Some(connections) => connections.acquire().await.map(Some).inspect_err(|busy| {
+                crate::metrics::METRICS.upstream_error(busy.kind());
+            }),
             None => Ok(None),
         }
     }

@@ -231,5 +231,9 @@ async fn a_full_connection_cap_answers_503_naming_it() {
     );
     assert_eq!(got.header("retry-after"), Some("5"));
     assert_eq!(proxy.count("GET", PathKind::Manifest), 0);
+    let busy = metrics(&ferry.url())
+        .await
+        .sum("ferry_upstream_errors_total", &[("kind", "busy")]);
+    assert_eq!(busy, 1.0, "the refusal is counted");
     slow.abort();
 }
