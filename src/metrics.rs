@@ -27,6 +27,8 @@ pub(crate) struct Metrics {
     downloads_in_flight: Gauge,
     store_bytes: Gauge,
     store_objects: Gauge,
+    upstream_ratelimit_limit: Family<Labels, Gauge>,
+    upstream_ratelimit_remaining: Family<Labels, Gauge>,
     /// When the counters started counting (they reset at every start).
     started: SystemTime,
 }
@@ -50,6 +52,8 @@ impl Metrics {
             downloads_in_flight: Gauge::default(),
             store_bytes: Gauge::default(),
             store_objects: Gauge::default(),
+            upstream_ratelimit_limit: Family::default(),
+            upstream_ratelimit_remaining: Family::default(),
             started: SystemTime::now(),
             registry: Registry::default(),
         };
@@ -129,6 +133,16 @@ impl Metrics {
             "Number of cached blobs and manifests",
             m.store_objects.clone(),
         );
+        registry.register(
+            "upstream_ratelimit_limit",
+            "The upstream's rate limit per window, as its RateLimit headers last said, by cache",
+            m.upstream_ratelimit_limit.clone(),
+        );
+        registry.register(
+            "upstream_ratelimit_remaining",
+            "Requests left in the upstream's rate-limit window, as its RateLimit headers last said, by cache",
+            m.upstream_ratelimit_remaining.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -181,6 +195,26 @@ impl Metrics {
                 ("reason", reason.to_string()),
             ])
             .inc();
+    }
+
+    /// What an upstream's RateLimit headers said, for one cache.
+    pub(crate) fn upstream_ratelimit(
+        &self,
+        cache: &str,
+        limit: Option<u64>,
+        remaining: Option<u64>,
+    ) {
+        let labels = vec![("cache", cache.to_string())];
+        if let Some(limit) = limit {
+            self.upstream_ratelimit_limit
+                .get_or_create(&labels)
+                .set(i64::try_from(limit).unwrap_or(i64::MAX));
+        }
+        if let Some(remaining) = remaining {
+            self.upstream_ratelimit_remaining
+                .get_or_create(&labels)
+                .set(i64::try_from(remaining).unwrap_or(i64::MAX));
+        }
     }
 
     /// A refused admin login: `reason` is `wrong_password` or `throttled`.

@@ -267,8 +267,10 @@ impl Cache {
                 // nothing to wait for.
                 let may_serve_unchecked = self.config.policy().stale_if.error;
                 let down = may_serve_unchecked && self.upstream.is_down();
+                // Logged once when it is spent, not per pull.
+                let spent = self.upstream.rate_budget_spent();
                 let unchecked = down
-                    || self.upstream.rate_budget_spent()
+                    || spent
                     || (may_serve_unchecked && self.manifest_flights.is_running(&key));
                 if fresh || unchecked {
                     METRICS.cache("manifest", true);

@@ -27,7 +27,9 @@ pub(crate) use manifests::ManifestHit;
 use crate::config::{is_docker_hub_host, CacheConfig, TagRules};
 use crate::domain::{Digest, RepoName};
 use crate::store::{BlobBackend, DirBlobStore, MetaStore, StoreError};
-use crate::upstream::{Health, Reachability, Upstream, UpstreamError, UpstreamSetupError};
+use crate::upstream::{
+    Health, RateBudgetStatus, Reachability, Upstream, UpstreamError, UpstreamSetupError,
+};
 use download::Downloads;
 use flight::SingleFlight;
 use manifests::ManifestMemo;
@@ -199,6 +201,11 @@ impl Cache {
     /// Whether the upstream answers, and while down, why not.
     pub(crate) fn upstream_reachability(&self) -> (Reachability, Option<UpstreamError>) {
         self.upstream.reachability()
+    }
+
+    /// The upstream's rate budget as its answers last reported it.
+    pub(crate) fn upstream_rate_budget(&self) -> RateBudgetStatus {
+        self.upstream.rate_budget()
     }
 
     /// A blob `repo` may see (see `access`): stored, arriving, or fetched.

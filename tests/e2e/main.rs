@@ -31,4 +31,5 @@ mod trust_access;
 mod trust_browser;
 mod trust_edge;
 mod trust_upstream;
+mod upstream_budget;
 mod upstream_tls;
