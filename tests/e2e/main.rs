@@ -21,6 +21,7 @@ mod harness_selftest;
 mod management;
 mod offline;
 mod ops;
+mod partial_pull;
 mod pull;
 mod pulp_cli;
 mod registry_api;
