@@ -2,6 +2,7 @@
 //! multipart/byteranges`, as podman's zstd:chunked partial pulls ask, from
 //! stored blobs and from downloads under way; and ferry's Range answers
 //! checked against docker-registry's (Go's `http.ServeContent`) case by case.
+//! The podman test needs root: partial pulls work on the overlay driver only.
 
 use reqwest::StatusCode;
 
