@@ -91,3 +91,34 @@ impl Multipart {
 fn range_len(r: &Range<u64>) -> u64 {
     r.end - r.start
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use futures_util::TryStreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_body_is_as_long_as_announced_and_framed_like_go() {
+        let data = b"0123456789abcdefghij";
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(data).unwrap();
+        let m = Multipart::new(vec![4..6, 0..2], 20);
+        let parts: Vec<Bytes> = m.body(Blob::stored(file, 20)).try_collect().await.unwrap();
+        let body = parts.concat();
+        assert_eq!(body.len() as u64, m.content_length());
+        let b = &m.boundary;
+        let expected = format!(
+            "--{b}\r\nContent-Range: bytes 4-5/20\r\nContent-Type: application/octet-stream\r\n\r\n45\
+             \r\n--{b}\r\nContent-Range: bytes 0-1/20\r\nContent-Type: application/octet-stream\r\n\r\n01\
+             \r\n--{b}--\r\n"
+        );
+        assert_eq!(String::from_utf8(body).unwrap(), expected);
+        assert_eq!(
+            m.content_type(),
+            format!("multipart/byteranges; boundary={b}")
+        );
+    }
+}
