@@ -553,3 +553,49 @@ async fn multi_range_answer_of_a_corrupted_download_never_completes() {
     }
     assert!(!inspect::has_blob(&s.ferry.data_dir(), &s.blob.digest));
 }
+
+/// A multi-range request that joins a download under way (slowed at the
+/// fake proxy; asked once the proxy relayed 1.5 MiB of 4, so some ranges
+/// have arrived and one has not) gets exactly the ranges' bytes from the
+/// growing file (`X-Cache: MISS`), and the blob is still fetched once.
+#[tokio::test]
+async fn multi_range_request_joining_a_download_gets_the_exact_bytes() {
+    let s = setup().await;
+    s.proxy.set_fault(Fault::SlowBlob {
+        // The 2.5 MiB still to come take at least 2 s: the request below
+        // joins well before the download ends.
+        piece: 64 * 1024,
+        pause_ms: 50,
+    });
+    let url = s.ferry_url();
+    let whole = tokio::spawn(async move { get_body(&url, &[]).await });
+    inspect::wait_until(
+        "the proxy to relay 1.5 MiB of the blob",
+        std::time::Duration::from_secs(30),
+        || s.proxy.blob_bytes_sent(&s.blob.digest) >= 3 << 19,
+    )
+    .await;
+    let resp = http_client()
+        .get(s.ferry_url())
+        .header("range", SCATTERED)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.headers()["x-cache"], "MISS", "not from the download");
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+    let body = resp.bytes().await.unwrap();
+    let blob = &s.blob.data[..];
+    assert_eq!(
+        parse_multipart(&content_type, &body),
+        vec![
+            part(blob, 1000, 1999),
+            part(blob, 70000, 135535),
+            part(blob, 1048576, 1050000),
+            part(blob, 3000000, 3100000),
+        ]
+    );
+    let whole = whole.await.unwrap().unwrap();
+    assert_eq!(whole.digest, s.blob.digest);
+    assert_eq!(s.proxy.blob_gets(&s.blob.digest), 1);
+}
