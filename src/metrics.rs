@@ -16,6 +16,7 @@ pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<Labels, Counter>,
     cache: Family<Labels, Counter>,
+    blob_ranges: Family<Labels, Counter>,
     bytes_served: Counter,
     upstream_bytes: Counter,
     upstream_errors: Family<Labels, Counter>,
@@ -41,6 +42,7 @@ impl Metrics {
         let m = Metrics {
             requests: Family::default(),
             cache: Family::default(),
+            blob_ranges: Family::default(),
             bytes_served: Counter::default(),
             upstream_bytes: Counter::default(),
             upstream_errors: Family::default(),
@@ -77,6 +79,11 @@ impl Metrics {
             "cache_requests",
             "Manifest and blob look-ups by result (hit, miss)",
             m.cache.clone(),
+        );
+        registry.register(
+            "blob_range_requests",
+            "Blob requests with a Range header by answer (single, multipart, whole, unsatisfiable)",
+            m.blob_ranges.clone(),
         );
         registry.register(
             "served_bytes",
@@ -169,6 +176,13 @@ impl Metrics {
                 ("kind", kind.to_string()),
                 ("result", result.to_string()),
             ])
+            .inc();
+    }
+
+    /// A blob request with a Range header, by how it was answered.
+    pub(crate) fn blob_range(&self, answer: &'static str) {
+        self.blob_ranges
+            .get_or_create(&vec![("answer", answer.to_string())])
             .inc();
     }
 

@@ -21,6 +21,7 @@ mod harness_selftest;
 mod management;
 mod offline;
 mod ops;
+mod partial_pull;
 mod protocol_answers;
 mod pull;
 mod pulp_cli;
