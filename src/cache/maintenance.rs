@@ -168,30 +168,34 @@ impl Storage {
             let Some(record) = meta.tag(&repo, &tag)? else {
                 return Ok(None);
             };
+            let cache = meta.repo(&repo)?.map(|r| r.cache);
             let free = closure(meta, vec![record.digest.clone()])?.is_disjoint(&pulling);
             let (bytes, removed) = untag(meta, &*blobs, &repo, &tag, &record.digest, free)?;
             meta.flush()?;
             tracing::info!(repository = %repo, %tag, bytes, "tag deleted");
-            Ok(Some((bytes, removed)))
+            Ok(Some((bytes, removed, cache)))
         })
         .await?;
-        Ok(outcome.map(|(bytes, removed)| {
-            for digest in &removed {
-                self.manifests.forget(digest);
-            }
-            self.quota.sub(bytes);
-            bytes
-        }))
+        let Some((bytes, removed, cache)) = outcome else {
+            return Ok(None);
+        };
+        for digest in &removed {
+            self.manifests.forget(digest);
+        }
+        self.quota.sub(bytes);
+        self.settle_usage(cache, removed).await?;
+        Ok(Some(bytes))
     }
 
     /// Deletes a local repository and frees the manifests and blobs no
     /// other repository references. Returns the bytes freed.
     pub(crate) async fn delete_repository(&self, name: &str) -> Result<u64, CacheError> {
         let (meta, blobs, name) = (self.meta.clone(), self.blobs.clone(), name.to_string());
-        let (bytes, freed) = blocking(move || {
+        let (bytes, freed, cache) = blocking(move || {
             let meta = meta.blocking();
             // What the repository held, less what others still use.
             let held = closure(meta, meta.members(&name)?)?;
+            let cache = meta.repo(&name)?.map(|r| r.cache);
             meta.delete_repo(&name)?;
             let live = live_set(meta)?;
             let mut freed = Vec::new();
@@ -202,13 +206,14 @@ impl Storage {
             }
             meta.flush()?;
             tracing::info!(repository = %name, bytes, objects = freed.len(), "repository deleted");
-            Ok((bytes, freed))
+            Ok((bytes, freed, cache))
         })
         .await?;
         for digest in &freed {
             self.manifests.forget(digest);
         }
         self.quota.sub(bytes);
+        self.settle_usage(cache, freed).await?;
         Ok(bytes)
     }
 
@@ -246,6 +251,7 @@ impl Storage {
             self.manifests.forget(digest);
         }
         self.quota.sub(report.bytes);
+        self.settle_usage(None, freed).await?;
         crate::metrics::METRICS.collected();
         if report != GcReport::default() {
             tracing::info!(
@@ -287,6 +293,7 @@ impl Storage {
         for digest in &freed {
             self.manifests.forget(digest);
         }
+        self.settle_usage(None, freed).await?;
         Ok(report)
     }
 }

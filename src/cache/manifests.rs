@@ -156,6 +156,9 @@ impl Storage {
         .await?;
         if stored {
             self.quota.add(size);
+            // Caches waiting for it (an index's child) are charged now;
+            // the cache pulling it is kept within bounds as it joins.
+            self.quota.usage.stored(super::usage::key(digest), size);
         }
         let hit = ManifestHit {
             digest: digest.clone(),
@@ -444,6 +447,9 @@ impl Cache {
             .point_tag(local, tag.as_str(), record, self.fresh_repo(repo))
             .await?;
         log_version(local, changed.as_ref());
+        if changed.is_some() {
+            self.storage.charge(self.base_path(), &hit.digest).await;
+        }
         Ok(())
     }
 
@@ -460,6 +466,9 @@ impl Cache {
             .add_to_repo(local, digest, self.fresh_repo(repo))
             .await?;
         log_version(local, changed.as_ref());
+        if changed.is_some() {
+            self.storage.charge(self.base_path(), digest).await;
+        }
         Ok(changed.is_some())
     }
 

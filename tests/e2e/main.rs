@@ -23,6 +23,7 @@ mod offline;
 mod ops;
 mod pull;
 mod pulp_cli;
+mod quota_per_cache;
 mod registry_api;
 mod storage;
 mod trust_access;

@@ -41,6 +41,9 @@ pub struct CacheSpec {
     pub proxy_url: Option<String>,
     /// `proxy_username`/`proxy_password`.
     pub proxy_credentials: Option<(String, String)>,
+    /// More keys of this `[[cache]]` table, verbatim TOML (e.g.
+    /// `max_size = "12MiB"`).
+    pub extra_toml: Option<String>,
 }
 
 impl CacheSpec {
@@ -104,6 +107,12 @@ impl CacheSpec {
         self
     }
 
+    /// More keys for this `[[cache]]` table, verbatim TOML.
+    pub fn extra_toml(mut self, toml: &str) -> Self {
+        self.extra_toml = Some(toml.into());
+        self
+    }
+
     /// Whether only the config file can express this entry.
     fn needs_config(&self) -> bool {
         self.username.is_some()
@@ -115,6 +124,7 @@ impl CacheSpec {
             || self.tls_validation.is_some()
             || self.proxy_url.is_some()
             || self.proxy_credentials.is_some()
+            || self.extra_toml.is_some()
     }
 }
 
@@ -363,6 +373,9 @@ fn config_toml(data_dir: &Path, caches: &[CacheSpec]) -> String {
         }
         if let Some((u, p)) = &c.proxy_credentials {
             let _ = write!(t, "proxy_username = {}\nproxy_password = {}\n", q(u), q(p));
+        }
+        if let Some(extra) = &c.extra_toml {
+            let _ = writeln!(t, "{extra}");
         }
     }
     t
