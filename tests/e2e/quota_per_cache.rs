@@ -96,7 +96,7 @@ async fn a_cache_over_its_max_size_evicts_its_own_oldest_image_and_the_other_cac
     let small = assert_tally_matches_status(&ferry, SMALL).await;
     let big = assert_tally_matches_status(&ferry, BIG).await;
     assert!(
-        small >= 8 << 20 && small <= SMALL_MAX,
+        (8 << 20..=SMALL_MAX).contains(&small),
         "small holds {small}"
     );
     assert!(big >= 16 << 20, "big holds {big}: a and c");
