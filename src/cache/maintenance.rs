@@ -85,13 +85,47 @@ pub(super) fn untag(
     free: bool,
 ) -> Result<(u64, Vec<Digest>), StoreError> {
     meta.untag(repo, tag, digest, &orphan_repo_record(repo))?;
-    let (mut bytes, mut removed) = (0, Vec::new());
-    if free {
-        let live = live_set(meta)?;
-        for candidate in closure(meta, vec![digest.clone()])?.difference(&live) {
-            bytes += remove_content(blobs, meta, candidate)?;
-            removed.push(candidate.clone());
+    if !free {
+        return Ok((0, Vec::new()));
+    }
+    free_unreferenced(meta, blobs, &closure(meta, vec![digest.clone()])?)
+}
+
+/// Evicts one image from a repository: its tag, its manifest (unless
+/// another tag points there) and the children of an index that no other
+/// tag of the repository holds (pulled by digest, they are members too,
+/// and would keep every layer), then what nothing references any more.
+/// Returns the bytes freed and the digests removed.
+pub(super) fn evict_image(
+    meta: &BlockingMeta,
+    blobs: &dyn BlobBackend,
+    repo: &str,
+    tag: &str,
+    digest: &Digest,
+) -> Result<(u64, Vec<Digest>), StoreError> {
+    let image = closure(meta, vec![digest.clone()])?;
+    untag(meta, blobs, repo, tag, digest, false)?;
+    let tagged = meta.tags_of(repo)?.into_iter().map(|(_, r)| r.digest);
+    let kept = closure(meta, tagged.collect())?;
+    for child in image.iter().filter(|d| *d != digest && !kept.contains(d)) {
+        if meta.is_member(repo, child)? {
+            meta.drop_member(repo, child, &orphan_repo_record(repo))?;
         }
+    }
+    free_unreferenced(meta, blobs, &image)
+}
+
+/// Deletes those of `candidates` nothing references any more.
+fn free_unreferenced(
+    meta: &BlockingMeta,
+    blobs: &dyn BlobBackend,
+    candidates: &BTreeSet<Digest>,
+) -> Result<(u64, Vec<Digest>), StoreError> {
+    let live = live_set(meta)?;
+    let (mut bytes, mut removed) = (0, Vec::new());
+    for candidate in candidates.difference(&live) {
+        bytes += remove_content(blobs, meta, candidate)?;
+        removed.push(candidate.clone());
     }
     Ok((bytes, removed))
 }

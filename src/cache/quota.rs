@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::error::{blocking, CacheError};
-use super::maintenance::{closure, untag};
+use super::maintenance::{closure, evict_image};
 use super::usage::{key, CacheUsage, Key};
 use super::Storage;
 use crate::domain::Digest;
@@ -409,7 +409,7 @@ fn evict(
         if !evictable(meta, &digest, protected)? {
             continue;
         }
-        let (bytes, digests) = untag(meta, blobs, &repo, &tag, &digest, true)?;
+        let (bytes, digests) = evict_image(meta, blobs, &repo, &tag, &digest)?;
         after_removal(meta, usage, Some(&cache), &digests)?;
         removed.extend(digests);
         freed += bytes;

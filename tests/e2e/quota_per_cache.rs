@@ -284,3 +284,49 @@ async fn a_max_size_set_through_the_api_bounds_its_cache() {
         .series("ferry_cache_max_bytes")
         .is_empty());
 }
+
+/// A multi-platform image is an index tag plus children pulled by digest:
+/// evicting it must take the children (and their layers) too, or a cache of
+/// Docker Hub images could never get under its max_size.
+#[tokio::test]
+async fn evicting_a_multi_platform_image_frees_its_platform_layers() {
+    let upstream = Upstream::start(UpstreamAuth::None).await;
+    let [a, b, _] = three_images(&upstream).await;
+    let multi = images::multi_arch(images::Flavor::Oci, "quota-multi");
+    RegistryClient::new(&upstream.url())
+        .push_image("example/multi", "v1", &multi)
+        .await;
+    let ferry =
+        Ferry::start(&[CacheSpec::new(SMALL, &upstream.url()).extra_toml("max_size = \"12MiB\"")]);
+    let data = ferry.data_dir();
+    let platform_layers: Vec<&str> = ["amd64", "arm64"]
+        .iter()
+        .map(|arch| layer_of(multi.child(arch)))
+        .collect();
+
+    let dest = tempfile::tempdir().unwrap();
+    skopeo_copy(&through(&ferry, SMALL, "example/multi"), dest.path(), None)
+        .await
+        .expect_ok("skopeo copy of the multi-platform image");
+    assert!(
+        platform_layers.iter().any(|l| has_blob(&data, l)),
+        "no platform layer cached"
+    );
+    assert_skopeo_copy_matches(&through(&ferry, SMALL, "example/a"), &a).await;
+    // `b` needs room: the multi-platform image (oldest), then `a`, go.
+    assert_skopeo_copy_matches(&through(&ferry, SMALL, "example/b"), &b).await;
+    assert!(
+        !evictions(&ferry, CACHE_EVICTION, "small/example/multi").is_empty(),
+        "the multi-platform image was not evicted:\n{}",
+        ferry.log()
+    );
+    for layer in &platform_layers {
+        assert!(
+            !has_blob(&data, layer),
+            "{layer} kept after its image was evicted"
+        );
+    }
+    assert!(has_blob(&data, layer_of(&b)));
+    assert!(assert_tally_matches_status(&ferry, SMALL).await <= SMALL_MAX);
+    assert_blob_tree_intact(&data);
+}
