@@ -430,6 +430,8 @@ mod tests {
     fn a_config_entry_reads_into_the_spec_and_prints_back_the_same() {
         let text = "base_path = \"hub\"\nupstream = \"https://registry.example/\"\n\
             connect_timeout_secs = 2\nrevalidate_timeout_ms = 250\nrate_limit = 4\n\
+            max_size = \"2GiB\"\nmax_upstream_bandwidth = \"4MiB\"\nstale_if = [\"not_found\"]\n\
+            tag_policies = [{ pattern = \"v*\", ttl = \"never\" }]\n\
             [headers]\nX-Team = \"edge\"\n";
         let cache: CacheConfig = toml::from_str(text).unwrap();
         assert_eq!(cache.remote.url, "https://registry.example/");
@@ -438,6 +440,15 @@ mod tests {
         assert_eq!(cache.remote.revalidate_timeout_ms, Some(250));
         assert_eq!(cache.remote.rate_limit, Some(4));
         assert_eq!(cache.headers()["X-Team"], "edge");
+        let policy = cache.policy();
+        assert_eq!(policy.max_size, Some(2 << 30));
+        assert_eq!(policy.max_upstream_bandwidth, Some(4 << 20));
+        assert!(policy.stale_if.not_found && !policy.stale_if.error);
+        assert_eq!(cache.ttl_of_tag("v1.2", 300), None);
+        assert_eq!(
+            cache.ttl_of_tag("latest", 300),
+            Some(Duration::from_secs(300))
+        );
         let printed = toml::to_string(&cache).unwrap();
         let again: CacheConfig = toml::from_str(&printed).unwrap();
         assert_eq!(again, cache);

@@ -11,6 +11,7 @@ mod cli;
 mod distributions;
 mod openapi;
 mod persistence;
+mod policy;
 mod remotes;
 mod repositories;
 mod validation;
