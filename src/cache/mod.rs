@@ -254,7 +254,7 @@ pub(crate) struct Caches {
 impl Caches {
     pub(crate) fn new(storage: Arc<Storage>, caches: Vec<Cache>) -> Caches {
         let served: Vec<&str> = caches.iter().map(|c| c.base_path()).collect();
-        storage.quota.usage.keep_max_of(&served);
+        storage.quota.usage.serve(&served);
         Caches {
             caches: RwLock::new(caches.into_iter().map(Arc::new).collect()),
             storage,
@@ -270,7 +270,7 @@ impl Caches {
     /// cache they started with.
     pub(crate) fn replace(&self, caches: Vec<Arc<Cache>>) {
         let served: Vec<&str> = caches.iter().map(|c| c.base_path()).collect();
-        self.storage.quota.usage.keep_max_of(&served);
+        self.storage.quota.usage.serve(&served);
         *self.caches.write().unwrap_or_else(|p| p.into_inner()) = caches;
     }
 

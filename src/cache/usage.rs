@@ -118,13 +118,18 @@ impl CacheUsage {
         }
     }
 
-    /// Drops the `max_size` of caches no longer served (their content
-    /// stays counted until it is deleted).
-    pub(super) fn keep_max_of(&self, served: &[&str]) {
-        for (cache, tally) in self.lock().iter_mut() {
+    /// Lists every served cache (0 bytes until its first pull) and drops
+    /// the `max_size` of caches no longer served (their content stays
+    /// counted until it is deleted).
+    pub(super) fn serve(&self, served: &[&str]) {
+        let mut caches = self.lock();
+        for (cache, tally) in caches.iter_mut() {
             if !served.contains(&cache.as_str()) {
                 tally.max = None;
             }
+        }
+        for cache in served {
+            caches.entry(cache.to_string()).or_default();
         }
     }
 
@@ -280,8 +285,13 @@ mod tests {
         assert_eq!(usage.stored(A, 60), vec!["small".to_string()]);
         assert!(usage.awaiting(A).is_empty());
         assert_eq!(usage.max("small"), Some(50));
-        usage.keep_max_of(&["large"]);
+        usage.serve(&["large", "new"]);
         assert_eq!(usage.max("small"), None);
+        assert_eq!(
+            usage.sizes().len(),
+            3,
+            "a served cache is listed before its first pull"
+        );
     }
 
     #[test]
