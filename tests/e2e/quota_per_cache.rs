@@ -269,6 +269,16 @@ async fn a_max_size_set_through_the_api_bounds_its_cache() {
         assert_tally_matches_status(&ferry, SMALL).await
     );
 
+    // Deleting the repository through the API uncharges the cache.
+    let repo = api
+        .repository(&format!("{SMALL}/example/b"))
+        .await
+        .expect("small/example/b");
+    api.task(api.delete(&href_of(&repo)).await, "DELETE repository")
+        .await;
+    assert!(!has_blob(&data, layer_of(&b)));
+    assert!(assert_tally_matches_status(&ferry, SMALL).await < 1 << 20);
+
     // Lifting the limit through the API: the status shows none.
     let lifted = api
         .patch(&href_of(&remote), json!({"max_size": null}))
