@@ -260,7 +260,7 @@ impl Storage {
         }
         let mut protected: BTreeSet<Digest> = self.downloads.digests().into_iter().collect();
         protected.insert(pulled.clone());
-        let (meta, blobs, usage_, name) = (
+        let (meta, blobs, tallies, name) = (
             self.meta.clone(),
             self.blobs.clone(),
             usage.clone(),
@@ -272,7 +272,7 @@ impl Storage {
                 name: &name,
                 target,
             };
-            evict(meta.blocking(), &*blobs, &usage_, scope, &protected)
+            evict(meta.blocking(), &*blobs, &tallies, scope, &protected)
         })
         .await?;
         self.quota.sub(freed);
@@ -323,8 +323,7 @@ impl Storage {
         })
         .await;
         match charged {
-            Ok(over) => {
-                let mut over: Vec<String> = over;
+            Ok(mut over) => {
                 over.sort();
                 over.dedup();
                 self.keep_caches_within(over, digest).await;
