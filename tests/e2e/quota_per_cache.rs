@@ -8,8 +8,11 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::support::fake_proxy::Fault;
 use crate::support::images::{self, Image};
-use crate::support::inspect::{assert_blob_tree_intact, blobs_total, has_blob, metrics};
+use crate::support::inspect::{
+    assert_blob_tree_intact, blobs_total, has_blob, metrics, wait_until,
+};
 use crate::support::pulp_api::{href_of, PulpApi};
 use crate::support::*;
 
@@ -337,6 +340,50 @@ async fn evicting_a_multi_platform_image_frees_its_platform_layers() {
         );
     }
     assert!(has_blob(&data, layer_of(&b)));
+    assert!(assert_tally_matches_status(&ferry, SMALL).await <= SMALL_MAX);
+    assert_blob_tree_intact(&data);
+}
+
+/// An upstream that sends a blob without saying its size first (chunked;
+/// docker-registry always sends Content-Length, so the counting proxy, a
+/// fake, drops it): the cache goes over its max_size while the blob
+/// arrives, and is brought back within it right after it is stored.
+#[tokio::test]
+async fn a_blob_of_unannounced_size_is_evicted_for_right_after_it_is_stored() {
+    let upstream = Upstream::start(UpstreamAuth::None).await;
+    let [a, b, _] = three_images(&upstream).await;
+    let proxy = FakeFaultProxy::start(&upstream.url());
+    proxy.set_fault(Fault::BlobsWithoutLength);
+    let ferry =
+        Ferry::start(&[CacheSpec::new(SMALL, &proxy.url()).extra_toml("max_size = \"12MiB\"")]);
+    let data = ferry.data_dir();
+
+    assert_skopeo_copy_matches(&through(&ferry, SMALL, "example/a"), &a).await;
+    assert_skopeo_copy_matches(&through(&ferry, SMALL, "example/b"), &b).await;
+    // The eviction follows the commit, after the client had its bytes.
+    wait_until(
+        "small's a evicted after b was stored",
+        std::time::Duration::from_secs(30),
+        || !has_blob(&data, layer_of(&a)),
+    )
+    .await;
+    assert!(
+        has_blob(&data, layer_of(&b)),
+        "the image being pulled was evicted"
+    );
+    assert!(evictions(&ferry, CACHE_EVICTION, "small/example/b").is_empty());
+    // Evicted after the commit (the size was not known before it).
+    let log = ferry.log();
+    let at = |needle: &str| {
+        log.lines()
+            .position(|l| needle.split('|').all(|part| l.contains(part)))
+            .unwrap_or_else(|| panic!("no log line with {needle}:\n{log}"))
+    };
+    assert!(
+        at(&format!("blob cached|{}", layer_of(&b)))
+            < at(&format!("{CACHE_EVICTION}|small/example/a")),
+        "a was evicted before b's layer was stored: its size was known"
+    );
     assert!(assert_tally_matches_status(&ferry, SMALL).await <= SMALL_MAX);
     assert_blob_tree_intact(&data);
 }
