@@ -19,6 +19,7 @@ pub(crate) struct Metrics {
     bytes_served: Counter,
     upstream_bytes: Counter,
     upstream_errors: Family<Labels, Counter>,
+    stale_served: Family<Labels, Counter>,
     evictions: Counter,
     cache_evictions: Family<Labels, Counter>,
     cache_bytes: Family<Labels, Gauge>,
@@ -44,6 +45,7 @@ impl Metrics {
             bytes_served: Counter::default(),
             upstream_bytes: Counter::default(),
             upstream_errors: Family::default(),
+            stale_served: Family::default(),
             evictions: Counter::default(),
             cache_evictions: Family::default(),
             cache_bytes: Family::default(),
@@ -92,6 +94,11 @@ impl Metrics {
             "upstream_errors",
             "Failed upstream requests by kind",
             m.upstream_errors.clone(),
+        );
+        registry.register(
+            "stale_served",
+            "Cached tags served unconfirmed although the upstream failed or refused, by cache and the stale_if case that allowed it (error, unauthorized, not_found)",
+            m.stale_served.clone(),
         );
         registry.register(
             "evictions",
@@ -183,6 +190,17 @@ impl Metrics {
     pub(crate) fn upstream_error(&self, kind: &'static str) {
         self.upstream_errors
             .get_or_create(&vec![("kind", kind.to_string())])
+            .inc();
+    }
+
+    /// A cached tag served although its revalidation failed: `reason` is
+    /// the `stale_if` case that allowed it.
+    pub(crate) fn stale_served(&self, cache: &str, reason: &'static str) {
+        self.stale_served
+            .get_or_create(&vec![
+                ("cache", cache.to_string()),
+                ("reason", reason.to_string()),
+            ])
             .inc();
     }
 

@@ -183,14 +183,33 @@ proptest! {
 
     #[test]
     fn v2_paths_name_what_they_contain(tail in text()) {
+        // Percent-escapes are decoded (endpoint.rs tests those).
+        prop_assume!(!tail.contains('%'));
         match endpoint::parse(&tail) {
             Endpoint::Manifest { name, reference } => {
-                prop_assert!(tail.contains(name) && tail.contains(reference));
+                prop_assert!(tail.contains(&*name) && tail.contains(&*reference));
             }
             Endpoint::Blob { name, digest } | Endpoint::Referrers { name, digest } => {
-                prop_assert!(tail.contains(name) && tail.contains(digest));
+                prop_assert!(tail.contains(&*name) && tail.contains(&*digest));
             }
-            Endpoint::Tags { name } => prop_assert!(tail.contains(name)),
+            Endpoint::Tags { name } => prop_assert!(tail.contains(&*name)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn v2_path_parts_never_gain_a_slash_by_decoding(tail in "[a-z0-9%/.:]{0,60}") {
+        // Every `/` of a part is one of the path's separators: the path's
+        // slashes are those of its parts and the two around the endpoint.
+        let slashes = |s: &str| s.matches('/').count();
+        let sent = slashes(tail.trim_start_matches('/'));
+        match endpoint::parse(&tail) {
+            Endpoint::Manifest { name, reference: last }
+            | Endpoint::Blob { name, digest: last }
+            | Endpoint::Referrers { name, digest: last } => {
+                prop_assert_eq!(slashes(&name) + slashes(&last) + 2, sent);
+            }
+            Endpoint::Tags { name } => prop_assert_eq!(slashes(&name) + 2, sent),
             _ => {}
         }
     }

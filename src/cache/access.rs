@@ -5,6 +5,9 @@
 //! it, as a registry decides access per repository. The confirmation is
 //! recorded, so it is paid once. Unconfirmed, the answer is exactly what it
 //! would be had ferry never stored the content: HEAD and GET alike.
+//! The cache's `stale_if` does not apply here: the confirmation is the
+//! access check itself, and serving without it would hand one repository's
+//! content to another. Content a repository references needs no upstream.
 
 use super::error::CacheError;
 use super::Cache;

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use crate::config::StaleCase;
 use crate::domain::Digest;
 use crate::store::StoreError;
 use crate::upstream::UpstreamError;
@@ -49,6 +50,19 @@ impl CacheError {
             | CacheError::DigestMismatch(_)
             | CacheError::Truncated { .. } => Cause::Upstream,
             CacheError::Store(_) | CacheError::Internal(_) => Cause::Ferry,
+        }
+    }
+}
+
+impl CacheError {
+    /// The `stale_if` case of a failure to follow a tag upstream, if cached
+    /// content may stand in for it at all (ferry's own failures: never).
+    pub(crate) fn stale_case(&self) -> Option<StaleCase> {
+        match self {
+            CacheError::ManifestUnknown => Some(StaleCase::NotFound),
+            CacheError::Upstream(e) => Some(e.stale_case()),
+            CacheError::DigestMismatch(_) | CacheError::Truncated { .. } => Some(StaleCase::Error),
+            _ => None,
         }
     }
 }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::error::{blocking, CacheError};
 use super::manifest_info::{checked_media_type, describe, effective_media_type};
 use super::{Cache, Storage};
+use crate::config::StaleCase;
 use crate::domain::{Digest, MediaType, Reference, RepoName, Tag};
 use crate::metrics::METRICS;
 use crate::store::{unix_millis, unix_now, Change, RepoRecord, TagRecord};
@@ -241,8 +242,8 @@ impl Cache {
     /// its TTL (its tag policy's, else the cache's; some never expire).
     fn is_fresh(&self, tag: &Tag, confirmed_at: u64) -> bool {
         let age = Duration::from_secs(unix_now().saturating_sub(confirmed_at));
-        self.config
-            .ttl_of_tag(tag.as_str(), self.tag_ttl.as_secs())
+        self.tag_rules
+            .ttl_of(tag.as_str())
             .is_none_or(|ttl| age < ttl)
     }
 
@@ -250,7 +251,9 @@ impl Cache {
     /// waits at most `revalidate_timeout` for the upstream to confirm it,
     /// then gets the cached tag while the check goes on in the background
     /// (stale-while-revalidate): a slow or black-holed upstream never makes
-    /// a cached pull wait long.
+    /// a cached pull wait long. All of that is serving unconfirmed content
+    /// on an upstream failure, so only with `stale_if` "error"; without it,
+    /// a stale tag's pull waits for the upstream's answer.
     async fn manifest_by_tag(
         self: &Arc<Self>,
         repo: &RepoName,
@@ -265,12 +268,17 @@ impl Cache {
                 let fresh = self.is_fresh(tag, record.confirmed_at);
                 // Down, out of rate budget, or already being checked:
                 // nothing to wait for.
-                let down = self.upstream.is_down() || self.upstream.rate_budget_spent();
-                if fresh || down || self.manifest_flights.is_running(&key) {
+                let may_serve_unchecked = self.config.policy().stale_if.error;
+                let down = may_serve_unchecked && self.upstream.is_down();
+                let unchecked = down
+                    || self.upstream.rate_budget_spent()
+                    || (may_serve_unchecked && self.manifest_flights.is_running(&key));
+                if fresh || unchecked {
                     METRICS.cache("manifest", true);
                     self.storage.note_pull(&local, tag.as_str());
                     if down && !fresh {
-                        tracing::warn!(repo = %local, %tag, "upstream down: serving cached tag without revalidation");
+                        tracing::warn!(cache = %self.base_path(), repo = %local, %tag, reason = "error", "upstream down: serving cached tag without revalidation");
+                        METRICS.stale_served(self.base_path(), StaleCase::Error.name());
                     }
                     return Ok(hit);
                 }
@@ -315,11 +323,19 @@ impl Cache {
                 })
                 .await
         });
-        let hit = match tokio::time::timeout(self.revalidate_timeout, check).await {
-            Ok(Ok(result)) => result?,
-            Ok(Err(e)) => return Err(CacheError::Internal(format!("tag check failed: {e}"))),
-            Err(_) => {
+        let outcome = if self.config.policy().stale_if.error {
+            tokio::time::timeout(self.revalidate_timeout, check)
+                .await
+                .ok()
+        } else {
+            Some(check.await)
+        };
+        let hit = match outcome {
+            Some(Ok(result)) => result?,
+            Some(Err(e)) => return Err(CacheError::Internal(format!("tag check failed: {e}"))),
+            None => {
                 tracing::info!(repo = %local, %tag, "upstream slow to confirm the tag: serving it from cache, the check goes on in the background");
+                METRICS.stale_served(self.base_path(), StaleCase::Error.name());
                 cached
             }
         };
@@ -352,7 +368,8 @@ impl Cache {
     }
 
     /// Asks upstream where a tag points now and brings the cache in line.
-    /// With `stale_if_error`, an upstream failure answers the cached tag.
+    /// With `may_serve_stale`, a failure answers the cached tag where the
+    /// cache's `stale_if` allows it.
     async fn revalidate_tag(
         &self,
         repo: &RepoName,
@@ -360,7 +377,7 @@ impl Cache {
         tag: &Tag,
         accept: &str,
         record: Option<TagRecord>,
-        stale_if_error: bool,
+        may_serve_stale: bool,
     ) -> Result<ManifestHit, CacheError> {
         let Some(record) = record else {
             let hit = self.fetch(repo, tag.as_str(), None, accept).await?;
@@ -368,6 +385,24 @@ impl Cache {
             self.storage.meta.flush_async().await?;
             return Ok(hit);
         };
+        let hit = match self.follow_upstream_tag(repo, tag, accept).await {
+            Ok(hit) => hit,
+            Err(e) if may_serve_stale => return self.stale_or(e, local, tag, &record).await,
+            Err(e) => return Err(e),
+        };
+        self.point_tag(local, repo, tag, &hit).await?;
+        self.storage.meta.flush_async().await?;
+        Ok(hit)
+    }
+
+    /// The manifest a tag points at upstream now: a `HEAD`, and a `GET`
+    /// only when the digest is not stored yet.
+    async fn follow_upstream_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        accept: &str,
+    ) -> Result<ManifestHit, CacheError> {
         let head = match self
             .upstream
             .head_manifest(repo, tag.as_str(), accept)
@@ -375,30 +410,43 @@ impl Cache {
         {
             Ok(head) => head,
             Err(UpstreamError::NotFound) => return Err(CacheError::ManifestUnknown),
-            Err(e) if stale_if_error && e.is_transient() => {
-                return match self.storage.stored_manifest(&record.digest).await? {
-                    Some(hit) => {
-                        tracing::warn!(repo = %local, %tag, error = %e, "upstream failed: serving cached tag");
-                        Ok(hit)
-                    }
-                    None => Err(e.into()),
-                };
-            }
             Err(e) => return Err(e.into()),
         };
-        let hit = match head.digest {
+        match head.digest {
             Some(digest) => match self.storage.stored_manifest(&digest).await? {
-                Some(hit) => hit,
+                Some(hit) => Ok(hit),
                 None => {
                     self.fetch(repo, &digest.to_string(), Some(&digest), accept)
-                        .await?
+                        .await
                 }
             },
             // An upstream that does not say the digest on HEAD: fetch by tag.
-            None => self.fetch(repo, tag.as_str(), None, accept).await?,
+            None => self.fetch(repo, tag.as_str(), None, accept).await,
+        }
+    }
+
+    /// The cached tag in place of `error` when the cache's `stale_if`
+    /// allows it for that kind of answer (logged and counted), else `error`:
+    /// a 404 then reads MANIFEST_UNKNOWN, as the upstream said.
+    async fn stale_or(
+        &self,
+        error: CacheError,
+        local: &str,
+        tag: &Tag,
+        record: &TagRecord,
+    ) -> Result<ManifestHit, CacheError> {
+        let Some(case) = error.stale_case() else {
+            return Err(error);
         };
-        self.point_tag(local, repo, tag, &hit).await?;
-        self.storage.meta.flush_async().await?;
+        if !self.config.policy().stale_if.allows(case) {
+            tracing::info!(cache = %self.base_path(), repo = %local, %tag, reason = case.name(), upstream = %error, "upstream refused the cached tag; stale_if does not allow serving it");
+            return Err(error);
+        }
+        let Some(hit) = self.storage.stored_manifest(&record.digest).await? else {
+            return Err(error);
+        };
+        tracing::warn!(cache = %self.base_path(), repo = %local, %tag, reason = case.name(), upstream = %error, "upstream failed or refused: serving the cached tag (stale_if)");
+        METRICS.stale_served(self.base_path(), case.name());
         Ok(hit)
     }
 

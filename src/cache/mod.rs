@@ -25,7 +25,7 @@ pub(crate) use error::{blocking, CacheError, Cause};
 pub(crate) use maintenance::GC_GRACE;
 pub(crate) use manifests::ManifestHit;
 
-use crate::config::{is_docker_hub_host, CacheConfig};
+use crate::config::{is_docker_hub_host, CacheConfig, TagRules};
 use crate::domain::{Digest, RepoName};
 use crate::store::{BlobBackend, DirBlobStore, MetaStore, StoreError};
 use crate::upstream::{Health, Reachability, Upstream, UpstreamError, UpstreamSetupError};
@@ -143,6 +143,8 @@ pub(crate) struct Cache {
     config: CacheConfig,
     namespace: String,
     tag_ttl: Duration,
+    /// The tag policies, compiled: how long each tag is trusted.
+    tag_rules: TagRules,
     /// How long a pull of a stale tag waits for its revalidation before it
     /// is answered from the cache (the revalidation then goes on alone).
     revalidate_timeout: Duration,
@@ -167,6 +169,7 @@ impl Cache {
             config: config.clone(),
             namespace: config.namespace(),
             tag_ttl: config.tag_ttl(global_tag_ttl),
+            tag_rules: config.tag_rules(global_tag_ttl),
             revalidate_timeout: config.revalidate_timeout(),
             upstream: Arc::new(Upstream::with_health(
                 config,

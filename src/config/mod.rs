@@ -10,11 +10,13 @@ use url::Url;
 
 use crate::domain::RepoName;
 pub(crate) use crate::domain::Secret;
-pub(crate) use policy::{CachePolicy, StaleIf, TagPolicy, TagTtl};
+pub(crate) use policy::{CachePolicy, StaleCase, StaleIf, TagPolicy, TagTtl};
 pub(crate) use remote::{CacheEntry, RemoteSpec};
+pub(crate) use tag_rules::TagRules;
 
 mod policy;
 mod remote;
+mod tag_rules;
 
 /// The configuration ferry runs with when the user gives none.
 pub(crate) const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -406,20 +408,19 @@ impl CacheConfig {
         Duration::from_secs(self.tag_ttl_secs.unwrap_or(global))
     }
 
+    /// The tag policies compiled, with the cache's TTL for other tags: what
+    /// a cache keeps to answer how long each tag is trusted.
+    pub(crate) fn tag_rules(&self, global: u64) -> TagRules {
+        TagRules::compile(&self.policy().tag_policies, self.tag_ttl(global))
+    }
+
     /// How long `tag` is answered from the cache before it is revalidated:
     /// by the first tag policy whose pattern matches it, else the cache's
-    /// TTL. `None`: never revalidated.
+    /// TTL. `None`: never revalidated. Compiles the patterns on each call,
+    /// so the cache uses `tag_rules` instead.
+    #[cfg(test)]
     pub(crate) fn ttl_of_tag(&self, tag: &str, global: u64) -> Option<Duration> {
-        let rule = self
-            .policy()
-            .tag_policies
-            .iter()
-            .find(|p| wildcard_match(&p.pattern, tag));
-        match rule.map(|p| p.ttl) {
-            None => Some(self.tag_ttl(global)),
-            Some(TagTtl::Secs(secs)) => Some(Duration::from_secs(secs)),
-            Some(TagTtl::Never) => None,
-        }
+        self.tag_rules(global).ttl_of(tag)
     }
 
     pub(crate) fn is_docker_hub(&self) -> bool {

@@ -73,7 +73,35 @@ impl Default for StaleIf {
 
 const STALE_CASES: [&str; 3] = ["error", "unauthorized", "not_found"];
 
+/// Which of the `stale_if` cases an upstream answer falls under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleCase {
+    Error,
+    Unauthorized,
+    NotFound,
+}
+
+impl StaleCase {
+    /// The name in the config file, the API and the metric's label.
+    pub fn name(self) -> &'static str {
+        match self {
+            StaleCase::Error => STALE_CASES[0],
+            StaleCase::Unauthorized => STALE_CASES[1],
+            StaleCase::NotFound => STALE_CASES[2],
+        }
+    }
+}
+
 impl StaleIf {
+    /// Whether cached content may be served after an answer of `case`.
+    pub fn allows(self, case: StaleCase) -> bool {
+        match case {
+            StaleCase::Error => self.error,
+            StaleCase::Unauthorized => self.unauthorized,
+            StaleCase::NotFound => self.not_found,
+        }
+    }
+
     fn names(self) -> Vec<&'static str> {
         let on = [self.error, self.unauthorized, self.not_found];
         STALE_CASES
@@ -229,6 +257,16 @@ mod tests {
         assert_eq!(json["stale_if"], serde_json::json!(["error", "not_found"]));
         assert_eq!(json["tag_policies"][0]["ttl"], "never");
         assert!(toml::from_str::<CachePolicy>("stale_if = [\"sometimes\"]").is_err());
+        let allowed: Vec<_> = [
+            StaleCase::Error,
+            StaleCase::Unauthorized,
+            StaleCase::NotFound,
+        ]
+        .into_iter()
+        .filter(|c| policy.stale_if.allows(*c))
+        .map(StaleCase::name)
+        .collect();
+        assert_eq!(allowed, ["error", "not_found"]);
     }
 
     #[test]

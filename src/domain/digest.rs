@@ -55,6 +55,27 @@ impl Digest {
         &self.hex
     }
 
+    /// Whether `text` has the form of a digest in the OCI grammar,
+    /// `algorithm ":" encoded` with algorithm `[a-z0-9]+([+._-][a-z0-9]+)*`
+    /// and encoded `[a-zA-Z0-9=_-]+`, whatever its algorithm and length.
+    /// Text of this form is a digest, valid or not (a client error when
+    /// not); text not of it names no content at all (a path that
+    /// docker-registry does not route).
+    pub fn has_form(text: &str) -> bool {
+        let Some((algorithm, encoded)) = text.split_once(':') else {
+            return false;
+        };
+        let lower_alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let algorithm_ok = algorithm
+            .split(['+', '.', '_', '-'])
+            .all(|part| !part.is_empty() && part.bytes().all(lower_alnum));
+        let encoded_ok = !encoded.is_empty()
+            && encoded
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'));
+        algorithm_ok && encoded_ok
+    }
+
     /// The sha256 digest of `bytes`.
     pub fn sha256_of(bytes: &[u8]) -> Digest {
         Digest {
@@ -185,6 +206,33 @@ mod tests {
             Err(DigestError::UnsupportedAlgorithm(_))
         ));
         assert_eq!("nocolon".parse::<Digest>(), Err(DigestError::Malformed));
+    }
+
+    #[test]
+    fn tells_the_form_of_a_digest() {
+        for text in [
+            "sha256:abc",
+            "md5:AAAA",
+            "sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564",
+            "multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8",
+            "sha256:not-a-digest",
+        ] {
+            assert!(Digest::has_form(text), "{text}");
+        }
+        for text in [
+            "latest",
+            "sha256:",
+            ":abc",
+            "sha256",
+            "SHA256:abc",
+            "sha256:a:b",
+            "sha256:a/b",
+            "sha256:a%2fb",
+            "+sha256:abc",
+            "sha256-:abc",
+        ] {
+            assert!(!Digest::has_form(text), "{text}");
+        }
     }
 
     #[test]

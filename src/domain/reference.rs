@@ -53,8 +53,13 @@ impl fmt::Debug for Tag {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReferenceError {
-    #[error("invalid tag: a tag is up to 128 of [A-Za-z0-9._-], not starting with . or -")]
-    Tag,
+    /// Names no manifest anywhere: a 404, as registries answer.
+    #[error(
+        "neither a tag (up to 128 of [A-Za-z0-9._-], not starting with . or -) \
+         nor a digest (algorithm:hex)"
+    )]
+    NeitherTagNorDigest,
+    /// Of a digest's form, but not a valid digest ferry can verify.
     #[error(transparent)]
     Digest(super::DigestError),
 }
@@ -67,15 +72,19 @@ pub enum Reference {
 }
 
 impl Reference {
-    /// A reference containing `:` is a digest (tags cannot contain it).
+    /// A tag, else a digest. Text that is neither, not even of a digest's
+    /// form, is told apart from a malformed digest: the first names
+    /// nothing (404), the second is a client error (400).
     pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
-        if s.contains(':') {
-            return s
-                .parse()
-                .map(Reference::Digest)
-                .map_err(ReferenceError::Digest);
+        if let Some(tag) = Tag::parse(s) {
+            return Ok(Reference::Tag(tag));
         }
-        Tag::parse(s).map(Reference::Tag).ok_or(ReferenceError::Tag)
+        if !Digest::has_form(s) {
+            return Err(ReferenceError::NeitherTagNorDigest);
+        }
+        s.parse()
+            .map(Reference::Digest)
+            .map_err(ReferenceError::Digest)
     }
 }
 
@@ -101,5 +110,30 @@ mod tests {
         assert!(Tag::parse("a/b").is_none());
         assert!(Tag::parse(&"a".repeat(129)).is_none());
         assert!(Tag::parse(&"a".repeat(128)).is_some());
+    }
+
+    #[test]
+    fn tells_what_is_not_a_reference_from_a_bad_digest() {
+        for text in [
+            "bad!tag",
+            ".x",
+            "-x",
+            ":abc",
+            "sha256:",
+            "",
+            &"a".repeat(129),
+        ] {
+            assert_eq!(
+                Reference::parse(text),
+                Err(ReferenceError::NeitherTagNorDigest),
+                "{text}"
+            );
+        }
+        for text in ["sha256:abc", "md5:abc", "sha384:abc", "sha256:ABC"] {
+            assert!(
+                matches!(Reference::parse(text), Err(ReferenceError::Digest(_))),
+                "{text}"
+            );
+        }
     }
 }

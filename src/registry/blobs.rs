@@ -16,7 +16,7 @@ use crate::domain::Digest;
 
 pub(super) async fn get(request: &Request<'_>, name: &str, digest: &str) -> Result<Reply> {
     let route = request.route(name)?;
-    let digest = parse_digest(digest)?;
+    let digest = parse_digest(digest, RegistryError::NotADigest)?;
     let range = request
         .headers
         .get(header::RANGE)

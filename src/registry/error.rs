@@ -20,12 +20,35 @@ use crate::upstream::UpstreamError;
 
 #[derive(Debug)]
 pub(super) enum RegistryError {
+    /// A name of a valid form but over the spec's length (400, as
+    /// distribution means it).
     NameInvalid(String),
+    /// No cache serves the name.
     NameUnknown(String),
+    /// A name that cannot exist (a component outside the grammar): 404,
+    /// as for a path docker-registry does not route, with `why`.
+    NameMalformed {
+        name: String,
+        why: String,
+    },
+    /// Of a digest's form but invalid or of an algorithm ferry does not
+    /// verify (400, as docker-registry answers on blobs).
     DigestInvalid(String),
-    TagInvalid(String),
-    ReadOnly,
-    MethodNotAllowed,
+    /// A reference that is neither a tag nor of a digest's form: it names
+    /// no manifest (404, as docker-registry and the reference
+    /// registry answer).
+    ReferenceUnknown(String),
+    /// A blob address not of a digest's form: it names no blob (404).
+    NotADigest(String),
+    /// A referrers subject not of a digest's form: it names no manifest.
+    SubjectNotADigest(String),
+    /// A push, upload or delete; `allow` lists what the path does answer.
+    ReadOnly {
+        allow: &'static str,
+    },
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     NotFound,
     RangeNotSatisfiable {
         size: u64,
@@ -90,28 +113,49 @@ impl RegistryError {
                 "repository name not known to this registry: no cache serves it".into(),
                 json!({ "name": name }),
             ),
+            RegistryError::NameMalformed { name, why } => (
+                StatusCode::NOT_FOUND,
+                "NAME_UNKNOWN",
+                format!("repository name not known to this registry: {why}"),
+                json!({ "name": name }),
+            ),
             RegistryError::DigestInvalid(e) => {
                 (StatusCode::BAD_REQUEST, "DIGEST_INVALID", e, json!({}))
             }
-            RegistryError::TagInvalid(e) => {
-                (StatusCode::BAD_REQUEST, "MANIFEST_INVALID", e, json!({}))
-            }
-            RegistryError::ReadOnly => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "UNSUPPORTED",
-                "ferry is a read-only pull-through cache: pushes and deletes are not accepted here"
+            RegistryError::ReferenceUnknown(reference) => (
+                StatusCode::NOT_FOUND,
+                "MANIFEST_UNKNOWN",
+                format!(
+                    "manifest unknown: the reference is {}",
+                    crate::domain::ReferenceError::NeitherTagNorDigest
+                ),
+                json!({ "reference": reference }),
+            ),
+            RegistryError::NotADigest(text) => (
+                StatusCode::NOT_FOUND,
+                "BLOB_UNKNOWN",
+                "blob unknown: a blob is named by its digest (algorithm:hex)".into(),
+                json!({ "digest": text }),
+            ),
+            RegistryError::SubjectNotADigest(text) => (
+                StatusCode::NOT_FOUND,
+                "MANIFEST_UNKNOWN",
+                "manifest unknown: referrers are listed for a manifest's digest (algorithm:hex)"
                     .into(),
-                json!({}),
+                json!({ "digest": text }),
             ),
-            RegistryError::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "UNSUPPORTED",
-                "method not supported on this endpoint".into(),
-                json!({}),
+            RegistryError::ReadOnly { allow } => return method_not_allowed(
+                "ferry is a read-only pull-through cache: pushes and deletes are not accepted here",
+                allow,
             ),
+            RegistryError::MethodNotAllowed { allow } => {
+                return method_not_allowed("method not supported on this endpoint", allow)
+            }
+            // The spec's codes have no "no such path"; UNSUPPORTED is its
+            // "the operation is unsupported".
             RegistryError::NotFound => (
                 StatusCode::NOT_FOUND,
-                "NOT_FOUND",
+                "UNSUPPORTED",
                 "no such endpoint of the distribution API".into(),
                 json!({}),
             ),
@@ -147,6 +191,19 @@ impl RegistryError {
         };
         error_response(status, code, &message, detail)
     }
+}
+
+/// 405 with the `Allow` header RFC 9110 (15.5.6) requires.
+fn method_not_allowed(message: &str, allow: &'static str) -> Reply {
+    let mut resp = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "UNSUPPORTED",
+        message,
+        json!({}),
+    );
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
 }
 
 /// What a client is told of a cache failure: the reason phrase (short,

@@ -14,7 +14,7 @@ use crate::domain::{Reference, ReferenceError};
 pub(super) async fn get(request: &Request<'_>, name: &str, reference: &str) -> Result<Reply> {
     let route = request.route(name)?;
     let reference = Reference::parse(reference).map_err(|e| match e {
-        ReferenceError::Tag => RegistryError::TagInvalid(e.to_string()),
+        ReferenceError::NeitherTagNorDigest => RegistryError::ReferenceUnknown(reference.into()),
         ReferenceError::Digest(d) => RegistryError::DigestInvalid(d.to_string()),
     })?;
     // Clients (skopeo, podman) send several Accept lines: all count.

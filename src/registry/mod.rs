@@ -128,21 +128,30 @@ async fn dispatch(request: &Request<'_>, tail: &str) -> Result<Reply> {
         Caller::Throttled { retry_after } => return Ok(challenge::throttled(retry_after)),
         _ => {}
     }
-    let method = &request.method;
-    if method != Method::GET && method != Method::HEAD {
-        return Err(match *method {
-            Method::POST | Method::PUT | Method::PATCH | Method::DELETE => RegistryError::ReadOnly,
-            _ => RegistryError::MethodNotAllowed,
-        });
+    let endpoint = endpoint::parse(tail);
+    // A path naming nothing is a 404 whatever the method, as a router
+    // answers (docker-registry's too); a method the path does not answer
+    // is a 405 naming the ones it does.
+    if endpoint == Endpoint::Unknown {
+        return Err(RegistryError::NotFound);
     }
-    match endpoint::parse(tail) {
+    let allow = endpoint.allowed_methods();
+    match request.method {
+        Method::GET | Method::HEAD => {}
+        Method::OPTIONS => return Ok(reply::allow(allow)),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+            return Err(RegistryError::ReadOnly { allow })
+        }
+        _ => return Err(RegistryError::MethodNotAllowed { allow }),
+    }
+    match endpoint {
         Endpoint::Base => base::get(request),
         Endpoint::Catalog => catalog::get(request).await,
-        Endpoint::Upload => Err(RegistryError::ReadOnly),
+        Endpoint::Upload => Err(RegistryError::ReadOnly { allow }),
         Endpoint::Unknown => Err(RegistryError::NotFound),
-        Endpoint::Manifest { name, reference } => manifests::get(request, name, reference).await,
-        Endpoint::Blob { name, digest } => blobs::get(request, name, digest).await,
-        Endpoint::Tags { name } => tags::list(request, name).await,
-        Endpoint::Referrers { name, digest } => referrers::list(request, name, digest).await,
+        Endpoint::Manifest { name, reference } => manifests::get(request, &name, &reference).await,
+        Endpoint::Blob { name, digest } => blobs::get(request, &name, &digest).await,
+        Endpoint::Tags { name } => tags::list(request, &name).await,
+        Endpoint::Referrers { name, digest } => referrers::list(request, &name, &digest).await,
     }
 }

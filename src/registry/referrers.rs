@@ -12,7 +12,7 @@ use super::Result;
 
 pub(super) async fn list(request: &Request<'_>, name: &str, digest: &str) -> Result<Reply> {
     let route = request.route(name)?;
-    let digest = parse_digest(digest)?;
+    let digest = parse_digest(digest, RegistryError::SubjectNotADigest)?;
     let detail = json!({ "digest": digest.to_string() });
     let mut descriptors = route
         .cache

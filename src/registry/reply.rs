@@ -15,6 +15,15 @@ pub(super) fn json_reply(value: &serde_json::Value) -> Reply {
     resp
 }
 
+/// The answer to `OPTIONS`: which methods the path answers (RFC 9110
+/// 9.3.7), with no body; docker-registry answers 200 too.
+pub(super) fn allow(methods: &'static str) -> Reply {
+    let mut resp = Response::new(warp::hyper::body::Bytes::new().into());
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(methods));
+    resp
+}
+
 /// `OCI-Namespace`: echoes the `?ns=` that chose the cache.
 pub(super) fn with_namespace(mut resp: Reply, route: &Route) -> Reply {
     if let Some(ns) = route

@@ -8,7 +8,7 @@ use super::error::RegistryError;
 use super::{Registry, Result};
 use crate::auth::Caller;
 use crate::cache::Route;
-use crate::domain::{Digest, RepoName};
+use crate::domain::{Digest, NameError, RepoName};
 use crate::origin::Connection;
 
 pub(super) struct Request<'a> {
@@ -34,8 +34,15 @@ impl Request<'_> {
     /// Validates the name and finds the cache serving it. A route is
     /// served when public, or to a caller granted its name.
     pub(super) fn route(&self, name: &str) -> Result<Route> {
-        let parsed =
-            RepoName::parse(name).map_err(|e| RegistryError::NameInvalid(e.to_string()))?;
+        let parsed = RepoName::parse(name).map_err(|e| match e {
+            // A name of the right form, too long: distribution's 400.
+            NameError::TooLong => RegistryError::NameInvalid(e.to_string()),
+            // A name that cannot exist: docker-registry does not route it (404).
+            NameError::Empty | NameError::BadComponent(_) => RegistryError::NameMalformed {
+                name: name.to_string(),
+                why: e.to_string(),
+            },
+        })?;
         let route = self
             .registry
             .caches
@@ -66,7 +73,9 @@ pub(super) struct Query {
 }
 
 impl Query {
-    /// Unknown keys are ignored, and so is an `n` that is not a number.
+    /// Unknown keys are ignored, and so is an `n` that is not a count (a
+    /// word, a negative number, one past `usize`; docker-registry ignores
+    /// those too): the whole list is answered then.
     pub(super) fn parse(raw: &str) -> Query {
         let mut query = Query::default();
         for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
@@ -82,8 +91,15 @@ impl Query {
     }
 }
 
-/// A digest named in the path.
-pub(super) fn parse_digest(text: &str) -> Result<Digest> {
+/// A digest named in the path. Text of a digest's form that is no valid
+/// digest (bad hex, an algorithm ferry does not verify) is a client error,
+/// 400 `DIGEST_INVALID` as docker-registry answers; text not even of that
+/// form names nothing, and gets `unknown` (a 404, as docker-registry's
+/// router answers).
+pub(super) fn parse_digest(text: &str, unknown: fn(String) -> RegistryError) -> Result<Digest> {
+    if !Digest::has_form(text) {
+        return Err(unknown(text.to_string()));
+    }
     text.parse()
         .map_err(|e: crate::domain::DigestError| RegistryError::DigestInvalid(e.to_string()))
 }

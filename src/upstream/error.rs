@@ -1,5 +1,7 @@
 use std::time::{Duration, SystemTime};
 
+use crate::config::StaleCase;
+
 /// Why an upstream gave no answer at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NoAnswer {
@@ -76,10 +78,17 @@ impl UpstreamError {
         }))
     }
 
-    /// Failures that say nothing about the content, so cached content may be
-    /// served instead (stale-if-error).
-    pub(crate) fn is_transient(&self) -> bool {
-        !matches!(self, UpstreamError::NotFound)
+    /// Which `stale_if` case decides whether cached content may stand in:
+    /// a 404 says the content is gone, a 401/403 (or a token service that
+    /// refused) says nothing about the content but about ferry's access;
+    /// every other failure (no answer, 5xx, 429, a bad answer) is a
+    /// transient error.
+    pub(crate) fn stale_case(&self) -> StaleCase {
+        match self {
+            UpstreamError::NotFound => StaleCase::NotFound,
+            UpstreamError::Unauthorized => StaleCase::Unauthorized,
+            _ => StaleCase::Error,
+        }
     }
 
     /// A metric label for the kind of failure.
@@ -221,4 +230,27 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_fall_under_the_stale_if_case_a_user_expects() {
+        let cases = [
+            (UpstreamError::NotFound, StaleCase::NotFound),
+            (UpstreamError::Unauthorized, StaleCase::Unauthorized),
+            (UpstreamError::Timeout, StaleCase::Error),
+            (UpstreamError::Status(500), StaleCase::Error),
+            (
+                UpstreamError::RateLimited { retry_after: None },
+                StaleCase::Error,
+            ),
+            (UpstreamError::Protocol("bad".into()), StaleCase::Error),
+        ];
+        for (error, case) in cases {
+            assert_eq!(error.stale_case(), case, "{error}");
+        }
+    }
 }

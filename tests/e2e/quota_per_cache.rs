@@ -86,7 +86,7 @@ async fn a_cache_over_its_max_size_evicts_its_own_oldest_image_and_the_other_cac
     let [a, b, c] = three_images(&upstream).await;
     let proxy = FakeFaultProxy::start(&upstream.url());
     let mut ferry = Ferry::start(&[
-        CacheSpec::new(SMALL, &proxy.url()).extra_toml("max_size = \"12MiB\""),
+        CacheSpec::new(SMALL, &proxy.url()).toml("max_size = \"12MiB\""),
         CacheSpec::new(BIG, &proxy.url()),
     ]);
     let data = ferry.data_dir();
@@ -198,7 +198,7 @@ async fn the_global_max_size_still_evicts_across_caches() {
     let [a, b, c] = three_images(&upstream).await;
     let ferry = Ferry::start_opts(
         &[
-            CacheSpec::new(SMALL, &upstream.url()).extra_toml("max_size = \"12MiB\""),
+            CacheSpec::new(SMALL, &upstream.url()).toml("max_size = \"12MiB\""),
             CacheSpec::new(BIG, &upstream.url()),
         ],
         &FerryOptions {
@@ -310,7 +310,7 @@ async fn evicting_a_multi_platform_image_frees_its_platform_layers() {
         .push_image("example/multi", "v1", &multi)
         .await;
     let ferry =
-        Ferry::start(&[CacheSpec::new(SMALL, &upstream.url()).extra_toml("max_size = \"12MiB\"")]);
+        Ferry::start(&[CacheSpec::new(SMALL, &upstream.url()).toml("max_size = \"12MiB\"")]);
     let data = ferry.data_dir();
     let platform_layers: Vec<&str> = ["amd64", "arm64"]
         .iter()
@@ -354,8 +354,7 @@ async fn a_blob_of_unannounced_size_is_evicted_for_right_after_it_is_stored() {
     let [a, b, _] = three_images(&upstream).await;
     let proxy = FakeFaultProxy::start(&upstream.url());
     proxy.set_fault(Fault::BlobsWithoutLength);
-    let ferry =
-        Ferry::start(&[CacheSpec::new(SMALL, &proxy.url()).extra_toml("max_size = \"12MiB\"")]);
+    let ferry = Ferry::start(&[CacheSpec::new(SMALL, &proxy.url()).toml("max_size = \"12MiB\"")]);
     let data = ferry.data_dir();
 
     assert_skopeo_copy_matches(&through(&ferry, SMALL, "example/a"), &a).await;

@@ -28,6 +28,11 @@ pub enum Fault {
     TooManyRequests,
     /// Every request gets 503.
     Unavailable,
+    /// Every request gets 401 with a Basic challenge that no credentials
+    /// satisfy: an upstream whose token service broke or that no longer
+    /// accepts ferry's credentials (docker-registry cannot be made to
+    /// refuse credentials it accepted a moment ago).
+    Unauthorized,
     /// Every response sends its headers and then no body byte, ever.
     Stall,
     /// Every request is held unanswered (no status, no headers) until the
@@ -269,6 +274,7 @@ async fn handle(state: Arc<State>, upstream: String, req: Incoming) -> warp::rep
                 "upstream unavailable (injected)\n",
             )
         }
+        Fault::Unauthorized => return unauthorized(),
         _ => {}
     }
 
@@ -419,6 +425,18 @@ fn too_many_requests() -> warp::reply::Response {
         .insert("content-type", "application/json".parse().unwrap());
     resp.headers_mut()
         .insert("retry-after", "30".parse().unwrap());
+    resp
+}
+
+fn unauthorized() -> warp::reply::Response {
+    let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required (injected)","detail":null}]}"#;
+    let mut resp = simple(StatusCode::UNAUTHORIZED, body);
+    resp.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    resp.headers_mut().insert(
+        "www-authenticate",
+        "Basic realm=\"fake-refusing-upstream\"".parse().unwrap(),
+    );
     resp
 }
 

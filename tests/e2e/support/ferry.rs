@@ -41,9 +41,8 @@ pub struct CacheSpec {
     pub proxy_url: Option<String>,
     /// `proxy_username`/`proxy_password`.
     pub proxy_credentials: Option<(String, String)>,
-    /// More keys of this `[[cache]]` table, verbatim TOML (e.g.
-    /// `max_size = "12MiB"`).
-    pub extra_toml: Option<String>,
+    /// Further lines of the entry, as TOML (e.g. `stale_if = []`).
+    pub extra_toml: Vec<String>,
 }
 
 impl CacheSpec {
@@ -107,9 +106,9 @@ impl CacheSpec {
         self
     }
 
-    /// More keys for this `[[cache]]` table, verbatim TOML.
-    pub fn extra_toml(mut self, toml: &str) -> Self {
-        self.extra_toml = Some(toml.into());
+    /// One more line of the entry, as TOML.
+    pub fn toml(mut self, line: &str) -> Self {
+        self.extra_toml.push(line.into());
         self
     }
 
@@ -124,7 +123,7 @@ impl CacheSpec {
             || self.tls_validation.is_some()
             || self.proxy_url.is_some()
             || self.proxy_credentials.is_some()
-            || self.extra_toml.is_some()
+            || !self.extra_toml.is_empty()
     }
 }
 
@@ -374,8 +373,8 @@ fn config_toml(data_dir: &Path, caches: &[CacheSpec]) -> String {
         if let Some((u, p)) = &c.proxy_credentials {
             let _ = write!(t, "proxy_username = {}\nproxy_password = {}\n", q(u), q(p));
         }
-        if let Some(extra) = &c.extra_toml {
-            let _ = writeln!(t, "{extra}");
+        for line in &c.extra_toml {
+            let _ = writeln!(t, "{line}");
         }
     }
     t

@@ -12,6 +12,7 @@ pub mod images;
 pub mod inspect;
 pub mod proxy;
 pub mod pulp_api;
+pub mod raw_http;
 pub mod registry_client;
 pub mod tls;
 pub mod tls_front;
