@@ -22,6 +22,9 @@ pub(crate) struct Metrics {
     upstream_errors: Family<Labels, Counter>,
     stale_served: Family<Labels, Counter>,
     evictions: Counter,
+    cache_evictions: Family<Labels, Counter>,
+    cache_bytes: Family<Labels, Gauge>,
+    cache_max_bytes: Family<Labels, Gauge>,
     gc_runs: Counter,
     login_failures: Family<Labels, Counter>,
     connections_refused: Counter,
@@ -48,6 +51,9 @@ impl Metrics {
             upstream_errors: Family::default(),
             stale_served: Family::default(),
             evictions: Counter::default(),
+            cache_evictions: Family::default(),
+            cache_bytes: Family::default(),
+            cache_max_bytes: Family::default(),
             gc_runs: Counter::default(),
             login_failures: Family::default(),
             connections_refused: Counter::default(),
@@ -109,6 +115,21 @@ impl Metrics {
             "evictions",
             "Images evicted to stay within the quota",
             m.evictions.clone(),
+        );
+        registry.register(
+            "cache_evictions",
+            "Images evicted by cache (within its own max_size or the global one)",
+            m.cache_evictions.clone(),
+        );
+        registry.register(
+            "cache_bytes",
+            "Bytes each cache holds (content shared by caches counts in each)",
+            m.cache_bytes.clone(),
+        );
+        registry.register(
+            "cache_max_bytes",
+            "Each cache's own max_size, for the caches that have one",
+            m.cache_max_bytes.clone(),
         );
         registry.register(
             "gc_runs",
@@ -245,8 +266,33 @@ impl Metrics {
         self.connections_refused.inc();
     }
 
-    pub(crate) fn evicted(&self) {
+    /// An image of `cache` was evicted.
+    pub(crate) fn evicted(&self, cache: &str) {
         self.evictions.inc();
+        self.cache_evictions
+            .get_or_create(&vec![("cache", cache.to_string())])
+            .inc();
+    }
+
+    /// Each cache's bytes and own max_size (cache, bytes, max), sampled
+    /// before a render; caches no longer listed disappear.
+    pub(crate) fn set_cache_sizes<'a>(
+        &self,
+        sizes: impl IntoIterator<Item = (&'a str, u64, Option<u64>)>,
+    ) {
+        self.cache_bytes.clear();
+        self.cache_max_bytes.clear();
+        for (cache, bytes, max) in sizes {
+            let labels = vec![("cache", cache.to_string())];
+            self.cache_bytes
+                .get_or_create(&labels)
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            if let Some(max) = max {
+                self.cache_max_bytes
+                    .get_or_create(&labels)
+                    .set(i64::try_from(max).unwrap_or(i64::MAX));
+            }
+        }
     }
 
     pub(crate) fn collected(&self) {

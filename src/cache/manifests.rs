@@ -157,6 +157,9 @@ impl Storage {
         .await?;
         if stored {
             self.quota.add(size);
+            // Caches waiting for it (an index's child) are charged now;
+            // the cache pulling it is kept within bounds as it joins.
+            self.quota.usage.stored(super::usage::key(digest), size);
         }
         let hit = ManifestHit {
             digest: digest.clone(),
@@ -494,6 +497,9 @@ impl Cache {
             .point_tag(local, tag.as_str(), record, self.fresh_repo(repo))
             .await?;
         log_version(local, changed.as_ref());
+        if changed.is_some() {
+            self.storage.charge(self.base_path(), &hit.digest).await;
+        }
         Ok(())
     }
 
@@ -510,6 +516,9 @@ impl Cache {
             .add_to_repo(local, digest, self.fresh_repo(repo))
             .await?;
         log_version(local, changed.as_ref());
+        if changed.is_some() {
+            self.storage.charge(self.base_path(), digest).await;
+        }
         Ok(changed.is_some())
     }
 

@@ -43,6 +43,9 @@ pub(crate) struct UpstreamStatus {
     pub tags: u64,
     pub blobs: u64,
     pub bytes: u64,
+    /// The cache's own `max_size` (null: only the global one applies).
+    /// Content shared with another cache counts in both caches' `bytes`.
+    pub max_size: Option<u64>,
 }
 
 impl Manager {
@@ -86,6 +89,7 @@ impl Manager {
                     tags: totals.tags,
                     blobs: totals.blobs,
                     bytes: totals.bytes,
+                    max_size: c.config().policy().max_size,
                 }
             })
             .collect())

@@ -25,6 +25,7 @@ mod partial_pull;
 mod protocol_answers;
 mod pull;
 mod pulp_cli;
+mod quota_per_cache;
 mod registry_api;
 mod storage;
 mod tag_policy;

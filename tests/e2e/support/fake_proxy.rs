@@ -48,6 +48,9 @@ pub enum Fault {
     /// instead of the upstream's; the bytes are untouched, so their digest
     /// still matches (a hostile upstream labelling a manifest `text/html`).
     ManifestAs(&'static str),
+    /// Blob GET answers lose their `Content-Length` (sent chunked): an
+    /// upstream that does not say a blob's size before sending it.
+    BlobsWithoutLength,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -321,7 +324,12 @@ async fn handle(state: Arc<State>, upstream: String, req: Incoming) -> warp::rep
 
     let status = upstream_resp.status();
     let mut headers = HeaderMap::new();
+    let unsized_blob =
+        fault == Fault::BlobsWithoutLength && kind == PathKind::Blob && req.method == Method::GET;
     for (name, value) in upstream_resp.headers() {
+        if name == "content-length" && unsized_blob {
+            continue;
+        }
         if !HOP_BY_HOP.contains(&name.as_str()) || name == "content-length" {
             headers.append(name, value.clone());
         }
