@@ -66,17 +66,7 @@ if [ -n "${FERRY_BASE:-}" ]; then
 fi
 [ "${PEER:-1}" = 0 ] || SERVERS+=(peer)
 
-mkdir -p "${BENCH_TMP:-/var/tmp}"
-WORK=$(mktemp -d "${BENCH_TMP:-/var/tmp}/ferry-memory.XXXXXX")
-mkdir -p "$WORK/logs"
-cleanup() {
-  local rc=$?
-  stop_all
-  if [ "${KEEP_WORK:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_work ferry-memory
 
 start_registry upstream "$WORK/upstream-data" warn
 UP="http://127.0.0.1:$REG_PORT"

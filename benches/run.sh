@@ -28,6 +28,8 @@ ROOT=$(dirname "$BENCH_DIR")
 source "$BENCH_DIR/lib/common.sh"
 # shellcheck source=lib/images.sh
 source "$BENCH_DIR/lib/images.sh"
+# shellcheck source=lib/partial.sh
+source "$BENCH_DIR/lib/partial.sh"
 
 CMDLINE=""
 for v in QUICK RUNS WRK_DURATION WRK_CONNS WRK_THREADS BLOB_MB HUGE_MB LAYERS_MB CONC CONC_RUNS TAGS FERRY_BIN; do
@@ -57,7 +59,7 @@ export RUST_LOG=${FERRY_RUST_LOG:-warn}
 
 install_missing() {
   local -A need=([wrk]=wrk [nginx]=nginx-light [docker-registry]=docker-registry [skopeo]=skopeo
-    [jq]=jq [curl]=curl [python3]=python3 [sha256sum]=coreutils [cc]=gcc)
+    [jq]=jq [curl]=curl [python3]=python3 [sha256sum]=coreutils [cc]=gcc [podman]=podman)
   local missing=() cmd
   for cmd in "${!need[@]}"; do command -v "$cmd" >/dev/null || missing+=("${need[$cmd]}"); done
   if ((${#missing[@]})); then
@@ -70,14 +72,7 @@ install_missing() {
 }
 
 install_missing
-if [ -n "${FERRY_BIN:-}" ]; then
-  FERRY=$(readlink -f "$FERRY_BIN")
-else
-  log "building ferry (cargo build --release)"
-  (cd "$ROOT" && cargo build --release --locked >&2)
-  FERRY="$ROOT/target/release/ferry"
-fi
-[ -x "$FERRY" ] || die "no ferry binary at $FERRY"
+ferry_binary
 FERRY_COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "${FERRY_BIN:-}" ]; then
   FERRY_COMMIT="binary $FERRY_BIN ($("$FERRY" --version 2>/dev/null || echo '?')); work tree at $FERRY_COMMIT"
@@ -85,19 +80,8 @@ elif [ -n "$(cd "$ROOT" && git status --porcelain -- src Cargo.toml Cargo.lock 2
   FERRY_COMMIT+=" + uncommitted changes in src/"
 fi
 
-mkdir -p "${BENCH_TMP:-/var/tmp}"
-WORK=$(mktemp -d "${BENCH_TMP:-/var/tmp}/ferry-bench.XXXXXX")
-mkdir -p "$WORK/logs" "$WORK/pull"
-: >"$WORK/warnings"
-cleanup() {
-  local rc=$?
-  stop_all
-  if [ "${KEEP_WORK:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-warn() { log "WARNING: $*"; echo "$*" >>"$WORK/warnings"; }
+make_work ferry-bench
+mkdir -p "$WORK/pull"
 HLOAD="$WORK/hload"
 cc -O2 -pthread -o "$HLOAD" "$BENCH_DIR/lib/hload.c" || die "cannot build lib/hload.c"
 START_TS=$(date +%s)
@@ -485,6 +469,10 @@ rm -rf "$PD" "$WORK/peer-empty"
 log "start-up ms with $TAGS tags: ferry ${START[ferry]}| peer ${START[peer]}; empty: ferry ${START0[ferry]}| peer ${START0[peer]}"
 log "populating $TAGS tags took ${POP_F}s (ferry, $FERRY_TAGS_DU on disk), ${POP_P}s (peer, $PEER_TAGS_DU)"
 
+# ------------------------------------------------------------------ 7: partial pulls
+
+partial_pull_phase
+
 # ------------------------------------------------------------------ report
 
 # shellcheck disable=SC2086
@@ -562,6 +550,7 @@ report() {
 | 6 | Start-up to first 200 on /v2/ with $TAGS cached tags (ms) | $(fmt "$SF" 0) | $(fmt "$SP" 0) | – | – | $(ratio "$SF" "$SP") | < 200 ms | $(fmt "$SF" 0) ms | $(meets "$SF" "<" 200) |
 | 6b | Start-up to /v2/, empty data dir (ms) | $(fmt "$S0F" 0) | $(fmt "$S0P" 0) | – | – | $(ratio "$S0F" "$S0P") | – | | |
 | 6c | Filling the cache with $TAGS tags, 8 clients (s; size on disk) | $POP_F ($FERRY_TAGS_DU) | $POP_P ($PEER_TAGS_DU) | – | – | $(ratio "$POP_F" "$POP_P") | – | | |
+$(partial_rows)
 
 Upstream requests for one cold pull (all / blob GETs): ferry $(field "${BYTES1[ferry]}" 3) / $(field "${BYTES1[ferry]}" 4), peer $(field "${BYTES1[peer]}" 3) / $(field "${BYTES1[peer]}" 4), direct $(field "${BYTES1[direct]}" 3) / $(field "${BYTES1[direct]}" 4); the image has $((N_LAYERS + 1)) blobs.
 For $CONC concurrent pulls, per run as body/wire/requests/blob GETs: ferry \`${BYTESC[ferry]% }\`; peer \`${BYTESC[peer]% }\`.
@@ -577,6 +566,7 @@ $(for kind in tag digest; do for method in GET HEAD; do
 done; done)
 - cold pull s: ferry ${COLD[ferry]% }; peer ${COLD[peer]% }; direct ${COLD[direct]% }
 - start-up ms with $TAGS tags: ferry ${START[ferry]% }; peer ${START[peer]% }; empty: ferry ${START0[ferry]% }; peer ${START0[peer]% }
+$(partial_runs)
 EOF
   if [ -s "$WORK/warnings" ]; then
     printf '\nWarnings during the run:\n\n'

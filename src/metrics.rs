@@ -16,17 +16,23 @@ pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<Labels, Counter>,
     cache: Family<Labels, Counter>,
+    blob_ranges: Family<Labels, Counter>,
     bytes_served: Counter,
     upstream_bytes: Counter,
     upstream_errors: Family<Labels, Counter>,
     stale_served: Family<Labels, Counter>,
     evictions: Counter,
+    cache_evictions: Family<Labels, Counter>,
+    cache_bytes: Family<Labels, Gauge>,
+    cache_max_bytes: Family<Labels, Gauge>,
     gc_runs: Counter,
     login_failures: Family<Labels, Counter>,
     connections_refused: Counter,
     downloads_in_flight: Gauge,
     store_bytes: Gauge,
     store_objects: Gauge,
+    upstream_ratelimit_limit: Family<Labels, Gauge>,
+    upstream_ratelimit_remaining: Family<Labels, Gauge>,
     /// When the counters started counting (they reset at every start).
     started: SystemTime,
 }
@@ -39,17 +45,23 @@ impl Metrics {
         let m = Metrics {
             requests: Family::default(),
             cache: Family::default(),
+            blob_ranges: Family::default(),
             bytes_served: Counter::default(),
             upstream_bytes: Counter::default(),
             upstream_errors: Family::default(),
             stale_served: Family::default(),
             evictions: Counter::default(),
+            cache_evictions: Family::default(),
+            cache_bytes: Family::default(),
+            cache_max_bytes: Family::default(),
             gc_runs: Counter::default(),
             login_failures: Family::default(),
             connections_refused: Counter::default(),
             downloads_in_flight: Gauge::default(),
             store_bytes: Gauge::default(),
             store_objects: Gauge::default(),
+            upstream_ratelimit_limit: Family::default(),
+            upstream_ratelimit_remaining: Family::default(),
             started: SystemTime::now(),
             registry: Registry::default(),
         };
@@ -75,6 +87,11 @@ impl Metrics {
             m.cache.clone(),
         );
         registry.register(
+            "blob_range_requests",
+            "Blob requests with a Range header by answer (single, multipart, whole, unsatisfiable)",
+            m.blob_ranges.clone(),
+        );
+        registry.register(
             "served_bytes",
             "Bytes of manifests and blobs sent to clients",
             m.bytes_served.clone(),
@@ -98,6 +115,21 @@ impl Metrics {
             "evictions",
             "Images evicted to stay within the quota",
             m.evictions.clone(),
+        );
+        registry.register(
+            "cache_evictions",
+            "Images evicted by cache (within its own max_size or the global one)",
+            m.cache_evictions.clone(),
+        );
+        registry.register(
+            "cache_bytes",
+            "Bytes each cache holds (content shared by caches counts in each)",
+            m.cache_bytes.clone(),
+        );
+        registry.register(
+            "cache_max_bytes",
+            "Each cache's own max_size, for the caches that have one",
+            m.cache_max_bytes.clone(),
         );
         registry.register(
             "gc_runs",
@@ -129,6 +161,16 @@ impl Metrics {
             "Number of cached blobs and manifests",
             m.store_objects.clone(),
         );
+        registry.register(
+            "upstream_ratelimit_limit",
+            "The upstream's rate limit per window, as its RateLimit headers last said, by cache",
+            m.upstream_ratelimit_limit.clone(),
+        );
+        registry.register(
+            "upstream_ratelimit_remaining",
+            "Requests left in the upstream's rate-limit window, as its RateLimit headers last said, by cache",
+            m.upstream_ratelimit_remaining.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -158,6 +200,13 @@ impl Metrics {
             .inc();
     }
 
+    /// A blob request with a Range header, by how it was answered.
+    pub(crate) fn blob_range(&self, answer: &'static str) {
+        self.blob_ranges
+            .get_or_create(&vec![("answer", answer.to_string())])
+            .inc();
+    }
+
     pub(crate) fn served(&self, bytes: u64) {
         self.bytes_served.inc_by(bytes);
     }
@@ -183,6 +232,26 @@ impl Metrics {
             .inc();
     }
 
+    /// What an upstream's RateLimit headers said, for one cache.
+    pub(crate) fn upstream_ratelimit(
+        &self,
+        cache: &str,
+        limit: Option<u64>,
+        remaining: Option<u64>,
+    ) {
+        let labels = vec![("cache", cache.to_string())];
+        if let Some(limit) = limit {
+            self.upstream_ratelimit_limit
+                .get_or_create(&labels)
+                .set(i64::try_from(limit).unwrap_or(i64::MAX));
+        }
+        if let Some(remaining) = remaining {
+            self.upstream_ratelimit_remaining
+                .get_or_create(&labels)
+                .set(i64::try_from(remaining).unwrap_or(i64::MAX));
+        }
+    }
+
     /// A refused admin login: `reason` is `wrong_password` or `throttled`.
     pub(crate) fn login_failed(&self, place: &'static str, reason: &'static str) {
         self.login_failures
@@ -197,8 +266,33 @@ impl Metrics {
         self.connections_refused.inc();
     }
 
-    pub(crate) fn evicted(&self) {
+    /// An image of `cache` was evicted.
+    pub(crate) fn evicted(&self, cache: &str) {
         self.evictions.inc();
+        self.cache_evictions
+            .get_or_create(&vec![("cache", cache.to_string())])
+            .inc();
+    }
+
+    /// Each cache's bytes and own max_size (cache, bytes, max), sampled
+    /// before a render; caches no longer listed disappear.
+    pub(crate) fn set_cache_sizes<'a>(
+        &self,
+        sizes: impl IntoIterator<Item = (&'a str, u64, Option<u64>)>,
+    ) {
+        self.cache_bytes.clear();
+        self.cache_max_bytes.clear();
+        for (cache, bytes, max) in sizes {
+            let labels = vec![("cache", cache.to_string())];
+            self.cache_bytes
+                .get_or_create(&labels)
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            if let Some(max) = max {
+                self.cache_max_bytes
+                    .get_or_create(&labels)
+                    .set(i64::try_from(max).unwrap_or(i64::MAX));
+            }
+        }
     }
 
     pub(crate) fn collected(&self) {

@@ -149,17 +149,35 @@ proptest! {
                 a.map_or(String::new(), |a| a.to_string()),
                 b.map_or(String::new(), |b| b.to_string()),
             )),
+            proptest::collection::vec((any::<Option<u16>>(), any::<Option<u16>>()), 1..12)
+                .prop_map(|specs| {
+                    let specs: Vec<String> = specs
+                        .iter()
+                        .map(|(a, b)| format!(
+                            "{}-{}",
+                            a.map_or(String::new(), |a| a.to_string()),
+                            b.map_or(String::new(), |b| b.to_string()),
+                        ))
+                        .collect();
+                    format!("bytes={}", specs.join(","))
+                }),
             text(),
         ],
         size in prop_oneof![0u64..4096, any::<u64>()],
     ) {
-        match range::parse(Some(&header), size) {
-            RangeRequest::Partial { start, end } => {
-                prop_assert!(start <= end, "{header}: {start} > {end}");
-                prop_assert!(end < size, "{header}: end {end} past size {size}");
-            }
-            RangeRequest::Full | RangeRequest::Unsatisfiable => {}
+        let ranges = match range::parse(Some(&header), size) {
+            RangeRequest::Single(r) => vec![r],
+            RangeRequest::Multi(rs) => rs,
+            RangeRequest::Full | RangeRequest::Unsatisfiable => vec![],
+        };
+        for r in &ranges {
+            prop_assert!(r.start < r.end, "{header}: empty {r:?}");
+            prop_assert!(r.end <= size, "{header}: {r:?} past size {size}");
         }
+        // Coalesced: no two parts share a byte.
+        let mut sorted = ranges.clone();
+        sorted.sort_by_key(|r| r.start);
+        prop_assert!(sorted.windows(2).all(|w| w[0].end <= w[1].start), "{header}: {ranges:?}");
     }
 
     #[test]

@@ -335,7 +335,8 @@ async function overview() {
       h('span', { class: 'num', 'data-field': 'repositories' }, u.repositories),
       h('span', { class: 'num', 'data-field': 'tags' }, u.tags),
       h('span', { class: 'num', 'data-field': 'blobs' }, u.blobs),
-      h('span', { class: 'num', 'data-field': 'bytes' }, formatBytes(u.bytes)),
+      h('span', { class: 'num' }, h('span', { 'data-field': 'bytes' }, formatBytes(u.bytes)),
+        u.max_size != null ? h('div', { class: 'muted small', 'data-field': 'max_size' }, `max ${formatBytes(u.max_size)}`) : null),
     ];
   });
   show('Overview',

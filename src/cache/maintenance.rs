@@ -85,13 +85,47 @@ pub(super) fn untag(
     free: bool,
 ) -> Result<(u64, Vec<Digest>), StoreError> {
     meta.untag(repo, tag, digest, &orphan_repo_record(repo))?;
-    let (mut bytes, mut removed) = (0, Vec::new());
-    if free {
-        let live = live_set(meta)?;
-        for candidate in closure(meta, vec![digest.clone()])?.difference(&live) {
-            bytes += remove_content(blobs, meta, candidate)?;
-            removed.push(candidate.clone());
+    if !free {
+        return Ok((0, Vec::new()));
+    }
+    free_unreferenced(meta, blobs, &closure(meta, vec![digest.clone()])?)
+}
+
+/// Evicts one image from a repository: its tag, its manifest (unless
+/// another tag points there) and the children of an index that no other
+/// tag of the repository holds (pulled by digest, they are members too,
+/// and would keep every layer), then what nothing references any more.
+/// Returns the bytes freed and the digests removed.
+pub(super) fn evict_image(
+    meta: &BlockingMeta,
+    blobs: &dyn BlobBackend,
+    repo: &str,
+    tag: &str,
+    digest: &Digest,
+) -> Result<(u64, Vec<Digest>), StoreError> {
+    let image = closure(meta, vec![digest.clone()])?;
+    untag(meta, blobs, repo, tag, digest, false)?;
+    let tagged = meta.tags_of(repo)?.into_iter().map(|(_, r)| r.digest);
+    let kept = closure(meta, tagged.collect())?;
+    for child in image.iter().filter(|d| *d != digest && !kept.contains(d)) {
+        if meta.is_member(repo, child)? {
+            meta.drop_member(repo, child, &orphan_repo_record(repo))?;
         }
+    }
+    free_unreferenced(meta, blobs, &image)
+}
+
+/// Deletes those of `candidates` nothing references any more.
+fn free_unreferenced(
+    meta: &BlockingMeta,
+    blobs: &dyn BlobBackend,
+    candidates: &BTreeSet<Digest>,
+) -> Result<(u64, Vec<Digest>), StoreError> {
+    let live = live_set(meta)?;
+    let (mut bytes, mut removed) = (0, Vec::new());
+    for candidate in candidates.difference(&live) {
+        bytes += remove_content(blobs, meta, candidate)?;
+        removed.push(candidate.clone());
     }
     Ok((bytes, removed))
 }
@@ -168,30 +202,34 @@ impl Storage {
             let Some(record) = meta.tag(&repo, &tag)? else {
                 return Ok(None);
             };
+            let cache = meta.repo(&repo)?.map(|r| r.cache);
             let free = closure(meta, vec![record.digest.clone()])?.is_disjoint(&pulling);
             let (bytes, removed) = untag(meta, &*blobs, &repo, &tag, &record.digest, free)?;
             meta.flush()?;
             tracing::info!(repository = %repo, %tag, bytes, "tag deleted");
-            Ok(Some((bytes, removed)))
+            Ok(Some((bytes, removed, cache)))
         })
         .await?;
-        Ok(outcome.map(|(bytes, removed)| {
-            for digest in &removed {
-                self.manifests.forget(digest);
-            }
-            self.quota.sub(bytes);
-            bytes
-        }))
+        let Some((bytes, removed, cache)) = outcome else {
+            return Ok(None);
+        };
+        for digest in &removed {
+            self.manifests.forget(digest);
+        }
+        self.quota.sub(bytes);
+        self.settle_usage(cache, removed).await?;
+        Ok(Some(bytes))
     }
 
     /// Deletes a local repository and frees the manifests and blobs no
     /// other repository references. Returns the bytes freed.
     pub(crate) async fn delete_repository(&self, name: &str) -> Result<u64, CacheError> {
         let (meta, blobs, name) = (self.meta.clone(), self.blobs.clone(), name.to_string());
-        let (bytes, freed) = blocking(move || {
+        let (bytes, freed, cache) = blocking(move || {
             let meta = meta.blocking();
             // What the repository held, less what others still use.
             let held = closure(meta, meta.members(&name)?)?;
+            let cache = meta.repo(&name)?.map(|r| r.cache);
             meta.delete_repo(&name)?;
             let live = live_set(meta)?;
             let mut freed = Vec::new();
@@ -202,13 +240,14 @@ impl Storage {
             }
             meta.flush()?;
             tracing::info!(repository = %name, bytes, objects = freed.len(), "repository deleted");
-            Ok((bytes, freed))
+            Ok((bytes, freed, cache))
         })
         .await?;
         for digest in &freed {
             self.manifests.forget(digest);
         }
         self.quota.sub(bytes);
+        self.settle_usage(cache, freed).await?;
         Ok(bytes)
     }
 
@@ -246,6 +285,7 @@ impl Storage {
             self.manifests.forget(digest);
         }
         self.quota.sub(report.bytes);
+        self.settle_usage(None, freed).await?;
         crate::metrics::METRICS.collected();
         if report != GcReport::default() {
             tracing::info!(
@@ -287,6 +327,7 @@ impl Storage {
         for digest in &freed {
             self.manifests.forget(digest);
         }
+        self.settle_usage(None, freed).await?;
         Ok(report)
     }
 }

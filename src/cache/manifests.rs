@@ -157,6 +157,9 @@ impl Storage {
         .await?;
         if stored {
             self.quota.add(size);
+            // Caches waiting for it (an index's child) are charged now;
+            // the cache pulling it is kept within bounds as it joins.
+            self.quota.usage.stored(super::usage::key(digest), size);
         }
         let hit = ManifestHit {
             digest: digest.clone(),
@@ -267,8 +270,10 @@ impl Cache {
                 // nothing to wait for.
                 let may_serve_unchecked = self.config.policy().stale_if.error;
                 let down = may_serve_unchecked && self.upstream.is_down();
+                // Logged once when it is spent, not per pull.
+                let spent = self.upstream.rate_budget_spent();
                 let unchecked = down
-                    || self.upstream.rate_budget_spent()
+                    || spent
                     || (may_serve_unchecked && self.manifest_flights.is_running(&key));
                 if fresh || unchecked {
                     METRICS.cache("manifest", true);
@@ -492,6 +497,9 @@ impl Cache {
             .point_tag(local, tag.as_str(), record, self.fresh_repo(repo))
             .await?;
         log_version(local, changed.as_ref());
+        if changed.is_some() {
+            self.storage.charge(self.base_path(), &hit.digest).await;
+        }
         Ok(())
     }
 
@@ -508,6 +516,9 @@ impl Cache {
             .add_to_repo(local, digest, self.fresh_repo(repo))
             .await?;
         log_version(local, changed.as_ref());
+        if changed.is_some() {
+            self.storage.charge(self.base_path(), digest).await;
+        }
         Ok(changed.is_some())
     }
 

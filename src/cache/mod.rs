@@ -12,6 +12,7 @@ mod maintenance;
 pub(crate) mod manifest_info;
 mod manifests;
 mod quota;
+mod usage;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,7 +28,9 @@ pub(crate) use manifests::ManifestHit;
 use crate::config::{is_docker_hub_host, CacheConfig, TagRules};
 use crate::domain::{Digest, RepoName};
 use crate::store::{BlobBackend, DirBlobStore, MetaStore, StoreError};
-use crate::upstream::{Health, Reachability, Upstream, UpstreamError, UpstreamSetupError};
+use crate::upstream::{
+    Health, RateBudgetStatus, Reachability, Upstream, UpstreamError, UpstreamSetupError,
+};
 use download::Downloads;
 use flight::SingleFlight;
 use manifests::ManifestMemo;
@@ -76,12 +79,14 @@ impl Storage {
         } else {
             0
         };
+        // Restored once here; kept as a running total from now on.
+        let usage = usage::CacheUsage::restored(quota::held_by_caches(meta.blocking(), None)?);
         Ok(Arc::new(Storage {
             blobs,
             meta,
             downloads: Downloads::default(),
             manifests: ManifestMemo::default(),
-            quota: quota::Quota::new(max_size, used),
+            quota: quota::Quota::new(max_size, used, usage),
             evicting: tokio::sync::Mutex::new(()),
             upstream_health: Mutex::new(HashMap::new()),
         }))
@@ -161,6 +166,7 @@ impl Cache {
         global_tag_ttl: u64,
         storage: Arc<Storage>,
     ) -> Result<Cache, UpstreamSetupError> {
+        storage.set_cache_max(&config.base_path, config.policy().max_size);
         Ok(Cache {
             config: config.clone(),
             namespace: config.namespace(),
@@ -199,6 +205,11 @@ impl Cache {
     /// Whether the upstream answers, and while down, why not.
     pub(crate) fn upstream_reachability(&self) -> (Reachability, Option<UpstreamError>) {
         self.upstream.reachability()
+    }
+
+    /// The upstream's rate budget as its answers last reported it.
+    pub(crate) fn upstream_rate_budget(&self) -> RateBudgetStatus {
+        self.upstream.rate_budget()
     }
 
     /// A blob `repo` may see (see `access`): stored, arriving, or fetched.
@@ -252,6 +263,8 @@ pub(crate) struct Caches {
 
 impl Caches {
     pub(crate) fn new(storage: Arc<Storage>, caches: Vec<Cache>) -> Caches {
+        let served: Vec<&str> = caches.iter().map(|c| c.base_path()).collect();
+        storage.quota.usage.serve(&served);
         Caches {
             caches: RwLock::new(caches.into_iter().map(Arc::new).collect()),
             storage,
@@ -266,6 +279,8 @@ impl Caches {
     /// kept from the old set keeps its state. Requests under way keep the
     /// cache they started with.
     pub(crate) fn replace(&self, caches: Vec<Arc<Cache>>) {
+        let served: Vec<&str> = caches.iter().map(|c| c.base_path()).collect();
+        self.storage.quota.usage.serve(&served);
         *self.caches.write().unwrap_or_else(|p| p.into_inner()) = caches;
     }
 

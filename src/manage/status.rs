@@ -29,12 +29,23 @@ pub(crate) struct UpstreamStatus {
     /// 2026-12-02T03:09:02Z (could not be resolved (DNS)); ...".
     pub cause: Option<String>,
     pub private: bool,
+    /// The upstream's rate limit per window and what is left of it, as its
+    /// `RateLimit` headers last said (Docker Hub sends them); null until an
+    /// answer carried them.
+    pub ratelimit_limit: Option<u64>,
+    pub ratelimit_remaining: Option<u64>,
+    /// Whether the rate budget is spent: cached tags are then served
+    /// without revalidation until the budget is rechecked.
+    pub rate_budget_spent: bool,
     /// What the cache holds: repositories, tags, distinct blobs and the
     /// bytes of its manifests and blobs (shared ones counted once).
     pub repositories: u64,
     pub tags: u64,
     pub blobs: u64,
     pub bytes: u64,
+    /// The cache's own `max_size` (null: only the global one applies).
+    /// Content shared with another cache counts in both caches' `bytes`.
+    pub max_size: Option<u64>,
 }
 
 impl Manager {
@@ -63,6 +74,7 @@ impl Manager {
             .map(|c| {
                 let (state, down) = c.upstream_reachability();
                 let totals = held.get(c.base_path()).cloned().unwrap_or_default();
+                let budget = c.upstream_rate_budget();
                 UpstreamStatus {
                     base_path: c.base_path().to_string(),
                     url: c.config().upstream.to_string(),
@@ -70,10 +82,14 @@ impl Manager {
                     reachable: matches!(state, Reachability::Reachable | Reachability::RateLimited),
                     cause: down.map(|e| e.cause()),
                     private: c.is_private(),
+                    ratelimit_limit: budget.limit,
+                    ratelimit_remaining: budget.remaining,
+                    rate_budget_spent: budget.spent,
                     repositories: totals.repositories,
                     tags: totals.tags,
                     blobs: totals.blobs,
                     bytes: totals.bytes,
+                    max_size: c.config().policy().max_size,
                 }
             })
             .collect())

@@ -1,28 +1,92 @@
 //! `/v2/<name>/blobs/<digest>`: a blob, whole or a byte range, streamed
 //! from the store or through from upstream.
 
+use std::ops::Range;
+
 use serde_json::json;
 use warp::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use warp::reply::Response as Reply;
 use warp::Reply as _;
 
 use super::error::RegistryError;
+use super::multipart::Multipart;
 use super::range::{self, RangeRequest};
 use super::reply::{cache_header, digest_headers, with_namespace};
 use super::request::{parse_digest, Request};
 use super::Result;
 use crate::cache::Route;
 use crate::domain::Digest;
+use crate::metrics::METRICS;
 
 pub(super) async fn get(request: &Request<'_>, name: &str, digest: &str) -> Result<Reply> {
     let route = request.route(name)?;
     let digest = parse_digest(digest, RegistryError::NotADigest)?;
-    let range = request
-        .headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok());
+    let header = |name| {
+        request
+            .headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let etag = format!("\"{digest}\"");
+    // A Range under an If-Range that does not name this blob is ignored.
+    let range =
+        header(header::RANGE).filter(|_| range::if_range_matches(header(header::IF_RANGE), &etag));
     let resp = blob_reply(&route, &digest, request.is_head(), range).await?;
     Ok(with_namespace(resp, &route))
+}
+
+/// How a response with a known size carries the blob.
+enum Answer {
+    Whole,
+    Single(Range<u64>),
+    Multi(Multipart),
+}
+
+impl Answer {
+    fn of(range: Option<&str>, size: u64) -> Result<Answer> {
+        let parsed = range::parse(range, size);
+        let (answer, label) = match parsed {
+            RangeRequest::Full => (Answer::Whole, "whole"),
+            RangeRequest::Single(r) => (Answer::Single(r), "single"),
+            RangeRequest::Multi(rs) => (Answer::Multi(Multipart::new(rs, size)), "multipart"),
+            RangeRequest::Unsatisfiable => {
+                METRICS.blob_range("unsatisfiable");
+                return Err(RegistryError::RangeNotSatisfiable { size });
+            }
+        };
+        if range.is_some() {
+            METRICS.blob_range(label);
+        }
+        Ok(answer)
+    }
+
+    /// Status, length and range headers (the blob's own ones aside).
+    fn headers(&self, resp: &mut Reply, size: u64) {
+        let headers = resp.headers_mut();
+        match self {
+            Answer::Whole => {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+                return;
+            }
+            Answer::Single(r) => {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(r.end - r.start));
+                let value = format!("bytes {}-{}/{size}", r.start, r.end - 1);
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.insert(header::CONTENT_RANGE, v);
+                }
+            }
+            Answer::Multi(m) => {
+                headers.insert(
+                    header::CONTENT_LENGTH,
+                    HeaderValue::from(m.content_length()),
+                );
+                if let Ok(v) = HeaderValue::from_str(&m.content_type()) {
+                    headers.insert(header::CONTENT_TYPE, v);
+                }
+            }
+        }
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
 }
 
 async fn blob_reply(
@@ -41,6 +105,10 @@ async fn blob_reply(
             .map_err(cache_error)?;
         let mut resp = Response::new(warp::hyper::body::Bytes::new().into());
         blob_headers(resp.headers_mut(), digest, size);
+        // As a GET would answer, without the body.
+        if let Some(size) = size {
+            Answer::of(range, size)?.headers(&mut resp, size);
+        }
         return Ok(resp);
     }
     let blob = route
@@ -57,21 +125,16 @@ async fn blob_reply(
             .insert("x-cache", cache_header(from_cache));
         return Ok(resp);
     };
-    let (status, start, end) = match range::parse(range, size) {
-        RangeRequest::Full => (StatusCode::OK, 0, size),
-        RangeRequest::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end + 1),
-        RangeRequest::Unsatisfiable => return Err(RegistryError::RangeNotSatisfiable { size }),
+    let answer = Answer::of(range, size)?;
+    let mut resp = match &answer {
+        Answer::Whole => warp::reply::stream(blob.stream(0, Some(size))).into_response(),
+        Answer::Single(r) => warp::reply::stream(blob.stream(r.start, Some(r.end))).into_response(),
+        Answer::Multi(m) => warp::reply::stream(m.body(blob)).into_response(),
     };
-    let mut resp = warp::reply::stream(blob.stream(start, Some(end))).into_response();
-    *resp.status_mut() = status;
-    let headers = resp.headers_mut();
-    blob_headers(headers, digest, Some(end - start));
-    headers.insert("x-cache", cache_header(from_cache));
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1)) {
-            headers.insert(header::CONTENT_RANGE, v);
-        }
-    }
+    blob_headers(resp.headers_mut(), digest, None);
+    answer.headers(&mut resp, size);
+    resp.headers_mut()
+        .insert("x-cache", cache_header(from_cache));
     Ok(resp)
 }
 

@@ -254,6 +254,10 @@ fn cache_error_response(
         CacheError::Upstream(UpstreamError::KnownDown { .. }) => {
             (StatusCode::SERVICE_UNAVAILABLE, "UNKNOWN")
         }
+        // ferry's own cap on upstream connections, not the upstream's fault.
+        CacheError::Upstream(UpstreamError::Busy { .. }) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "UNKNOWN")
+        }
         CacheError::Upstream(e) if e.is_no_answer() => (StatusCode::GATEWAY_TIMEOUT, "UNKNOWN"),
         CacheError::Store(e) if e.is_disk_full() => (StatusCode::INSUFFICIENT_STORAGE, "UNKNOWN"),
         _ if error.cause() == Cause::Upstream => (StatusCode::BAD_GATEWAY, "UNKNOWN"),
@@ -273,6 +277,7 @@ fn cache_error_response(
         }
         // The probe rechecks a down upstream at least this often.
         CacheError::Upstream(UpstreamError::KnownDown { .. }) => Some(5),
+        CacheError::Upstream(UpstreamError::Busy { .. }) => Some(5),
         _ => None,
     };
     if let Some(secs) = retry_after {

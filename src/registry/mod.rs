@@ -13,6 +13,7 @@ mod challenge;
 pub(crate) mod endpoint;
 mod error;
 mod manifests;
+mod multipart;
 mod pagination;
 pub(crate) mod range;
 mod referrers;

@@ -3,22 +3,30 @@
 //! announced. reqwest stays inside `upstream/`.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 
+use super::budget::{Bandwidth, Slot};
 use super::{error_chain, UpstreamError};
 
 /// The body of an upstream blob response, read as it arrives.
 pub(crate) struct BlobBody {
     content_length: Option<u64>,
     chunks: BoxStream<'static, Result<Bytes, UpstreamError>>,
+    /// Its connection under `max_upstream_connections`, until the body ends.
+    _slot: Slot,
 }
 
 impl BlobBody {
-    pub(super) fn new(response: reqwest::Response) -> BlobBody {
+    pub(super) fn new(
+        response: reqwest::Response,
+        slot: Slot,
+        bandwidth: Option<Arc<Bandwidth>>,
+    ) -> BlobBody {
         let content_length = response.content_length();
         let mut received = 0u64;
         let chunks = response
@@ -35,9 +43,25 @@ impl BlobBody {
                 Ok(chunk)
             })
             .boxed();
+        // Only a cache with a bandwidth cap pays for the bucket.
+        let chunks = match bandwidth {
+            Some(bandwidth) => chunks
+                .then(move |chunk| {
+                    let bandwidth = bandwidth.clone();
+                    async move {
+                        if let Ok(bytes) = &chunk {
+                            bandwidth.take(bytes.len()).await;
+                        }
+                        chunk
+                    }
+                })
+                .boxed(),
+            None => chunks,
+        };
         BlobBody {
             content_length,
             chunks,
+            _slot: slot,
         }
     }
 

@@ -49,6 +49,11 @@ pub(crate) enum UpstreamError {
     /// The upstream's certificate (or TLS handshake) was refused.
     #[error("upstream TLS refused: {0}")]
     Tls(String),
+    /// Not sent: the cache's `max_upstream_connections` stayed all in use
+    /// for as long as a request may wait for one. Says nothing of the
+    /// upstream (no breaker, and cached content may be served).
+    #[error("all {cap} upstream connections of the cache stayed busy for {} s (max_upstream_connections)", waited.as_secs())]
+    Busy { cap: u32, waited: Duration },
 }
 
 /// Why ferry refused an upstream's answer.
@@ -104,6 +109,7 @@ impl UpstreamError {
             UpstreamError::Protocol(_) => "protocol",
             UpstreamError::Rejected(_) => "rejected",
             UpstreamError::Tls(_) => "tls",
+            UpstreamError::Busy { .. } => "busy",
         }
     }
 
@@ -145,6 +151,11 @@ impl UpstreamError {
             UpstreamError::Protocol(_) => "sent an invalid answer".into(),
             UpstreamError::Rejected(r) => format!("sent an answer ferry refuses: {}", r.why),
             UpstreamError::Tls(_) => "presented a TLS certificate ferry does not accept".into(),
+            UpstreamError::Busy { cap, waited } => format!(
+                "was not asked: all {cap} of ferry's upstream connections for this cache \
+                 stayed busy for {} s (max_upstream_connections); retry later",
+                waited.as_secs()
+            ),
         }
     }
 

@@ -5,8 +5,10 @@
 
 mod auth;
 mod body;
+mod budget;
 mod error;
 mod health;
+mod ratelimit;
 pub(crate) mod tag_page;
 
 use std::sync::{Arc, Mutex};
@@ -31,6 +33,10 @@ pub(crate) use body::BlobBody;
 pub(crate) use error::NoAnswer;
 pub(crate) use error::{error_chain, UpstreamError};
 pub(crate) use health::{Health, Reachability};
+pub(crate) use ratelimit::RateBudgetStatus;
+
+use budget::{Bandwidth, Connections, Slot};
+use ratelimit::RateBudget;
 
 use crate::config::{CacheConfig, Secret};
 use crate::domain::{Digest, RepoName};
@@ -77,6 +83,12 @@ pub(crate) struct Upstream {
     downloads: Option<Arc<Semaphore>>,
     /// `rate_limit`: the interval between requests and the next free slot.
     pacing: Option<(Duration, Mutex<Instant>)>,
+    /// `max_upstream_connections`: requests in flight, bodies included.
+    connections: Option<Connections>,
+    /// `max_upstream_bandwidth`: bytes per second read from bodies.
+    bandwidth: Option<Arc<Bandwidth>>,
+    /// What the upstream's `RateLimit` headers said last.
+    rate_budget: RateBudget,
     request_timeout: Duration,
 }
 
@@ -158,6 +170,14 @@ impl Upstream {
             default_headers.insert(name, value);
         }
         builder = builder.default_headers(default_headers);
+        let policy = config.policy();
+        if let Some(cap) = policy.max_upstream_connections {
+            // No more sockets kept open per host than requests may be in
+            // flight: the cap is on connections, not only on requests.
+            builder = builder.pool_max_idle_per_host(cap.max(1) as usize);
+        }
+        let request_timeout =
+            Duration::from_secs(config.connect_timeout_secs() + config.read_timeout_secs());
         let http = builder.build().map_err(|e| fail(error_chain(&e)))?;
         Ok(Upstream {
             base: config.upstream.as_str().trim_end_matches('/').to_string(),
@@ -175,9 +195,16 @@ impl Upstream {
                 .rate_limit()
                 .filter(|r| *r > 0)
                 .map(|r| (Duration::from_secs(1) / r, Mutex::new(Instant::now()))),
-            request_timeout: Duration::from_secs(
-                config.connect_timeout_secs() + config.read_timeout_secs(),
-            ),
+            // A request waits for a connection at most as long as it may
+            // then take itself.
+            connections: policy
+                .max_upstream_connections
+                .map(|cap| Connections::new(cap, request_timeout)),
+            bandwidth: policy
+                .max_upstream_bandwidth
+                .map(|rate| Arc::new(Bandwidth::new(rate))),
+            rate_budget: RateBudget::new(&config.base_path),
+            request_timeout,
         })
     }
 
@@ -217,7 +244,22 @@ impl Upstream {
     /// said 0 and the window has not reset): cached tags are then served
     /// without revalidation instead of failing one by one.
     pub(crate) fn rate_budget_spent(&self) -> bool {
-        false
+        self.rate_budget.is_spent()
+    }
+
+    /// The upstream's rate budget as last reported, for the status.
+    pub(crate) fn rate_budget(&self) -> RateBudgetStatus {
+        self.rate_budget.status()
+    }
+
+    /// A place under `max_upstream_connections`, if the cache has one.
+    async fn slot(&self) -> Result<Slot, UpstreamError> {
+        match &self.connections {
+            Some(connections) => connections.acquire().await.map(Some).inspect_err(|busy| {
+                crate::metrics::METRICS.upstream_error(busy.kind());
+            }),
+            None => Ok(None),
+        }
     }
 
     /// What ferry knows of the upstream now (shared across caches).
@@ -237,7 +279,7 @@ impl Upstream {
         accept: &str,
     ) -> Result<ManifestHead, UpstreamError> {
         let url = self.url(repo, &format!("manifests/{reference}"))?;
-        let resp = self
+        let (resp, _slot) = self
             .send(Method::HEAD, url, repo, accept_header(accept), true)
             .await?;
         let headers = resp.headers();
@@ -253,7 +295,7 @@ impl Upstream {
         accept: &str,
     ) -> Result<FetchedManifest, UpstreamError> {
         let url = self.url(repo, &format!("manifests/{reference}"))?;
-        let resp = self
+        let (resp, _slot) = self
             .send(Method::GET, url, repo, accept_header(accept), true)
             .await?;
         let media_type = header_str(resp.headers(), CONTENT_TYPE.as_str()).map(str::to_string);
@@ -274,10 +316,10 @@ impl Upstream {
         digest: &Digest,
     ) -> Result<BlobBody, UpstreamError> {
         let url = self.url(repo, &format!("blobs/{digest}"))?;
-        let resp = self
+        let (resp, slot) = self
             .send(Method::GET, url, repo, HeaderMap::new(), false)
             .await?;
-        Ok(BlobBody::new(resp))
+        Ok(BlobBody::new(resp, slot, self.bandwidth.clone()))
     }
 
     /// The size of a blob upstream.
@@ -287,7 +329,7 @@ impl Upstream {
         digest: &Digest,
     ) -> Result<Option<u64>, UpstreamError> {
         let url = self.url(repo, &format!("blobs/{digest}"))?;
-        let resp = self
+        let (resp, _slot) = self
             .send(Method::HEAD, url, repo, HeaderMap::new(), true)
             .await?;
         Ok(header_str(resp.headers(), CONTENT_LENGTH.as_str()).and_then(|s| s.parse().ok()))
@@ -306,7 +348,7 @@ impl Upstream {
         let mut tags = Vec::new();
         let mut bytes_left = MAX_TAG_LIST_BYTES;
         for _ in 0..MAX_TAG_PAGES {
-            let resp = self
+            let (resp, _slot) = self
                 .send(Method::GET, url.clone(), repo, HeaderMap::new(), true)
                 .await?;
             let next = header_str(resp.headers(), "link").and_then(|l| next_link(&url, l));
@@ -326,7 +368,7 @@ impl Upstream {
             let limit = bytes_left.min(MAX_MANIFEST_BYTES);
             // A stall mid-body counts against the upstream's health, as for
             // every other body.
-            let Some(bytes) = read_bounded(resp, limit)
+            let Some(bytes) = read_bounded(resp, limit, self.bandwidth.as_deref())
                 .await
                 .map_err(|e| self.failed(e))?
             else {
@@ -367,14 +409,15 @@ impl Upstream {
             .send(Method::GET, url, repo, HeaderMap::new(), true)
             .await
         {
-            Ok(resp) => self.read_body(resp, MAX_MANIFEST_BYTES).await.map(Some),
+            Ok((resp, _slot)) => self.read_body(resp, MAX_MANIFEST_BYTES).await.map(Some),
             Err(UpstreamError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     /// One request with authentication: sends what is known to work, and on
-    /// a 401 answers the challenge once and retries.
+    /// a 401 answers the challenge once and retries. The answer comes with
+    /// its place under `max_upstream_connections`: hold it while reading.
     async fn send(
         &self,
         method: Method,
@@ -382,7 +425,7 @@ impl Upstream {
         repo: &RepoName,
         headers: HeaderMap,
         bounded: bool,
-    ) -> Result<Response, UpstreamError> {
+    ) -> Result<(Response, Slot), UpstreamError> {
         if let Some(blocked) = self.health.blocked() {
             // Honour Retry-After: do not hammer an upstream that asked to
             // wait. And do not wait on one known down: the probe rechecks it.
@@ -390,8 +433,10 @@ impl Upstream {
         }
         let scope = format!("repository:{repo}:pull");
         let mut authorization = self.known_authorization(&scope);
+        let manifest = url.path().contains("/manifests/");
         for attempt in 0..2 {
             self.pace().await;
+            let slot = self.slot().await?;
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -406,19 +451,26 @@ impl Upstream {
                 Ok(resp) => resp,
                 Err(e) => return Err(self.failed(UpstreamError::from_reqwest(e))),
             };
+            self.rate_budget.observe(
+                resp.headers(),
+                manifest && resp.status().is_success(),
+                retry_after(resp.headers()),
+            );
             if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
                 let challenge =
                     header_str(resp.headers(), WWW_AUTHENTICATE.as_str()).and_then(parse_challenge);
                 let Some(challenge) = challenge else {
                     return Err(UpstreamError::Unauthorized);
                 };
+                // The token request needs a connection of its own.
+                drop((resp, slot));
                 self.tokens.forget(&scope);
                 authorization = Some(self.answer(&challenge, &scope).await?);
                 *self.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(challenge);
                 continue;
             }
             self.health.record(Ok(()));
-            return self.check_status(resp);
+            return self.check_status(resp).map(|resp| (resp, slot));
         }
         Err(UpstreamError::Unauthorized)
     }
@@ -426,7 +478,9 @@ impl Upstream {
     /// Reads a small body; a stall or break in it (bounded by the request
     /// timeout) counts against the upstream like no answer at all.
     async fn read_body(&self, resp: Response, limit: usize) -> Result<Bytes, UpstreamError> {
-        read_limited(resp, limit).await.map_err(|e| self.failed(e))
+        read_limited(resp, limit, self.bandwidth.as_deref())
+            .await
+            .map_err(|e| self.failed(e))
     }
 
     /// Records a failure and starts a background probe when it marks the
@@ -449,14 +503,20 @@ impl Upstream {
         let url = format!("{}/v2/", self.base);
         let base = self.base.clone();
         let timeout = self.request_timeout;
+        let slots = self.connections.as_ref().map(Connections::slots);
         tokio::spawn(async move {
             let mut interval = Duration::from_millis(500);
             loop {
                 tokio::time::sleep(interval).await;
+                // The probe is a request like any other under the cap.
+                let _slot = match &slots {
+                    Some(slots) => slots.clone().acquire_owned().await.ok(),
+                    None => None,
+                };
                 // Any whole HTTP answer, 401 included, means the upstream is
                 // back; headers followed by a stalled body do not.
                 let answer = match http.get(&url).timeout(timeout).send().await {
-                    Ok(resp) => read_limited(resp, 64 * 1024).await.is_ok(),
+                    Ok(resp) => read_limited(resp, 64 * 1024, None).await.is_ok(),
                     Err(_) => false,
                 };
                 if answer {
@@ -542,6 +602,7 @@ impl Upstream {
                     }
                     query.append_pair("scope", scope);
                 }
+                let _slot = self.slot().await?;
                 let mut request = self.http.get(url.clone()).timeout(self.request_timeout);
                 if let Some(basic) = self.basic_header() {
                     if !self.may_receive_credentials(&url) {
@@ -622,16 +683,24 @@ fn next_link(current: &Url, link: &str) -> Option<Url> {
 }
 
 /// Reads a whole (small) body, refusing more than `limit` bytes.
-async fn read_limited(resp: Response, limit: usize) -> Result<Bytes, UpstreamError> {
-    read_bounded(resp, limit)
+async fn read_limited(
+    resp: Response,
+    limit: usize,
+    bandwidth: Option<&Bandwidth>,
+) -> Result<Bytes, UpstreamError> {
+    read_bounded(resp, limit, bandwidth)
         .await?
         .ok_or_else(|| UpstreamError::Protocol(format!("response larger than {limit} bytes")))
 }
 
 /// A whole body of at most `limit` bytes, or `None` past it: refused from
 /// its `Content-Length` before reading, else as soon as it grows past it, so
-/// a refused body is never held whole.
-async fn read_bounded(resp: Response, limit: usize) -> Result<Option<Bytes>, UpstreamError> {
+/// a refused body is never held whole. Read within `bandwidth`, if given.
+async fn read_bounded(
+    resp: Response,
+    limit: usize,
+    bandwidth: Option<&Bandwidth>,
+) -> Result<Option<Bytes>, UpstreamError> {
     if resp.content_length().is_some_and(|len| len > limit as u64) {
         return Ok(None);
     }
@@ -641,6 +710,9 @@ async fn read_bounded(resp: Response, limit: usize) -> Result<Option<Bytes>, Ups
         let chunk = chunk.map_err(UpstreamError::from_reqwest)?;
         if body.len() + chunk.len() > limit {
             return Ok(None);
+        }
+        if let Some(bandwidth) = bandwidth {
+            bandwidth.take(chunk.len()).await;
         }
         body.extend_from_slice(&chunk);
     }

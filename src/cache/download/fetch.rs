@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::{stored_blob, DownloadLead, Progress};
 use crate::cache::error::{blocking, CacheError};
+use crate::cache::usage::key;
 use crate::cache::Storage;
 use crate::domain::{Digest, RepoName};
 use crate::metrics::METRICS;
@@ -44,7 +45,7 @@ pub(super) async fn download(
     let total = body.content_length();
     // Within the quota (evicting if need be); else stream it through.
     let keep = match total {
-        Some(size) => store.make_room(size).await?,
+        Some(size) => store.make_room(digest, size).await?,
         None => true,
     };
     if !keep {
@@ -85,21 +86,33 @@ pub(super) async fn download(
     }
     let temp =
         Arc::try_unwrap(temp).map_err(|_| CacheError::Internal("temp file still shared".into()))?;
-    if keep {
-        commit(store, temp, digest, repo, written).await;
-    }
+    let over = if keep {
+        commit(store, temp, digest, repo, written).await
+    } else {
+        Vec::new()
+    };
     // Verified (and, when kept, durable): readers may have the last byte.
     // Not kept: the temp file is gone; readers keep their handle.
     progress.send_replace(Progress::Done {
         file,
         size: written,
     });
+    // Caches it put over their max_size (its size was not known before,
+    // or a pull raced): evicted within, after the readers were answered.
+    store.keep_caches_within(over, digest).await;
     Ok(())
 }
 
 /// Makes a verified download durable under its digest. A client that
-/// was sent a whole blob finds it stored after any crash.
-async fn commit(store: &Storage, temp: TempBlob, digest: &Digest, repo: &RepoName, written: u64) {
+/// was sent a whole blob finds it stored after any crash. Returns the
+/// caches it put over their `max_size`.
+async fn commit(
+    store: &Storage,
+    temp: TempBlob,
+    digest: &Digest,
+    repo: &RepoName,
+    written: u64,
+) -> Vec<String> {
     let (meta, blobs, digest2) = (store.meta.clone(), store.blobs.clone(), digest.clone());
     let committed = blocking(move || {
         blobs.commit(temp)?;
@@ -117,9 +130,13 @@ async fn commit(store: &Storage, temp: TempBlob, digest: &Digest, repo: &RepoNam
         Ok(()) => {
             store.quota.add(written);
             tracing::info!(%digest, %repo, bytes = written, "blob cached");
+            store.quota.usage.stored(key(digest), written)
         }
         // The clients still get verified bytes; the blob is not cached.
-        Err(e) => tracing::error!(%digest, error = %e, "verified blob could not be stored"),
+        Err(e) => {
+            tracing::error!(%digest, error = %e, "verified blob could not be stored");
+            Vec::new()
+        }
     }
 }
 

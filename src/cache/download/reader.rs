@@ -87,11 +87,36 @@ impl Blob {
         self.size
     }
 
+    /// Another reader of the same blob, for another part of the same
+    /// response. The parts of a response are read one after another, never
+    /// at once, so a stored blob's file handle (read with seek-then-read)
+    /// still has one reader at a time.
+    pub(crate) fn share(&self) -> Blob {
+        Blob {
+            file: self.file.clone(),
+            size: self.size,
+            progress: self.progress.clone(),
+        }
+    }
+
     /// The bytes from `start` up to `end` (exclusive; `None`: to the end).
     pub(crate) fn stream(
         self,
         start: u64,
         end: Option<u64>,
+    ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+        self.stream_part(start, end, true)
+    }
+
+    /// Like `stream`, for one part of a response; `last`: the part that
+    /// ends the response. Only that part holds back its last byte until the
+    /// digest is verified: the response cannot look complete before its
+    /// own last byte, so the parts before it go out as they arrive.
+    pub(crate) fn stream_part(
+        self,
+        start: u64,
+        end: Option<u64>,
+        last: bool,
     ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
         // A stored blob ends at its size; a growing one learns its end.
         let end = if self.progress.is_none() {
@@ -104,6 +129,7 @@ impl Blob {
             pos: start,
             end,
             progress: self.progress,
+            hold_back: last,
             buffers: Buffers::default(),
             _counted: Counted::new(),
         };
@@ -122,6 +148,8 @@ struct Reader {
     pos: u64,
     end: Option<u64>,
     progress: Option<watch::Receiver<Progress>>,
+    /// Hold back the last byte until verified (see `Blob::stream_part`).
+    hold_back: bool,
     buffers: Buffers,
     _counted: Counted,
 }
@@ -139,7 +167,11 @@ impl Reader {
                     Progress::Receiving { file, written, .. } => {
                         self.file = file.clone();
                         let arrived = self.end.map_or(*written, |e| e.min(*written));
-                        (arrived.saturating_sub(1), false)
+                        if self.hold_back {
+                            (arrived.saturating_sub(1), false)
+                        } else {
+                            (arrived, false)
+                        }
                     }
                     Progress::Done { file, size } => {
                         self.file = file.clone();
@@ -272,6 +304,7 @@ mod tests {
             pos: start,
             end,
             progress: Some(tx.subscribe()),
+            hold_back: true,
             buffers: Buffers::default(),
             _counted: Counted::new(),
         }
@@ -306,6 +339,21 @@ mod tests {
         });
         assert_eq!(r.next_chunk().await.unwrap().unwrap(), data[299..300]);
         assert!(r.next_chunk().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_part_before_the_last_goes_out_whole_as_it_arrives() {
+        let data: Vec<u8> = (0..=255).cycle().take(600).map(|b| b as u8).collect();
+        let (tx, file) = arriving(&data);
+        let mut inner = reader(&tx, &file, 100, Some(300));
+        inner.hold_back = false;
+        let got = read_then_wait(&mut inner, 200).await;
+        assert_eq!(got, data[100..300]);
+        tx.send_replace(Progress::Done {
+            file: file.clone(),
+            size: 600,
+        });
+        assert!(inner.next_chunk().await.is_none());
     }
 
     #[tokio::test]

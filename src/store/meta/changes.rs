@@ -169,11 +169,37 @@ impl BlockingMeta {
         digest: &Digest,
         fresh: &RepoRecord,
     ) -> Result<(), StoreError> {
+        self.remove_from_repo(repo, Some(tag), digest, fresh)
+    }
+
+    /// Removes an untagged manifest from a repository (a child of an index
+    /// evicted with it), as `untag` does once no tag points there; a
+    /// manifest a tag points at stays. One transaction.
+    pub fn drop_member(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        fresh: &RepoRecord,
+    ) -> Result<(), StoreError> {
+        self.remove_from_repo(repo, None, digest, fresh)
+    }
+
+    fn remove_from_repo(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        digest: &Digest,
+        fresh: &RepoRecord,
+    ) -> Result<(), StoreError> {
         let _changing = self.lock_structure();
         let still_tagged = self
             .tags_of(repo)?
             .iter()
-            .any(|(name, r)| name != tag && r.digest == *digest);
+            .any(|(name, r)| Some(name.as_str()) != tag && r.digest == *digest);
+        let member = tag_key(repo, &digest.to_string());
+        if tag.is_none() && (still_tagged || !self.members.contains_key(&member)?) {
+            return Ok(());
+        }
         // The references the repository keeps, read before the transaction
         // (which cannot scan), under the structure lock.
         let (old_references, kept_references) = if still_tagged {
@@ -181,12 +207,11 @@ impl BlockingMeta {
         } else {
             self.references_without(repo, digest)?
         };
-        let member = tag_key(repo, &digest.to_string());
         let repository = tag_key(repo, "");
-        let tag_key = tag_key(repo, tag);
+        let tag_key = tag.map(|tag| tag_key(repo, tag));
         let change = Change {
             removed: Counts {
-                tags: 1,
+                tags: u64::from(tag.is_some()),
                 manifests: u64::from(!still_tagged),
                 blobs: 0,
             },
@@ -194,7 +219,9 @@ impl BlockingMeta {
         };
         let trees = (&self.tags, &self.members, &self.references, &self.repos);
         trees.transaction(|(tags, members, references, repos)| {
-            tags.remove(tag_key.as_slice())?;
+            if let Some(tag_key) = &tag_key {
+                tags.remove(tag_key.as_slice())?;
+            }
             if !still_tagged {
                 members.remove(member.as_slice())?;
                 for key in &old_references {
@@ -363,6 +390,29 @@ mod tests {
         assert!(!meta.references("c/a", &Digest::sha256_of(b"lb")).unwrap());
         meta.delete_repo("c/a").unwrap();
         assert_eq!(tag_records(&meta, &a, b"la"), [false; 4]);
+    }
+
+    #[test]
+    fn dropping_an_untagged_member_removes_it_and_what_only_it_referenced() {
+        let (_dir, meta) = open();
+        let (m, child) = (image(&meta, b"m", &[b"lm"]), image(&meta, b"c", &[b"lc"]));
+        meta.point_tag("c/a", "t", &tag_at(b"m"), &fresh()).unwrap();
+        meta.add_to_repo("c/a", &child, &fresh()).unwrap();
+        // A tagged manifest stays; so does what is not a member.
+        meta.drop_member("c/a", &m, &fresh()).unwrap();
+        assert_eq!(tag_records(&meta, &m, b"lm"), [true; 4]);
+        let before = meta.repo("c/a").unwrap().unwrap().version;
+        meta.drop_member("c/a", &Digest::sha256_of(b"none"), &fresh())
+            .unwrap();
+        assert_eq!(meta.repo("c/a").unwrap().unwrap().version, before);
+
+        meta.drop_member("c/a", &child, &fresh()).unwrap();
+        assert!(!meta.is_member("c/a", &child).unwrap());
+        assert!(!meta.references("c/a", &Digest::sha256_of(b"lc")).unwrap());
+        assert!(meta.references("c/a", &Digest::sha256_of(b"lm")).unwrap());
+        let repo = meta.repo("c/a").unwrap().unwrap();
+        assert_eq!(repo.version, before + 1);
+        assert_eq!(repo.last_change.removed, counts(0, 1, 0));
     }
 
     #[test]

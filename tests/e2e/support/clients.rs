@@ -124,6 +124,8 @@ impl DirImage {
 /// neither need nor touch the host's container storage.
 pub struct Podman {
     env: ClientEnv,
+    /// Overlay storage with partial pulls on (see `with_partial_pulls`).
+    partial: bool,
 }
 
 impl Default for Podman {
@@ -136,18 +138,39 @@ impl Podman {
     pub fn new() -> Self {
         Podman {
             env: ClientEnv::new(),
+            partial: false,
         }
+    }
+
+    /// A throwaway store on the overlay driver (root only) with zstd:chunked
+    /// partial pulls on, as a user enables them in storage.conf: layers are
+    /// fetched as byte ranges, and files the store already holds are not
+    /// fetched again.
+    pub fn with_partial_pulls() -> Self {
+        let env = ClientEnv::new();
+        let conf = format!(
+            "[storage]\ndriver = \"overlay\"\ngraphroot = {:?}\nrunroot = {:?}\n\
+             [storage.options]\n\
+             pull_options = {{enable_partial_images = \"true\", use_hard_links = \"false\"}}\n",
+            env.path("root"),
+            env.path("run"),
+        );
+        std::fs::write(env.path("storage.conf"), conf).unwrap();
+        Podman { env, partial: true }
     }
 
     fn command(&self) -> tokio::process::Command {
         let mut cmd = self.env.command("podman");
+        if self.partial {
+            cmd.env("CONTAINERS_STORAGE_CONF", self.env.path("storage.conf"));
+        }
         cmd.arg("--root")
             .arg(self.env.path("root"))
             .arg("--runroot")
             .arg(self.env.path("run"))
             .args([
                 "--storage-driver",
-                "vfs",
+                if self.partial { "overlay" } else { "vfs" },
                 "--cgroup-manager",
                 "cgroupfs",
                 "--events-backend",
@@ -221,6 +244,43 @@ impl Podman {
             .arg(self.env.path("policy.json"))
             .arg(image);
         run_bounded(cmd, LIMIT).await
+    }
+
+    /// `podman import TAR NAME`: a one-layer image of the tar's files.
+    pub async fn import(&self, tar: &Path, name: &str) -> CmdOutput {
+        let mut cmd = self.command();
+        cmd.arg("import").arg(tar).arg(name);
+        run_bounded(cmd, LIMIT).await
+    }
+
+    /// `podman push --compression-format FORMAT` of a local image to `dest`
+    /// (`HOST:PORT/repo:tag`, plain HTTP).
+    pub async fn push(&self, image: &str, dest: &str, format: &str) -> CmdOutput {
+        let mut cmd = self.command();
+        cmd.args(["push", "--tls-verify=false", "--quiet"])
+            .args(["--compression-format", format])
+            .arg("--signature-policy")
+            .arg(self.env.path("policy.json"))
+            .args([image, dest]);
+        run_bounded(cmd, LIMIT).await
+    }
+
+    /// Reads `path` in the image's file system (`podman image mount`, root
+    /// only), unmounting it again.
+    pub async fn read_image_file(&self, image: &str, path: &str) -> Vec<u8> {
+        let mut cmd = self.command();
+        cmd.args(["image", "mount", image]);
+        let out = run_bounded(cmd, LIMIT)
+            .await
+            .expect_ok("podman image mount");
+        let file = Path::new(out.stdout.trim()).join(path);
+        let data = std::fs::read(&file);
+        let mut cmd = self.command();
+        cmd.args(["image", "unmount", image]);
+        run_bounded(cmd, LIMIT)
+            .await
+            .expect_ok("podman image unmount");
+        data.unwrap_or_else(|e| panic!("{image}: {path}: {e}"))
     }
 
     /// `podman image inspect --format TEMPLATE IMAGE`, trimmed.

@@ -48,6 +48,9 @@ pub enum Fault {
     /// instead of the upstream's; the bytes are untouched, so their digest
     /// still matches (a hostile upstream labelling a manifest `text/html`).
     ManifestAs(&'static str),
+    /// Blob GET answers lose their `Content-Length` (sent chunked): an
+    /// upstream that does not say a blob's size before sending it.
+    BlobsWithoutLength,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,6 +83,18 @@ struct State {
     held: AtomicUsize,
     /// Bumped by `release_held`: held blob GETs go on.
     releases: tokio::sync::watch::Sender<u64>,
+    /// Docker Hub's rate-limit headers to add to manifest answers.
+    ratelimit: Mutex<Option<RateLimitHeaders>>,
+}
+
+/// Docker Hub's `ratelimit-limit: 100;w=21600` and
+/// `ratelimit-remaining: 76;w=21600`, which docker-registry never sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimitHeaders {
+    pub limit: u64,
+    pub remaining: u64,
+    /// The window's length in seconds (`w`).
+    pub window_secs: u64,
 }
 
 /// Counts one held request for as long as it is held (its future may be
@@ -190,6 +205,12 @@ impl FakeFaultProxy {
     pub fn release_held(&self) {
         self.set_fault(Fault::None);
         self.state.releases.send_modify(|n| *n += 1);
+    }
+
+    /// Adds these rate-limit headers to every manifest answer from now on
+    /// (as Docker Hub does, to GETs and HEADs alike), or stops adding them.
+    pub fn set_ratelimit(&self, headers: Option<RateLimitHeaders>) {
+        *self.state.ratelimit.lock().unwrap() = headers;
     }
 
     pub fn reset_counters(&self) {
@@ -303,9 +324,24 @@ async fn handle(state: Arc<State>, upstream: String, req: Incoming) -> warp::rep
 
     let status = upstream_resp.status();
     let mut headers = HeaderMap::new();
+    let unsized_blob =
+        fault == Fault::BlobsWithoutLength && kind == PathKind::Blob && req.method == Method::GET;
     for (name, value) in upstream_resp.headers() {
+        if name == "content-length" && unsized_blob {
+            continue;
+        }
         if !HOP_BY_HOP.contains(&name.as_str()) || name == "content-length" {
             headers.append(name, value.clone());
+        }
+    }
+    let ratelimit = *state.ratelimit.lock().unwrap();
+    if let Some(r) = ratelimit.filter(|_| kind == PathKind::Manifest) {
+        for (name, count) in [
+            ("ratelimit-limit", r.limit),
+            ("ratelimit-remaining", r.remaining),
+        ] {
+            let value = format!("{count};w={}", r.window_secs);
+            headers.insert(name, value.parse().unwrap());
         }
     }
     if let Fault::ManifestAs(content_type) = fault {

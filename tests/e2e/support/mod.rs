@@ -22,7 +22,7 @@ pub mod util;
 
 pub use black_hole::FakeBlackHole;
 pub use clients::{skopeo_copy, skopeo_inspect_raw, skopeo_list_tags, DirImage, Podman};
-pub use fake_proxy::{FakeFaultProxy, Fault, PathKind};
+pub use fake_proxy::{FakeFaultProxy, Fault, PathKind, RateLimitHeaders};
 pub use ferry::{ferry_bin, CacheSpec, Ferry, FerryOptions, ADMIN_PASSWORD, CACHE};
 pub use httpie::Httpie;
 pub use images::{Flavor, Image};
