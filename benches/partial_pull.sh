@@ -25,30 +25,13 @@ QUICK=${QUICK:-0}
 RUNS=${RUNS:-5}
 TAG_TTL=3600
 export RUST_LOG=${FERRY_RUST_LOG:-warn}
-if [ -n "${FERRY_BIN:-}" ]; then
-  FERRY=$(readlink -f "$FERRY_BIN")
-else
-  log "building ferry (cargo build --release)"
-  (cd "$ROOT" && cargo build --release --locked >&2)
-  FERRY="$ROOT/target/release/ferry"
-fi
+ferry_binary
 for cmd in podman skopeo docker-registry jq curl python3; do
   command -v "$cmd" >/dev/null || die "$cmd is missing (benches/run.sh installs it)"
 done
 
-mkdir -p "${BENCH_TMP:-/var/tmp}"
-WORK=$(mktemp -d "${BENCH_TMP:-/var/tmp}/ferry-bench.XXXXXX")
-mkdir -p "$WORK/logs" "$WORK/pull"
-: >"$WORK/warnings"
-cleanup() {
-  local rc=$?
-  stop_all
-  if [ "${KEEP_WORK:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-warn() { log "WARNING: $*"; echo "$*" >>"$WORK/warnings"; }
+make_work ferry-bench
+mkdir -p "$WORK/pull"
 echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
 
 start_registry upstream "$WORK/upstream-data" warn

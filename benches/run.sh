@@ -72,14 +72,7 @@ install_missing() {
 }
 
 install_missing
-if [ -n "${FERRY_BIN:-}" ]; then
-  FERRY=$(readlink -f "$FERRY_BIN")
-else
-  log "building ferry (cargo build --release)"
-  (cd "$ROOT" && cargo build --release --locked >&2)
-  FERRY="$ROOT/target/release/ferry"
-fi
-[ -x "$FERRY" ] || die "no ferry binary at $FERRY"
+ferry_binary
 FERRY_COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "${FERRY_BIN:-}" ]; then
   FERRY_COMMIT="binary $FERRY_BIN ($("$FERRY" --version 2>/dev/null || echo '?')); work tree at $FERRY_COMMIT"
@@ -87,19 +80,8 @@ elif [ -n "$(cd "$ROOT" && git status --porcelain -- src Cargo.toml Cargo.lock 2
   FERRY_COMMIT+=" + uncommitted changes in src/"
 fi
 
-mkdir -p "${BENCH_TMP:-/var/tmp}"
-WORK=$(mktemp -d "${BENCH_TMP:-/var/tmp}/ferry-bench.XXXXXX")
-mkdir -p "$WORK/logs" "$WORK/pull"
-: >"$WORK/warnings"
-cleanup() {
-  local rc=$?
-  stop_all
-  if [ "${KEEP_WORK:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-warn() { log "WARNING: $*"; echo "$*" >>"$WORK/warnings"; }
+make_work ferry-bench
+mkdir -p "$WORK/pull"
 HLOAD="$WORK/hload"
 cc -O2 -pthread -o "$HLOAD" "$BENCH_DIR/lib/hload.c" || die "cannot build lib/hload.c"
 START_TS=$(date +%s)

@@ -36,24 +36,8 @@ REPO=bench/app
 for cmd in docker-registry curl jq python3; do
   command -v "$cmd" >/dev/null || die "needs $cmd (apt: docker-registry curl jq python3)"
 done
-if [ -n "${FERRY_BIN:-}" ]; then
-  FERRY=$(readlink -f "$FERRY_BIN")
-else
-  log "building ferry (cargo build --release)"
-  (cd "$ROOT" && cargo build --release --locked >&2)
-  FERRY="$ROOT/target/release/ferry"
-fi
-
-WORK=$(mktemp -d "${BENCH_TMP:-/var/tmp}/ferry-tagmix.XXXXXX")
-mkdir -p "$WORK/logs"
-cleanup() {
-  local rc=$?
-  stop_all
-  if [ "${KEEP_WORK:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+ferry_binary
+make_work ferry-tagmix
 
 # The upstream, with its access log on: one line per request it answered.
 UP_PORT=$(free_port)
@@ -81,7 +65,7 @@ upstream_requests() {
 # start_ferry_config NAME POLICY_TOML: ferry with one cache `up` of the
 # upstream, tag TTL $TTL, and POLICY_TOML lines in its [[cache]].
 start_ferry_config() {
-  local name=$1 policy=$2 out="$WORK/logs/$1.out" i
+  local name=$1 policy=$2
   cat >"$WORK/$name.toml" <<EOF
 listen = "127.0.0.1:0"
 data_dir = "$WORK/$name"
@@ -92,19 +76,7 @@ upstream = "$UP"
 tag_ttl_secs = $TTL
 $policy
 EOF
-  : >"$out"
-  "$FERRY" serve --config "$WORK/$name.toml" >"$out" 2>>"$WORK/logs/$name.log" &
-  FERRY_PID=$!
-  BENCH_PIDS+=("$FERRY_PID")
-  FERRY_PORT=
-  for ((i = 0; i < 600; i++)); do
-    FERRY_PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$out")
-    [ -n "$FERRY_PORT" ] && break
-    kill -0 "$FERRY_PID" 2>/dev/null || die "ferry exited: $(tail -5 "$WORK/logs/$name.log")"
-    sleep 0.05
-  done
-  [ -n "$FERRY_PORT" ] || die "ferry did not say its port"
-  wait_http "http://127.0.0.1:$FERRY_PORT/v2/" 30
+  start_ferry_args "$name" --config "$WORK/$name.toml"
 }
 
 declare -A HEADS GETS

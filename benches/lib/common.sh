@@ -8,6 +8,37 @@ BENCH_PIDS=()
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# ferry_binary: sets FERRY to $FERRY_BIN, else builds the release binary.
+ferry_binary() {
+  if [ -n "${FERRY_BIN:-}" ]; then
+    FERRY=$(readlink -f "$FERRY_BIN")
+  else
+    log "building ferry (cargo build --release)"
+    (cd "$ROOT" && cargo build --release --locked >&2)
+    FERRY="$ROOT/target/release/ferry"
+  fi
+  [ -x "$FERRY" ] || die "no ferry binary at $FERRY"
+}
+
+# make_work PREFIX: the scratch directory WORK (logs/ in it) under
+# $BENCH_TMP, and the exit trap that stops every server and removes it
+# (KEEP_WORK=1 keeps it). Also `warn`, which keeps warnings for the report.
+make_work() {
+  mkdir -p "${BENCH_TMP:-/var/tmp}"
+  WORK=$(mktemp -d "${BENCH_TMP:-/var/tmp}/$1.XXXXXX")
+  mkdir -p "$WORK/logs"
+  : >"$WORK/warnings"
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+bench_cleanup() {
+  local rc=$?
+  stop_all
+  if [ "${KEEP_WORK:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+warn() { log "WARNING: $*"; echo "$*" >>"$WORK/warnings"; }
+
 # A free TCP port on 127.0.0.1 (for servers that cannot bind port 0 and say
 # which port they got).
 free_port() {
@@ -93,11 +124,19 @@ start_registry() {
 # start_ferry NAME DATADIR UPSTREAM_URL
 # Starts ferry on a port it picks; sets FERRY_PID, FERRY_PORT.
 start_ferry() {
-  local name=$1 data=$2 upstream=$3 out i
-  out="$WORK/logs/$name.out"
+  local name=$1 data=$2 upstream=$3
+  start_ferry_args "$name" --listen 127.0.0.1:0 --data-dir "$data" \
+    --cache "up=$upstream" --tag-ttl-secs "$TAG_TTL"
+}
+
+# start_ferry_args NAME ARGS...: `ferry serve ARGS...`, which must listen on
+# 127.0.0.1:0 (it says the port it got); waits until it answers /v2/. Sets
+# FERRY_PID, FERRY_PORT; output in $WORK/logs/NAME.{out,log}.
+start_ferry_args() {
+  local name=$1 out="$WORK/logs/$1.out" i
+  shift
   : >"$out"
-  "$FERRY" serve --listen 127.0.0.1:0 --data-dir "$data" \
-    --cache "up=$upstream" --tag-ttl-secs "$TAG_TTL" >"$out" 2>>"$WORK/logs/$name.log" &
+  "$FERRY" serve "$@" >"$out" 2>>"$WORK/logs/$name.log" &
   FERRY_PID=$!
   BENCH_PIDS+=("$FERRY_PID")
   FERRY_PORT=

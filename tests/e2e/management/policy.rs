@@ -70,41 +70,31 @@ async fn cache_policy_fields_are_set_patched_reset_validated_and_kept() {
     expected["stale_if"] = json!(["error", "unauthorized"]);
     assert_eq!(policy_of(&patched), expected, "{patched}");
 
-    // Invalid values are refused, naming the field, and change nothing.
+    // Invalid values are refused (naming the field where serde could
+    // read the value), and change nothing.
+    let v1_dir = json!({"tag_policies": [{"pattern": "v1/x", "ttl": 5}]});
     for (body, field) in [
-        (
-            json!({"tag_policies": [{"pattern": "v1/x", "ttl": 5}]}),
-            "tag_policies",
-        ),
+        (v1_dir, Some("tag_policies")),
         (
             json!({"max_upstream_connections": 0}),
-            "max_upstream_connections",
+            Some("max_upstream_connections"),
         ),
         (
             json!({"max_upstream_bandwidth": 10}),
-            "max_upstream_bandwidth",
+            Some("max_upstream_bandwidth"),
+        ),
+        (json!({"stale_if": ["sometimes"]}), None),
+        (
+            json!({"tag_policies": [{"pattern": "v*", "ttl": "forever"}]}),
+            None,
         ),
     ] {
         let answer = api.patch(&href, body.clone()).await;
-        assert_eq!(
-            answer.status,
-            StatusCode::BAD_REQUEST,
-            "{body}: {}",
-            answer.text
-        );
-        assert!(answer.json()[field].is_array(), "{body}: {}", answer.text);
-    }
-    for body in [
-        json!({"stale_if": ["sometimes"]}),
-        json!({"tag_policies": [{"pattern": "v*", "ttl": "forever"}]}),
-    ] {
-        let answer = api.patch(&href, body.clone()).await;
-        assert_eq!(
-            answer.status,
-            StatusCode::BAD_REQUEST,
-            "{body}: {}",
-            answer.text
-        );
+        let what = format!("{body}: {}", answer.text);
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{what}");
+        if let Some(field) = field {
+            assert!(answer.json()[field].is_array(), "{what}");
+        }
     }
     assert_eq!(policy_of(&api.ok(&href).await), expected);
 
