@@ -196,6 +196,18 @@ impl Podman {
         run_bounded(cmd, LIMIT).await
     }
 
+    /// `podman --log-level=debug pull --tls-verify=false IMAGE`: its
+    /// stderr says what podman asked for and why (e.g. why a partial pull
+    /// fell back to a full download), for assertion messages.
+    pub async fn pull_logged(&self, image: &str) -> CmdOutput {
+        let mut cmd = self.command();
+        cmd.args(["--log-level=debug", "pull", "--tls-verify=false"]);
+        cmd.arg("--signature-policy")
+            .arg(self.env.path("policy.json"))
+            .arg(image);
+        run_bounded(cmd, LIMIT).await
+    }
+
     /// `podman login --tls-verify=false -u USER --password-stdin HOST`, the
     /// password written to stdin. Later pulls of this store use the login.
     pub async fn login(&self, host: &str, user: &str, password: &str) -> CmdOutput {
