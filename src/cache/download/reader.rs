@@ -88,9 +88,8 @@ impl Blob {
     }
 
     /// Another reader of the same blob, for another part of the same
-    /// response. The parts of a response are read one after another, never
-    /// at once, so a stored blob's file handle (read with seek-then-read)
-    /// still has one reader at a time.
+    /// response. Reads are positional (`read_at`), so readers can share the
+    /// file handle.
     pub(crate) fn share(&self) -> Blob {
         Blob {
             file: self.file.clone(),
