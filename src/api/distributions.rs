@@ -12,7 +12,7 @@ use super::http::{
     filter, id_from_href, nullable, ok, paginate, timestamp, ApiError, Request, Target,
 };
 use super::{hrefs, remotes, Api};
-use crate::manage::DistributionRecord;
+use crate::manage::{DistributionRecord, Platforms};
 use crate::visibility::Viewer;
 
 pub(crate) const COLLECTION: &str = "/pulp/api/v3/distributions/container/pull-through/";
@@ -196,9 +196,79 @@ pub(crate) async fn handle(
     rest: &[&str],
     viewer: &Viewer,
 ) -> Result<Reply, ApiError> {
+    if let [id, "prefetch"] = rest {
+        return prefetch(api, req, viewer, id).await;
+    }
     match Target::of(req, rest)? {
         Target::List => list(api, req, viewer).await,
         Target::Create => create(api, req).await,
         Target::One(id) => one(api, req, viewer, id).await,
     }
+}
+
+/// `POST <distribution>prefetch/` (ferry's addition): `references`, a list
+/// of `repository:tag` (tag wildcards allowed) or `repository@digest`, and
+/// `platforms`: `"all"`, a list or comma-separated string of
+/// `os/arch[/variant]`, or absent for ferry's own platform.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct PrefetchInput {
+    pub references: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub platforms: Option<serde_json::Value>,
+}
+
+fn platforms_of(value: Option<serde_json::Value>) -> Result<Platforms, ApiError> {
+    use serde_json::Value;
+    let refused = || {
+        ApiError::bad_request(json!({ "platforms": [
+            "Give \"all\", or a list of os/architecture[/variant] (a list or comma-separated)."
+        ] }))
+    };
+    let names: Vec<String> = match value {
+        None | Some(Value::Null) => vec![crate::domain::host_platform()],
+        Some(Value::String(s)) if s.trim() == "all" => return Ok(Platforms::All),
+        Some(Value::String(s)) => s.split(',').map(|p| p.trim().to_string()).collect(),
+        Some(Value::Array(list)) => list
+            .into_iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(refused))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(refused()),
+    };
+    let valid = |p: &str| {
+        let parts: Vec<&str> = p.split('/').collect();
+        (2..=3).contains(&parts.len())
+            && parts.iter().all(|s| {
+                !s.is_empty()
+                    && s.len() <= 32
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+    };
+    if names.is_empty() || names.len() > 16 || !names.iter().all(|p| valid(p)) {
+        return Err(refused());
+    }
+    Ok(Platforms::Listed(names))
+}
+
+async fn prefetch(api: &Api, req: &Request, viewer: &Viewer, id: &str) -> Result<Reply, ApiError> {
+    let record = api.manager.distribution(id).await?;
+    if !viewer.sees_cache(&record.base_path) {
+        return Err(ApiError::not_found());
+    }
+    if req.method != Method::POST {
+        return Err(ApiError::method_not_allowed(&req.method));
+    }
+    let input: PrefetchInput = req.json()?;
+    let platforms = platforms_of(input.platforms)?;
+    let task = api
+        .manager
+        .start_prefetch(id, input.references, platforms)
+        .await?;
+    tracing::info!(base_path = %record.base_path, task = %task, "prefetch accepted");
+    Ok(super::http::json_response(
+        warp::http::StatusCode::ACCEPTED,
+        &super::tasks::AsyncOperationResponse {
+            task: format!("{}{task}/", super::tasks::COLLECTION),
+        },
+    ))
 }

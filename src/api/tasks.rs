@@ -7,6 +7,7 @@ use warp::reply::Response as Reply;
 
 use super::http::{ok, timestamp, ApiError};
 use super::Api;
+use crate::manage::PrefetchReport;
 
 pub(super) const COLLECTION: &str = "/pulp/api/v3/tasks/";
 
@@ -27,7 +28,8 @@ pub(super) struct TaskResponse {
     pub created_by: Option<String>,
     pub unblocked_at: String,
     pub started_at: String,
-    pub finished_at: String,
+    /// Null while the task runs.
+    pub finished_at: Option<String>,
     pub error: Option<Value>,
     pub worker: Option<String>,
     pub parent_task: Option<String>,
@@ -42,6 +44,9 @@ pub(super) struct TaskResponse {
 }
 
 pub(super) async fn one(api: &Api, id: &str) -> Result<Reply, ApiError> {
+    if let Some(report) = api.manager.prefetch_report(id) {
+        return prefetch(report);
+    }
     let task = api.manager.task(id).await?;
     let at = timestamp(task.created);
     ok(&TaskResponse {
@@ -55,7 +60,7 @@ pub(super) async fn one(api: &Api, id: &str) -> Result<Reply, ApiError> {
         created_by: None,
         unblocked_at: at.clone(),
         started_at: at.clone(),
-        finished_at: at,
+        finished_at: Some(at),
         error: None,
         worker: None,
         parent_task: None,
@@ -63,6 +68,34 @@ pub(super) async fn one(api: &Api, id: &str) -> Result<Reply, ApiError> {
         task_group: None,
         progress_reports: Vec::new(),
         created_resources: task.created_resources,
+        reserved_resources_record: Vec::new(),
+        result: None,
+    })
+}
+
+/// A prefetch: running or finished, with its progress and failures.
+fn prefetch(report: PrefetchReport) -> Result<Reply, ApiError> {
+    let created = timestamp(report.created);
+    let finished = report.finished.map(timestamp);
+    ok(&TaskResponse {
+        pulp_href: format!("{COLLECTION}{}/", report.id),
+        prn: format!("prn:core.task:{}", report.id),
+        pulp_created: created.clone(),
+        pulp_last_updated: finished.clone().unwrap_or_else(|| created.clone()),
+        state: report.state(),
+        name: "ferry.prefetch".into(),
+        logging_cid: report.id.clone(),
+        created_by: None,
+        unblocked_at: created.clone(),
+        started_at: created,
+        finished_at: finished,
+        error: report.error(),
+        worker: None,
+        parent_task: None,
+        child_tasks: Vec::new(),
+        task_group: None,
+        progress_reports: report.progress_reports(),
+        created_resources: Vec::new(),
         reserved_resources_record: Vec::new(),
         result: None,
     })

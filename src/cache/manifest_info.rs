@@ -148,6 +148,51 @@ pub(crate) fn platforms(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// The blobs an image manifest names (config, then layers) with their
+/// sizes; empty for anything else.
+pub(crate) fn blob_descriptors(bytes: &[u8]) -> Vec<(Digest, u64)> {
+    let Ok(document) = serde_json::from_slice::<Value>(bytes) else {
+        return Vec::new();
+    };
+    let sized = |d: &Value| Some((digest_in(d)?, d.get("size")?.as_u64()?));
+    let layers = document.get("layers").and_then(Value::as_array);
+    document
+        .get("config")
+        .and_then(sized)
+        .into_iter()
+        .chain(layers.into_iter().flatten().filter_map(sized))
+        .collect()
+}
+
+/// An index's manifests as (`os/architecture[/variant]`, digest); one
+/// without a platform reads `unknown/unknown`.
+pub(crate) fn platform_children(bytes: &[u8]) -> Vec<(String, Digest)> {
+    let Ok(document) = serde_json::from_slice::<Value>(bytes) else {
+        return Vec::new();
+    };
+    let text = |v: Option<&Value>, key: &str| {
+        v.and_then(|p| p.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let list = document.get("manifests").and_then(Value::as_array);
+    list.into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let p = m.get("platform");
+            let mut name = format!(
+                "{}/{}",
+                text(p, "os").unwrap_or_else(|| "unknown".into()),
+                text(p, "architecture").unwrap_or_else(|| "unknown".into())
+            );
+            if let Some(variant) = text(p, "variant") {
+                name = format!("{name}/{variant}");
+            }
+            Some((name, digest_in(m)?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,14 @@ pub(super) enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Fill a cache of a running ferry from a list of image references
+    /// before anyone pulls them; shows progress, names each failure.
+    Prefetch {
+        #[command(flatten)]
+        args: PrefetchArgs,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// List or delete the local repositories pulls created.
     Repository {
         #[command(subcommand)]
@@ -56,6 +64,23 @@ pub(super) enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+}
+
+/// What `ferry prefetch` fetches.
+#[derive(clap::Args)]
+pub(super) struct PrefetchArgs {
+    /// The list: one reference a line, relative to the distribution
+    /// (`repository:tag`, `repository@sha256:...`, tag wildcards such as
+    /// `repository:v1.*`); `#` starts a comment.
+    #[arg(long)]
+    pub(super) file: PathBuf,
+    /// Base path of the distribution to fill [default: the only one].
+    #[arg(long)]
+    pub(super) distribution: Option<String>,
+    /// Platforms of multi-platform images: `all`, or a comma-separated list
+    /// such as `linux/amd64,linux/arm64` [default: this machine's].
+    #[arg(long)]
+    pub(super) platform: Option<String>,
 }
 
 /// Where a maintenance command finds the data directory.

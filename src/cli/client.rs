@@ -13,6 +13,8 @@ pub(super) enum ClientError {
     Unreachable { url: String, reason: String },
     #[error("ferry answered {status}: {body}")]
     Refused { status: StatusCode, body: String },
+    #[error("{0}")]
+    Failed(String),
     #[error("no {kind} named {name:?}")]
     NotFound { kind: &'static str, name: String },
 }
@@ -110,6 +112,14 @@ impl Client {
             return Err(ClientError::Refused { status, body: text });
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub(super) async fn get(&self, path: &str) -> Result<Value, ClientError> {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub(super) async fn post(&self, path: &str, body: Value) -> Result<Value, ClientError> {
+        self.call(Method::POST, path, Some(body)).await
     }
 
     /// Every item of a paginated list.

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use super::args::{
-    ApiArgs, CredentialArgs, DistributionAction, Output, RemoteAction, RepositoryAction,
+    ApiArgs, CredentialArgs, DistributionAction, Output, PrefetchArgs, RemoteAction,
+    RepositoryAction,
 };
 use super::client::{Client, ClientError, RemoteFields, DISTRIBUTIONS, REMOTES, REPOSITORIES};
 use crate::config::Config;
@@ -21,6 +22,7 @@ pub(super) enum Action {
     Remote(RemoteAction),
     Distribution(DistributionAction),
     Repository(RepositoryAction),
+    Prefetch(PrefetchArgs),
 }
 
 /// The admin password and where it came from: a 401 names both, so the
@@ -201,6 +203,7 @@ async fn execute(
     print: Printer,
 ) -> Result<(), ClientError> {
     match action {
+        Action::Prefetch(args) => return super::prefetch::execute(client, &args, print.0).await,
         Action::Remote(RemoteAction::List) => {
             let items = client.list(REMOTES).await?;
             print.list(&items, &["name", "url", "ferry_source"]);

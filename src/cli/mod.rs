@@ -6,6 +6,7 @@ mod args;
 mod client;
 mod manage;
 mod offline;
+mod prefetch;
 mod serve;
 
 use std::path::Path;
@@ -52,6 +53,7 @@ pub fn main() -> ExitCode {
         Command::Distribution { action, api } => {
             manage::run(&api, manage::Action::Distribution(action))
         }
+        Command::Prefetch { args, api } => manage::run(&api, manage::Action::Prefetch(args)),
         Command::Repository { action, api } => {
             manage::run(&api, manage::Action::Repository(action))
         }

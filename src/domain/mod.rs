@@ -12,3 +12,16 @@ pub use media_type::MediaType;
 pub use name::{NameError, RepoName};
 pub use reference::{Reference, ReferenceError, Tag};
 pub use secret::Secret;
+
+/// The platform a client on this machine pulls by default, in the names
+/// of the OCI image spec (Go's): `linux/amd64` on x86-64.
+pub fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    format!("linux/{arch}")
+}

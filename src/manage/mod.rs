@@ -11,6 +11,7 @@
 mod caches;
 mod content;
 mod distributions;
+mod prefetch;
 mod remotes;
 mod repositories;
 mod status;
@@ -30,6 +31,7 @@ pub(crate) use crate::store::{
     Counts, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord, TagRecord,
 };
 pub(crate) use content::ManifestDetails;
+pub(crate) use prefetch::{Platforms, PrefetchReport};
 pub(crate) use status::UpstreamStatus;
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,8 @@ pub(crate) struct Manager {
     configured: std::sync::Mutex<Vec<CacheConfig>>,
     /// Serializes changes, so validation and the write see the same state.
     changes: tokio::sync::Mutex<()>,
+    /// Background prefetch tasks, running and recently finished.
+    prefetches: prefetch::Prefetches,
 }
 
 impl Manager {
@@ -105,6 +109,7 @@ impl Manager {
             global_tag_ttl,
             configured: std::sync::Mutex::new(Vec::new()),
             changes: tokio::sync::Mutex::new(()),
+            prefetches: prefetch::Prefetches::default(),
         }
     }
 
