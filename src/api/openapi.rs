@@ -37,6 +37,7 @@ use super::{content, distributions, remotes, repositories, status, tasks};
         operations::distributions_container_pull_through_update,
         operations::distributions_container_pull_through_partial_update,
         operations::distributions_container_pull_through_delete,
+        operations::distributions_container_pull_through_prefetch,
         operations::distributions_container_container_list,
         operations::distributions_container_container_read,
         operations::repositories_container_container_list,
@@ -58,6 +59,7 @@ use super::{content, distributions, remotes, repositories, status, tasks};
     components(schemas(
         remotes::RemoteResponse, remotes::RemoteInput, remotes::HiddenField,
         distributions::DistributionResponse, distributions::DistributionInput,
+        distributions::PrefetchInput,
         repositories::RepositoryResponse, repositories::RepositoryVersionResponse,
         repositories::RepositoryDistributionResponse, repositories::RemoveInput,
         content::TagResponse, content::ManifestResponse, content::BlobResponse,
@@ -209,6 +211,13 @@ mod operations {
         params(("container_container_pull_through_distribution_href" = String, Path)),
         responses((status = 202, body = Task), (status = 404)))]
     fn distributions_container_pull_through_delete() {}
+
+    /// ferry's addition: fill the cache from a list, in a background task.
+    #[utoipa::path(post, path = "{container_container_pull_through_distribution_href}prefetch/", tag = "Distributions: Pull-Through",
+        params(("container_container_pull_through_distribution_href" = String, Path)),
+        request_body = distributions::PrefetchInput,
+        responses((status = 202, body = Task), (status = 400), (status = 404), (status = 409)))]
+    fn distributions_container_pull_through_prefetch() {}
 
     // --- per-repository distributions (repositories::handle_distributions)
 

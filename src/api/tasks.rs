@@ -1,5 +1,7 @@
-//! `/pulp/api/v3/tasks/<id>/`: ferry finishes its work before answering, so
-//! every task is `completed`; the shape is what scripts and pulp-cli poll.
+//! `/pulp/api/v3/tasks/<id>/`: ferry finishes most work before answering, so
+//! those tasks are `completed`; a prefetch runs in the background and shows
+//! `running`, then `completed` or `failed`, with its progress. The shape is
+//! what scripts and pulp-cli poll.
 
 use serde::Serialize;
 use serde_json::Value;

@@ -428,8 +428,11 @@ mod tests {
         assert!(
             matches!(parse_line("lib/alpine:v1.*").unwrap().what, WantedRef::Pattern(p) if p == "v1.*")
         );
-        let w = parse_line("host:5000/x:1").unwrap();
-        assert_eq!(w.repo.as_str(), "host:5000/x");
+        let w = parse_line("org/app:1.2").unwrap();
+        assert_eq!(w.repo.as_str(), "org/app");
+        assert!(matches!(w.what, WantedRef::Tag(t) if t.as_str() == "1.2"));
+        // A list names repositories of the distribution, not registry hosts.
+        assert!(parse_line("host:5000/x:1").is_err());
         assert!(parse_line("a@sha256:zz").is_err());
         assert!(parse_line("UPPER:1").is_err());
     }
