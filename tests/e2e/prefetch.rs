@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::images::{busybox, multi_arch};
+use crate::support::inspect;
 use crate::support::pulp_api::DISTRIBUTIONS;
 use crate::support::*;
 
@@ -276,4 +277,73 @@ async fn run_prefetch(ferry: &Ferry, list: &std::path::Path) -> std::process::Ou
         .await
         .expect("ferry prefetch finished within a minute")
         .expect("ferry prefetch ran")
+}
+
+/// A pull that arrives while a prefetch downloads a blob shares that
+/// download: the upstream sends each blob once. The fake proxy holds
+/// ferry's blob GET (no real upstream can be paused mid-request) until the
+/// pull has reached ferry too.
+#[tokio::test]
+async fn a_pull_during_a_prefetch_shares_its_download() {
+    let (upstream, image) = upstream_with_busybox().await;
+    let proxy = FakeFaultProxy::start(&upstream.url());
+    let ferry = Ferry::start_with(&[CacheSpec::new(CACHE, &proxy.url())], &[], &[]);
+    let api = PulpApi::admin(&ferry);
+    let prefetch = format!("{}prefetch/", distribution(&api).await);
+    let config = image.config().clone();
+    let blob_misses = |m: &inspect::Metrics| {
+        m.sum(
+            "ferry_cache_requests_total",
+            &[("kind", "blob"), ("result", "miss")],
+        )
+    };
+
+    proxy.set_fault(Fault::HoldBlobGets);
+    let answer = api
+        .post(
+            &prefetch,
+            json!({ "references": [format!("{BUSYBOX}:1.36")] }),
+        )
+        .await;
+    // The prefetch fetches the config first; its GET is held upstream.
+    inspect::wait_until(
+        "the prefetch's blob GET to be held",
+        Duration::from_secs(20),
+        || proxy.held() >= 1,
+    )
+    .await;
+    let url = format!(
+        "{}/v2/{CACHE}/{BUSYBOX}/blobs/{}",
+        ferry.url(),
+        config.digest
+    );
+    let pull = tokio::spawn(async move { get_body(&url, &[]).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while blob_misses(&inspect::metrics(&ferry.url()).await) < 2.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pull did not reach ferry"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.release_held();
+
+    let read = pull.await.unwrap().expect("the pull's body");
+    assert_eq!(read.status, StatusCode::OK);
+    assert!(read.error.is_none(), "{:?}", read.error);
+    assert_eq!(read.digest, config.digest, "the pull's bytes");
+    let task = finished(&api, answer).await;
+    assert_eq!(task["state"], "completed", "{task}");
+    assert_eq!(
+        proxy.blob_gets(&config.digest),
+        1,
+        "one upstream GET for both"
+    );
+    upstream_gone_still_served(&ferry, upstream, &image).await;
+}
+
+/// Stops the upstream; ferry still serves `image` whole.
+async fn upstream_gone_still_served(ferry: &Ferry, mut upstream: Upstream, image: &Image) {
+    upstream.stop();
+    assert_served(ferry, BUSYBOX, image, "after the shared download").await;
 }
