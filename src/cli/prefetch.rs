@@ -1,10 +1,12 @@
 //! `ferry prefetch --file LIST`: sends the list to a running ferry's
-//! `<distribution>prefetch/`, then follows the task: one line rewritten in
-//! place on a terminal, a plain line per change otherwise (logs, CI), and
+//! `<distribution>prefetch/`, then follows the task: a progress bar on a
+//! terminal (indicatif), a plain line per change otherwise (logs, CI), and
 //! at the end each reference that failed.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use serde_json::{json, Value};
 
@@ -35,28 +37,38 @@ pub(super) async fn execute(
         .as_str()
         .ok_or_else(|| ClientError::Failed(format!("ferry answered no task: {answer}")))?
         .to_string();
-    let terminal = output == Output::Text && std::io::stdout().is_terminal();
+    let bar = (output == Output::Text && std::io::stdout().is_terminal()).then(progress_bar);
     let mut last = String::new();
     let mut ticker = tokio::time::interval(POLL_EVERY);
     let report = loop {
         ticker.tick().await;
         let report = client.get(&task).await?;
-        let line = progress_line(&report);
-        if output == Output::Text && line != last {
-            if terminal {
-                print!("\r\x1b[2K{line}");
-                let _ = std::io::stdout().flush();
-            } else {
-                println!("{line}");
+        match &bar {
+            Some(bar) => {
+                let images = count(&report, IMAGES, "done");
+                bar.set_length(count(&report, BYTES, "total"));
+                bar.set_position(count(&report, BYTES, "done"));
+                bar.set_message(format!(
+                    "images {images}/{}",
+                    count(&report, IMAGES, "total")
+                ));
             }
-            last = line;
+            None if output == Output::Text => {
+                let line = progress_line(&report);
+                if line != last {
+                    println!("{line}");
+                    last = line;
+                }
+            }
+            None => {}
         }
         if report["state"] != "running" {
             break report;
         }
     };
-    if terminal {
-        println!();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+        println!("{}", progress_line(&report));
     }
     if output == Output::Json {
         println!(
@@ -136,25 +148,43 @@ async fn distribution_href(
     }
 }
 
-/// `images 2/5, 12.3 MiB of 40.0 MiB, 1 failed`.
+const IMAGES: &str = "ferry.prefetch.images";
+const BYTES: &str = "ferry.prefetch.bytes";
+
+/// `total` or `done` of the task's progress report `code`.
+fn count(task: &Value, code: &str, key: &str) -> u64 {
+    task["progress_reports"]
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["code"] == code))
+        .and_then(|r| r[key].as_u64())
+        .unwrap_or(0)
+}
+
+/// Bytes as the bar, images as its message.
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}) {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// `running: images 2/5, 12.3 MiB of 40.0 MiB, 1 failed`.
 fn progress_line(task: &Value) -> String {
-    let count = |code: &str, key: &str| {
-        task["progress_reports"]
-            .as_array()
-            .and_then(|l| l.iter().find(|r| r["code"] == code))
-            .and_then(|r| r[key].as_u64())
-            .unwrap_or(0)
-    };
+    let count = |code: &str, key: &str| count(task, code, key);
     let failed = task["error"]["references"]
         .as_object()
         .map_or(0, |m| m.len());
     let mut line = format!(
         "{}: images {}/{}, {} of {}",
         task["state"].as_str().unwrap_or("?"),
-        count("ferry.prefetch.images", "done"),
-        count("ferry.prefetch.images", "total"),
-        mib(count("ferry.prefetch.bytes", "done")),
-        mib(count("ferry.prefetch.bytes", "total")),
+        count(IMAGES, "done"),
+        count(IMAGES, "total"),
+        mib(count(BYTES, "done")),
+        mib(count(BYTES, "total")),
     );
     if failed > 0 {
         line.push_str(&format!(", {failed} failed"));

@@ -267,21 +267,26 @@ async fn run(cache: Arc<Cache>, wanted: Vec<Wanted>, platforms: Platforms, repor
                             .filter_map(|t| Tag::parse(t))
                             .collect();
                         if matched.is_empty() {
-                            fail(&report, &w.line, "no tag matches".into());
+                            fail_expansion(&report, &w.line, "no tag matches".into());
                         }
                         for tag in matched {
                             let line = format!("{}:{}", w.repo.as_str(), tag.as_str());
                             images.push((line, w.repo.clone(), Reference::Tag(tag)));
                         }
                     }
-                    Err(e) => fail(&report, &w.line, format!("cannot list tags: {e}")),
+                    Err(e) => fail_expansion(&report, &w.line, format!("cannot list tags: {e}")),
                 }
                 continue;
             }
         };
         images.push((w.line, w.repo, reference));
     }
-    images.truncate(MAX_REFERENCES);
+    if images.len() > MAX_REFERENCES {
+        let line = format!("(the list: {} images after expansion)", images.len());
+        let why = format!("more than {MAX_REFERENCES}; the first {MAX_REFERENCES} are fetched");
+        fail(&report, &line, why);
+        images.truncate(MAX_REFERENCES);
+    }
     lock(&report).images_total += images.len() as u64;
     futures_util::stream::iter(images)
         .map(|(line, repo, reference)| {
@@ -302,11 +307,13 @@ async fn run(cache: Arc<Cache>, wanted: Vec<Wanted>, platforms: Platforms, repor
 }
 
 fn fail(report: &Shared, line: &str, error: String) {
-    let mut r = lock(report);
-    // A wildcard that matched nothing counts as one image that failed.
-    if !r.errors.iter().any(|(l, _)| l == line) {
-        r.errors.push((line.to_string(), error));
-    }
+    lock(report).errors.push((line.to_string(), error));
+}
+
+/// A wildcard that expands to nothing counts as one image, failed.
+fn fail_expansion(report: &Shared, line: &str, error: String) {
+    lock(report).images_total += 1;
+    fail(report, line, error);
 }
 
 /// One image: its manifest (and the chosen platforms' of an index), then

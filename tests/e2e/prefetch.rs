@@ -81,8 +81,8 @@ async fn assert_served(ferry: &Ferry, repo: &str, image: &Image, what: &str) {
 }
 
 /// A wildcard expands through the upstream's tag list (`v1.*`: two of
-/// three tags), a reference to a repository the upstream lacks fails and
-/// is named, the two images are cached and then served offline; the tag
+/// three tags), a reference to a repository the upstream lacks and a
+/// wildcard matching no tag fail and are named, the two images are cached and then served offline; the tag
 /// the wildcard left out is not.
 #[tokio::test]
 async fn wildcard_list_with_a_failing_reference_caches_the_rest_and_names_the_failure() {
@@ -103,14 +103,16 @@ async fn wildcard_list_with_a_failing_reference_caches_the_rest_and_names_the_fa
     let answer = api
         .post(
             &format!("{href}prefetch/"),
-            json!({ "references": [format!("{BUSYBOX}:v1.*"), "# a comment", "library/missing:1"] }),
+            json!({ "references": [
+                format!("{BUSYBOX}:v1.*"), "# a comment", "library/missing:1", format!("{BUSYBOX}:v9.*"),
+            ] }),
         )
         .await;
     let task = finished(&api, answer).await;
 
     assert_eq!(task["state"], "failed", "{task}");
     assert_eq!(task["name"], "ferry.prefetch");
-    assert_eq!(progress(&task, "ferry.prefetch.images"), (3, 2), "{task}");
+    assert_eq!(progress(&task, "ferry.prefetch.images"), (4, 2), "{task}");
     let bytes = distinct_bytes(&[&v10, &v11]);
     assert_eq!(
         progress(&task, "ferry.prefetch.bytes"),
@@ -122,9 +124,10 @@ async fn wildcard_list_with_a_failing_reference_caches_the_rest_and_names_the_fa
         .expect("failed references");
     assert_eq!(
         failed.keys().collect::<Vec<_>>(),
-        ["library/missing:1"],
+        ["library/busybox:v9.*", "library/missing:1"],
         "{task}"
     );
+    assert_eq!(failed["library/busybox:v9.*"], "no tag matches", "{task}");
     let description = task["error"]["description"].as_str().unwrap();
     assert!(description.contains("library/missing:1"), "{description}");
     assert!(task["finished_at"].is_string(), "{task}");
