@@ -52,7 +52,7 @@ enum WantedRef {
 }
 
 /// What `GET <task>` shows of a prefetch.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct PrefetchReport {
     pub id: String,
     pub created: u64,
@@ -68,6 +68,21 @@ pub(crate) struct PrefetchReport {
 }
 
 impl PrefetchReport {
+    /// A copy to answer with (without the set of blobs counted).
+    fn snapshot(&self) -> PrefetchReport {
+        PrefetchReport {
+            id: self.id.clone(),
+            created: self.created,
+            finished: self.finished,
+            images_total: self.images_total,
+            images_done: self.images_done,
+            bytes_total: self.bytes_total,
+            bytes_done: self.bytes_done,
+            errors: self.errors.clone(),
+            counted: HashSet::new(),
+        }
+    }
+
     /// Pulp's states: a prefetch with any failed reference is `failed`, so
     /// a script never takes a partial pre-warm for a complete one.
     pub(crate) fn state(&self) -> &'static str {
@@ -247,7 +262,7 @@ impl Manager {
     /// A prefetch task's report, while it is kept.
     pub(crate) fn prefetch_report(&self, id: &str) -> Option<PrefetchReport> {
         let tasks = lock(&self.prefetches.tasks);
-        tasks.get(id).map(|r| lock(r).clone())
+        tasks.get(id).map(|r| lock(r).snapshot())
     }
 }
 
