@@ -10,7 +10,7 @@ use warp::reply::Response as Reply;
 use super::hrefs::{self, REPOSITORIES as COLLECTION};
 use super::http::{filter, ok, paginate, timestamp_millis, timestamp_secs, ApiError, Request};
 use super::Api;
-use crate::manage::{Counts, RepoRecord, RepoSummary};
+use crate::manage::{Counts, PinTarget, RepoRecord, RepoSummary};
 use crate::visibility::Viewer;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -243,6 +243,15 @@ pub(super) async fn handle(
             let (name, r) = api.manager.repository(viewer, id).await?;
             let summary = api.manager.repository_summary(&name).await?;
             ok(&repository(&name, &r, &summary))
+        }
+        ([id, action @ ("pin" | "unpin")], &Method::POST) => {
+            let (name, r) = api.manager.repository(viewer, id).await?;
+            let target = PinTarget::Repository(&name, &r);
+            if *action == "pin" {
+                ok(&api.manager.pin(target).await?)
+            } else {
+                ok(&api.manager.unpin(target).await?)
+            }
         }
         ([id, "remove"], &Method::POST) => {
             let (name, _) = api.manager.repository(viewer, id).await?;

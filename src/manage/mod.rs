@@ -11,6 +11,7 @@
 mod caches;
 mod content;
 mod distributions;
+mod pins;
 mod remotes;
 mod repositories;
 mod status;
@@ -30,6 +31,7 @@ pub(crate) use crate::store::{
     Counts, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord, TagRecord,
 };
 pub(crate) use content::ManifestDetails;
+pub(crate) use pins::PinTarget;
 pub(crate) use status::UpstreamStatus;
 
 #[derive(Debug, thiserror::Error)]

@@ -22,6 +22,7 @@ mod management;
 mod offline;
 mod ops;
 mod partial_pull;
+mod pins;
 mod protocol_answers;
 mod pull;
 mod pulp_cli;
