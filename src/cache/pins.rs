@@ -28,7 +28,7 @@ pub(crate) enum PinOutcome {
 impl Storage {
     pub(crate) async fn pins(&self) -> Result<Pins, CacheError> {
         let meta = self.meta.clone();
-        blocking(move || Ok(meta.blocking().pins()?)).await
+        blocking(move || meta.blocking().pins()).await
     }
 
     pub(crate) async fn pinned_bytes(&self) -> Result<PinnedBytes, CacheError> {

@@ -31,7 +31,7 @@ pub(crate) use crate::store::{
     Counts, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord, TagRecord,
 };
 pub(crate) use content::ManifestDetails;
-pub(crate) use pins::PinTarget;
+pub(crate) use pins::{PinState, PinTarget};
 pub(crate) use status::UpstreamStatus;
 
 #[derive(Debug, thiserror::Error)]
