@@ -10,13 +10,16 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use super::error::Cap;
 use super::UpstreamError;
 
-/// The cap on requests in flight. A slot is held from the request until its
-/// body is read (a blob download holds one for its whole body).
-pub(super) struct Connections {
+/// A cap on work in flight: requests (`max_upstream_connections`; a slot
+/// is held from the request until its body is read, so a blob download
+/// holds one for its whole body) or blob downloads (`download_concurrency`).
+pub(super) struct Slots {
     slots: Arc<Semaphore>,
     cap: u32,
+    of: Cap,
     /// Longest wait for a slot before the request fails as `Busy`.
     wait: Duration,
 }
@@ -24,12 +27,13 @@ pub(super) struct Connections {
 /// One request's place under the cap; `None` when the cache has no cap.
 pub(super) type Slot = Option<OwnedSemaphorePermit>;
 
-impl Connections {
-    pub(super) fn new(cap: u32, wait: Duration) -> Connections {
+impl Slots {
+    pub(super) fn new(of: Cap, cap: u32, wait: Duration) -> Slots {
         let cap = cap.max(1);
-        Connections {
+        Slots {
             slots: Arc::new(Semaphore::new(cap as usize)),
             cap,
+            of,
             wait,
         }
     }
@@ -47,12 +51,15 @@ impl Connections {
         }
         tracing::debug!(
             cap = self.cap,
-            "waiting for an upstream connection (max_upstream_connections)"
+            "waiting for a free one of the {} ({})",
+            self.of.what(),
+            self.of.setting()
         );
         match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphore is never closed; treat it like a full one.
             Ok(Err(_)) | Err(_) => Err(UpstreamError::Busy {
+                of: self.of,
                 cap: self.cap,
                 waited: self.wait,
             }),
@@ -161,10 +168,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_cap_fails_as_busy_after_the_wait() {
-        let connections = Connections::new(1, Duration::from_secs(30));
+        let connections = Slots::new(Cap::Connections, 1, Duration::from_secs(30));
         let held = connections.acquire().await.unwrap();
         match connections.acquire().await {
-            Err(UpstreamError::Busy { cap: 1, waited }) => {
+            Err(UpstreamError::Busy { cap: 1, waited, .. }) => {
                 assert_eq!(waited, Duration::from_secs(30))
             }
             other => panic!("not busy: {:?}", other.map(|_| ())),

@@ -49,11 +49,35 @@ pub(crate) enum UpstreamError {
     /// The upstream's certificate (or TLS handshake) was refused.
     #[error("upstream TLS refused: {0}")]
     Tls(String),
-    /// Not sent: the cache's `max_upstream_connections` stayed all in use
-    /// for as long as a request may wait for one. Says nothing of the
-    /// upstream (no breaker, and cached content may be served).
-    #[error("all {cap} upstream connections of the cache stayed busy for {} s (max_upstream_connections)", waited.as_secs())]
-    Busy { cap: u32, waited: Duration },
+    /// Not sent: the cache's `max_upstream_connections` (or its
+    /// `download_concurrency`) stayed all in use for as long as a request
+    /// may wait for one. Says nothing of the upstream (no breaker, and
+    /// cached content may be served).
+    #[error("all {cap} {} of the cache stayed busy for {} s ({})", of.what(), waited.as_secs(), of.setting())]
+    Busy { of: Cap, cap: u32, waited: Duration },
+}
+
+/// Which of a cache's caps a [`UpstreamError::Busy`] ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cap {
+    Connections,
+    Downloads,
+}
+
+impl Cap {
+    pub(super) fn what(self) -> &'static str {
+        match self {
+            Cap::Connections => "upstream connections",
+            Cap::Downloads => "blob download slots",
+        }
+    }
+
+    pub(super) fn setting(self) -> &'static str {
+        match self {
+            Cap::Connections => "max_upstream_connections",
+            Cap::Downloads => "download_concurrency",
+        }
+    }
 }
 
 /// Why ferry refused an upstream's answer.
@@ -151,10 +175,12 @@ impl UpstreamError {
             UpstreamError::Protocol(_) => "sent an invalid answer".into(),
             UpstreamError::Rejected(r) => format!("sent an answer ferry refuses: {}", r.why),
             UpstreamError::Tls(_) => "presented a TLS certificate ferry does not accept".into(),
-            UpstreamError::Busy { cap, waited } => format!(
-                "was not asked: all {cap} of ferry's upstream connections for this cache \
-                 stayed busy for {} s (max_upstream_connections); retry later",
-                waited.as_secs()
+            UpstreamError::Busy { of, cap, waited } => format!(
+                "was not asked: all {cap} of ferry's {} for this cache \
+                 stayed busy for {} s ({}); retry later",
+                of.what(),
+                waited.as_secs(),
+                of.setting()
             ),
         }
     }

@@ -14,8 +14,6 @@ pub(crate) mod tag_page;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
@@ -35,7 +33,8 @@ pub(crate) use error::{error_chain, UpstreamError};
 pub(crate) use health::{Health, Reachability};
 pub(crate) use ratelimit::RateBudgetStatus;
 
-use budget::{Bandwidth, Connections, Slot};
+use budget::{Bandwidth, Slot, Slots};
+use error::Cap;
 use ratelimit::RateBudget;
 
 use crate::config::{CacheConfig, Secret};
@@ -79,12 +78,12 @@ pub(crate) struct Upstream {
     /// The last challenge seen, so later requests authenticate up front.
     challenge: Mutex<Option<Challenge>>,
     health: Arc<Health>,
-    /// `download_concurrency`: permits for blob downloads.
-    downloads: Option<Arc<Semaphore>>,
+    /// `download_concurrency`: blob downloads at once.
+    downloads: Option<Slots>,
     /// `rate_limit`: the interval between requests and the next free slot.
     pacing: Option<(Duration, Mutex<Instant>)>,
     /// `max_upstream_connections`: requests in flight, bodies included.
-    connections: Option<Connections>,
+    connections: Option<Slots>,
     /// `max_upstream_bandwidth`: bytes per second read from bodies.
     bandwidth: Option<Arc<Bandwidth>>,
     /// What the upstream's `RateLimit` headers said last.
@@ -188,9 +187,10 @@ impl Upstream {
             tokens: TokenCache::default(),
             challenge: Mutex::new(None),
             health,
-            downloads: config
-                .download_concurrency()
-                .map(|n| Arc::new(Semaphore::new(n.max(1)))),
+            downloads: config.download_concurrency().map(|n| {
+                let n = u32::try_from(n).unwrap_or(u32::MAX);
+                Slots::new(Cap::Downloads, n, request_timeout)
+            }),
             pacing: config
                 .rate_limit()
                 .filter(|r| *r > 0)
@@ -199,7 +199,7 @@ impl Upstream {
             // then take itself.
             connections: policy
                 .max_upstream_connections
-                .map(|cap| Connections::new(cap, request_timeout)),
+                .map(|cap| Slots::new(Cap::Connections, cap, request_timeout)),
             bandwidth: policy
                 .max_upstream_bandwidth
                 .map(|rate| Arc::new(Bandwidth::new(rate))),
@@ -215,10 +215,16 @@ impl Upstream {
         self.request_timeout * 3
     }
 
-    /// Waits for a blob-download slot when `download_concurrency` is set;
-    /// the download holds the permit until it ends.
-    pub(crate) async fn download_permit(&self) -> Option<OwnedSemaphorePermit> {
-        self.downloads.clone()?.acquire_owned().await.ok()
+    /// Waits for a blob-download slot when `download_concurrency` is set
+    /// (at most as long as a request may take, then `Busy`); the download
+    /// holds the permit until it ends.
+    pub(crate) async fn download_permit(&self) -> Result<Slot, UpstreamError> {
+        match &self.downloads {
+            Some(downloads) => downloads.acquire().await.map(Some).inspect_err(|busy| {
+                crate::metrics::METRICS.upstream_error(busy.kind());
+            }),
+            None => Ok(None),
+        }
     }
 
     /// Spaces requests out to honour `rate_limit`.
@@ -503,7 +509,7 @@ impl Upstream {
         let url = format!("{}/v2/", self.base);
         let base = self.base.clone();
         let timeout = self.request_timeout;
-        let slots = self.connections.as_ref().map(Connections::slots);
+        let slots = self.connections.as_ref().map(Slots::slots);
         tokio::spawn(async move {
             let mut interval = Duration::from_millis(500);
             loop {

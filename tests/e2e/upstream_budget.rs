@@ -143,9 +143,9 @@ async fn with_one_connection_a_second_cold_blob_waits_for_the_first() {
         "ferry's log says a request waits for an upstream connection",
         Duration::from_secs(30),
         || {
-            ferry
-                .log()
-                .contains("waiting for an upstream connection (max_upstream_connections)")
+            ferry.log().contains(
+                "waiting for a free one of the upstream connections (max_upstream_connections)",
+            )
         },
     )
     .await;
@@ -235,5 +235,54 @@ async fn a_full_connection_cap_answers_503_naming_it() {
         .await
         .sum("ferry_upstream_errors_total", &[("kind", "busy")]);
     assert_eq!(busy, 1.0, "the refusal is counted");
+    slow.abort();
+}
+
+/// `download_concurrency` is bounded the same way: with its one slot held
+/// by a slow download (1 KiB/s), a second cold blob waits as long as a
+/// request may take (2 s here), then gets a 503 naming the setting, without
+/// a request for it upstream.
+#[tokio::test]
+async fn a_full_download_concurrency_answers_503_naming_it() {
+    let upstream = Upstream::start(UpstreamAuth::None).await;
+    let big = images::large(256 * 1024);
+    let small = images::multi_layer("downloads");
+    let client = RegistryClient::new(&upstream.url());
+    client.push_image(BUSYBOX, "big", &big).await;
+    client.push_image(BUSYBOX, "small", &small).await;
+    let proxy = FakeFaultProxy::start(&upstream.url());
+    let ferry = Ferry::start(&[CacheSpec::new(CACHE, &proxy.url())
+        .timeouts(1, 1)
+        .toml("download_concurrency = 1")
+        .toml("max_upstream_bandwidth = \"1KiB\"")]);
+    let repo = format!("{CACHE}/{BUSYBOX}");
+    let slow_layer = big.layers()[0].digest.clone();
+    let url = format!("{}/v2/{repo}/blobs/{slow_layer}", ferry.url());
+    let slow = tokio::spawn(async move { get_body(&url, &[]).await });
+    wait_until(
+        "ferry's download of the big layer reached the upstream",
+        Duration::from_secs(30),
+        || proxy.blob_gets(&slow_layer) == 1,
+    )
+    .await;
+
+    let second = &small.layers()[0].digest;
+    let got = RegistryClient::new(&ferry.url())
+        .get_blob(&repo, second)
+        .await;
+    got.assert_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "UNKNOWN",
+        "a blob behind a full download_concurrency",
+    );
+    let body = String::from_utf8_lossy(&got.body);
+    assert!(
+        body.contains(
+            "blob download slots for this cache stayed busy for 2 s (download_concurrency)"
+        ),
+        "{body}"
+    );
+    assert_eq!(got.header("retry-after"), Some("5"));
+    assert_eq!(proxy.blob_gets(second), 0, "no request for it upstream");
     slow.abort();
 }

@@ -37,7 +37,7 @@ pub(super) async fn download(
         lead.publish(Ok(progress.subscribe()));
         return Ok(());
     }
-    let _permit = upstream.download_permit().await;
+    let _permit = upstream.download_permit().await?;
     let body = match upstream.get_blob(repo, digest).await {
         Err(UpstreamError::NotFound) => return Err(CacheError::BlobUnknown),
         other => other?,
