@@ -28,7 +28,7 @@ use crate::visibility::Viewer;
 
 pub(crate) use crate::cache::{RepoContent, RepoSummary};
 pub(crate) use crate::store::{
-    Counts, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord, TagRecord,
+    Counts, DistributionRecord, ManifestRecord, Pins, RemoteRecord, RepoRecord, TagRecord,
 };
 pub(crate) use content::ManifestDetails;
 pub(crate) use pins::{PinState, PinTarget};

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{ManageError, Manager};
 use crate::cache::PinOutcome;
-use crate::store::{Pin, RepoRecord};
+use crate::store::{Pin, Pins, RepoRecord};
 
 /// What the API and the CLI answer to a pin or an unpin.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -126,6 +126,11 @@ impl Manager {
                     .is_some_and(|cache| pins.covers(cache, repo, tag))
             })
             .collect())
+    }
+
+    /// Every pin, to mark what the API lists.
+    pub(crate) async fn pins(&self) -> Result<Pins, ManageError> {
+        Ok(self.caches.storage().pins().await?)
     }
 
     /// Whether the cache of `base_path` is pinned as a whole.

@@ -70,13 +70,20 @@ impl Pins {
         self.pins.is_empty()
     }
 
+    /// Whether `repository`, in `cache`, is pinned as a whole: by itself or
+    /// by its cache.
+    pub fn holds_repository(&self, cache: &str, repository: &str) -> bool {
+        !self.pins.is_empty()
+            && (self.pins.contains(&Pin::Cache(cache.to_string()))
+                || self.pins.contains(&Pin::Repository(repository.to_string())))
+    }
+
     /// Whether `tag` of `repository`, in `cache`, is pinned: by itself, by
     /// its repository or by its cache.
     pub fn covers(&self, cache: &str, repository: &str, tag: &str) -> bool {
-        !self.pins.is_empty()
-            && (self.pins.contains(&Pin::Cache(cache.to_string()))
-                || self.pins.contains(&Pin::Repository(repository.to_string()))
-                || self.pins.contains(&Pin::Tag {
+        self.holds_repository(cache, repository)
+            || (!self.pins.is_empty()
+                && self.pins.contains(&Pin::Tag {
                     repository: repository.to_string(),
                     tag: tag.to_string(),
                 }))

@@ -162,4 +162,26 @@ async fn a_pinned_tag_survives_a_quota_squeeze_and_a_restart_and_a_pin_that_cann
     assert_eq!(api.ok(&tag_href).await["pinned"], json!(false));
     let cache = PulpApi::anonymous(&ferry).upstream_status(CACHE).await;
     assert_eq!(cache["pinned_bytes"], json!(0), "{cache}");
+
+    // The repository fits on its own: pinned through the API.
+    let pinned = api
+        .post(&format!("{}pin/", href_of(&repo_a)), json!({}))
+        .await
+        .success_json("pinning repository a");
+    assert_eq!(pinned["pinned"], json!(true), "{pinned}");
+    assert_eq!(pinned["kind"], json!("repository"), "{pinned}");
+    assert_eq!(
+        pinned["cache_pinned_bytes"],
+        cache_pinned_bytes(&ferry).await
+    );
+    let repo_a = api.repository("keep/example/a").await.unwrap();
+    assert_eq!(repo_a["pinned"], json!(true), "{repo_a}");
+    assert_eq!(api.ok(&tag_href).await["pinned"], json!(true));
+    let repo_c = api.repository("keep/example/c").await.unwrap();
+    assert_eq!(repo_c["pinned"], json!(false), "{repo_c}");
+}
+
+/// The cache's pinned bytes as status reports them.
+async fn cache_pinned_bytes(ferry: &Ferry) -> serde_json::Value {
+    PulpApi::anonymous(ferry).upstream_status(CACHE).await["pinned_bytes"].clone()
 }
