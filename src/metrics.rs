@@ -24,6 +24,7 @@ pub(crate) struct Metrics {
     evictions: Counter,
     cache_evictions: Family<Labels, Counter>,
     cache_bytes: Family<Labels, Gauge>,
+    pinned_bytes: Family<Labels, Gauge>,
     cache_max_bytes: Family<Labels, Gauge>,
     gc_runs: Counter,
     login_failures: Family<Labels, Counter>,
@@ -53,6 +54,7 @@ impl Metrics {
             evictions: Counter::default(),
             cache_evictions: Family::default(),
             cache_bytes: Family::default(),
+            pinned_bytes: Family::default(),
             cache_max_bytes: Family::default(),
             gc_runs: Counter::default(),
             login_failures: Family::default(),
@@ -125,6 +127,11 @@ impl Metrics {
             "cache_bytes",
             "Bytes each cache holds (content shared by caches counts in each)",
             m.cache_bytes.clone(),
+        );
+        registry.register(
+            "pinned_bytes",
+            "Bytes each cache's pins keep from quota eviction",
+            m.pinned_bytes.clone(),
         );
         registry.register(
             "cache_max_bytes",
@@ -292,6 +299,16 @@ impl Metrics {
                     .get_or_create(&labels)
                     .set(i64::try_from(max).unwrap_or(i64::MAX));
             }
+        }
+    }
+
+    /// Each cache's pinned bytes, sampled before a render.
+    pub(crate) fn set_pinned_bytes(&self, per_cache: &std::collections::HashMap<String, u64>) {
+        self.pinned_bytes.clear();
+        for (cache, bytes) in per_cache {
+            self.pinned_bytes
+                .get_or_create(&vec![("cache", cache.clone())])
+                .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
         }
     }
 

@@ -14,7 +14,7 @@ use super::http::{
 };
 use super::{hrefs, Api};
 use crate::domain::Digest;
-use crate::manage::{ManifestDetails, ManifestRecord, RepoContent, TagRecord};
+use crate::manage::{ManifestDetails, ManifestRecord, PinTarget, RepoContent, TagRecord};
 use crate::visibility::Viewer;
 
 fn tag_response(repo_id: &str, repo: &str, tag: String, t: &TagRecord) -> TagResponse {
@@ -33,6 +33,7 @@ fn tag_response(repo_id: &str, repo: &str, tag: String, t: &TagRecord) -> TagRes
         name: tag,
         size: 0,
         platforms: Vec::new(),
+        pinned: false,
     }
 }
 
@@ -47,6 +48,14 @@ async fn with_details(api: &Api, tags: &mut [TagResponse]) -> Result<(), ApiErro
     for (tag, detail) in tags.iter_mut().zip(details) {
         tag.size = detail.size;
         tag.platforms = detail.platforms;
+    }
+    let names: Vec<(&str, &str)> = tags
+        .iter()
+        .map(|t| (t.repository.as_str(), t.name.as_str()))
+        .collect();
+    let pinned = api.manager.pinned_tags(&names).await?;
+    for (tag, pinned) in tags.iter_mut().zip(pinned) {
+        tag.pinned = pinned;
     }
     Ok(())
 }
@@ -70,6 +79,20 @@ async fn one_tag(api: &Api, viewer: &Viewer, id: &str, refresh: bool) -> Result<
     ok(&one)
 }
 
+/// `POST .../pin/` and `.../unpin/` (ferry's addition) on one cached tag.
+async fn pin_tag(api: &Api, viewer: &Viewer, id: &str, pin: bool) -> Result<Reply, ApiError> {
+    let (repo_id, tag) = id.split_once(':').ok_or_else(ApiError::not_found)?;
+    let (name, repo) = api.manager.repository(viewer, repo_id).await?;
+    let target = PinTarget::Tag(&name, &repo, tag);
+    if pin {
+        // Only a cached tag can be pinned: its content is what is weighed.
+        api.manager.tag(&name, tag).await?;
+        ok(&api.manager.pin(target).await?)
+    } else {
+        ok(&api.manager.unpin(target).await?)
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct TagResponse {
     pub pulp_href: String,
@@ -91,6 +114,9 @@ pub(super) struct TagResponse {
     pub size: u64,
     /// For an index: the platforms it lists (`os/architecture[/variant]`).
     pub platforms: Vec<String>,
+    /// Whether quota eviction keeps it: pinned itself, or its repository or
+    /// cache is (ferry's addition).
+    pub pinned: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -214,6 +240,9 @@ pub(super) async fn handle(
 ) -> Result<Reply, ApiError> {
     if let (["tags", id, "refresh"], &Method::POST) = (rest, &req.method) {
         return one_tag(api, viewer, id, true).await;
+    }
+    if let (["tags", id, action @ ("pin" | "unpin")], &Method::POST) = (rest, &req.method) {
+        return pin_tag(api, viewer, id, *action == "pin").await;
     }
     if req.method != Method::GET {
         return Err(ApiError::method_not_allowed(&req.method));

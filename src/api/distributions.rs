@@ -12,7 +12,7 @@ use super::http::{
     filter, id_from_href, nullable, ok, paginate, timestamp, ApiError, Request, Target,
 };
 use super::{hrefs, remotes, Api};
-use crate::manage::{DistributionRecord, Platforms};
+use crate::manage::{DistributionRecord, PinTarget, Platforms};
 use crate::visibility::Viewer;
 
 pub(crate) const COLLECTION: &str = "/pulp/api/v3/distributions/container/pull-through/";
@@ -41,6 +41,8 @@ pub(crate) struct DistributionResponse {
     pub repository_version: Option<String>,
     /// ferry's addition: "config" for caches from the config file, else "api".
     pub ferry_source: &'static str,
+    /// ferry's addition: whether the whole cache is pinned (`pin/`).
+    pub pinned: bool,
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -136,6 +138,7 @@ async fn response(
         repository: None,
         repository_version: None,
         ferry_source: if d.from_config { "config" } else { "api" },
+        pinned: api.manager.cache_pinned(&d.base_path).await?,
     })
 }
 
@@ -190,12 +193,30 @@ pub(crate) async fn one(
     }
 }
 
+/// `POST <distribution href>pin/` and `unpin/` (ferry's addition): the
+/// whole cache, its present and future content.
+async fn pin_cache(api: &Api, viewer: &Viewer, id: &str, pin: bool) -> Result<Reply, ApiError> {
+    let record = api.manager.distribution(id).await?;
+    if !viewer.sees_cache(&record.base_path) {
+        return Err(ApiError::not_found());
+    }
+    let target = PinTarget::Cache(&record.base_path);
+    if pin {
+        ok(&api.manager.pin(target).await?)
+    } else {
+        ok(&api.manager.unpin(target).await?)
+    }
+}
+
 pub(crate) async fn handle(
     api: &Api,
     req: &Request,
     rest: &[&str],
     viewer: &Viewer,
 ) -> Result<Reply, ApiError> {
+    if let ([id, action @ ("pin" | "unpin")], &Method::POST) = (rest, &req.method) {
+        return pin_cache(api, viewer, id, *action == "pin").await;
+    }
     if let [id, "prefetch"] = rest {
         return prefetch(api, req, viewer, id).await;
     }

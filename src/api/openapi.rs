@@ -49,6 +49,12 @@ use super::{content, distributions, remotes, repositories, status, tasks};
         operations::content_container_tags_list,
         operations::content_container_tags_read,
         operations::content_container_tags_refresh,
+        operations::content_container_tags_pin,
+        operations::content_container_tags_unpin,
+        operations::repositories_container_container_pin,
+        operations::repositories_container_container_unpin,
+        operations::distributions_pull_through_pin,
+        operations::distributions_pull_through_unpin,
         operations::content_container_manifests_list,
         operations::content_container_manifests_read,
         operations::content_container_blobs_list,
@@ -63,7 +69,8 @@ use super::{content, distributions, remotes, repositories, status, tasks};
         repositories::RepositoryResponse, repositories::RepositoryVersionResponse,
         repositories::RepositoryDistributionResponse, repositories::RemoveInput,
         content::TagResponse, content::ManifestResponse, content::BlobResponse,
-        tasks::TaskResponse, tasks::AsyncOperationResponse, status::StatusResponse
+        tasks::TaskResponse, tasks::AsyncOperationResponse, status::StatusResponse,
+        crate::manage::PinState
     )),
     security(("basicAuth" = [])),
     modifiers(&PulpInfo)
@@ -295,6 +302,44 @@ mod operations {
         params(("container_tag_href" = String, Path)),
         responses((status = 200, body = content::TagResponse), (status = 404), (status = 502), (status = 504)))]
     fn content_container_tags_refresh() {}
+
+    /// ferry's: keeps the tag (what it points at now and later) out of
+    /// quota eviction; 400 when what is pinned would exceed a max_size.
+    #[utoipa::path(post, path = "{container_tag_href}pin/", tag = "Content: Tags",
+        params(("container_tag_href" = String, Path)),
+        responses((status = 200, body = crate::manage::PinState), (status = 400), (status = 404)))]
+    fn content_container_tags_pin() {}
+
+    /// ferry's: removes the tag's pin.
+    #[utoipa::path(post, path = "{container_tag_href}unpin/", tag = "Content: Tags",
+        params(("container_tag_href" = String, Path)),
+        responses((status = 200, body = crate::manage::PinState), (status = 404)))]
+    fn content_container_tags_unpin() {}
+
+    /// ferry's: keeps every tag of the repository out of quota eviction.
+    #[utoipa::path(post, path = "{container_container_repository_href}pin/", tag = "Repositories: Container",
+        params(("container_container_repository_href" = String, Path)),
+        responses((status = 200, body = crate::manage::PinState), (status = 400), (status = 404)))]
+    fn repositories_container_container_pin() {}
+
+    /// ferry's: removes the repository's pin.
+    #[utoipa::path(post, path = "{container_container_repository_href}unpin/", tag = "Repositories: Container",
+        params(("container_container_repository_href" = String, Path)),
+        responses((status = 200, body = crate::manage::PinState), (status = 404)))]
+    fn repositories_container_container_unpin() {}
+
+    /// ferry's: keeps the whole cache (every tag, also those pulled later)
+    /// out of quota eviction.
+    #[utoipa::path(post, path = "{container_container_pull_through_distribution_href}pin/", tag = "Distributions: Pull-Through",
+        params(("container_container_pull_through_distribution_href" = String, Path)),
+        responses((status = 200, body = crate::manage::PinState), (status = 400), (status = 404)))]
+    fn distributions_pull_through_pin() {}
+
+    /// ferry's: removes the cache's pin.
+    #[utoipa::path(post, path = "{container_container_pull_through_distribution_href}unpin/", tag = "Distributions: Pull-Through",
+        params(("container_container_pull_through_distribution_href" = String, Path)),
+        responses((status = 200, body = crate::manage::PinState), (status = 404)))]
+    fn distributions_pull_through_unpin() {}
 
     #[utoipa::path(get, path = "/pulp/api/v3/content/container/manifests/", tag = "Content: Manifests",
         params(("repository_version" = Option<String>, Query), ("digest" = Option<String>, Query), DigestIn,

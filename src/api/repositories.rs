@@ -10,7 +10,7 @@ use warp::reply::Response as Reply;
 use super::hrefs::{self, REPOSITORIES as COLLECTION};
 use super::http::{filter, ok, paginate, timestamp_millis, timestamp_secs, ApiError, Request};
 use super::Api;
-use crate::manage::{Counts, RepoRecord, RepoSummary};
+use crate::manage::{Counts, PinTarget, Pins, RepoRecord, RepoSummary};
 use crate::visibility::Viewer;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -39,6 +39,9 @@ pub(super) struct RepositoryResponse {
     /// `<name>:<tag>` of its most recently pulled tag, else
     /// `<name>@<digest>` of a manifest; absent when it holds none.
     pub pull_reference: Option<String>,
+    /// Whether quota eviction keeps all its tags: the repository or its
+    /// cache is pinned (ferry's addition; a single pinned tag shows on the tag).
+    pub pinned: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -74,7 +77,12 @@ pub(super) struct RepositoryDistributionResponse {
     pub content_guard: Option<String>,
 }
 
-fn repository(name: &str, r: &RepoRecord, summary: &RepoSummary) -> RepositoryResponse {
+fn repository(
+    name: &str,
+    r: &RepoRecord,
+    summary: &RepoSummary,
+    pins: &Pins,
+) -> RepositoryResponse {
     RepositoryResponse {
         pulp_href: hrefs::repository(&r.id),
         prn: format!("prn:container.containerrepository:{}", r.id),
@@ -94,6 +102,7 @@ fn repository(name: &str, r: &RepoRecord, summary: &RepoSummary) -> RepositoryRe
         size: summary.bytes,
         last_pulled: (summary.last_pulled > 0).then(|| timestamp_millis(summary.last_pulled)),
         pull_reference: summary.pull_reference.clone(),
+        pinned: pins.holds_repository(&r.cache, name),
     }
 }
 
@@ -125,9 +134,10 @@ async fn listed(
     if descending {
         repos.reverse();
     }
+    let pins = api.manager.pins().await?;
     Ok(repos
         .iter()
-        .map(|(name, r, summary)| repository(name, r, summary))
+        .map(|(name, r, summary)| repository(name, r, summary, &pins))
         .collect())
 }
 
@@ -242,7 +252,17 @@ pub(super) async fn handle(
         ([id], &Method::GET) => {
             let (name, r) = api.manager.repository(viewer, id).await?;
             let summary = api.manager.repository_summary(&name).await?;
-            ok(&repository(&name, &r, &summary))
+            let pins = api.manager.pins().await?;
+            ok(&repository(&name, &r, &summary, &pins))
+        }
+        ([id, action @ ("pin" | "unpin")], &Method::POST) => {
+            let (name, r) = api.manager.repository(viewer, id).await?;
+            let target = PinTarget::Repository(&name, &r);
+            if *action == "pin" {
+                ok(&api.manager.pin(target).await?)
+            } else {
+                ok(&api.manager.unpin(target).await?)
+            }
         }
         ([id, "remove"], &Method::POST) => {
             let (name, _) = api.manager.repository(viewer, id).await?;

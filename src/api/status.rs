@@ -52,6 +52,8 @@ pub(super) struct Storage {
     /// Bytes of cached blobs and manifests, and their number.
     pub cached_bytes: u64,
     pub cached_objects: u64,
+    /// Bytes that pins keep from quota eviction, each object once.
+    pub pinned_bytes: u64,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -85,6 +87,7 @@ pub(super) async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
             free,
             cached_bytes: stored.bytes,
             cached_objects: stored.objects,
+            pinned_bytes: stored.pinned_bytes,
         },
         upstreams,
         downloads_in_flight: stored.downloads_in_flight,

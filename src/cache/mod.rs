@@ -11,6 +11,7 @@ mod listing;
 mod maintenance;
 pub(crate) mod manifest_info;
 mod manifests;
+mod pins;
 mod quota;
 mod usage;
 
@@ -24,6 +25,7 @@ pub(crate) use download::Blob;
 pub(crate) use error::{blocking, CacheError, Cause};
 pub(crate) use maintenance::GC_GRACE;
 pub(crate) use manifests::ManifestHit;
+pub(crate) use pins::PinOutcome;
 
 use crate::config::{is_docker_hub_host, CacheConfig, TagRules};
 use crate::domain::{Digest, RepoName};

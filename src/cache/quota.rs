@@ -16,7 +16,7 @@ use super::usage::{key, CacheUsage, Key};
 use super::Storage;
 use crate::domain::Digest;
 use crate::metrics::METRICS;
-use crate::store::{unix_millis, BlobBackend, BlockingMeta, StoreError};
+use crate::store::{unix_millis, BlobBackend, BlockingMeta, Pins, StoreError};
 
 /// Bytes stored, against an optional ceiling, and each cache's bytes.
 #[derive(Default)]
@@ -360,6 +360,48 @@ impl Storage {
     }
 }
 
+/// Bytes that `pins` hold: per cache (content shared by two caches counts
+/// in each, as `usage` counts it) and in all (each object once). Blocking:
+/// a walk over the tags, for a pin's admission and the status endpoint.
+pub(crate) fn pinned_bytes(
+    meta: &BlockingMeta,
+    pins: &Pins,
+) -> Result<(HashMap<String, u64>, u64), StoreError> {
+    let mut per_cache: HashMap<String, BTreeSet<Digest>> = HashMap::new();
+    if pins.is_empty() {
+        return Ok((HashMap::new(), 0));
+    }
+    for (repo, record) in meta.repos()? {
+        for (tag, tag_record) in meta.tags_of(&repo)? {
+            if pins.covers(&record.cache, &repo, &tag) {
+                let held = closure(meta, vec![tag_record.digest])?;
+                per_cache
+                    .entry(record.cache.clone())
+                    .or_default()
+                    .extend(held);
+            }
+        }
+    }
+    let mut sizes: HashMap<Digest, u64> = HashMap::new();
+    let mut bytes = HashMap::new();
+    for (cache, digests) in &per_cache {
+        let mut sum = 0;
+        for digest in digests {
+            let size = match sizes.get(digest) {
+                Some(size) => *size,
+                None => {
+                    let size = stored_size(meta, digest)?;
+                    sizes.insert(digest.clone(), size);
+                    size
+                }
+            };
+            sum += size;
+        }
+        bytes.insert(cache.clone(), sum);
+    }
+    Ok((bytes, sizes.values().sum()))
+}
+
 /// What an eviction may take, and when it has done enough.
 #[derive(Clone, Copy)]
 enum Scope<'a> {
@@ -377,12 +419,16 @@ fn evict(
     scope: Scope,
     protected: &BTreeSet<Digest>,
 ) -> Result<(u64, Vec<Digest>), StoreError> {
+    let pins = meta.pins()?;
     let mut tags = Vec::new();
     for (repo, repo_record) in meta.repos()? {
         if matches!(scope, Scope::Cache { name, .. } if name != repo_record.cache) {
             continue;
         }
         for (tag, record) in meta.tags_of(&repo)? {
+            if pins.covers(&repo_record.cache, &repo, &tag) {
+                continue;
+            }
             let last_use = record
                 .last_pulled
                 .max(record.confirmed_at.saturating_mul(1000));
@@ -427,7 +473,8 @@ fn evict(
 }
 
 /// Whether an image may be evicted: not while it is being pulled (it holds
-/// a digest of `protected`). Pins (issue 15) belong here too.
+/// a digest of `protected`). Pinned tags never reach here (`evict` skips
+/// them); the content they share with an evicted tag stays, referenced.
 fn evictable(
     meta: &BlockingMeta,
     digest: &Digest,

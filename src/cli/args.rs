@@ -64,6 +64,31 @@ pub(super) enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Keep a cache, a repository or a tag out of quota eviction (refused
+    /// when what is pinned would exceed a max_size).
+    Pin {
+        #[command(subcommand)]
+        target: PinTargetArg,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Remove a pin made with `ferry pin`.
+    Unpin {
+        #[command(subcommand)]
+        target: PinTargetArg,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Subcommand, Clone)]
+pub(super) enum PinTargetArg {
+    /// A whole cache, by the base path of its distribution.
+    Cache { base_path: String },
+    /// A repository, e.g. docker-cache/library/busybox.
+    Repository { name: String },
+    /// One tag, e.g. docker-cache/library/busybox:1.36.
+    Tag { reference: String },
 }
 
 /// What `ferry prefetch` fetches.

@@ -35,6 +35,7 @@ pub(super) struct Client {
 pub(super) const REMOTES: &str = "/pulp/api/v3/remotes/container/pull-through/";
 pub(super) const DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/container/pull-through/";
 pub(super) const REPOSITORIES: &str = "/pulp/api/v3/repositories/container/container/";
+pub(super) const TAGS: &str = "/pulp/api/v3/content/container/tags/";
 
 /// What `remote create` and `remote update` set; `None` leaves a field as it is.
 #[derive(Default)]
@@ -162,6 +163,11 @@ impl Client {
         let href = self.href_of(collection, kind, name).await?;
         let answer = self.call(Method::DELETE, &href, None).await?;
         Ok((href, answer))
+    }
+
+    /// POSTs an action without a body (e.g. `<href>pin/`); the answer.
+    pub(super) async fn post_action(&self, path: &str) -> Result<Value, ClientError> {
+        self.call(Method::POST, path, None).await
     }
 
     /// Creates a remote; the API's representation of it.

@@ -10,10 +10,12 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use super::args::{
-    ApiArgs, CredentialArgs, DistributionAction, Output, PrefetchArgs, RemoteAction,
+    ApiArgs, CredentialArgs, DistributionAction, Output, PinTargetArg, PrefetchArgs, RemoteAction,
     RepositoryAction,
 };
-use super::client::{Client, ClientError, RemoteFields, DISTRIBUTIONS, REMOTES, REPOSITORIES};
+use super::client::{
+    Client, ClientError, RemoteFields, DISTRIBUTIONS, REMOTES, REPOSITORIES, TAGS,
+};
 use crate::config::Config;
 use crate::datadir;
 use crate::domain::Secret;
@@ -23,6 +25,8 @@ pub(super) enum Action {
     Distribution(DistributionAction),
     Repository(RepositoryAction),
     Prefetch(PrefetchArgs),
+    /// Pin (true) or unpin (false).
+    Pin(PinTargetArg, bool),
 }
 
 /// The admin password and where it came from: a 401 names both, so the
@@ -247,8 +251,46 @@ async fn execute(
             let (href, answer) = client.delete(REPOSITORIES, "repository", &name).await?;
             print.deleted("repository", &name, &href, &answer);
         }
+        Action::Pin(target, pin) => {
+            let href = pin_href(client, &target).await?;
+            let action = if pin { "pin" } else { "unpin" };
+            let answer = client.post_action(&format!("{href}{action}/")).await?;
+            print.pinned(&answer);
+        }
     }
     Ok(())
+}
+
+/// The href of what a pin names: a distribution (by base path), a
+/// repository, or a tag (`<repository>:<tag>`).
+async fn pin_href(client: &Client, target: &PinTargetArg) -> Result<String, ClientError> {
+    match target {
+        PinTargetArg::Cache { base_path } => client
+            .list(DISTRIBUTIONS)
+            .await?
+            .iter()
+            .find(|d| d["base_path"] == base_path.trim_matches('/'))
+            .and_then(|d| d["pulp_href"].as_str().map(str::to_string))
+            .ok_or_else(|| ClientError::NotFound {
+                kind: "distribution with base path",
+                name: base_path.clone(),
+            }),
+        PinTargetArg::Repository { name } => client.href_of(REPOSITORIES, "repository", name).await,
+        PinTargetArg::Tag { reference } => {
+            let not_found = || ClientError::NotFound {
+                kind: "tag (expected REPOSITORY:TAG)",
+                name: reference.clone(),
+            };
+            let (repo, tag) = reference.rsplit_once(':').ok_or_else(not_found)?;
+            let repo_href = client.href_of(REPOSITORIES, "repository", repo).await?;
+            let id = repo_href
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .ok_or_else(not_found)?;
+            Ok(format!("{TAGS}{id}:{tag}/"))
+        }
+    }
 }
 
 /// Text for people (one line per item or change), or the API's JSON.
@@ -288,6 +330,24 @@ impl Printer {
             Output::Text => println!(
                 "{what} {name} ({})",
                 item["pulp_href"].as_str().unwrap_or("?")
+            ),
+        }
+    }
+
+    fn pinned(self, answer: &Value) {
+        match self.0 {
+            Output::Json => Printer::json(answer),
+            Output::Text => println!(
+                "{} {} {} ({} bytes pinned in its cache, {} in all)",
+                if answer["pinned"] == true {
+                    "pinned"
+                } else {
+                    "unpinned"
+                },
+                answer["kind"].as_str().unwrap_or("?"),
+                answer["name"].as_str().unwrap_or("?"),
+                answer["cache_pinned_bytes"],
+                answer["total_pinned_bytes"],
             ),
         }
     }

@@ -57,6 +57,8 @@ pub fn main() -> ExitCode {
         Command::Repository { action, api } => {
             manage::run(&api, manage::Action::Repository(action))
         }
+        Command::Pin { target, api } => manage::run(&api, manage::Action::Pin(target, true)),
+        Command::Unpin { target, api } => manage::run(&api, manage::Action::Pin(target, false)),
     }
 }
 

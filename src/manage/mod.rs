@@ -11,6 +11,7 @@
 mod caches;
 mod content;
 mod distributions;
+mod pins;
 mod prefetch;
 mod remotes;
 mod repositories;
@@ -28,9 +29,10 @@ use crate::visibility::Viewer;
 
 pub(crate) use crate::cache::{RepoContent, RepoSummary};
 pub(crate) use crate::store::{
-    Counts, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord, TagRecord,
+    Counts, DistributionRecord, ManifestRecord, Pins, RemoteRecord, RepoRecord, TagRecord,
 };
 pub(crate) use content::ManifestDetails;
+pub(crate) use pins::{PinState, PinTarget};
 pub(crate) use prefetch::{Platforms, PrefetchReport};
 pub(crate) use status::UpstreamStatus;
 

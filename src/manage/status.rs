@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::{ManageError, Manager};
+use crate::store::Pin;
 use crate::upstream::Reachability;
 
 /// Everything stored, whichever cache it came through.
@@ -11,6 +12,8 @@ pub(crate) struct StoredTotals {
     /// Bytes of cached blobs and manifests, and their number.
     pub bytes: u64,
     pub objects: u64,
+    /// Bytes pins keep (each object once).
+    pub pinned_bytes: u64,
     pub downloads_in_flight: usize,
 }
 
@@ -46,6 +49,10 @@ pub(crate) struct UpstreamStatus {
     /// The cache's own `max_size` (null: only the global one applies).
     /// Content shared with another cache counts in both caches' `bytes`.
     pub max_size: Option<u64>,
+    /// Bytes of this cache that pins keep from eviction (ferry's addition).
+    pub pinned_bytes: u64,
+    /// Whether the whole cache is pinned.
+    pub pinned: bool,
 }
 
 impl Manager {
@@ -55,6 +62,7 @@ impl Manager {
         Ok(StoredTotals {
             bytes,
             objects,
+            pinned_bytes: storage.pinned_bytes().await?.total,
             downloads_in_flight: storage.downloads_in_flight(),
         })
     }
@@ -66,6 +74,9 @@ impl Manager {
         include_private: bool,
     ) -> Result<Vec<UpstreamStatus>, ManageError> {
         let held = self.caches.storage().inventory().await?.caches;
+        let storage = self.caches.storage();
+        let pinned = storage.pinned_bytes().await?;
+        let pins = storage.pins().await?;
         Ok(self
             .caches
             .list()
@@ -90,6 +101,8 @@ impl Manager {
                     blobs: totals.blobs,
                     bytes: totals.bytes,
                     max_size: c.config().policy().max_size,
+                    pinned_bytes: pinned.per_cache.get(c.base_path()).copied().unwrap_or(0),
+                    pinned: pins.contains(&Pin::Cache(c.base_path().to_string())),
                 }
             })
             .collect())

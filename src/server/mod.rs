@@ -107,6 +107,9 @@ async fn metrics(storage: Arc<Storage>) -> warp::reply::Response {
     let (bytes, objects) = storage.stored_totals().await.unwrap_or((0, 0));
     let sizes = storage.cache_sizes();
     METRICS.set_cache_sizes(sizes.iter().map(|s| (s.cache.as_str(), s.bytes, s.max)));
+    if let Ok(pinned) = storage.pinned_bytes().await {
+        METRICS.set_pinned_bytes(&pinned.per_cache);
+    }
     let text = METRICS.render(storage.downloads_in_flight(), bytes, objects);
     let mut resp = warp::reply::Response::new(text.into());
     resp.headers_mut().insert(

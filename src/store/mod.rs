@@ -7,12 +7,14 @@
 
 mod blobs;
 mod meta;
+mod pins;
 mod records;
 
 pub use blobs::{
     BlobBackend, BlobReader, DirBlobStore, OpenBlob, Staging, StoredBlob, TempBlob, VerifiedTemp,
 };
 pub use meta::{BlockingMeta, DbError, MetaStore};
+pub use pins::{Pin, Pins};
 pub use records::{
     decode, encode, BlobRecord, Change, Counts, DistributionRecord, ManifestRecord, RemoteRecord,
     RepoRecord, TagRecord, TaskRecord,

@@ -22,6 +22,7 @@ mod management;
 mod offline;
 mod ops;
 mod partial_pull;
+mod pins;
 mod prefetch;
 mod protocol_answers;
 mod pull;

@@ -18,8 +18,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::records::{decode, decode_remote, encode, encode_remote};
 use super::{
-    BlobRecord, DistributionRecord, ManifestRecord, RemoteRecord, RepoRecord, StoreError,
-    TagRecord, TaskRecord,
+    BlobRecord, DistributionRecord, ManifestRecord, Pin, Pins, RemoteRecord, RepoRecord,
+    StoreError, TagRecord, TaskRecord,
 };
 use crate::domain::Digest;
 
@@ -67,6 +67,8 @@ pub struct BlockingMeta {
     remotes: sled::Tree,
     distributions: sled::Tree,
     tasks: sled::Tree,
+    /// `Pin::key` → (): what quota eviction must keep (see `store/pins.rs`)
+    pins: sled::Tree,
     /// Held by every change of a repository's structure (tags, members,
     /// references): those that must scan a prefix, which sled's
     /// transactions cannot, read it under this lock, so no other change
@@ -135,6 +137,7 @@ impl BlockingMeta {
             remotes: db.open_tree("remotes")?,
             distributions: db.open_tree("distributions")?,
             tasks: db.open_tree("tasks")?,
+            pins: db.open_tree("pins")?,
             structure: Mutex::new(()),
             memo: Memo::default(),
             db,
@@ -455,6 +458,26 @@ impl BlockingMeta {
         }
         self.tasks.insert(record.id.as_bytes(), encode(record)?)?;
         Ok(())
+    }
+
+    /// Every pin (keys of a kind this ferry does not know are skipped).
+    pub fn pins(&self) -> Result<Pins, StoreError> {
+        let mut pins = Vec::new();
+        for item in self.pins.iter() {
+            let (key, _) = item?;
+            pins.extend(Pin::from_key(&key));
+        }
+        Ok(Pins::new(pins))
+    }
+
+    pub fn put_pin(&self, pin: &Pin) -> Result<(), StoreError> {
+        self.pins.insert(pin.key(), &[])?;
+        Ok(())
+    }
+
+    /// Removes a pin; false if there was none.
+    pub fn delete_pin(&self, pin: &Pin) -> Result<bool, StoreError> {
+        Ok(self.pins.remove(pin.key())?.is_some())
     }
 
     /// Whether the database existed before this open (false: created new,
