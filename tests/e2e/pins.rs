@@ -7,13 +7,12 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::images::{self, Image};
+use crate::support::images::Image;
 use crate::support::inspect::{has_blob, metrics};
 use crate::support::pulp_api::{href_of, PulpApi};
 use crate::support::util::{run_bounded, CmdOutput};
 use crate::support::*;
 
-const MIB: usize = 1 << 20;
 const CACHE: &str = "keep";
 
 fn layer_of(image: &Image) -> &str {
@@ -39,18 +38,7 @@ async fn ferry_cli(ferry: &Ferry, args: &[&str]) -> CmdOutput {
 async fn a_pinned_tag_survives_a_quota_squeeze_and_a_restart_and_a_pin_that_cannot_fit_is_refused()
 {
     let upstream = Upstream::start(UpstreamAuth::None).await;
-    let images = [
-        images::large(8 * MIB),
-        images::large(8 * MIB + 4096),
-        images::large(8 * MIB + 8192),
-    ];
-    let client = RegistryClient::new(&upstream.url());
-    for (name, image) in ["a", "b", "c"].iter().zip(&images) {
-        client
-            .push_image(&format!("example/{name}"), "v1", image)
-            .await;
-    }
-    let [a, b, c] = images;
+    let [a, b, c] = crate::quota_per_cache::three_images(&upstream).await;
     // Room for two of the three images.
     let mut ferry = Ferry::start_with(
         &[CacheSpec::new(CACHE, &upstream.url()).toml("max_size = \"20MiB\"")],

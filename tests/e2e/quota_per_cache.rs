@@ -30,8 +30,9 @@ fn layer_of(image: &Image) -> &str {
     &image.layers()[0].digest
 }
 
-/// Three distinct 8 MiB images, pushed upstream as `example/{a,b,c}:v1`.
-async fn three_images(upstream: &Upstream) -> [std::sync::Arc<Image>; 3] {
+/// Three distinct 8 MiB images, pushed upstream as `example/{a,b,c}:v1`
+/// (also the images of the pin tests).
+pub(crate) async fn three_images(upstream: &Upstream) -> [std::sync::Arc<Image>; 3] {
     let images = [
         images::large(8 * MIB),
         images::large(8 * MIB + 4096),
