@@ -116,17 +116,28 @@ pub(super) fn evict_image(
 }
 
 /// Deletes those of `candidates` nothing references any more.
+///
+/// The metadata changes that unreferenced them (an untag, an eviction) are
+/// made durable before any file goes, and the forgotten records after: a
+/// crash in between then leaves at worst files nothing names, which GC
+/// removes, never a tag or record naming a file that is gone.
 fn free_unreferenced(
     meta: &BlockingMeta,
     blobs: &dyn BlobBackend,
     candidates: &BTreeSet<Digest>,
 ) -> Result<(u64, Vec<Digest>), StoreError> {
     let live = live_set(meta)?;
+    let doomed: Vec<&Digest> = candidates.difference(&live).collect();
+    if doomed.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    meta.flush()?;
     let (mut bytes, mut removed) = (0, Vec::new());
-    for candidate in candidates.difference(&live) {
+    for candidate in doomed {
         bytes += remove_content(blobs, meta, candidate)?;
         removed.push(candidate.clone());
     }
+    meta.flush()?;
     Ok((bytes, removed))
 }
 

@@ -116,7 +116,7 @@ async fn a_pinned_tag_survives_a_quota_squeeze_and_a_restart_and_a_pin_that_cann
     let config = data.parent().unwrap().join("ferry.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace("\"20MiB\"", "\"12MiB\"")).unwrap();
-    ferry.stop();
+    // kill -9 right after the pull of c: what it stored is counted after it.
     ferry.restart();
     let api = PulpApi::admin(&ferry);
     let cache = PulpApi::anonymous(&ferry).upstream_status(CACHE).await;
