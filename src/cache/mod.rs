@@ -298,6 +298,16 @@ impl Caches {
             .clone()
     }
 
+    /// The cache served at `base_path` now, if any.
+    pub(crate) fn serving(&self, base_path: &str) -> Option<Arc<Cache>> {
+        self.caches
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|c| c.base_path() == base_path)
+            .cloned()
+    }
+
     /// Routes a repository name: by the longest base path that prefixes it;
     /// else by `?ns=`; else, as Docker's `registry-mirrors` send plain
     /// Docker Hub names, to the Docker Hub cache if there is one.

@@ -149,9 +149,7 @@ mod tests {
     }
 
     fn served(manager: &Manager, base_path: &str) -> Arc<Cache> {
-        let caches = manager.caches.list();
-        let found = caches.iter().find(|c| c.base_path() == base_path);
-        found.unwrap().clone()
+        manager.caches.serving(base_path).unwrap()
     }
 
     #[tokio::test]

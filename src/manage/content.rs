@@ -90,17 +90,12 @@ impl Manager {
         tag: &str,
     ) -> Result<TagRecord, ManageError> {
         let tag = Tag::parse(tag).ok_or(ManageError::NotFound)?;
-        let cache = self
-            .caches
-            .list()
-            .into_iter()
-            .find(|c| c.base_path() == repo.cache)
-            .ok_or_else(|| {
-                ManageError::Conflict(format!(
-                    "no distribution serves {} any more: the tag cannot be checked upstream",
-                    repo.cache
-                ))
-            })?;
+        let cache = self.caches.serving(&repo.cache).ok_or_else(|| {
+            ManageError::Conflict(format!(
+                "no distribution serves {} any more: the tag cannot be checked upstream",
+                repo.cache
+            ))
+        })?;
         let name = RepoName::parse(&repo.upstream_name)
             .map_err(|e| CacheError::Internal(format!("stored repository name: {e}")))?;
         Ok(cache.refresh_tag(&name, &tag).await?)

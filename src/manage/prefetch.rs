@@ -210,14 +210,9 @@ impl Manager {
         if !bad.is_empty() {
             return Err(ManageError::Invalid(json!({ "references": bad })));
         }
-        let cache = self
-            .caches
-            .list()
-            .into_iter()
-            .find(|c| c.base_path() == d.base_path)
-            .ok_or_else(|| {
-                ManageError::Conflict("the distribution's cache is not running".into())
-            })?;
+        let cache = self.caches.serving(&d.base_path).ok_or_else(|| {
+            ManageError::Conflict("the distribution's cache is not running".into())
+        })?;
         let id = uuid::Uuid::new_v4().to_string();
         let report: Shared = Arc::new(Mutex::new(PrefetchReport {
             id: id.clone(),

@@ -65,9 +65,8 @@ impl Manager {
     /// Whether the cache at `base_path` is served now and private.
     pub(crate) fn serves_privately(&self, base_path: &str) -> bool {
         self.caches
-            .list()
-            .iter()
-            .any(|c| c.base_path() == base_path && c.is_private())
+            .serving(base_path)
+            .is_some_and(|c| c.is_private())
     }
 
     /// Removes one tag of a repository and frees what nothing else uses;
