@@ -414,15 +414,6 @@ impl CacheConfig {
         TagRules::compile(&self.policy().tag_policies, self.tag_ttl(global))
     }
 
-    /// How long `tag` is answered from the cache before it is revalidated:
-    /// by the first tag policy whose pattern matches it, else the cache's
-    /// TTL. `None`: never revalidated. Compiles the patterns on each call,
-    /// so the cache uses `tag_rules` instead.
-    #[cfg(test)]
-    pub(crate) fn ttl_of_tag(&self, tag: &str, global: u64) -> Option<Duration> {
-        self.tag_rules(global).ttl_of(tag)
-    }
-
     pub(crate) fn is_docker_hub(&self) -> bool {
         self.upstream.host_str().is_some_and(is_docker_hub_host)
     }

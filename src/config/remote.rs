@@ -444,9 +444,9 @@ mod tests {
         assert_eq!(policy.max_size, Some(2 << 30));
         assert_eq!(policy.max_upstream_bandwidth, Some(4 << 20));
         assert!(policy.stale_if.not_found && !policy.stale_if.error);
-        assert_eq!(cache.ttl_of_tag("v1.2", 300), None);
+        assert_eq!(cache.tag_rules(300).ttl_of("v1.2"), None);
         assert_eq!(
-            cache.ttl_of_tag("latest", 300),
+            cache.tag_rules(300).ttl_of("latest"),
             Some(Duration::from_secs(300))
         );
         let printed = toml::to_string(&cache).unwrap();
