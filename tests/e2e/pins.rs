@@ -151,9 +151,19 @@ async fn a_pinned_tag_survives_a_quota_squeeze_and_a_restart_and_a_pin_that_cann
     let cache = PulpApi::anonymous(&ferry).upstream_status(CACHE).await;
     assert_eq!(cache["pinned_bytes"], json!(0), "{cache}");
 
+    // Only the admin may pin.
+    let pin_a = format!("{}pin/", href_of(&repo_a));
+    let anonymous = PulpApi::anonymous(&ferry).post(&pin_a, json!({})).await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        anonymous.text
+    );
+
     // The repository fits on its own: pinned through the API.
     let pinned = api
-        .post(&format!("{}pin/", href_of(&repo_a)), json!({}))
+        .post(&pin_a, json!({}))
         .await
         .success_json("pinning repository a");
     assert_eq!(pinned["pinned"], json!(true), "{pinned}");

@@ -160,6 +160,18 @@ async fn platforms_of_an_index_are_fetched_as_asked() {
     let api = PulpApi::admin(&ferry);
     let prefetch = format!("{}prefetch/", distribution(&api).await);
 
+    // Only the admin may make ferry fetch: an anonymous POST is refused
+    // (browsing is public, so the distribution itself can be read).
+    let anonymous = PulpApi::anonymous(&ferry)
+        .post(&prefetch, json!({ "references": [format!("{MULTI}:one")] }))
+        .await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        anonymous.text
+    );
+
     let refused = api
         .post(
             &prefetch,
