@@ -14,7 +14,7 @@ from pathlib import Path
 # its own layer unless the pair is listed in SEPARATE; never a higher one.
 LAYERS = [
     ("domain", ["domain"]),
-    ("base", ["config", "metrics", "compress", "tls", "datadir"]),
+    ("base", ["config", "metrics", "compress", "tls", "datadir", "bundle"]),
     ("backends", ["store", "upstream"]),
     ("cache", ["cache"]),
     ("services", ["manage", "auth", "session", "origin", "visibility", "web"]),

@@ -16,6 +16,7 @@
 
 mod api;
 mod auth;
+mod bundle;
 mod cache;
 pub mod cli;
 mod compress;

@@ -12,7 +12,8 @@ use super::http::{
     filter, id_from_href, nullable, ok, paginate, timestamp, ApiError, Request, Target,
 };
 use super::{hrefs, remotes, Api};
-use crate::manage::{DistributionRecord, PinTarget, Platforms};
+use crate::domain::Platforms;
+use crate::manage::{DistributionRecord, PinTarget};
 use crate::visibility::Viewer;
 
 pub(crate) const COLLECTION: &str = "/pulp/api/v3/distributions/container/pull-through/";

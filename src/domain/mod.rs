@@ -4,12 +4,14 @@
 mod digest;
 mod media_type;
 mod name;
+mod platform;
 mod reference;
 mod secret;
 
 pub use digest::{Digest, DigestError, DigestVerifier};
 pub use media_type::MediaType;
 pub use name::{NameError, RepoName};
+pub use platform::Platforms;
 pub use reference::{Reference, ReferenceError, Tag};
 pub use secret::Secret;
 

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::{invalid, ManageError, Manager};
 use crate::cache::{manifest_info, Cache, CacheError};
 use crate::config::{valid_wildcard, wildcard_match};
-use crate::domain::{Digest, Reference, RepoName, Tag};
+use crate::domain::{Digest, Platforms, Reference, RepoName, Tag};
 use crate::store::unix_micros;
 
 /// At most this many lines in one request, and images after expansion.
@@ -27,14 +27,6 @@ const MAX_RUNNING: usize = 4;
 /// Finished prefetch reports kept (the oldest go first), and for how long.
 const MAX_KEPT: usize = 100;
 const KEPT_MICROS: u64 = 24 * 3600 * 1_000_000;
-
-/// Which platforms of an index to fetch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Platforms {
-    All,
-    /// `os/architecture[/variant]`; `linux/arm64` also takes `linux/arm64/v8`.
-    Listed(Vec<String>),
-}
 
 /// One line of a list: a repository and a tag (maybe a wildcard) or digest.
 #[derive(Clone, Debug)]
@@ -409,10 +401,7 @@ fn chosen_children(bytes: &[u8], platforms: &Platforms) -> Result<Vec<Digest>, S
     let entries = manifest_info::platform_children(bytes);
     let chosen: Vec<Digest> = entries
         .iter()
-        .filter(|(platform, _)| match platforms {
-            Platforms::All => true,
-            Platforms::Listed(list) => list.iter().any(|want| platform_matches(want, platform)),
-        })
+        .filter(|(platform, _)| platforms.takes(platform))
         .map(|(_, d)| d.clone())
         .collect();
     if chosen.is_empty() {
@@ -423,14 +412,6 @@ fn chosen_children(bytes: &[u8], platforms: &Platforms) -> Result<Vec<Digest>, S
         ));
     }
     Ok(chosen)
-}
-
-/// `linux/arm64` takes `linux/arm64/v8`; a variant asked must match.
-fn platform_matches(want: &str, have: &str) -> bool {
-    want == have
-        || have
-            .strip_prefix(want)
-            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -452,12 +433,5 @@ mod tests {
         assert!(parse_line("host:5000/x:1").is_err());
         assert!(parse_line("a@sha256:zz").is_err());
         assert!(parse_line("UPPER:1").is_err());
-    }
-
-    #[test]
-    fn platform_variants() {
-        assert!(platform_matches("linux/arm64", "linux/arm64/v8"));
-        assert!(!platform_matches("linux/arm", "linux/arm64"));
-        assert!(!platform_matches("linux/arm/v7", "linux/arm/v6"));
     }
 }
