@@ -45,6 +45,18 @@ pub(crate) struct BundleReference {
     pub size: u64,
 }
 
+/// A referrer (a signature, an SBOM) of a manifest in the bundle: stored
+/// in its repository by digest, with no tag of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleReferrer {
+    /// The local repository, `<base_path>/<repository>`.
+    pub repository: String,
+    pub digest: Digest,
+    pub subject: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
 /// `ferry-bundle.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct BundleManifest {
@@ -56,6 +68,8 @@ pub(crate) struct BundleManifest {
     pub created: String,
     pub source: BundleSource,
     pub references: Vec<BundleReference>,
+    #[serde(default)]
+    pub referrers: Vec<BundleReferrer>,
     /// Every blob in the bundle (manifests, configs, layers), each once.
     pub blobs: Vec<BundleBlob>,
     /// Blobs a differential bundle leaves out: the receiver must hold them.
