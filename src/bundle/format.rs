@@ -48,7 +48,7 @@ pub(crate) struct BundleReference {
 /// A referrer (a signature, an SBOM) of a manifest in the bundle: stored
 /// in its repository by digest, with no tag of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BundleReferrer {
+pub(crate) struct BundleReferrer {
     /// The local repository, `<base_path>/<repository>`.
     pub repository: String,
     pub digest: Digest,
