@@ -53,6 +53,10 @@ bundle_phase() {
   log "phase 9: export and import of a $BUNDLE_MB MiB image ($BUNDLE_RUNS runs)"
   local quarter=$((BUNDLE_MB / 4)) run a_data="$WORK/ferry-a" t0 t1
   ((quarter > 0)) || die "BUNDLE_MB must be at least 4"
+  local free_kib
+  free_kib=$(df --output=avail -k "$WORK" | tail -1)
+  ((free_kib > BUNDLE_MB * 1024 * 9 / 2)) ||
+    die "phase 9 needs about $((BUNDLE_MB * 9 / 2)) MiB free under $WORK, there are $((free_kib / 1024)): set BUNDLE_MB lower"
   make_image "$UP" bench/bundle v1 "$WORK/img-bundle" raw "$quarter" "$quarter" "$quarter" "$quarter"
   # shellcheck disable=SC1091
   source "$WORK/img-bundle/image.env"
@@ -69,31 +73,43 @@ bundle_phase() {
   rm -rf "$WORK/pull/bundle"
   stop_pid "$FERRY_PID"
 
+  # In an order that keeps at most 4 copies of the image on disk: the
+  # upstream's, A's, and two made by the steps (each removed when done).
   for ((run = 1; run <= BUNDLE_RUNS; run++)); do
-    # --- export through the API of a running ferry A
-    start_ferry ferry-a "$a_data" "$UP"
-    local a_pid=$FERRY_PID a_url="http://127.0.0.1:$FERRY_PORT"
-    reset_hwm "$a_pid"
-    timed_peak export-url "$FERRY" export --output "$WORK/bundle.tar" --url "$a_url" --data-dir "$a_data"
-    BS[export-url]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") "
-    BR[export-url-cli]+="$TP_PEAK_KIB " BR[export-url-server]+="$(vmhwm_kib "$a_pid") "
-    BUNDLE_FILE_BYTES=$(size_of "$WORK/bundle.tar")
-
-    # --- skopeo: the same image from ferry A to an OCI layout
-    rm -rf "$WORK/oci"
-    timed_peak skopeo-oci skopeo --policy "$WORK/policy.json" copy --quiet --src-tls-verify=false \
-      "docker://127.0.0.1:${a_url##*:}/up/bench/bundle:v1" "oci:$WORK/oci:v1"
-    BS[export-skopeo]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[export-skopeo]+="$TP_PEAK_KIB "
-    stop_pid "$a_pid"
-
     # --- export from the stopped ferry A's data directory
     timed_peak export-dir "$FERRY" export --output "$WORK/bundle-dir.tar" --data-dir "$a_data"
     BS[export-dir]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[export-dir]+="$TP_PEAK_KIB "
     rm -f "$WORK/bundle-dir.tar"
 
-    # --- tar of the same files: ferry A's stored blobs
+    # --- tar of the same files (ferry A's stored blobs), and tar -x of it
     timed_peak tar-c tar -cf "$WORK/files.tar" -C "$a_data" blobs
     BS[export-tar]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[export-tar]+="$TP_PEAK_KIB "
+    mkdir -p "$WORK/untar"
+    timed_peak tar-x tar -xf "$WORK/files.tar" -C "$WORK/untar"
+    BS[import-tar]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[import-tar]+="$TP_PEAK_KIB "
+    rm -rf "$WORK/untar" "$WORK/files.tar"
+
+    # --- skopeo: the same image from a running ferry A to an OCI layout,
+    # then that layout into a fresh registry
+    start_ferry ferry-a "$a_data" "$UP"
+    local a_pid=$FERRY_PID a_url="http://127.0.0.1:$FERRY_PORT"
+    timed_peak skopeo-oci skopeo --policy "$WORK/policy.json" copy --quiet --src-tls-verify=false \
+      "docker://127.0.0.1:$FERRY_PORT/up/bench/bundle:v1" "oci:$WORK/oci:v1"
+    BS[export-skopeo]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[export-skopeo]+="$TP_PEAK_KIB "
+    start_registry reg-import "$WORK/reg-import" warn
+    timed_peak skopeo-push skopeo --policy "$WORK/policy.json" copy --quiet --dest-tls-verify=false \
+      "oci:$WORK/oci:v1" "docker://127.0.0.1:$REG_PORT/bench/bundle:v1"
+    BS[import-skopeo]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[import-skopeo]+="$TP_PEAK_KIB "
+    stop_pid "$REG_PID"
+    rm -rf "$WORK/reg-import" "$WORK/oci"
+
+    # --- export through the API of the running ferry A
+    reset_hwm "$a_pid"
+    timed_peak export-url "$FERRY" export --output "$WORK/bundle.tar" --url "$a_url" --data-dir "$a_data"
+    BS[export-url]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") "
+    BR[export-url-cli]+="$TP_PEAK_KIB " BR[export-url-server]+="$(vmhwm_kib "$a_pid") "
+    BUNDLE_FILE_BYTES=$(size_of "$WORK/bundle.tar")
+    stop_pid "$a_pid"
 
     # --- import through the API of a fresh ferry B whose upstream is unreachable
     start_ferry ferry-b "$WORK/ferry-b" "http://127.0.0.1:9"
@@ -117,20 +133,6 @@ bundle_phase() {
       stop_pid "$FERRY_PID"
     fi
     rm -rf "$WORK/ferry-c" "$WORK/bundle.tar"
-
-    # --- tar -x of the same files
-    mkdir -p "$WORK/untar"
-    timed_peak tar-x tar -xf "$WORK/files.tar" -C "$WORK/untar"
-    BS[import-tar]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[import-tar]+="$TP_PEAK_KIB "
-    rm -rf "$WORK/untar" "$WORK/files.tar"
-
-    # --- skopeo: the OCI layout into a fresh registry
-    start_registry reg-import "$WORK/reg-import" warn
-    timed_peak skopeo-push skopeo --policy "$WORK/policy.json" copy --quiet --dest-tls-verify=false \
-      "oci:$WORK/oci:v1" "docker://127.0.0.1:$REG_PORT/bench/bundle:v1"
-    BS[import-skopeo]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[import-skopeo]+="$TP_PEAK_KIB "
-    stop_pid "$REG_PID"
-    rm -rf "$WORK/reg-import" "$WORK/oci"
   done
   rm -rf "$a_data"
   local k

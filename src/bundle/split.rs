@@ -23,18 +23,6 @@ const MAX_CHECKSUM_FILE: u64 = 64 * 1024 * 1024;
 const PART_MARK: &str = ".part";
 const CHECKSUM_SUFFIX: &str = ".sha256";
 
-/// Parses `--split`'s SIZE as the config parses sizes (`4GiB`, `700MB`,
-/// bytes); at least one byte.
-pub(crate) fn parse_part_size(text: &str) -> Result<u64, String> {
-    match crate::config::parse_size(text) {
-        Some(0) => Err("a part must hold at least one byte".to_string()),
-        Some(size) => Ok(size),
-        None => Err(format!(
-            "invalid size {text:?}: use e.g. 4GiB, 700MB or bytes"
-        )),
-    }
-}
-
 /// `FILE.part001`: three digits at least, more past 999.
 fn part_path(output: &Path, number: u32) -> PathBuf {
     let mut name = output.as_os_str().to_owned();
@@ -428,6 +416,18 @@ pub(crate) fn open_parts(files: &[PathBuf]) -> Result<Option<PartsReader>, Bundl
     }))
 }
 
+/// Checks every part of a split bundle against its checksum, reading each
+/// whole: `Ok(())` also for one whole bundle. A damaged part usually shows
+/// first as what the damage broke (a blob's digest, a tar header), since
+/// its checksum is known only at its end: after a failed import of parts,
+/// this names the damaged part so that the user knows which to copy again.
+pub(crate) fn check_parts(files: &[PathBuf]) -> Result<(), BundleError> {
+    match open_parts(files)? {
+        Some(parts) => parts.finish(),
+        None => Ok(()),
+    }
+}
+
 /// The checksum file's lines, `<sha256 hex>  FILE.partNNN` (or ` *` for
 /// binary mode, as `sha256sum -b` writes), sorted by part number.
 fn read_checksums(path: &Path) -> Result<Vec<(u32, [u8; 32])>, BundleError> {
@@ -703,6 +703,23 @@ mod tests {
     }
 
     #[test]
+    fn check_parts_names_the_damaged_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = split(dir.path(), &sample(1000), 300);
+        check_parts(&files).unwrap();
+        let mut bytes = std::fs::read(&files[2]).unwrap();
+        bytes[0] ^= 0x80;
+        std::fs::write(&files[2], &bytes).unwrap();
+        match check_parts(&files) {
+            Err(BundleError::DamagedPart { part }) => assert!(part.ends_with("b.tar.part003")),
+            other => panic!("{other:?}"),
+        }
+        let whole = dir.path().join("whole.tar");
+        std::fs::write(&whole, b"x").unwrap();
+        check_parts(&[whole]).unwrap();
+    }
+
+    #[test]
     fn one_whole_bundle_is_not_parts() {
         let dir = tempfile::tempdir().unwrap();
         let whole = dir.path().join("bundle.tar");
@@ -770,14 +787,5 @@ mod tests {
         assert!(!dir.path().join("b.tar.part003").exists());
         assert!(!dir.path().join("b.tar.part004").exists());
         assert_eq!(read_all(&files).unwrap(), data);
-    }
-
-    #[test]
-    fn part_sizes_parse_as_the_config_does() {
-        assert_eq!(parse_part_size("4GiB"), Ok(4 << 30));
-        assert_eq!(parse_part_size("700MB"), Ok(700_000_000));
-        assert_eq!(parse_part_size("4096"), Ok(4096));
-        assert!(parse_part_size("0").is_err());
-        assert!(parse_part_size("big").is_err());
     }
 }
