@@ -23,6 +23,18 @@ const MAX_CHECKSUM_FILE: u64 = 64 * 1024 * 1024;
 const PART_MARK: &str = ".part";
 const CHECKSUM_SUFFIX: &str = ".sha256";
 
+/// Parses `--split`'s SIZE as the config parses sizes (`4GiB`, `700MB`,
+/// bytes); at least one byte.
+pub(crate) fn parse_part_size(text: &str) -> Result<u64, String> {
+    match crate::config::parse_size(text) {
+        Some(0) => Err("a part must hold at least one byte".to_string()),
+        Some(size) => Ok(size),
+        None => Err(format!(
+            "invalid size {text:?}: use e.g. 4GiB, 700MB or bytes"
+        )),
+    }
+}
+
 /// `FILE.part001`: three digits at least, more past 999.
 fn part_path(output: &Path, number: u32) -> PathBuf {
     let mut name = output.as_os_str().to_owned();
@@ -787,5 +799,14 @@ mod tests {
         assert!(!dir.path().join("b.tar.part003").exists());
         assert!(!dir.path().join("b.tar.part004").exists());
         assert_eq!(read_all(&files).unwrap(), data);
+    }
+
+    #[test]
+    fn part_sizes_parse_as_the_config_does() {
+        assert_eq!(parse_part_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_part_size("700MB"), Ok(700_000_000));
+        assert_eq!(parse_part_size("4096"), Ok(4096));
+        assert!(parse_part_size("0").is_err());
+        assert!(parse_part_size("big").is_err());
     }
 }
