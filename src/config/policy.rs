@@ -55,7 +55,9 @@ pub(crate) mod complete_images {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Platforms>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Platforms>, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Written {

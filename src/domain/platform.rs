@@ -27,7 +27,9 @@ pub fn valid_platform(p: &str) -> bool {
     let parts: Vec<&str> = p.split('/').collect();
     (2..=3).contains(&parts.len())
         && parts.iter().all(|s| {
-            !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            !s.is_empty()
+                && s.len() <= 32
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         })
 }
 
