@@ -350,14 +350,18 @@ mod tests {
 
     #[test]
     fn complete_images_reads_all_or_a_list() {
-        let all: CachePolicy = toml::from_str("complete_images = \"all\"").unwrap();
+        let read = |line: &str| {
+            toml::from_str::<CachePolicy>(&format!("tag_policies = []\nstale_if = []\n{line}"))
+        };
+        let all: CachePolicy = read("complete_images = \"all\"").unwrap();
         assert_eq!(all.complete_images, Some(Platforms::All));
         let listed: CachePolicy =
-            toml::from_str("complete_images = [\"linux/amd64\", \"linux/arm64/v8\"]").unwrap();
+            read("complete_images = [\"linux/amd64\", \"linux/arm64/v8\"]").unwrap();
         let want = Platforms::Listed(vec!["linux/amd64".into(), "linux/arm64/v8".into()]);
         assert_eq!(listed.complete_images, Some(want));
         assert!(listed.check().is_ok());
-        assert!(toml::from_str::<CachePolicy>("complete_images = \"some\"").is_err());
+        assert!(read("complete_images = \"some\"").is_err());
+        assert_eq!(read("").unwrap().complete_images, None);
         assert_eq!(CachePolicy::default().complete_images, None);
         for policy in [all, listed] {
             let json = serde_json::to_value(&policy).unwrap();
