@@ -34,6 +34,19 @@ async fn completed(ferry: &Ferry, cache: &str) {
     panic!("no image completed in {cache} within a minute");
 }
 
+/// `ferry` with the admin password from the environment, killed if the
+/// test ends first.
+fn ferry_command() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(ferry_bin());
+    cmd.env("FERRY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .env_remove("FERRY_CONFIG")
+        .env_remove("FERRY_DATA_DIR")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
 /// Asserts ferry serves `image` (manifest and every blob) under `repo`.
 async fn assert_served(ferry: &Ferry, repo: &str, image: &Image, what: &str) {
     let client = RegistryClient::new(&ferry.url());
@@ -210,6 +223,46 @@ async fn prefetch_with_referrers_serves_them_offline() {
         }
     }
     assert_eq!(task["state"], "completed", "{task}");
+    let bytes = task["progress_reports"]
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["code"] == "ferry.prefetch.bytes"))
+        .map(|r| r["done"].as_u64().unwrap_or(0));
+    let distinct: std::collections::BTreeMap<&str, u64> = [&subject, &sbom, &signature]
+        .iter()
+        .flat_map(|i| i.blobs.iter())
+        .map(|b| (b.digest.as_str(), b.data.len() as u64))
+        .collect();
+    assert_eq!(
+        bytes,
+        Some(distinct.values().sum()),
+        "the referrers' blobs count: {task}"
+    );
+
+    // The command line asks the same (`--referrers`): all is there now.
+    let list = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(list.path(), format!("{APP}:v1\n")).unwrap();
+    let mut cmd = ferry_command();
+    cmd.arg("prefetch").arg("--file").arg(list.path()).args([
+        "--url",
+        &ferry.url(),
+        "--distribution",
+        CACHE,
+        "--referrers",
+    ]);
+    let cli = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("ferry prefetch finished within a minute")
+        .expect("ferry prefetch ran");
+    let stdout = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli.status.success(), "{cli:?}");
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap_or("")
+            .starts_with("completed: images 1/1,"),
+        "{stdout}"
+    );
 
     upstream.stop();
     let client = RegistryClient::new(&ferry.url());
