@@ -291,3 +291,56 @@ async fn prefetch_with_referrers_serves_them_offline() {
     assert_eq!(sig.body, signature.manifest);
     assert_served(&ferry, &repo, &signature, "the signature offline").await;
 }
+
+/// A platform that cannot be fetched (its layer deleted upstream) fails
+/// the completion in the background only: the client's pull of the other
+/// platform succeeds with the pushed bytes, the failure is counted in
+/// `ferry_complete_images_total{outcome="failed"}` and logged with the
+/// cause, and nothing counts as completed.
+#[tokio::test]
+async fn a_failed_completion_is_counted_and_logged_never_shown_to_the_client() {
+    let upstream = Upstream::start(UpstreamAuth::None).await;
+    let direct = RegistryClient::new(&upstream.url());
+    let index = multi_arch(Flavor::Oci, "broken arm64");
+    direct.push_image(MULTI, "3", &index).await;
+    let gone = &index.child("arm64").layers()[0].digest;
+    let deleted = direct
+        .send(
+            Method::DELETE,
+            &format!("/v2/{MULTI}/blobs/{gone}"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(
+        deleted.status(),
+        StatusCode::ACCEPTED,
+        "delete {gone} upstream"
+    );
+    let cache = CacheSpec::new(CACHE, &upstream.url()).toml(r#"complete_images = "all""#);
+    let ferry = Ferry::start_with(&[cache], &[], &[]);
+
+    assert_skopeo_copy_matches(&via_ferry(&ferry, MULTI, "3"), index.child("amd64")).await;
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    let mut failed = 0.0;
+    for _ in 0..600 {
+        poll.tick().await;
+        let m = inspect::metrics(&ferry.url()).await;
+        failed = m.sum(METRIC, &[("cache", CACHE), ("outcome", "failed")]);
+        if failed >= 1.0 {
+            assert_eq!(
+                m.sum(METRIC, &[("cache", CACHE), ("outcome", "completed")]),
+                0.0
+            );
+            break;
+        }
+    }
+    // At least once: a pull after a failure tries again (skopeo may ask
+    // for the index twice).
+    assert!(failed >= 1.0, "the failed completion is counted");
+    let log = ferry.log();
+    assert!(
+        log.contains("could not complete the image") && log.contains(gone.as_str()),
+        "the failure is logged with the blob: {log}"
+    );
+}
