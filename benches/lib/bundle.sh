@@ -81,6 +81,18 @@ bundle_phase() {
     BS[export-dir]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[export-dir]+="$TP_PEAK_KIB "
     rm -f "$WORK/bundle-dir.tar"
 
+    # --- the same, split into 4 parts (FILE.part001.., FILE.sha256), and
+    # imported from the parts given in reverse order into a stopped ferry C
+    timed_peak export-split "$FERRY" export --output "$WORK/split.tar" --data-dir "$a_data" --split "$((BUNDLE_MB / 4 + 1))MiB"
+    BS[export-split]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[export-split]+="$TP_PEAK_KIB "
+    BUNDLE_PARTS=$(find "$WORK" -maxdepth 1 -name 'split.tar.part*' | wc -l)
+    start_ferry ferry-c "$WORK/ferry-c" "http://127.0.0.1:9"
+    stop_pid "$FERRY_PID"
+    # shellcheck disable=SC2046 # the part names have no spaces
+    timed_peak import-split "$FERRY" import --data-dir "$WORK/ferry-c" $(find "$WORK" -maxdepth 1 -name 'split.tar.part*' | sort -r)
+    BS[import-split]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[import-split]+="$TP_PEAK_KIB "
+    rm -rf "$WORK/ferry-c" "$WORK"/split.tar.*
+
     # --- tar of the same files (ferry A's stored blobs), and tar -x of it
     timed_peak tar-c tar -cf "$WORK/files.tar" -C "$a_data" blobs
     BS[export-tar]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[export-tar]+="$TP_PEAK_KIB "
@@ -136,7 +148,7 @@ bundle_phase() {
   done
   rm -rf "$a_data"
   local k
-  for k in export-url export-dir export-tar export-skopeo import-url import-dir import-tar import-skopeo; do
+  for k in export-url export-dir export-split export-tar export-skopeo import-url import-dir import-split import-tar import-skopeo; do
     log "bundle $k MB/s: ${BS[$k]}"
   done
   log "bundle peak RSS KiB: export url server ${BR[export-url-server]}cli ${BR[export-url-cli]}| dir ${BR[export-dir]}| import url server ${BR[import-url-server]}cli ${BR[import-url-cli]}| dir ${BR[import-dir]}"
@@ -160,6 +172,13 @@ One image, bench/bundle:v1: 4 random layers of $((BUNDLE_MB / 4)) MiB, $BUNDLE_B
 | 9a | Export (MB/s) | $(fmt "${M[export-url]}" 0) | $(fmt "${M[export-dir]}" 0) | $(fmt "${M[export-tar]}" 0) | $(fmt "${M[export-skopeo]}" 0) | $(ratio "${M[export-url]}" "${M[export-tar]}") | $(ratio "${M[export-url]}" "${M[export-skopeo]}") | $(ratio "${M[export-dir]}" "${M[export-tar]}") |
 | 9b | Import (MB/s) | $(fmt "${M[import-url]}" 0) | $(fmt "${M[import-dir]}" 0) | $(fmt "${M[import-tar]}" 0) | $(fmt "${M[import-skopeo]}" 0) | $(ratio "${M[import-url]}" "${M[import-tar]}") | $(ratio "${M[import-url]}" "${M[import-skopeo]}") | $(ratio "${M[import-dir]}" "${M[import-tar]}") |
 
+Split media (\`--data-dir\`, $BUNDLE_PARTS parts of at most $((BUNDLE_MB / 4 + 1)) MiB, imported from the parts given in reverse order, each part's checksum checked as it streams):
+
+| # | Measurement | ferry, split | ferry, one file | split ÷ one file | peak RSS, split (MiB) |
+|---|---|---:|---:|---:|---:|
+| 9e | Export --split (MB/s) | $(fmt "${M[export-split]}" 0) | $(fmt "${M[export-dir]}" 0) | $(ratio "${M[export-split]}" "${M[export-dir]}") | $(bundle_mib "${P[export-split]}") |
+| 9f | Import of the parts (MB/s) | $(fmt "${M[import-split]}" 0) | $(fmt "${M[import-dir]}" 0) | $(ratio "${M[import-split]}" "${M[import-dir]}") | $(bundle_mib "${P[import-split]}") |
+
 Peak RSS with the $BUNDLE_MB MiB bundle (MiB, VmHWM; the most of $BUNDLE_RUNS runs; the server's reset before the command):
 
 | # | | ferry server (--url) | ferry command (--url) | ferry command (--data-dir) | tar | skopeo |
@@ -167,7 +186,7 @@ Peak RSS with the $BUNDLE_MB MiB bundle (MiB, VmHWM; the most of $BUNDLE_RUNS ru
 | 9c | Export | $(bundle_mib "${P[export-url-server]}") | $(bundle_mib "${P[export-url-cli]}") | $(bundle_mib "${P[export-dir]}") | $(bundle_mib "${P[export-tar]}") | $(bundle_mib "${P[export-skopeo]}") |
 | 9d | Import | $(bundle_mib "${P[import-url-server]}") | $(bundle_mib "${P[import-url-cli]}") | $(bundle_mib "${P[import-dir]}") | $(bundle_mib "${P[import-tar]}") | $(bundle_mib "${P[import-skopeo]}") |
 
-$(for k in export-url export-dir export-tar export-skopeo import-url import-dir import-tar import-skopeo; do
+$(for k in export-url export-dir export-split export-tar export-skopeo import-url import-dir import-split import-tar import-skopeo; do
     printf -- '- %s MB/s: %s\n' "$k" "${BS[$k]% }"
   done)
 EOF
