@@ -6,6 +6,7 @@
 //! change, remotes with their upstream credentials, tasks) needs the admin.
 
 mod body;
+mod bundles_import;
 mod content;
 pub(crate) mod distributions;
 mod hrefs;
@@ -88,7 +89,13 @@ pub(crate) fn routes(
              connection: Option<crate::origin::Connection>,
              api: Arc<Api>| async move {
                 let gzip_ok = crate::compress::accepts_gzip(&headers);
-                let body = body::read(&method, &headers, stream, MAX_BODY).await;
+                // A bundle upload is streamed to its handler, not read here.
+                let uploading = bundles_import::is_upload(&method, tail.as_str());
+                let (body, upload) = if uploading {
+                    (Ok(bytes::Bytes::new()), Some(upload_of(stream)))
+                } else {
+                    (body::read(&method, &headers, stream, MAX_BODY).await, None)
+                };
                 let req = Request {
                     method,
                     path: full.as_str().to_string(),
@@ -97,6 +104,7 @@ pub(crate) fn routes(
                     client: connection.map(|c| c.peer.ip()),
                     headers,
                     body,
+                    upload: std::sync::Mutex::new(upload),
                 };
                 let mut resp = dispatch(&api, &req, tail.as_str())
                     .await
@@ -110,7 +118,7 @@ pub(crate) fn routes(
                 // A body refused unread (too large, not JSON) is still on the
                 // wire: the connection cannot carry another request, and the
                 // client must not try one on it.
-                if req.body.is_err() {
+                if req.body.is_err() || (uploading && !resp.status().is_success()) {
                     resp.headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }
@@ -201,8 +209,25 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
             repositories::handle(api, req, rest, viewer).await
         }
         ["content", "container", rest @ ..] => content::handle(api, req, rest, viewer).await,
+        ["bundles", rest @ ("import" | "inventory")] => {
+            bundles_import::handle(api, req, &[rest]).await
+        }
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// An upload's body as chunks of bytes.
+fn upload_of<S, B>(stream: S) -> crate::manage::Upload
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: bytes::Buf,
+{
+    use futures_util::StreamExt;
+    Box::pin(stream.map(|chunk| {
+        chunk
+            .map(|mut b| b.copy_to_bytes(b.remaining()))
+            .map_err(std::io::Error::other)
+    }))
 }
 
 /// The read-only endpoints of what the caches hold (a GET on them never

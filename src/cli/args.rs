@@ -79,6 +79,64 @@ pub(super) enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Import a bundle (`ferry export`), its split parts, or a plain OCI
+    /// layout into a running ferry (--url) or a stopped one (--data-dir).
+    Import(ImportArgs),
+    /// Print what a ferry holds (blobs and tags), for `ferry export
+    /// --have` to leave out of a differential bundle.
+    Inventory(InventoryArgs),
+}
+
+/// A running ferry (`--url`) or a stopped one's data directory.
+#[derive(clap::Args)]
+pub(super) struct TargetArgs {
+    /// A running ferry's address: the work goes through its API.
+    #[arg(long, env = "FERRY_URL")]
+    pub(super) url: Option<String>,
+    /// Without --url: the data directory of a stopped ferry to work on.
+    /// With --url: where that ferry saved its generated admin password.
+    #[arg(long, env = "FERRY_DATA_DIR")]
+    pub(super) data_dir: Option<PathBuf>,
+    /// That ferry's configuration file (its caches, data_dir, address and
+    /// admin_password).
+    #[arg(long, env = "FERRY_CONFIG")]
+    pub(super) config: Option<PathBuf>,
+}
+
+/// What `ferry import` reads and where it places it.
+#[derive(clap::Args)]
+pub(super) struct ImportArgs {
+    /// One bundle (plain or zstd tar), the parts of a split one in any
+    /// order, or an OCI layout directory (`skopeo copy ... oci:DIR:TAG`).
+    #[arg(required = true)]
+    pub(super) files: Vec<PathBuf>,
+    /// Import references under base path FROM under TO instead (repeatable).
+    #[arg(long, value_name = "FROM=TO")]
+    pub(super) map: Vec<String>,
+    /// `<base_path>/<repository>` for a plain OCI layout's bare tags.
+    #[arg(long, value_name = "BASE_PATH/REPOSITORY")]
+    pub(super) to: Option<String>,
+    /// Pin every imported tag (refused pins are reported; exit status 1).
+    #[arg(long)]
+    pub(super) pin: bool,
+    /// Refuse a bundle not signed by this public key (`ferry keygen`).
+    #[arg(long, value_name = "PUBFILE")]
+    pub(super) trusted_key: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub(super) json: bool,
+    #[command(flatten)]
+    pub(super) target: TargetArgs,
+}
+
+/// Where `ferry inventory` writes.
+#[derive(clap::Args)]
+pub(super) struct InventoryArgs {
+    /// Write the inventory to FILE [default: standard output].
+    #[arg(long, value_name = "FILE")]
+    pub(super) output: Option<PathBuf>,
+    #[command(flatten)]
+    pub(super) target: TargetArgs,
 }
 
 #[derive(Subcommand, Clone)]

@@ -4,6 +4,7 @@
 
 mod args;
 mod client;
+mod import;
 mod manage;
 mod offline;
 mod prefetch;
@@ -59,6 +60,8 @@ pub fn main() -> ExitCode {
         }
         Command::Pin { target, api } => manage::run(&api, manage::Action::Pin(target, true)),
         Command::Unpin { target, api } => manage::run(&api, manage::Action::Pin(target, false)),
+        Command::Import(args) => import::import(&args),
+        Command::Inventory(args) => import::inventory(&args),
     }
 }
 

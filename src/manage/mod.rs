@@ -8,6 +8,7 @@
 //! it returns are the plain records and summaries below, never a store or a
 //! cache.
 
+mod bundles_import;
 mod caches;
 mod content;
 mod distributions;
@@ -31,6 +32,7 @@ pub(crate) use crate::cache::{RepoContent, RepoSummary};
 pub(crate) use crate::store::{
     Counts, DistributionRecord, ManifestRecord, Pins, RemoteRecord, RepoRecord, TagRecord,
 };
+pub(crate) use bundles_import::{parse_map, ImportRequest, Upload};
 pub(crate) use content::ManifestDetails;
 pub(crate) use pins::{PinState, PinTarget};
 pub(crate) use prefetch::PrefetchReport;
