@@ -9,7 +9,7 @@ use warp::reply::Response as Reply;
 
 use super::http::{json_response, ApiError, Request};
 use super::Api;
-use crate::manage::{ImportRequest, Upload};
+use crate::manage::{ImportMark, ImportRequest, Upload};
 
 /// Body types an upload may declare: none a browser form can send, so a
 /// cross-site page cannot post one without CORS asking first.
@@ -24,6 +24,27 @@ const UPLOAD_TYPES: [&str; 4] = [
 /// instead of read whole as JSON.
 pub(super) fn is_upload(method: &Method, tail: &str) -> bool {
     *method == Method::POST && tail.trim_matches('/') == "bundles/import"
+}
+
+/// A tag's provenance (ferry's addition to tags): null unless an import
+/// pointed it where it points now.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ImportedResponse {
+    /// The bundle's id.
+    pub bundle: String,
+    /// Where the bundle was made, or `oci-layout`.
+    pub source: String,
+    pub imported_at: String,
+}
+
+impl From<ImportMark> for ImportedResponse {
+    fn from(mark: ImportMark) -> Self {
+        ImportedResponse {
+            bundle: mark.bundle,
+            source: mark.source,
+            imported_at: super::http::timestamp_secs(mark.imported_at),
+        }
+    }
 }
 
 /// What an import answers.

@@ -17,7 +17,7 @@
 use serde_json::json;
 use utoipa::OpenApi;
 
-use super::{content, distributions, remotes, repositories, status, tasks};
+use super::{bundles_import, content, distributions, remotes, repositories, status, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -61,6 +61,8 @@ use super::{content, distributions, remotes, repositories, status, tasks};
         operations::content_container_blobs_read,
         operations::tasks_read,
         operations::status_read,
+        operations::bundles_import,
+        operations::bundles_inventory,
     ),
     components(schemas(
         remotes::RemoteResponse, remotes::RemoteInput, remotes::HiddenField,
@@ -70,7 +72,8 @@ use super::{content, distributions, remotes, repositories, status, tasks};
         repositories::RepositoryDistributionResponse, repositories::RemoveInput,
         content::TagResponse, content::ManifestResponse, content::BlobResponse,
         tasks::TaskResponse, tasks::AsyncOperationResponse, status::StatusResponse,
-        crate::manage::PinState
+        crate::manage::PinState,
+        bundles_import::ImportResponse, bundles_import::ImportedResponse
     )),
     security(("basicAuth" = [])),
     modifiers(&PulpInfo)
@@ -112,7 +115,9 @@ pub(super) fn openapi_json() -> String {
 
 mod operations {
     use crate::api::http::Page;
-    use crate::api::{content, distributions, remotes, repositories, status, tasks};
+    use crate::api::{
+        bundles_import, content, distributions, remotes, repositories, status, tasks,
+    };
 
     type Task = tasks::AsyncOperationResponse;
 
@@ -377,4 +382,28 @@ mod operations {
         security((), ("basicAuth" = [])),
         responses((status = 200, body = status::StatusResponse)))]
     fn status_read() {}
+
+    /// ferry's addition: import a bundle (`ferry export`) or a plain OCI
+    /// layout tar, streamed as the body. Every blob is verified while it
+    /// streams; tags are committed only once all their content is; a
+    /// refused bundle (bad signature, missing assumed blobs, bad entry)
+    /// leaves nothing visible.
+    #[utoipa::path(post, path = "/pulp/api/v3/bundles/import/", tag = "Bundles",
+        params(
+            ("map" = Option<String>, Query, description = "FROM=TO[,FROM=TO...]: import references under base path FROM under TO"),
+            ("to" = Option<String>, Query, description = "<base_path>/<repository> for a plain layout's bare tags"),
+            ("pin" = Option<bool>, Query, description = "pin every imported tag"),
+            ("trusted_key" = Option<String>, Query, description = "the trusted public key's text: refuse a bundle it did not sign"),
+        ),
+        request_body(content = Vec<u8>, content_type = "application/x-tar",
+            description = "the bundle: a tar (application/x-tar, application/octet-stream), zstd-compressed or not"),
+        responses((status = 200, body = bundles_import::ImportResponse), (status = 400), (status = 415)))]
+    fn bundles_import() {}
+
+    /// ferry's addition: every blob and manifest some repository holds,
+    /// with its size, and every tag (`ferry-inventory/1`): what `ferry
+    /// export --have` leaves out of a differential bundle.
+    #[utoipa::path(get, path = "/pulp/api/v3/bundles/inventory/", tag = "Bundles",
+        responses((status = 200, description = "the inventory (format, created, source, references, blobs)")))]
+    fn bundles_inventory() {}
 }

@@ -13,6 +13,7 @@ use serde_json::json;
 use super::{ManageError, Manager};
 use crate::bundle::{Inventory, TrustedKey};
 use crate::cache::{ImportError, ImportOptions, ImportReport};
+use crate::store::ImportMark;
 
 /// An upload's body, as the API hands it over.
 pub(crate) type Upload = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
@@ -57,6 +58,19 @@ impl Manager {
     /// What this ferry holds (`ferry inventory`).
     pub(crate) async fn bundle_inventory(&self) -> Result<Inventory, ManageError> {
         Ok(self.caches.storage().bundle_inventory().await?)
+    }
+
+    /// Where each `(repository, tag)` was imported from, if it was (and
+    /// still points at what the import brought).
+    pub(crate) async fn import_marks(
+        &self,
+        tags: &[(&str, &str)],
+    ) -> Result<Vec<Option<ImportMark>>, ManageError> {
+        let tags = tags
+            .iter()
+            .map(|(r, t)| (r.to_string(), t.to_string()))
+            .collect();
+        Ok(self.caches.storage().import_marks(tags).await?)
     }
 
     fn import_options(&self, request: ImportRequest) -> Result<ImportOptions, ManageError> {

@@ -30,7 +30,8 @@ use crate::visibility::Viewer;
 
 pub(crate) use crate::cache::{RepoContent, RepoSummary};
 pub(crate) use crate::store::{
-    Counts, DistributionRecord, ManifestRecord, Pins, RemoteRecord, RepoRecord, TagRecord,
+    Counts, DistributionRecord, ImportMark, ManifestRecord, Pins, RemoteRecord, RepoRecord,
+    TagRecord,
 };
 pub(crate) use bundles_import::{parse_map, ImportRequest, Upload};
 pub(crate) use content::ManifestDetails;

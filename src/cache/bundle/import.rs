@@ -13,6 +13,7 @@ use std::io::Read;
 
 use serde::Serialize;
 
+pub(crate) use super::import_error::ImportError;
 use super::receive::{receive, Received};
 use crate::bundle::{BundleError, BundleRef, TrustedKey, REF_NAME};
 use crate::cache::manifest_info::{checked_media_type, describe};
@@ -27,22 +28,6 @@ use crate::store::{
 
 /// Entries of `index.json` read at most (a bound on a hostile document).
 const MAX_INDEX_ENTRIES: usize = 100_000;
-
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ImportError {
-    /// The bundle's fault: nothing was recorded.
-    #[error(transparent)]
-    Bundle(#[from] BundleError),
-    /// Ferry's own failure (the store).
-    #[error(transparent)]
-    Cache(#[from] CacheError),
-}
-
-impl From<StoreError> for ImportError {
-    fn from(e: StoreError) -> Self {
-        ImportError::Cache(e.into())
-    }
-}
 
 /// How an import places what it brings.
 #[derive(Clone, Default)]
@@ -246,6 +231,21 @@ impl Storage {
             }
         }
         Ok(())
+    }
+
+    /// The provenance of each `(repository, tag)`, where it holds.
+    pub(crate) async fn import_marks(
+        &self,
+        tags: Vec<(String, String)>,
+    ) -> Result<Vec<Option<ImportMark>>, CacheError> {
+        let meta = self.meta.clone();
+        super::super::blocking(move || {
+            let meta = meta.blocking();
+            tags.iter()
+                .map(|(repo, tag)| meta.import_mark(repo, tag))
+                .collect()
+        })
+        .await
     }
 
     /// The provenance of a tag, while it still points where the import

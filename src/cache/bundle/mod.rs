@@ -4,7 +4,9 @@
 //! (`inventory.rs`). The format itself is `crate::bundle`.
 
 mod import;
+mod import_error;
 mod inventory;
 mod receive;
 
-pub(crate) use import::{ImportError, ImportOptions, ImportReport};
+pub(crate) use import::{ImportOptions, ImportReport};
+pub(crate) use import_error::ImportError;

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Cursor, Read};
 
-use super::import::ImportError;
+use super::import_error::ImportError;
 use crate::bundle::{
     BundleError, BundleManifest, TrustedKey, BLOBS_DIR, FORMAT, INDEX_JSON, MANIFEST_JSON,
     OCI_LAYOUT, SIGNATURE,
