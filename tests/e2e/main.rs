@@ -18,6 +18,7 @@ mod containerd;
 mod faults;
 mod first_hour_cli;
 mod harness_selftest;
+mod import;
 mod management;
 mod offline;
 mod ops;

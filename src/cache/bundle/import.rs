@@ -13,7 +13,7 @@ use std::io::Read;
 
 use serde::Serialize;
 
-pub(crate) use super::import_error::ImportError;
+use super::import_error::ImportError;
 use super::receive::{receive, Received};
 use crate::bundle::{BundleError, BundleRef, TrustedKey, REF_NAME};
 use crate::cache::manifest_info::{checked_media_type, describe};
