@@ -76,6 +76,17 @@ async fn references(ferry: &Ferry) -> Vec<String> {
     refs
 }
 
+/// Stops a ferry just started, once it answers (its SIGTERM handler is
+/// in place only once it serves).
+async fn stop_when_serving(ferry: &mut Ferry) {
+    let answer = http_client()
+        .get(format!("{}/v2/", ferry.url()))
+        .send()
+        .await;
+    assert!(answer.is_ok(), "ferry does not answer: {answer:?}");
+    ferry.stop();
+}
+
 /// A cache whose upstream nothing listens on.
 fn unreachable_cache(base_path: &str) -> CacheSpec {
     CacheSpec::new(base_path, &format!("http://127.0.0.1:{}", free_port()))
@@ -227,9 +238,13 @@ async fn a_skopeo_layout_imports_with_to_and_is_served_with_the_upstream_stopped
 
     // B: a cache of that (now stopped) upstream, revalidating every pull
     // and serving nothing stale of its own accord.
-    let mut ferry = Ferry::start(&[CacheSpec::new("hub", &upstream.url())
-        .tag_ttl(0)
-        .toml("stale_if = []")]);
+    let mut ferry = Ferry::start_with(
+        &[CacheSpec::new("hub", &upstream.url())
+            .tag_ttl(0)
+            .toml("stale_if = []")],
+        &[],
+        &[],
+    );
     let bare = import_online(&ferry, &[path_str(&dir)]).await;
     assert_refused(&bare, "--to", "a bare tag without --to");
     let out = import_online(&ferry, &[path_str(&dir), "--to", "hub/library/app"])
@@ -313,8 +328,12 @@ async fn a_skopeo_layout_imports_with_to_and_is_served_with_the_upstream_stopped
 async fn bad_bundles_are_refused_and_leave_the_store_as_it_was() {
     let work = tempfile::tempdir().unwrap();
     let good_image = images::busybox(images::Flavor::Oci, "good");
-    let mut ferry = Ferry::start(&[unreachable_cache("hub"), unreachable_cache("mirror")]);
-    ferry.stop();
+    let mut ferry = Ferry::start_with(
+        &[unreachable_cache("hub"), unreachable_cache("mirror")],
+        &[],
+        &[],
+    );
+    stop_when_serving(&mut ferry).await;
 
     // A good bundle, zstd-compressed.
     let good = HandMade::of(&[("hub/library/good:1", &good_image)], &[]);
@@ -441,8 +460,8 @@ async fn bad_bundles_are_refused_and_leave_the_store_as_it_was() {
 async fn an_import_killed_mid_way_completes_when_run_again() {
     let work = tempfile::tempdir().unwrap();
     let big = images::large(96 * 1024 * 1024);
-    let mut ferry = Ferry::start(&[unreachable_cache("hub")]);
-    ferry.stop();
+    let mut ferry = Ferry::start_with(&[unreachable_cache("hub")], &[], &[]);
+    stop_when_serving(&mut ferry).await;
     let bundle = HandMade::of(&[("hub/library/big:1", &big)], &[]);
     let path = bundle.write(&work.path().join("big.tar"));
     let data = ferry.data_dir();

@@ -60,7 +60,7 @@ pub(super) fn receive(
     let mut listed: BTreeMap<Digest, u64> = BTreeMap::new();
     let mut first = true;
     for entry in archive.entries().map_err(read_error)? {
-        let mut entry = entry.map_err(read_error)?;
+        let mut entry = entry.map_err(header_error)?;
         let name = entry_name(&entry)?;
         let Some(name) = name else {
             continue;
@@ -312,4 +312,12 @@ fn read_error(e: std::io::Error) -> BundleError {
     } else {
         BundleError::Io(e)
     }
+}
+
+/// An entry's header that cannot be read: the stream ended inside it, or
+/// it is no tar at all.
+fn header_error(e: std::io::Error) -> BundleError {
+    invalid(format!(
+        "the bundle is unreadable (truncated, or not a tar): {e}"
+    ))
 }
