@@ -3,6 +3,7 @@
 //! records the local repositories that pulls create.
 
 mod access;
+pub(crate) mod bundle;
 mod content;
 mod download;
 mod error;
