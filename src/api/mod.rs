@@ -6,6 +6,7 @@
 //! change, remotes with their upstream credentials, tasks) needs the admin.
 
 mod body;
+mod bundles;
 mod content;
 pub(crate) mod distributions;
 mod hrefs;
@@ -38,6 +39,8 @@ use login::Credential;
 
 /// The largest request body the API reads.
 const MAX_BODY: u64 = 1024 * 1024;
+/// ... and for `bundles/export/` (some 100,000 blobs).
+const MAX_EXPORT_BODY: u64 = 16 * 1024 * 1024;
 
 pub(crate) struct Api {
     pub manager: Arc<Manager>,
@@ -88,7 +91,7 @@ pub(crate) fn routes(
              connection: Option<crate::origin::Connection>,
              api: Arc<Api>| async move {
                 let gzip_ok = crate::compress::accepts_gzip(&headers);
-                let body = body::read(&method, &headers, stream, MAX_BODY).await;
+                let body = body::read(&method, &headers, stream, body_limit(tail.as_str())).await;
                 let req = Request {
                     method,
                     path: full.as_str().to_string(),
@@ -114,9 +117,24 @@ pub(crate) fn routes(
                     resp.headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }
+                // A download (a bundle) is streamed as written: never
+                // collected to be gzipped.
+                if resp.headers().contains_key(header::CONTENT_DISPOSITION) {
+                    return crate::web::data_only(resp);
+                }
                 crate::web::data_only(crate::compress::maybe_gzip(resp, gzip_ok).await)
             },
         )
+}
+
+/// The largest body `tail` takes: a signed export hands back its manifest,
+/// which lists every blob of the bundle.
+fn body_limit(tail: &str) -> u64 {
+    if tail.trim_end_matches('/') == "bundles/export" {
+        MAX_EXPORT_BODY
+    } else {
+        MAX_BODY
+    }
 }
 
 async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiError> {
@@ -201,6 +219,7 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
             repositories::handle(api, req, rest, viewer).await
         }
         ["content", "container", rest @ ..] => content::handle(api, req, rest, viewer).await,
+        ["bundles", rest @ ..] => bundles::handle(api, req, rest).await,
         _ => Err(ApiError::not_found()),
     }
 }

@@ -17,7 +17,7 @@
 use serde_json::json;
 use utoipa::OpenApi;
 
-use super::{content, distributions, remotes, repositories, status, tasks};
+use super::{bundles, content, distributions, remotes, repositories, status, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -61,6 +61,8 @@ use super::{content, distributions, remotes, repositories, status, tasks};
         operations::content_container_blobs_read,
         operations::tasks_read,
         operations::status_read,
+        operations::bundles_plan,
+        operations::bundles_export,
     ),
     components(schemas(
         remotes::RemoteResponse, remotes::RemoteInput, remotes::HiddenField,
@@ -70,7 +72,7 @@ use super::{content, distributions, remotes, repositories, status, tasks};
         repositories::RepositoryDistributionResponse, repositories::RemoveInput,
         content::TagResponse, content::ManifestResponse, content::BlobResponse,
         tasks::TaskResponse, tasks::AsyncOperationResponse, status::StatusResponse,
-        crate::manage::PinState
+        crate::manage::PinState, bundles::SelectionInput, bundles::ExportInput
     )),
     security(("basicAuth" = [])),
     modifiers(&PulpInfo)
@@ -112,7 +114,7 @@ pub(super) fn openapi_json() -> String {
 
 mod operations {
     use crate::api::http::Page;
-    use crate::api::{content, distributions, remotes, repositories, status, tasks};
+    use crate::api::{bundles, content, distributions, remotes, repositories, status, tasks};
 
     type Task = tasks::AsyncOperationResponse;
 
@@ -377,4 +379,23 @@ mod operations {
         security((), ("basicAuth" = [])),
         responses((status = 200, body = status::StatusResponse)))]
     fn status_read() {}
+
+    // --- bundles (ferry's addition) --------------------------------------
+
+    /// ferry's: the sidecar manifest (`ferry-bundle.json`) that an export
+    /// of the selection would write now, as its exact bytes (a client signs
+    /// them and hands them back to `export/`).
+    #[utoipa::path(post, path = "/pulp/api/v3/bundles/plan/", tag = "Bundles",
+        request_body = bundles::SelectionInput,
+        responses((status = 200, description = "ferry-bundle.json"), (status = 400), (status = 401)))]
+    fn bundles_plan() {}
+
+    /// ferry's: the bundle, streamed as it is written: an OCI image layout
+    /// in a tar (`application/x-tar`, or `application/zstd` with `zstd`),
+    /// `ferry-bundle.json` first. The body is a selection, or a manifest
+    /// `plan/` answered with its signature entry (written verbatim).
+    #[utoipa::path(post, path = "/pulp/api/v3/bundles/export/", tag = "Bundles",
+        request_body = bundles::ExportInput,
+        responses((status = 200, description = "the bundle (tar)"), (status = 400), (status = 401)))]
+    fn bundles_export() {}
 }

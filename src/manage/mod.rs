@@ -8,6 +8,7 @@
 //! it returns are the plain records and summaries below, never a store or a
 //! cache.
 
+mod bundles;
 mod caches;
 mod content;
 mod distributions;
@@ -31,6 +32,7 @@ pub(crate) use crate::cache::{RepoContent, RepoSummary};
 pub(crate) use crate::store::{
     Counts, DistributionRecord, ManifestRecord, Pins, RemoteRecord, RepoRecord, TagRecord,
 };
+pub(crate) use bundles::GivenManifest;
 pub(crate) use content::ManifestDetails;
 pub(crate) use pins::{PinState, PinTarget};
 pub(crate) use prefetch::PrefetchReport;
