@@ -79,6 +79,9 @@ pub(super) enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Write a key pair that signs bundles: NAME.key (private, PKCS#8 PEM,
+    /// mode 0600) and NAME.pub (public, SPKI PEM); never overwrites.
+    Keygen(KeygenArgs),
 }
 
 #[derive(Subcommand, Clone)]
@@ -106,6 +109,14 @@ pub(super) struct PrefetchArgs {
     /// such as `linux/amd64,linux/arm64` [default: this machine's].
     #[arg(long)]
     pub(super) platform: Option<String>,
+}
+
+/// Where `ferry keygen` writes the key pair.
+#[derive(clap::Args)]
+pub(super) struct KeygenArgs {
+    /// Path and name of the pair, without suffix: NAME.key and NAME.pub.
+    #[arg(long, default_value = "ferry-bundle")]
+    pub(super) output: PathBuf,
 }
 
 /// Where a maintenance command finds the data directory.

@@ -4,6 +4,7 @@
 
 mod args;
 mod client;
+mod keygen;
 mod manage;
 mod offline;
 mod prefetch;
@@ -59,6 +60,7 @@ pub fn main() -> ExitCode {
         }
         Command::Pin { target, api } => manage::run(&api, manage::Action::Pin(target, true)),
         Command::Unpin { target, api } => manage::run(&api, manage::Action::Pin(target, false)),
+        Command::Keygen(args) => keygen::keygen(&args),
     }
 }
 
