@@ -4,6 +4,7 @@
 
 mod args;
 mod client;
+mod export;
 mod keygen;
 mod manage;
 mod offline;
@@ -61,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Pin { target, api } => manage::run(&api, manage::Action::Pin(target, true)),
         Command::Unpin { target, api } => manage::run(&api, manage::Action::Pin(target, false)),
         Command::Keygen(args) => keygen::keygen(&args),
+        Command::Export(args) => export::export(&args),
     }
 }
 
