@@ -6,6 +6,7 @@
 //! change, remotes with their upstream credentials, tasks) needs the admin.
 
 mod body;
+mod bundles;
 mod bundles_import;
 mod content;
 pub(crate) mod distributions;
@@ -39,6 +40,8 @@ use login::Credential;
 
 /// The largest request body the API reads.
 const MAX_BODY: u64 = 1024 * 1024;
+/// ... and for `bundles/export/` (some 100,000 blobs).
+const MAX_EXPORT_BODY: u64 = 16 * 1024 * 1024;
 
 pub(crate) struct Api {
     pub manager: Arc<Manager>,
@@ -94,7 +97,10 @@ pub(crate) fn routes(
                 let (body, upload) = if uploading {
                     (Ok(bytes::Bytes::new()), Some(upload_of(stream)))
                 } else {
-                    (body::read(&method, &headers, stream, MAX_BODY).await, None)
+                    (
+                        body::read(&method, &headers, stream, body_limit(tail.as_str())).await,
+                        None,
+                    )
                 };
                 let req = Request {
                     method,
@@ -122,9 +128,24 @@ pub(crate) fn routes(
                     resp.headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }
+                // A download (a bundle) is streamed as written: never
+                // collected to be gzipped.
+                if resp.headers().contains_key(header::CONTENT_DISPOSITION) {
+                    return crate::web::data_only(resp);
+                }
                 crate::web::data_only(crate::compress::maybe_gzip(resp, gzip_ok).await)
             },
         )
+}
+
+/// The largest body `tail` takes: a signed export hands back its manifest,
+/// which lists every blob of the bundle.
+fn body_limit(tail: &str) -> u64 {
+    if tail.trim_end_matches('/') == "bundles/export" {
+        MAX_EXPORT_BODY
+    } else {
+        MAX_BODY
+    }
 }
 
 async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiError> {
@@ -212,6 +233,7 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
         ["bundles", rest @ ("import" | "inventory")] => {
             bundles_import::handle(api, req, &[rest]).await
         }
+        ["bundles", rest @ ..] => bundles::handle(api, req, rest).await,
         _ => Err(ApiError::not_found()),
     }
 }

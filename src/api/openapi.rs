@@ -17,7 +17,9 @@
 use serde_json::json;
 use utoipa::OpenApi;
 
-use super::{bundles_import, content, distributions, remotes, repositories, status, tasks};
+use super::{
+    bundles, bundles_import, content, distributions, remotes, repositories, status, tasks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -63,6 +65,8 @@ use super::{bundles_import, content, distributions, remotes, repositories, statu
         operations::status_read,
         operations::bundles_import,
         operations::bundles_inventory,
+        operations::bundles_plan,
+        operations::bundles_export,
     ),
     components(schemas(
         remotes::RemoteResponse, remotes::RemoteInput, remotes::HiddenField,
@@ -72,7 +76,7 @@ use super::{bundles_import, content, distributions, remotes, repositories, statu
         repositories::RepositoryDistributionResponse, repositories::RemoveInput,
         content::TagResponse, content::ManifestResponse, content::BlobResponse,
         tasks::TaskResponse, tasks::AsyncOperationResponse, status::StatusResponse,
-        crate::manage::PinState,
+        crate::manage::PinState, bundles::SelectionInput, bundles::ExportInput,
         bundles_import::ImportResponse, bundles_import::ImportedResponse
     )),
     security(("basicAuth" = [])),
@@ -116,7 +120,7 @@ pub(super) fn openapi_json() -> String {
 mod operations {
     use crate::api::http::Page;
     use crate::api::{
-        bundles_import, content, distributions, remotes, repositories, status, tasks,
+        bundles, bundles_import, content, distributions, remotes, repositories, status, tasks,
     };
 
     type Task = tasks::AsyncOperationResponse;
@@ -382,6 +386,25 @@ mod operations {
         security((), ("basicAuth" = [])),
         responses((status = 200, body = status::StatusResponse)))]
     fn status_read() {}
+
+    // --- bundles (ferry's addition) --------------------------------------
+
+    /// ferry's: the sidecar manifest (`ferry-bundle.json`) that an export
+    /// of the selection would write now, as its exact bytes (a client signs
+    /// them and hands them back to `export/`).
+    #[utoipa::path(post, path = "/pulp/api/v3/bundles/plan/", tag = "Bundles",
+        request_body = bundles::SelectionInput,
+        responses((status = 200, description = "ferry-bundle.json"), (status = 400), (status = 401)))]
+    fn bundles_plan() {}
+
+    /// ferry's: the bundle, streamed as it is written: an OCI image layout
+    /// in a tar (`application/x-tar`, or `application/zstd` with `zstd`),
+    /// `ferry-bundle.json` first. The body is a selection, or a manifest
+    /// `plan/` answered with its signature entry (written verbatim).
+    #[utoipa::path(post, path = "/pulp/api/v3/bundles/export/", tag = "Bundles",
+        request_body = bundles::ExportInput,
+        responses((status = 200, description = "the bundle (tar)"), (status = 400), (status = 401)))]
+    fn bundles_export() {}
 
     /// ferry's addition: import a bundle (`ferry export`) or a plain OCI
     /// layout tar, streamed as the body. Every blob is verified while it

@@ -3,7 +3,7 @@
 //! records the local repositories that pulls create.
 
 mod access;
-mod bundle;
+pub(crate) mod bundle;
 mod content;
 mod download;
 mod error;

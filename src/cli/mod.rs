@@ -4,7 +4,9 @@
 
 mod args;
 mod client;
+mod export;
 mod import;
+mod keygen;
 mod manage;
 mod offline;
 mod prefetch;
@@ -62,6 +64,8 @@ pub fn main() -> ExitCode {
         Command::Unpin { target, api } => manage::run(&api, manage::Action::Pin(target, false)),
         Command::Import(args) => import::import(&args),
         Command::Inventory(args) => import::inventory(&args),
+        Command::Keygen(args) => keygen::keygen(&args),
+        Command::Export(args) => export::export(&args),
     }
 }
 

@@ -12,6 +12,8 @@ use crate::domain::RepoName;
 pub(crate) use crate::domain::Secret;
 pub(crate) use policy::{CachePolicy, StaleCase, StaleIf, TagPolicy, TagTtl};
 pub(crate) use remote::{CacheEntry, RemoteSpec};
+/// Sizes as the config writes them (`50GiB`, `500MB`, bytes), for flags.
+pub(crate) use size::parse as parse_size;
 pub(crate) use tag_rules::TagRules;
 
 mod policy;
@@ -339,7 +341,7 @@ mod size {
         }
     }
 
-    pub(super) fn parse(text: &str) -> Option<u64> {
+    pub(crate) fn parse(text: &str) -> Option<u64> {
         let text = text.trim();
         let split = text
             .find(|c: char| !c.is_ascii_digit() && c != '.')

@@ -8,6 +8,7 @@
 //! it returns are the plain records and summaries below, never a store or a
 //! cache.
 
+mod bundles;
 mod bundles_import;
 mod caches;
 mod content;
@@ -33,6 +34,7 @@ pub(crate) use crate::store::{
     Counts, DistributionRecord, ImportMark, ManifestRecord, Pins, RemoteRecord, RepoRecord,
     TagRecord,
 };
+pub(crate) use bundles::GivenManifest;
 pub(crate) use bundles_import::{parse_map, ImportRequest, Upload};
 pub(crate) use content::ManifestDetails;
 pub(crate) use pins::{PinState, PinTarget};

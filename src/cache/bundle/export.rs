@@ -1,0 +1,773 @@
+//! Export: a [`Selection`] becomes a plan (the sidecar manifest,
+//! [`BundleManifest`]) by a walk of the local repositories and their tags,
+//! and the plan becomes a tar: `ferry-bundle.json`, its signature if any,
+//! `oci-layout`, `index.json`, then every blob of the plan.
+//!
+//! The walk takes what is stored and complete: an image manifest goes in
+//! with its config and every layer, or not at all (a tag whose image was
+//! only inspected, never pulled whole, is left out and named in the
+//! manifest's `left_out`); an index goes in with those of its children that
+//! are chosen (platforms) and stored, since an import tolerates absent
+//! children. The writer runs on the blocking pool (the `tar` crate is
+//! synchronous) and reads each blob as it writes it: a blob evicted between
+//! the plan and the write fails the export, never leaves a hole in the tar.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufReader, Read, Write};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::bundle::{
+    BundleBlob, BundleLeftOut, BundleManifest, BundleRef, BundleReference, BundleReferrer,
+    BundleSource, Selection, FORMAT, INDEX_JSON, MANIFEST_JSON, OCI_LAYOUT, REF_NAME, SIGNATURE,
+};
+use crate::cache::manifest_info::platform_children;
+use crate::cache::Storage;
+use crate::cache::{blocking, CacheError};
+use crate::config::wildcard_match;
+use crate::domain::{Digest, MediaType, Platforms};
+use crate::store::{BlobBackend, BlobReader, BlockingMeta, StoreError, TagRecord};
+
+/// Bounds on what a selection (an API body) may ask for.
+const MAX_PATTERNS: usize = 256;
+const MAX_PATTERN_LEN: usize = 256;
+const MAX_PLATFORMS: usize = 16;
+const MAX_HAVE: usize = 1_000_000;
+/// Bounds on a manifest handed back to `export/` (planned earlier).
+const MAX_REFERENCES: usize = 100_000;
+const MAX_BLOBS: usize = 1_000_000;
+/// Nesting of indexes followed (an index of indexes is rare; deeper is
+/// refused rather than walked without end).
+const MAX_DEPTH: usize = 3;
+/// Blocks read from the store and sent to a response at a time.
+const READ_BLOCK: usize = 1024 * 1024;
+const CHUNK: usize = 256 * 1024;
+/// Chunks in flight between the writer and a response body: with
+/// [`CHUNK`], at most 2 MiB of a bundle in memory, however large.
+const CHANNEL_CHUNKS: usize = 8;
+/// zstd's default level: about gzip's ratio at several times its speed.
+const ZSTD_LEVEL: i32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExportError {
+    /// The selection, or a manifest given back, is not valid: the
+    /// client's to fix.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(
+        "blob {0} is no longer stored (evicted while the bundle was made?): nothing was \
+         exported; run the export again"
+    )]
+    Vanished(Digest),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("writing the bundle: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<StoreError> for ExportError {
+    fn from(e: StoreError) -> Self {
+        ExportError::Cache(e.into())
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ExportError {
+    ExportError::Invalid(message.into())
+}
+
+/// A planned bundle, ready to write.
+pub(crate) struct BundleToWrite {
+    pub manifest: BundleManifest,
+    /// The exact bytes of `ferry-bundle.json`: what a signature covers.
+    pub manifest_bytes: Vec<u8>,
+    /// The signature entry's bytes (`BundleSigner::sign` of the above).
+    pub signature: Option<Vec<u8>>,
+    pub zstd: bool,
+}
+
+impl BundleToWrite {
+    /// A plan as ferry writes it (pretty JSON, so a person can read it).
+    pub(crate) fn new(manifest: BundleManifest, zstd: bool) -> Result<BundleToWrite, ExportError> {
+        let manifest_bytes = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| ExportError::Cache(CacheError::Internal(e.to_string())))?;
+        Ok(BundleToWrite {
+            manifest,
+            manifest_bytes,
+            signature: None,
+            zstd,
+        })
+    }
+}
+
+/// Refuses a selection that is out of bounds or malformed.
+pub(crate) fn check_selection(selection: &Selection) -> Result<(), ExportError> {
+    for (field, list) in [
+        ("caches", &selection.caches),
+        ("repositories", &selection.repositories),
+        ("tags", &selection.tags),
+    ] {
+        if list.len() > MAX_PATTERNS {
+            return Err(invalid(format!("{field}: at most {MAX_PATTERNS} patterns")));
+        }
+        if let Some(bad) = list
+            .iter()
+            .find(|p| p.is_empty() || p.len() > MAX_PATTERN_LEN || p.chars().any(char::is_control))
+        {
+            return Err(invalid(format!(
+                "{field}: {bad:?} is not a pattern (1 to {MAX_PATTERN_LEN} printable characters)"
+            )));
+        }
+    }
+    if let Some(Platforms::Listed(list)) = &selection.platforms {
+        if list.is_empty() || list.len() > MAX_PLATFORMS || !list.iter().all(|p| valid_platform(p))
+        {
+            return Err(invalid(
+                "platforms: give \"all\" or 1 to 16 of os/architecture[/variant]",
+            ));
+        }
+    }
+    if selection.have.len() > MAX_HAVE {
+        return Err(invalid(format!("have: at most {MAX_HAVE} blobs")));
+    }
+    Ok(())
+}
+
+fn valid_platform(p: &str) -> bool {
+    let parts: Vec<&str> = p.split('/').collect();
+    (2..=3).contains(&parts.len())
+        && parts.iter().all(|s| {
+            !s.is_empty()
+                && s.len() <= 32
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+/// Whether `text` matches one of `patterns` (an empty list matches all).
+fn selected(patterns: &[String], text: &str) -> bool {
+    patterns.is_empty() || patterns.iter().any(|p| wildcard_match(p, text))
+}
+
+/// The walk's memory: each blob's stored size asked once.
+struct Walk<'a> {
+    meta: &'a BlockingMeta,
+    blobs: &'a dyn BlobBackend,
+    platforms: Option<&'a Platforms>,
+    sizes: HashMap<Digest, Option<u64>>,
+}
+
+/// What of one manifest goes into a bundle: the manifest, then (for an
+/// index) its children taken, then its blobs; or why it cannot.
+type Content = Result<Vec<Digest>, String>;
+
+impl Walk<'_> {
+    fn size(&mut self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        if let Some(size) = self.sizes.get(digest) {
+            return Ok(*size);
+        }
+        let size = self.blobs.size_of(digest)?;
+        self.sizes.insert(digest.clone(), size);
+        Ok(size)
+    }
+
+    fn content(&mut self, digest: &Digest, depth: usize) -> Result<Content, StoreError> {
+        let Some(record) = self.meta.manifest(digest)? else {
+            return Ok(Err(format!("manifest {digest} is not stored")));
+        };
+        if self.size(digest)?.is_none() {
+            return Ok(Err(format!("manifest {digest} is not stored")));
+        }
+        let mut out = vec![digest.clone()];
+        if !record.media_type.is_index() {
+            for blob in &record.blobs {
+                if self.size(blob)?.is_none() {
+                    return Ok(Err(format!(
+                        "blob {blob} of manifest {digest} is not stored (the image was \
+                         inspected, never pulled whole)"
+                    )));
+                }
+                out.push(blob.clone());
+            }
+            return Ok(Ok(out));
+        }
+        if depth >= MAX_DEPTH {
+            return Ok(Err(format!("index {digest} nests indexes too deep")));
+        }
+        let Some(bytes) = self.blobs.read_blob(digest)? else {
+            return Ok(Err(format!("manifest {digest} is not stored")));
+        };
+        let mut taken = 0;
+        for (platform, child) in platform_children(&bytes) {
+            if !self.platforms.is_none_or(|p| p.takes(&platform)) {
+                continue;
+            }
+            // A child not stored, or not whole, is left out: an import
+            // tolerates absent children of an index.
+            if let Ok(content) = self.content(&child, depth + 1)? {
+                out.extend(content);
+                taken += 1;
+            }
+        }
+        if taken == 0 {
+            return Ok(Err(format!(
+                "no platform of index {digest} that the selection takes is stored whole"
+            )));
+        }
+        Ok(Ok(out))
+    }
+}
+
+/// Whether a tag passes the selection's own filters (name, pin, recency).
+fn tag_selected(
+    selection: &Selection,
+    pins: &crate::store::Pins,
+    cache: &str,
+    repo: &str,
+    tag: &str,
+    record: &TagRecord,
+) -> bool {
+    if !selected(&selection.tags, tag) {
+        return false;
+    }
+    if selection.pinned && !pins.covers(cache, repo, tag) {
+        return false;
+    }
+    match selection.pulled_since {
+        // A tag never pulled counts from when it was stored (confirmed).
+        Some(since) => {
+            let at = if record.last_pulled > 0 {
+                record.last_pulled / 1000
+            } else {
+                record.confirmed_at
+            };
+            at >= since
+        }
+        None => true,
+    }
+}
+
+/// The tags of the fallback tag schema (`sha256-<hex>`, `sha256-<hex>.sig`,
+/// ...) that refer to one of `digests`: how registries without the
+/// referrers API keep signatures and attestations.
+fn fallback_tag_of(tag: &str, digests: &HashSet<Digest>) -> bool {
+    let Some(rest) = tag.strip_prefix("sha256-") else {
+        return false;
+    };
+    let hex = rest.get(..64).unwrap_or(rest);
+    format!("sha256:{hex}")
+        .parse::<Digest>()
+        .is_ok_and(|d| digests.contains(&d))
+}
+
+/// The plan as it grows: what is in, what was left out and why.
+struct Planner<'a> {
+    walk: Walk<'a>,
+    references: Vec<BundleReference>,
+    referrers: Vec<BundleReferrer>,
+    left_out: Vec<BundleLeftOut>,
+    /// Every digest in the bundle, in the order first met.
+    order: Vec<Digest>,
+    seen: HashSet<Digest>,
+}
+
+impl Planner<'_> {
+    fn take(&mut self, content: Vec<Digest>) {
+        for digest in content {
+            if self.seen.insert(digest.clone()) {
+                self.order.push(digest);
+            }
+        }
+    }
+
+    /// Takes one tag with its content; the manifests taken (for their
+    /// referrers), none when it is left out.
+    fn tag(
+        &mut self,
+        repo: &str,
+        tag: &str,
+        record: &TagRecord,
+    ) -> Result<Vec<Digest>, ExportError> {
+        let reference = format!("{repo}:{tag}");
+        match self.walk.content(&record.digest, 0)? {
+            Ok(content) => {
+                let manifests = manifest_digests(self.walk.meta, &content)?;
+                self.take(content);
+                self.references.push(BundleReference {
+                    reference,
+                    digest: record.digest.clone(),
+                    media_type: record.media_type.as_str().to_string(),
+                    size: record.size,
+                });
+                Ok(manifests)
+            }
+            Err(reason) => {
+                self.left_out.push(BundleLeftOut { reference, reason });
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// The referrers stored in `repo` of `manifests`, followed
+    /// transitively (the signature of an SBOM).
+    fn referrers_of(
+        &mut self,
+        repo: &str,
+        manifests: &HashSet<Digest>,
+        by_subject: &HashMap<Digest, Vec<Referrer>>,
+    ) -> Result<(), ExportError> {
+        let mut queue: Vec<Digest> = manifests.iter().cloned().collect();
+        let mut done: HashSet<Digest> = HashSet::new();
+        while let Some(subject) = queue.pop() {
+            for (digest, media_type, size) in by_subject.get(&subject).into_iter().flatten() {
+                if !done.insert(digest.clone()) || !self.walk.meta.is_member(repo, digest)? {
+                    continue;
+                }
+                match self.walk.content(digest, 0)? {
+                    Ok(content) => {
+                        self.take(content);
+                        self.referrers.push(BundleReferrer {
+                            repository: repo.to_string(),
+                            digest: digest.clone(),
+                            subject: subject.clone(),
+                            media_type: media_type.as_str().to_string(),
+                            size: *size,
+                        });
+                        queue.push(digest.clone());
+                    }
+                    Err(reason) => self.left_out.push(BundleLeftOut {
+                        reference: format!("{repo}@{digest}"),
+                        reason,
+                    }),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The plan: see the module's comment.
+fn plan(
+    meta: &BlockingMeta,
+    blobs: &dyn BlobBackend,
+    selection: &Selection,
+    source: BundleSource,
+) -> Result<BundleManifest, ExportError> {
+    let pins = if selection.pinned {
+        meta.pins()?
+    } else {
+        crate::store::Pins::default()
+    };
+    let by_subject = if selection.referrers {
+        referrers_by_subject(meta)?
+    } else {
+        HashMap::new()
+    };
+    let mut planner = Planner {
+        walk: Walk {
+            meta,
+            blobs,
+            platforms: selection.platforms.as_ref(),
+            sizes: HashMap::new(),
+        },
+        references: Vec::new(),
+        referrers: Vec::new(),
+        left_out: Vec::new(),
+        order: Vec::new(),
+        seen: HashSet::new(),
+    };
+    for (repo, record) in meta.repos()? {
+        if !selected(&selection.caches, &record.cache) || !selected(&selection.repositories, &repo)
+        {
+            continue;
+        }
+        let tags = meta.tags_of(&repo)?;
+        let mut manifests: HashSet<Digest> = HashSet::new();
+        let mut taken_tags = HashSet::new();
+        for (tag, tag_record) in &tags {
+            if tag_selected(selection, &pins, &record.cache, &repo, tag, tag_record) {
+                manifests.extend(planner.tag(&repo, tag, tag_record)?);
+                taken_tags.insert(tag.as_str());
+            }
+        }
+        if !selection.referrers || manifests.is_empty() {
+            continue;
+        }
+        // Referrers as tags (the fallback schema), then by the referrers
+        // API's records.
+        for (tag, tag_record) in &tags {
+            if !taken_tags.contains(tag.as_str()) && fallback_tag_of(tag, &manifests) {
+                planner.tag(&repo, tag, tag_record)?;
+            }
+        }
+        planner.referrers_of(&repo, &manifests, &by_subject)?;
+    }
+    let Planner {
+        mut walk,
+        references,
+        referrers,
+        left_out,
+        order,
+        ..
+    } = planner;
+    if references.is_empty() {
+        let why = match left_out.first() {
+            Some(first) => format!(
+                "; {} matching tag(s) are not stored whole, e.g. {}: {}",
+                left_out.len(),
+                first.reference,
+                first.reason
+            ),
+            None => String::new(),
+        };
+        return Err(invalid(format!(
+            "the selection matches no stored image{why}"
+        )));
+    }
+    let have: HashSet<&Digest> = selection.have.iter().map(|b| &b.digest).collect();
+    let (mut in_bundle, mut assumed) = (Vec::new(), Vec::new());
+    for digest in order {
+        let size = walk.size(&digest)?.unwrap_or(0);
+        let blob = BundleBlob { digest, size };
+        if have.contains(&blob.digest) {
+            assumed.push(blob);
+        } else {
+            in_bundle.push(blob);
+        }
+    }
+    Ok(BundleManifest {
+        format: FORMAT.to_string(),
+        id: uuid::Uuid::new_v4().to_string(),
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        source,
+        references,
+        referrers,
+        blobs: in_bundle,
+        assumed,
+        left_out,
+    })
+}
+
+/// The manifests among `content` (the rest are configs and layers).
+fn manifest_digests(meta: &BlockingMeta, content: &[Digest]) -> Result<Vec<Digest>, StoreError> {
+    let mut out = Vec::new();
+    for digest in content {
+        if meta.manifest(digest)?.is_some() {
+            out.push(digest.clone());
+        }
+    }
+    Ok(out)
+}
+
+type Referrer = (Digest, MediaType, u64);
+
+/// Every stored manifest that names a subject, by subject.
+fn referrers_by_subject(meta: &BlockingMeta) -> Result<HashMap<Digest, Vec<Referrer>>, StoreError> {
+    let mut map: HashMap<Digest, Vec<Referrer>> = HashMap::new();
+    for item in meta.manifests() {
+        let (digest, record) = item?;
+        if let Some(subject) = record.subject {
+            map.entry(subject)
+                .or_default()
+                .push((digest, record.media_type, record.size));
+        }
+    }
+    Ok(map)
+}
+
+/// Checks a manifest planned earlier and handed back (to be written with
+/// its signature): it must parse, name valid references, and list blobs
+/// stored here with the sizes stored.
+fn check_given(blobs: &dyn BlobBackend, text: &str) -> Result<BundleManifest, ExportError> {
+    let manifest: BundleManifest = serde_json::from_str(text)
+        .map_err(|e| invalid(format!("manifest: not a ferry bundle manifest: {e}")))?;
+    if manifest.format != FORMAT {
+        return Err(invalid(format!(
+            "manifest: format {:?}, this ferry writes {FORMAT:?}",
+            manifest.format
+        )));
+    }
+    if manifest.references.len() > MAX_REFERENCES || manifest.blobs.len() > MAX_BLOBS {
+        return Err(invalid(format!(
+            "manifest: at most {MAX_REFERENCES} references and {MAX_BLOBS} blobs"
+        )));
+    }
+    for reference in &manifest.references {
+        BundleRef::parse(&reference.reference).map_err(|e| invalid(format!("manifest: {e}")))?;
+    }
+    let listed: HashSet<&Digest> = manifest
+        .blobs
+        .iter()
+        .chain(&manifest.assumed)
+        .map(|b| &b.digest)
+        .collect();
+    let named = manifest
+        .references
+        .iter()
+        .map(|r| &r.digest)
+        .chain(manifest.referrers.iter().map(|r| &r.digest));
+    for digest in named {
+        if !listed.contains(digest) {
+            return Err(invalid(format!(
+                "manifest: {digest} is named but neither in blobs nor assumed"
+            )));
+        }
+    }
+    for blob in &manifest.blobs {
+        match blobs.size_of(&blob.digest)? {
+            Some(size) if size == blob.size => {}
+            Some(size) => {
+                return Err(invalid(format!(
+                    "manifest: blob {} is {size} bytes here, the manifest says {}",
+                    blob.digest, blob.size
+                )))
+            }
+            None => return Err(ExportError::Vanished(blob.digest.clone())),
+        }
+    }
+    Ok(manifest)
+}
+
+/// `index.json`: one entry per reference, named by it, then the referrers
+/// (unnamed: they are found through their subject).
+fn index_json(manifest: &BundleManifest) -> Vec<u8> {
+    let named = manifest.references.iter().map(|r| {
+        json!({
+            "mediaType": r.media_type,
+            "digest": r.digest.to_string(),
+            "size": r.size,
+            "annotations": { REF_NAME: r.reference },
+        })
+    });
+    let referrers = manifest.referrers.iter().map(
+        |r| json!({ "mediaType": r.media_type, "digest": r.digest.to_string(), "size": r.size }),
+    );
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": MediaType::OCI_INDEX,
+        "manifests": named.chain(referrers).collect::<Vec<_>>(),
+    });
+    serde_json::to_vec_pretty(&index).unwrap_or_default()
+}
+
+const OCI_LAYOUT_JSON: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+fn header(name: &str, size: u64, mtime: u64) -> io::Result<tar::Header> {
+    let mut header = tar::Header::new_ustar();
+    header.set_path(name)?;
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_mtime(mtime);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    Ok(header)
+}
+
+/// A blob's bytes, exactly as many as the plan says: a file that ends
+/// early fails the export instead of leaving a short entry in the tar.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+    digest: Digest,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "blob {} ended {} bytes short of its stored size",
+                    self.digest, self.left
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// The tar, in the format's order, into `out`.
+fn write_tar<W: Write>(
+    blobs: &dyn BlobBackend,
+    bundle: &BundleToWrite,
+    out: W,
+) -> Result<W, ExportError> {
+    let mtime = humantime::parse_rfc3339(&bundle.manifest.created)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let mut tar = tar::Builder::new(out);
+    let small = |tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]| {
+        tar.append(&header(name, bytes.len() as u64, mtime)?, bytes)
+    };
+    small(&mut tar, MANIFEST_JSON, &bundle.manifest_bytes)?;
+    if let Some(signature) = &bundle.signature {
+        small(&mut tar, SIGNATURE, signature)?;
+    }
+    small(&mut tar, OCI_LAYOUT, OCI_LAYOUT_JSON)?;
+    small(&mut tar, INDEX_JSON, &index_json(&bundle.manifest))?;
+    for blob in &bundle.manifest.blobs {
+        let Some(open) = blobs.open(&blob.digest)? else {
+            return Err(ExportError::Vanished(blob.digest.clone()));
+        };
+        if open.size != blob.size {
+            return Err(invalid(format!(
+                "blob {} is {} bytes in the store, the plan says {}",
+                blob.digest, open.size, blob.size
+            )));
+        }
+        let BlobReader::File(file) = open.reader;
+        let name = format!("{}{}", crate::bundle::BLOBS_DIR, blob.digest.hex());
+        let reader = Exact {
+            inner: BufReader::with_capacity(READ_BLOCK, file),
+            left: blob.size,
+            digest: blob.digest.clone(),
+        };
+        tar.append(&header(&name, blob.size, mtime)?, reader)?;
+    }
+    Ok(tar.into_inner()?)
+}
+
+/// The bundle (zstd-compressed if asked) into `out`; blocking.
+fn write_bundle<W: Write>(
+    blobs: &dyn BlobBackend,
+    bundle: &BundleToWrite,
+    out: W,
+) -> Result<W, ExportError> {
+    if !bundle.zstd {
+        return write_tar(blobs, bundle, out);
+    }
+    let encoder = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
+    Ok(write_tar(blobs, bundle, encoder)?.finish()?)
+}
+
+/// Hands the tar to a response body in chunks, through a bounded channel:
+/// the writer waits while the client is slow, so memory stays flat.
+struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl Storage {
+    /// The plan of `selection`: what export would write.
+    pub(crate) async fn plan_export(
+        self: &Arc<Self>,
+        selection: Selection,
+        source: BundleSource,
+    ) -> Result<BundleManifest, ExportError> {
+        check_selection(&selection)?;
+        // "pulled since" reads the pull times: those noted in memory first.
+        self.flush_recency().await?;
+        let storage = self.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            plan(
+                storage.meta.blocking(),
+                &**storage.blobs(),
+                &selection,
+                source,
+            )
+        });
+        task.await
+            .map_err(|e| CacheError::Internal(format!("blocking task failed: {e}")))?
+    }
+
+    /// A manifest planned earlier, checked against the store (see
+    /// [`check_given`]), with its signature entry: ready to write verbatim.
+    pub(crate) async fn given_bundle(
+        self: &Arc<Self>,
+        manifest: String,
+        signature: Option<String>,
+        zstd: bool,
+    ) -> Result<BundleToWrite, ExportError> {
+        let storage = self.clone();
+        let checked =
+            blocking(move || Ok(check_given(&**storage.blobs(), &manifest).map(|m| (m, manifest))));
+        let (manifest, text) = checked.await??;
+        Ok(BundleToWrite {
+            manifest,
+            manifest_bytes: text.into_bytes(),
+            signature: signature.map(String::into_bytes),
+            zstd,
+        })
+    }
+
+    /// Writes `bundle` into `out` on the blocking pool; hands `out` back
+    /// (for the caller to finish: rename a temp file, close split parts).
+    pub(crate) async fn write_bundle<W: Write + Send + 'static>(
+        self: &Arc<Self>,
+        bundle: BundleToWrite,
+        out: W,
+    ) -> Result<W, ExportError> {
+        let storage = self.clone();
+        tokio::task::spawn_blocking(move || write_bundle(&**storage.blobs(), &bundle, out))
+            .await
+            .map_err(|e| CacheError::Internal(format!("blocking task failed: {e}")))?
+    }
+
+    /// Streams `bundle` as chunks for a response body. A failure midway
+    /// ends the stream with an error, so the client sees a broken
+    /// transfer, never a complete-looking tar with a hole.
+    pub(crate) fn stream_bundle(
+        self: &Arc<Self>,
+        bundle: BundleToWrite,
+    ) -> mpsc::Receiver<io::Result<Bytes>> {
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let storage = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = ChannelWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(CHUNK),
+            };
+            let result =
+                write_bundle(&**storage.blobs(), &bundle, out).and_then(|mut out| Ok(out.flush()?));
+            if let Err(e) = result {
+                tracing::warn!(bundle = %bundle.manifest.id, error = %e, "export failed midway");
+                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+            } else {
+                tracing::info!(
+                    bundle = %bundle.manifest.id,
+                    references = bundle.manifest.references.len(),
+                    blobs = bundle.manifest.blobs.len(),
+                    "bundle exported"
+                );
+            }
+        });
+        rx
+    }
+}
