@@ -296,11 +296,11 @@ async fn api_and_data_dir_exports_agree_and_skopeo_reads_them() {
     let inspected = skopeo(&[
         "inspect",
         "--raw",
-        &format!("oci-archive:{api_path}:docker-cache/library/busybox:1.36"),
+        &format!("oci-archive:{api_path}:docker-cache/other/app:v1"),
     ])
     .await;
     assert!(inspected.success, "skopeo inspect: {}", shown(&inspected));
-    assert_eq!(digest_of(inspected.stdout.as_bytes()), world.busybox.digest);
+    assert_eq!(digest_of(inspected.stdout.as_bytes()), world.app.digest);
 
     let copied = out.path().join("multi");
     let answer = skopeo(&[
