@@ -15,6 +15,7 @@ mod auth;
 mod bad_day;
 mod browse;
 mod containerd;
+mod export;
 mod faults;
 mod first_hour_cli;
 mod harness_selftest;
