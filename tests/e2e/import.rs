@@ -511,3 +511,271 @@ async fn an_import_killed_mid_way_completes_when_run_again() {
     ferry.start_again();
     assert_skopeo_copy_matches(&image_ref(ferry.host(), "hub/library/big", "1"), &big).await;
 }
+
+/// Pulls `image` (every child of an index, every blob) through a ferry.
+async fn pull_whole(ferry: &Ferry, repo: &str, reference: &str, image: &Image) {
+    let client = RegistryClient::new(&ferry.url());
+    let m = client.get_manifest(repo, reference).await;
+    assert_eq!(m.status, reqwest::StatusCode::OK, "pull {repo}:{reference}");
+    for child in &image.children {
+        let c = client.get_manifest(repo, &child.digest).await;
+        assert_eq!(
+            c.status,
+            reqwest::StatusCode::OK,
+            "pull {repo}@{}",
+            child.digest
+        );
+    }
+    for blob in image.all_blobs() {
+        let b = client.get_blob(repo, &blob.digest).await;
+        assert_eq!(b.status, reqwest::StatusCode::OK, "blob {}", blob.digest);
+    }
+}
+
+/// `ferry ARGS...` as a client of a running ferry (the admin password
+/// from the environment, as start_with sets it).
+async fn ferry_admin_cmd(args: &[&str]) -> CmdOutput {
+    ferry_cmd(args, &[("FERRY_ADMIN_PASSWORD", ADMIN_PASSWORD)]).await
+}
+
+/// THE ROUND TRIP (issue 15's first test): ferry A caches images from the
+/// real upstream (a Docker image, a multi-arch OCI index with both
+/// platforms, an OCI image with a referrer); `ferry export`; the upstream
+/// stopped; ferry B, which never saw it, imports; podman and skopeo pull
+/// every image and platform from B with the upstream's digests, and B
+/// lists the referrer. Then the other sides of a bundle: a differential
+/// one (`ferry inventory` of B → `export --have`) imports into B and is
+/// refused by a ferry lacking what it assumes, naming the digests; a
+/// signed one needs its key; split parts import in any order.
+#[tokio::test]
+async fn the_round_trip_export_then_import_serves_everything_without_the_upstream() {
+    let mut upstream = Upstream::start(UpstreamAuth::None).await;
+    let direct = RegistryClient::new(&upstream.url());
+    let busybox = images::busybox(images::Flavor::Docker, "1.36");
+    let multi = images::multi_arch(images::Flavor::Oci, "trip");
+    let app = images::busybox(images::Flavor::Oci, "app v1");
+    let sbom = images::artifact(&app, "application/vnd.example.sbom.v1", "{}");
+    let fallback_tag = app.digest.replace(':', "-");
+    direct.push_image(BUSYBOX, "1.36", &busybox).await;
+    direct.push_image("library/multi", "2", &multi).await;
+    direct.push_image("other/app", "v1", &app).await;
+    direct.push_image("other/app", &fallback_tag, &sbom).await;
+
+    let a = Ferry::start_with(&[CacheSpec::new("hub", &upstream.url())], &[], &[]);
+    pull_whole(&a, "hub/library/busybox", "1.36", &busybox).await;
+    pull_whole(&a, "hub/library/multi", "2", &multi).await;
+    pull_whole(&a, "hub/other/app", "v1", &app).await;
+    pull_whole(&a, "hub/other/app", &sbom.digest, &sbom).await;
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("site.tar");
+    let key = work.path().join("site");
+    ferry_cmd(&["keygen", "--output", path_str(&key)], &[])
+        .await
+        .expect_ok("ferry keygen");
+    let (private, public) = (
+        format!("{}.key", key.display()),
+        format!("{}.pub", key.display()),
+    );
+    ferry_admin_cmd(&[
+        "export",
+        "--url",
+        &a.url(),
+        "--output",
+        path_str(&bundle),
+        "--referrers",
+    ])
+    .await
+    .expect_ok("ferry export");
+    let signed = work.path().join("signed.tar.zst");
+    ferry_admin_cmd(&[
+        "export",
+        "--url",
+        &a.url(),
+        "--output",
+        path_str(&signed),
+        "--zstd",
+        "--sign",
+        &private,
+        "--repository",
+        "hub/library/busybox",
+    ])
+    .await
+    .expect_ok("ferry export --sign");
+    let split = work.path().join("split.tar");
+    ferry_admin_cmd(&[
+        "export",
+        "--url",
+        &a.url(),
+        "--output",
+        path_str(&split),
+        "--split",
+        "3KiB",
+        "--repository",
+        "hub/other/app",
+    ])
+    .await
+    .expect_ok("ferry export --split");
+    upstream.stop();
+
+    let b = Ferry::start_with(&[CacheSpec::new("hub", &upstream.url())], &[], &[]);
+    let out = import_online(&b, &[path_str(&bundle)])
+        .await
+        .expect_ok("ferry import");
+    for tag in [
+        "hub/library/busybox:1.36",
+        "hub/library/multi:2",
+        "hub/other/app:v1",
+    ] {
+        assert!(
+            out.stdout.contains(&format!("imported {tag}")),
+            "{tag}: {}",
+            out.stdout
+        );
+    }
+    let podman = Podman::new();
+    podman
+        .assert_pulls(
+            &image_ref(b.host(), "hub/library/busybox", "1.36"),
+            &busybox.digest,
+            "busybox from B",
+        )
+        .await;
+    podman
+        .assert_pulls(
+            &image_ref(b.host(), "hub/other/app", "v1"),
+            &app.digest,
+            "app from B",
+        )
+        .await;
+    let multi_ref = image_ref(b.host(), "hub/library/multi", "2");
+    for arch in ["amd64", "arm64"] {
+        podman
+            .pull(&multi_ref, Some(arch), None)
+            .await
+            .expect_ok(&format!("podman pull --arch {arch} from B"));
+        let (id, _) = podman.image_id_and_digest(&multi_ref).await;
+        assert_eq!(
+            format!("sha256:{id}"),
+            multi.child(arch).config().digest,
+            "{arch}"
+        );
+        assert_skopeo_copy_matches(
+            &image_ref(b.host(), "hub/library/multi", &multi.child(arch).digest),
+            multi.child(arch),
+        )
+        .await;
+    }
+    let raw = skopeo_inspect_raw(&multi_ref, None)
+        .await
+        .expect_ok("skopeo inspect");
+    assert_eq!(digest_of(raw.stdout.as_bytes()), multi.digest);
+    assert_skopeo_copy_matches(
+        &image_ref(b.host(), "hub/library/busybox", "1.36"),
+        &busybox,
+    )
+    .await;
+    let referrers = RegistryClient::new(&b.url())
+        .fetch(
+            reqwest::Method::GET,
+            &format!("/v2/hub/other/app/referrers/{}", app.digest),
+            &[],
+        )
+        .await;
+    assert_eq!(referrers.status, reqwest::StatusCode::OK);
+    let listed: Value = serde_json::from_slice(&referrers.body).unwrap();
+    assert!(
+        listed["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["digest"] == json!(sbom.digest)),
+        "{listed}"
+    );
+    assert_skopeo_copy_matches(&image_ref(b.host(), "hub/other/app", &sbom.digest), &sbom).await;
+
+    // Signed: refused unsigned or with another key, taken with its own.
+    let other_key = work.path().join("other");
+    ferry_cmd(&["keygen", "--output", path_str(&other_key)], &[])
+        .await
+        .expect_ok("ferry keygen");
+    let other_public = format!("{}.pub", other_key.display());
+    let unsigned = import_online(&b, &[path_str(&bundle), "--trusted-key", &public]).await;
+    assert_refused(
+        &unsigned,
+        "not signed",
+        "an unsigned bundle with a trusted key",
+    );
+    let wrong = import_online(&b, &[path_str(&signed), "--trusted-key", &other_public]).await;
+    assert_refused(&wrong, "signature", "a bundle signed by another key");
+    import_online(&b, &[path_str(&signed), "--trusted-key", &public])
+        .await
+        .expect_ok("a signed bundle with its key");
+
+    // Split parts, given in reverse order with their checksum file.
+    let mut parts: Vec<String> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.contains("split.tar."))
+        .collect();
+    assert!(parts.len() > 2, "{parts:?}");
+    parts.sort();
+    parts.reverse();
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let out = import_online(&b, &parts)
+        .await
+        .expect_ok("split parts in any order");
+    assert!(
+        out.stdout.contains("unchanged hub/other/app:v1"),
+        "{}",
+        out.stdout
+    );
+
+    // A differential bundle: B's inventory, A's new image, only new blobs.
+    upstream.start_again().await;
+    let app2 = images::busybox(images::Flavor::Oci, "app v2");
+    RegistryClient::new(&upstream.url())
+        .push_image("other/app", "v2", &app2)
+        .await;
+    let a = Ferry::start_with(&[CacheSpec::new("hub", &upstream.url())], &[], &[]);
+    pull_whole(&a, "hub/other/app", "v1", &app).await;
+    pull_whole(&a, "hub/other/app", "v2", &app2).await;
+    let inventory = work.path().join("b.json");
+    ferry_admin_cmd(&[
+        "inventory",
+        "--url",
+        &b.url(),
+        "--output",
+        path_str(&inventory),
+    ])
+    .await
+    .expect_ok("ferry inventory of B");
+    let diff = work.path().join("diff.tar");
+    ferry_admin_cmd(&[
+        "export",
+        "--url",
+        &a.url(),
+        "--output",
+        path_str(&diff),
+        "--have",
+        path_str(&inventory),
+    ])
+    .await
+    .expect_ok("ferry export --have");
+    let c = Ferry::start_with(&[unreachable_cache("hub")], &[], &[]);
+    let refused = import_online(&c, &[path_str(&diff)]).await;
+    // The shared busybox layer is assumed: C lacks it and is told so.
+    assert_refused(
+        &refused,
+        &app.layers()[0].digest,
+        "a differential bundle into C",
+    );
+    let out = import_online(&b, &[path_str(&diff)])
+        .await
+        .expect_ok("the differential bundle into B");
+    assert!(
+        out.stdout.contains("imported hub/other/app:v2"),
+        "{}",
+        out.stdout
+    );
+    assert_skopeo_copy_matches(&image_ref(b.host(), "hub/other/app", "v2"), &app2).await;
+}
