@@ -254,7 +254,8 @@ async fn api_and_data_dir_exports_agree_and_skopeo_reads_them() {
     assert!(answer.success, "export --url: {}", shown(&answer));
     assert!(
         answer.stdout.starts_with("exported 3 references, "),
-        "{}", shown(&answer)
+        "{}",
+        shown(&answer)
     );
     let leftovers: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temp file left beside the bundle");
@@ -287,9 +288,16 @@ async fn api_and_data_dir_exports_agree_and_skopeo_reads_them() {
     assert_eq!(manifest["source"]["name"], ferry.url());
     assert_eq!(references(&manifest), all_refs());
     assert_eq!(references(&off.manifest()), all_refs());
-    assert_eq!(listed(&manifest, "blobs"), api.blobs(), "every blob, its size");
+    assert_eq!(
+        listed(&manifest, "blobs"),
+        api.blobs(),
+        "every blob, its size"
+    );
     let expected = digests_of(&[&world.busybox, &world.multi, &world.app]);
-    assert_eq!(api.blobs().keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(
+        api.blobs().keys().cloned().collect::<BTreeSet<_>>(),
+        expected
+    );
     assert_eq!(api.ref_names(), all_refs());
     assert_eq!(api.json("oci-layout")["imageLayoutVersion"], "1.0.0");
 
@@ -335,7 +343,13 @@ async fn selection_by_wildcard_pin_platform_and_referrers() {
     let ferry = warm_ferry(&world).await;
     // The SBOM cached whole, by digest and by its fallback tag.
     pull(&ferry, "other/app", &sbom.digest, &sbom).await;
-    pull(&ferry, "other/app", &world.app.digest.replace(':', "-"), &sbom).await;
+    pull(
+        &ferry,
+        "other/app",
+        &world.app.digest.replace(':', "-"),
+        &sbom,
+    )
+    .await;
     let api = PulpApi::admin(&ferry);
     let plan = |body: Value| {
         let api = &api;
@@ -345,18 +359,27 @@ async fn selection_by_wildcard_pin_platform_and_referrers() {
     let library = plan(json!({ "repositories": ["docker-cache/library/*"] })).await;
     assert_eq!(
         references(&library),
-        set(&["docker-cache/library/busybox:1.36", "docker-cache/library/multi:2"])
+        set(&[
+            "docker-cache/library/busybox:1.36",
+            "docker-cache/library/multi:2"
+        ])
     );
     let tagged = plan(json!({ "tags": ["v?"] })).await;
     assert_eq!(references(&tagged), set(&["docker-cache/other/app:v1"]));
     assert_eq!(tagged["referrers"], json!([]));
 
-    let repo = api.repository("docker-cache/library/busybox").await.unwrap();
+    let repo = api
+        .repository("docker-cache/library/busybox")
+        .await
+        .unwrap();
     api.post(&format!("{}pin/", href_of(&repo)), json!({}))
         .await
         .success_json("pin");
     let pinned = plan(json!({ "pinned": true })).await;
-    assert_eq!(references(&pinned), set(&["docker-cache/library/busybox:1.36"]));
+    assert_eq!(
+        references(&pinned),
+        set(&["docker-cache/library/busybox:1.36"])
+    );
 
     let arm = plan(json!({ "repositories": ["*/multi"], "platforms": "linux/arm64" })).await;
     let blobs = listed(&arm, "blobs");
@@ -428,7 +451,11 @@ async fn a_differential_bundle_holds_only_the_new_blobs() {
     ])
     .await;
     assert!(answer.success, "{}", shown(&answer));
-    assert!(answer.stdout.contains("assumed at the receiver"), "{}", shown(&answer));
+    assert!(
+        answer.stdout.contains("assumed at the receiver"),
+        "{}",
+        shown(&answer)
+    );
     let second = Bundle::read(&second);
     let had: BTreeSet<String> = first.blobs().into_keys().collect();
     let new: BTreeSet<String> = digests_of(&[&next]).difference(&had).cloned().collect();
@@ -478,7 +505,12 @@ async fn zstd_signed_and_split_bundles() {
     let bundle = Bundle::of(&raw);
     assert_eq!(
         bundle.names()[..4],
-        ["ferry-bundle.json", "ferry-bundle.json.sig", "oci-layout", "index.json"]
+        [
+            "ferry-bundle.json",
+            "ferry-bundle.json.sig",
+            "oci-layout",
+            "index.json"
+        ]
     );
     assert_eq!(references(&bundle.manifest()), all_refs());
     assert_eq!(listed(&bundle.manifest(), "blobs"), bundle.blobs());
@@ -506,7 +538,11 @@ async fn zstd_signed_and_split_bundles() {
         .arg("-sigfile")
         .arg(out.path().join("sig.bin"));
     let verified = run_bounded(verify, LIMIT).await;
-    assert!(verified.success, "openssl verifies the signature: {}", shown(&verified));
+    assert!(
+        verified.success,
+        "openssl verifies the signature: {}",
+        shown(&verified)
+    );
 
     ferry.kill();
     let split = out.path().join("split.tar");
@@ -522,7 +558,9 @@ async fn zstd_signed_and_split_bundles() {
     .await;
     assert!(answer.success, "{}", shown(&answer));
     let mut check = tokio::process::Command::new("sha256sum");
-    check.args(["-c", "split.tar.sha256"]).current_dir(out.path());
+    check
+        .args(["-c", "split.tar.sha256"])
+        .current_dir(out.path());
     let checked = run_bounded(check, LIMIT).await;
     assert!(checked.success, "sha256sum -c: {}", shown(&checked));
     let mut parts: Vec<PathBuf> = std::fs::read_dir(out.path())
@@ -532,7 +570,10 @@ async fn zstd_signed_and_split_bundles() {
         .collect();
     parts.sort();
     assert!(parts.len() > 1, "{parts:?}");
-    let whole: Vec<u8> = parts.iter().flat_map(|p| std::fs::read(p).unwrap()).collect();
+    let whole: Vec<u8> = parts
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect();
     let joined = Bundle::of(&whole);
     assert_eq!(references(&joined.manifest()), all_refs());
     assert_eq!(listed(&joined.manifest(), "blobs"), joined.blobs());
@@ -551,25 +592,44 @@ async fn the_api_refuses_strangers_and_bad_selections() {
         for path in [PLAN, EXPORT] {
             let answer = api.post(path, json!({})).await;
             assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{who} {path}");
-            assert!(answer.json()["detail"].is_string(), "{who}: {}", answer.text);
+            assert!(
+                answer.json()["detail"].is_string(),
+                "{who}: {}",
+                answer.text
+            );
         }
     }
     let api = PulpApi::admin(&ferry);
     for (body, what) in [
         (json!({ "cache": ["x"] }), "an unknown field"),
-        (json!({ "platforms": "linux" }), "a platform without architecture"),
+        (
+            json!({ "platforms": "linux" }),
+            "a platform without architecture",
+        ),
         (json!({ "tags": "latest" }), "a string for a list"),
-        (json!({ "tags": ["nothing-has-this-tag"] }), "a selection of nothing"),
+        (
+            json!({ "tags": ["nothing-has-this-tag"] }),
+            "a selection of nothing",
+        ),
     ] {
         for path in [PLAN, EXPORT] {
             let answer = api.post(path, body.clone()).await;
-            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{what}: {}", answer.text);
+            assert_eq!(
+                answer.status,
+                StatusCode::BAD_REQUEST,
+                "{what}: {}",
+                answer.text
+            );
             assert_eq!(answer.header("content-type"), Some("application/json"));
             assert!(!answer.json().as_object().unwrap().is_empty(), "{what}");
         }
     }
     let nothing = api.post(EXPORT, json!({ "tags": ["none"] })).await;
-    assert!(nothing.text.contains("matches no stored image"), "{}", nothing.text);
+    assert!(
+        nothing.text.contains("matches no stored image"),
+        "{}",
+        nothing.text
+    );
 
     // The whole stream through the API: the tar's content type and name.
     let answer = reqwest::Client::new()
@@ -596,5 +656,8 @@ async fn the_api_refuses_strangers_and_bad_selections() {
         header("content-disposition")
     );
     let bundle = Bundle::of(&answer.bytes().await.unwrap());
-    assert_eq!(references(&bundle.manifest()), set(&["docker-cache/library/busybox:1.36"]));
+    assert_eq!(
+        references(&bundle.manifest()),
+        set(&["docker-cache/library/busybox:1.36"])
+    );
 }
