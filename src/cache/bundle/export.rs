@@ -771,3 +771,198 @@ impl Storage {
         rx
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::manifest_info::describe;
+    use crate::store::{Change, RepoRecord};
+
+    /// Stores `bytes` as a blob; its digest.
+    fn blob(storage: &Storage, bytes: &[u8]) -> Digest {
+        let digest = Digest::sha256_of(bytes);
+        storage.blobs().put_verified(&digest, bytes).unwrap();
+        digest
+    }
+
+    /// An image manifest naming a config and one layer, stored and tagged
+    /// `repo:tag` (the layer stored only if `whole`).
+    fn image(storage: &Storage, repo: &str, tag: &str, whole: bool) -> (Digest, Digest) {
+        let config = blob(storage, format!("{{\"tag\":\"{tag}\"}}").as_bytes());
+        let layer_bytes = format!("layer of {tag}");
+        let layer = Digest::sha256_of(layer_bytes.as_bytes());
+        if whole {
+            blob(storage, layer_bytes.as_bytes());
+        }
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": MediaType::OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 10},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.to_string(), "size": layer_bytes.len()}],
+        }))
+        .unwrap();
+        let digest = blob(storage, &manifest);
+        let media_type = MediaType::new(MediaType::OCI_MANIFEST);
+        let meta = storage.meta().blocking();
+        meta.put_manifest(&digest, &describe(&media_type, &manifest, 1))
+            .unwrap();
+        let record = TagRecord {
+            digest: digest.clone(),
+            media_type,
+            size: manifest.len() as u64,
+            confirmed_at: 1,
+            last_pulled: 0,
+        };
+        let fresh = RepoRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            cache: repo.split('/').next().unwrap().to_string(),
+            upstream_name: repo.to_string(),
+            version: 0,
+            created_at: 1,
+            updated_at: 1,
+            last_change: Change::default(),
+        };
+        meta.point_tag(repo, tag, &record, &fresh).unwrap();
+        (digest, layer)
+    }
+
+    fn source() -> BundleSource {
+        BundleSource {
+            ferry: "test".into(),
+            name: "here".into(),
+        }
+    }
+
+    fn plan_of(storage: &Storage, selection: &Selection) -> Result<BundleManifest, ExportError> {
+        plan(
+            storage.meta().blocking(),
+            &**storage.blobs(),
+            selection,
+            source(),
+        )
+    }
+
+    #[test]
+    fn an_image_not_stored_whole_is_left_out_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let (whole, _) = image(&storage, "hub/app", "v1", true);
+        let (_, missing) = image(&storage, "hub/app", "v2", false);
+        let manifest = plan_of(&storage, &Selection::default()).unwrap();
+        let refs: Vec<&str> = manifest
+            .references
+            .iter()
+            .map(|r| r.reference.as_str())
+            .collect();
+        assert_eq!(refs, ["hub/app:v1"]);
+        assert_eq!(manifest.references[0].digest, whole);
+        assert_eq!(manifest.blobs.len(), 3, "manifest, config, layer");
+        assert_eq!(manifest.left_out.len(), 1);
+        assert_eq!(manifest.left_out[0].reference, "hub/app:v2");
+        assert!(manifest.left_out[0].reason.contains(&missing.to_string()));
+
+        let only_v2 = Selection {
+            tags: vec!["v2".into()],
+            ..Selection::default()
+        };
+        let Err(ExportError::Invalid(why)) = plan_of(&storage, &only_v2) else {
+            panic!("a selection of nothing whole is refused");
+        };
+        assert!(
+            why.contains("matches no stored image") && why.contains("hub/app:v2"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn have_moves_blobs_to_assumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let (manifest_digest, layer) = image(&storage, "hub/app", "v1", true);
+        let layer_size = storage.blobs().size_of(&layer).unwrap().unwrap();
+        let selection = Selection {
+            have: vec![BundleBlob {
+                digest: layer.clone(),
+                size: layer_size,
+            }],
+            ..Selection::default()
+        };
+        let manifest = plan_of(&storage, &selection).unwrap();
+        assert_eq!(manifest.assumed.len(), 1);
+        assert_eq!(manifest.assumed[0].digest, layer);
+        assert!(manifest.blobs.iter().all(|b| b.digest != layer));
+        assert_eq!(manifest.blobs[0].digest, manifest_digest, "manifest first");
+    }
+
+    #[test]
+    fn a_blob_gone_between_plan_and_write_fails_the_export() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let (_, layer) = image(&storage, "hub/app", "v1", true);
+        let manifest = plan_of(&storage, &Selection::default()).unwrap();
+        let bundle = BundleToWrite::new(manifest, false).unwrap();
+        storage.blobs().remove(&layer).unwrap();
+        let result = write_bundle(&**storage.blobs(), &bundle, Vec::new());
+        match result {
+            Err(ExportError::Vanished(d)) => assert_eq!(d, layer),
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a tar with a hole was written"),
+        }
+    }
+
+    #[test]
+    fn a_manifest_handed_back_is_checked_against_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        image(&storage, "hub/app", "v1", true);
+        let manifest = plan_of(&storage, &Selection::default()).unwrap();
+        let text = serde_json::to_string(&manifest).unwrap();
+        assert!(check_given(&**storage.blobs(), &text).is_ok());
+        let mut bad_ref = manifest.clone();
+        bad_ref.references[0].reference = "app:v1".into();
+        let text = serde_json::to_string(&bad_ref).unwrap();
+        assert!(matches!(
+            check_given(&**storage.blobs(), &text),
+            Err(ExportError::Invalid(_))
+        ));
+        let mut bad_size = manifest.clone();
+        bad_size.blobs[0].size += 1;
+        let text = serde_json::to_string(&bad_size).unwrap();
+        assert!(matches!(
+            check_given(&**storage.blobs(), &text),
+            Err(ExportError::Invalid(_))
+        ));
+        assert!(check_given(&**storage.blobs(), "{}").is_err());
+    }
+
+    #[test]
+    fn selections_out_of_bounds_are_refused() {
+        let many = Selection {
+            tags: vec!["x".into(); MAX_PATTERNS + 1],
+            ..Selection::default()
+        };
+        assert!(check_selection(&many).is_err());
+        let bad_platform = Selection {
+            platforms: Some(Platforms::Listed(vec!["linux".into()])),
+            ..Selection::default()
+        };
+        assert!(check_selection(&bad_platform).is_err());
+        let empty_pattern = Selection {
+            caches: vec![String::new()],
+            ..Selection::default()
+        };
+        assert!(check_selection(&empty_pattern).is_err());
+        assert!(check_selection(&Selection::default()).is_ok());
+    }
+
+    #[test]
+    fn fallback_tags_name_a_subject() {
+        let d = Digest::sha256_of(b"x");
+        let digests = HashSet::from([d.clone()]);
+        let tag = format!("sha256-{}", d.hex());
+        assert!(fallback_tag_of(&tag, &digests));
+        assert!(fallback_tag_of(&format!("{tag}.sig"), &digests));
+        assert!(!fallback_tag_of("sha256-abc", &digests));
+        assert!(!fallback_tag_of("latest", &digests));
+    }
+}
