@@ -587,6 +587,24 @@ mod tests {
     }
 
     #[test]
+    fn sha256sum_checks_the_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        split(dir.path(), &sample(1000), 300);
+        let check = std::process::Command::new("sha256sum")
+            .args(["-c", "b.tar.sha256"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "{check:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&check.stdout)
+                .matches(": OK")
+                .count(),
+            4
+        );
+    }
+
+    #[test]
     fn an_exact_multiple_makes_no_empty_part_and_empty_input_one() {
         let dir = tempfile::tempdir().unwrap();
         let files = split(dir.path(), &sample(600), 300);

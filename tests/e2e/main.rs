@@ -20,6 +20,7 @@ mod faults;
 mod first_hour_cli;
 mod harness_selftest;
 mod import;
+mod keygen;
 mod management;
 mod offline;
 mod ops;
