@@ -128,8 +128,11 @@ impl UploadReader {
         let (sender, chunks) = tokio::sync::mpsc::channel(UPLOAD_DEPTH);
         tokio::spawn(async move {
             while let Some(chunk) = upload.next().await {
-                // The import ended (done or refused): stop reading.
                 if sender.send(chunk).await.is_err() {
+                    // The import ended early (refused): the rest is read
+                    // and dropped, so the client, still sending, gets the
+                    // answer rather than a connection reset mid-upload.
+                    while let Some(Ok(_)) = upload.next().await {}
                     break;
                 }
             }

@@ -447,7 +447,9 @@ async fn bad_bundles_are_refused_and_leave_the_store_as_it_was() {
         .await;
     }
     // Through the API, a refused bundle answers a JSON error the CLI prints.
-    let bad = HandMade::of(&[("hub/library/x:1", &image(6))], &[(&lacking, 10)]);
+    // Large, so the refusal comes while the CLI is still sending.
+    let big = images::large(48 * 1024 * 1024);
+    let bad = HandMade::of(&[("hub/library/x:1", &*big)], &[(&lacking, 10)]);
     let path = bad.write(&work.path().join("bad-api.tar"));
     let out = import_online(&ferry, &[path_str(&path)]).await;
     assert_refused(&out, &lacking, "a differential bundle through the API");

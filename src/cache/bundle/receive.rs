@@ -22,6 +22,9 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const MAX_SIDECAR_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_INDEX_BYTES: u64 = 16 * 1024 * 1024;
 const MAX_SMALL_BYTES: u64 = 64 * 1024;
+/// Entries read at most: what the import remembers per entry (a digest)
+/// stays bounded whatever the tar holds.
+const MAX_ENTRIES: usize = 1_000_000;
 /// Blob bytes copied per read: large blocks, memory flat whatever the size.
 const COPY_BLOCK: usize = 1024 * 1024;
 
@@ -59,7 +62,10 @@ pub(super) fn receive(
     let mut checked = false;
     let mut listed: BTreeMap<Digest, u64> = BTreeMap::new();
     let mut first = true;
-    for entry in archive.entries().map_err(read_error)? {
+    for (count, entry) in archive.entries().map_err(read_error)?.enumerate() {
+        if count >= MAX_ENTRIES {
+            return Err(invalid(format!("the bundle has over {MAX_ENTRIES} entries")).into());
+        }
         let mut entry = entry.map_err(header_error)?;
         let name = entry_name(&entry)?;
         let Some(name) = name else {
