@@ -73,6 +73,13 @@ impl Manager {
         Ok(self.caches.storage().import_marks(tags).await?)
     }
 
+    /// Per repository, the latest import that still holds one of its tags.
+    pub(crate) async fn latest_imports(
+        &self,
+    ) -> Result<std::collections::HashMap<String, ImportMark>, ManageError> {
+        Ok(self.caches.storage().latest_imports().await?)
+    }
+
     fn import_options(&self, request: ImportRequest) -> Result<ImportOptions, ManageError> {
         let invalid =
             |field: &str, message: String| ManageError::Invalid(json!({ field: [message] }));

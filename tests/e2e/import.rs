@@ -298,6 +298,7 @@ async fn a_skopeo_layout_imports_with_to_and_is_served_with_the_upstream_stopped
         ))
         .await;
     assert_eq!(tag["imported"]["source"], json!("oci-layout"), "{tag}");
+    assert_eq!(repo["imported"], tag["imported"], "{repo}");
     assert!(
         tag["imported"]["bundle"]
             .as_str()

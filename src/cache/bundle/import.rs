@@ -248,6 +248,14 @@ impl Storage {
         .await
     }
 
+    /// Per repository, the latest import that still holds one of its tags.
+    pub(crate) async fn latest_imports(
+        &self,
+    ) -> Result<std::collections::HashMap<String, ImportMark>, CacheError> {
+        let meta = self.meta.clone();
+        super::super::blocking(move || meta.blocking().latest_import_marks()).await
+    }
+
     /// The provenance of a tag, while it still points where the import
     /// pointed it.
     pub(crate) async fn import_mark(
