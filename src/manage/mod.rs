@@ -38,7 +38,7 @@ pub(crate) use bundles::GivenManifest;
 pub(crate) use bundles_import::{parse_map, ImportRequest, Upload};
 pub(crate) use content::ManifestDetails;
 pub(crate) use pins::{PinState, PinTarget};
-pub(crate) use prefetch::PrefetchReport;
+pub(crate) use prefetch::{Options as PrefetchOptions, PrefetchReport};
 pub(crate) use status::UpstreamStatus;
 
 #[derive(Debug, thiserror::Error)]
