@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::domain::RepoName;
 pub(crate) use crate::domain::Secret;
-pub(crate) use policy::{CachePolicy, StaleCase, StaleIf, TagPolicy, TagTtl};
+pub(crate) use policy::{complete_images, CachePolicy, StaleCase, StaleIf, TagPolicy, TagTtl};
 pub(crate) use remote::{CacheEntry, RemoteSpec};
 /// Sizes as the config writes them (`50GiB`, `500MB`, bytes), for flags.
 pub(crate) use size::parse as parse_size;
