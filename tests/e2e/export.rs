@@ -395,6 +395,36 @@ async fn selection_by_wildcard_pin_platform_and_referrers() {
     assert_eq!(referrers[0]["subject"], world.app.digest);
     let blobs = listed(&with_referrers, "blobs");
     assert!(sbom.blobs.iter().all(|b| blobs.contains_key(&b.digest)));
+    // The same flags from the command line: pulled within the hour, one
+    // platform; a date in the future selects nothing and writes nothing.
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("amd64.tar");
+    let path = file.display().to_string();
+    let url = ferry.url();
+    let base = ["export", "--url", &url, "--output", &path, "--tag", "2"];
+    let answer =
+        ferry_cli(&[&base[..], &["--since", "1h", "--platform", "linux/amd64"]].concat()).await;
+    assert!(answer.success, "{}", shown(&answer));
+    let blobs: BTreeSet<String> = Bundle::read(&file).blobs().into_keys().collect();
+    let amd64_only: BTreeSet<String> = [world.multi.digest.clone()]
+        .into_iter()
+        .chain(digests_of(&[amd64]))
+        .collect();
+    assert_eq!(blobs, amd64_only);
+    std::fs::remove_file(&file).unwrap();
+    let answer = ferry_cli(&[&base[..], &["--since", "2099-01-01"]].concat()).await;
+    assert!(!answer.success);
+    assert!(
+        answer.stderr.contains("matches no stored image"),
+        "{}",
+        shown(&answer)
+    );
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+
     // The fallback tag (`sha256-<hex>`) goes along as a reference.
     assert!(references(&with_referrers).contains(&format!(
         "docker-cache/other/app:{}",
