@@ -661,6 +661,25 @@ async fn the_api_refuses_strangers_and_bad_selections() {
         nothing.text
     );
 
+    // A plan handed back to be written (as a signed export does) whose
+    // config is gone meanwhile (evicted; here removed by hand) is refused
+    // before a byte is sent, naming the blob.
+    let planned = api.post(PLAN, json!({ "tags": ["v1"] })).await;
+    assert_eq!(planned.status, StatusCode::OK);
+    let config = &world.app.config().digest;
+    let hex = config.trim_start_matches("sha256:");
+    let file = ferry
+        .data_dir()
+        .join("blobs/sha256")
+        .join(&hex[..2])
+        .join(hex);
+    std::fs::remove_file(&file).unwrap();
+    let answer = api
+        .post(EXPORT, json!({ "manifest": planned.text, "selection": {} }))
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+    assert!(answer.text.contains(config.as_str()), "{}", answer.text);
+
     // The whole stream through the API: the tar's content type and name.
     let answer = reqwest::Client::new()
         .post(format!("{}{EXPORT}", ferry.url()))
