@@ -299,7 +299,11 @@ fn offline(args: &ExportArgs, dir: &Path, prepared: Prepared) -> ExitCode {
     let _lock = match datadir::lock(&config.data_dir, datadir::Missing::Refuse) {
         Ok(lock) => lock,
         Err(e) => {
-            eprintln!("ferry: {e} (is ferry running? then export with --url)");
+            let hint = match e {
+                datadir::DataDirError::InUse { .. } => " (or export from it with --url)",
+                _ => "",
+            };
+            eprintln!("ferry: {e}{hint}");
             return ExitCode::from(2);
         }
     };

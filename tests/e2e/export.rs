@@ -260,17 +260,28 @@ async fn api_and_data_dir_exports_agree_and_skopeo_reads_them() {
     let leftovers: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temp file left beside the bundle");
 
-    ferry.kill();
     let offline = out.path().join("offline.tar");
     let data_dir = ferry.data_dir().display().to_string();
-    let answer = ferry_cli(&[
+    let offline_args = [
         "export",
         "--data-dir",
         &data_dir,
         "--output",
         &offline.display().to_string(),
-    ])
-    .await;
+    ];
+    let refused = ferry_cli(&offline_args).await;
+    assert!(
+        !refused.success,
+        "the data dir of a running ferry is locked"
+    );
+    assert!(
+        refused.stderr.contains("is using") && refused.stderr.contains("--url"),
+        "{}",
+        shown(&refused)
+    );
+    assert!(!offline.exists());
+    ferry.kill();
+    let answer = ferry_cli(&offline_args).await;
     assert!(answer.success, "export --data-dir: {}", shown(&answer));
 
     let (api, off) = (Bundle::read(&via_api), Bundle::read(&offline));
