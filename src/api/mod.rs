@@ -40,7 +40,7 @@ use login::Credential;
 
 /// The largest request body the API reads.
 const MAX_BODY: u64 = 1024 * 1024;
-/// ... and for `bundles/export/` (some 100,000 blobs).
+/// ... and for `bundles/plan/` and `bundles/export/` (some 100,000 blobs).
 const MAX_EXPORT_BODY: u64 = 16 * 1024 * 1024;
 
 pub(crate) struct Api {
@@ -138,10 +138,13 @@ pub(crate) fn routes(
         )
 }
 
-/// The largest body `tail` takes: a signed export hands back its manifest,
-/// which lists every blob of the bundle.
+/// The largest body `tail` takes: a selection lists the blobs the receiver
+/// has, and a signed export hands back its manifest, which lists every blob.
 fn body_limit(tail: &str) -> u64 {
-    if tail.trim_end_matches('/') == "bundles/export" {
+    if matches!(
+        tail.trim_end_matches('/'),
+        "bundles/export" | "bundles/plan"
+    ) {
         MAX_EXPORT_BODY
     } else {
         MAX_BODY

@@ -299,7 +299,11 @@ fn offline(args: &ExportArgs, dir: &Path, prepared: Prepared) -> ExitCode {
     let _lock = match datadir::lock(&config.data_dir, datadir::Missing::Refuse) {
         Ok(lock) => lock,
         Err(e) => {
-            eprintln!("ferry: {e} (is ferry running? then export with --url)");
+            let hint = match e {
+                datadir::DataDirError::InUse { .. } => " (or export from it with --url)",
+                _ => "",
+            };
+            eprintln!("ferry: {e}{hint}");
             return ExitCode::from(2);
         }
     };
@@ -433,8 +437,16 @@ async fn through_api(client: &Client, prepared: Prepared) -> Result<ExitCode, Cl
         .as_ref()
         .map(|s| String::from_utf8_lossy(&s.sign(text.as_bytes())).into_owned());
     let body = json!({ "selection": selection, "manifest": text, "signature": signature });
-    let mut resp = client.post_download(EXPORT, &body).await?;
+    // Opened first: an unwritable FILE is found before ferry starts work.
     let mut sink = target.open().map_err(ClientError::Failed)?;
+    let mut resp = match client.post_download(EXPORT, &body).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            drop(sink);
+            target.abandon();
+            return Err(e);
+        }
+    };
     // Written as it arrives. Plain writes: this command has one task, and
     // nothing else waits on the thread.
     let received: Result<(), String> = async {

@@ -260,17 +260,28 @@ async fn api_and_data_dir_exports_agree_and_skopeo_reads_them() {
     let leftovers: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temp file left beside the bundle");
 
-    ferry.kill();
     let offline = out.path().join("offline.tar");
     let data_dir = ferry.data_dir().display().to_string();
-    let answer = ferry_cli(&[
+    let offline_args = [
         "export",
         "--data-dir",
         &data_dir,
         "--output",
         &offline.display().to_string(),
-    ])
-    .await;
+    ];
+    let refused = ferry_cli(&offline_args).await;
+    assert!(
+        !refused.success,
+        "the data dir of a running ferry is locked"
+    );
+    assert!(
+        refused.stderr.contains("is using") && refused.stderr.contains("--url"),
+        "{}",
+        shown(&refused)
+    );
+    assert!(!offline.exists());
+    ferry.kill();
+    let answer = ferry_cli(&offline_args).await;
     assert!(answer.success, "export --data-dir: {}", shown(&answer));
 
     let (api, off) = (Bundle::read(&via_api), Bundle::read(&offline));
@@ -395,6 +406,36 @@ async fn selection_by_wildcard_pin_platform_and_referrers() {
     assert_eq!(referrers[0]["subject"], world.app.digest);
     let blobs = listed(&with_referrers, "blobs");
     assert!(sbom.blobs.iter().all(|b| blobs.contains_key(&b.digest)));
+    // The same flags from the command line: pulled within the hour, one
+    // platform; a date in the future selects nothing and writes nothing.
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("amd64.tar");
+    let path = file.display().to_string();
+    let url = ferry.url();
+    let base = ["export", "--url", &url, "--output", &path, "--tag", "2"];
+    let answer =
+        ferry_cli(&[&base[..], &["--since", "1h", "--platform", "linux/amd64"]].concat()).await;
+    assert!(answer.success, "{}", shown(&answer));
+    let blobs: BTreeSet<String> = Bundle::read(&file).blobs().into_keys().collect();
+    let amd64_only: BTreeSet<String> = [world.multi.digest.clone()]
+        .into_iter()
+        .chain(digests_of(&[amd64]))
+        .collect();
+    assert_eq!(blobs, amd64_only);
+    std::fs::remove_file(&file).unwrap();
+    let answer = ferry_cli(&[&base[..], &["--since", "2099-01-01"]].concat()).await;
+    assert!(!answer.success);
+    assert!(
+        answer.stderr.contains("matches no stored image"),
+        "{}",
+        shown(&answer)
+    );
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+
     // The fallback tag (`sha256-<hex>`) goes along as a reference.
     assert!(references(&with_referrers).contains(&format!(
         "docker-cache/other/app:{}",
@@ -630,6 +671,25 @@ async fn the_api_refuses_strangers_and_bad_selections() {
         "{}",
         nothing.text
     );
+
+    // A plan handed back to be written (as a signed export does) whose
+    // config is gone meanwhile (evicted; here removed by hand) is refused
+    // before a byte is sent, naming the blob.
+    let planned = api.post(PLAN, json!({ "tags": ["v1"] })).await;
+    assert_eq!(planned.status, StatusCode::OK);
+    let config = &world.app.config().digest;
+    let hex = config.trim_start_matches("sha256:");
+    let file = ferry
+        .data_dir()
+        .join("blobs/sha256")
+        .join(&hex[..2])
+        .join(hex);
+    std::fs::remove_file(&file).unwrap();
+    let answer = api
+        .post(EXPORT, json!({ "manifest": planned.text, "selection": {} }))
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+    assert!(answer.text.contains(config.as_str()), "{}", answer.text);
 
     // The whole stream through the API: the tar's content type and name.
     let answer = reqwest::Client::new()
