@@ -8,7 +8,7 @@
 #   QUICK=1 benches/bundle.sh    # 128 MiB image, 1 run
 #
 # Knobs: BUNDLE_MB, BUNDLE_RUNS, FERRY_BIN, BENCH_TMP, KEEP_WORK. Needs about
-# 6 × BUNDLE_MB of free disk under BENCH_TMP. Prints a markdown section on
+# 4 × BUNDLE_MB of free disk under BENCH_TMP. Prints a markdown section on
 # stdout; progress on stderr.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail

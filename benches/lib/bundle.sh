@@ -53,6 +53,10 @@ bundle_phase() {
   log "phase 9: export and import of a $BUNDLE_MB MiB image ($BUNDLE_RUNS runs)"
   local quarter=$((BUNDLE_MB / 4)) run a_data="$WORK/ferry-a" t0 t1
   ((quarter > 0)) || die "BUNDLE_MB must be at least 4"
+  local free_kib
+  free_kib=$(df --output=avail -k "$WORK" | tail -1)
+  ((free_kib > BUNDLE_MB * 1024 * 9 / 2)) ||
+    die "phase 9 needs about $((BUNDLE_MB * 9 / 2)) MiB free under $WORK, there are $((free_kib / 1024)): set BUNDLE_MB lower"
   make_image "$UP" bench/bundle v1 "$WORK/img-bundle" raw "$quarter" "$quarter" "$quarter" "$quarter"
   # shellcheck disable=SC1091
   source "$WORK/img-bundle/image.env"
@@ -69,31 +73,55 @@ bundle_phase() {
   rm -rf "$WORK/pull/bundle"
   stop_pid "$FERRY_PID"
 
+  # In an order that keeps at most 4 copies of the image on disk: the
+  # upstream's, A's, and two made by the steps (each removed when done).
   for ((run = 1; run <= BUNDLE_RUNS; run++)); do
-    # --- export through the API of a running ferry A
-    start_ferry ferry-a "$a_data" "$UP"
-    local a_pid=$FERRY_PID a_url="http://127.0.0.1:$FERRY_PORT"
-    reset_hwm "$a_pid"
-    timed_peak export-url "$FERRY" export --output "$WORK/bundle.tar" --url "$a_url" --data-dir "$a_data"
-    BS[export-url]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") "
-    BR[export-url-cli]+="$TP_PEAK_KIB " BR[export-url-server]+="$(vmhwm_kib "$a_pid") "
-    BUNDLE_FILE_BYTES=$(size_of "$WORK/bundle.tar")
-
-    # --- skopeo: the same image from ferry A to an OCI layout
-    rm -rf "$WORK/oci"
-    timed_peak skopeo-oci skopeo --policy "$WORK/policy.json" copy --quiet --src-tls-verify=false \
-      "docker://127.0.0.1:${a_url##*:}/up/bench/bundle:v1" "oci:$WORK/oci:v1"
-    BS[export-skopeo]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[export-skopeo]+="$TP_PEAK_KIB "
-    stop_pid "$a_pid"
-
     # --- export from the stopped ferry A's data directory
     timed_peak export-dir "$FERRY" export --output "$WORK/bundle-dir.tar" --data-dir "$a_data"
     BS[export-dir]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[export-dir]+="$TP_PEAK_KIB "
     rm -f "$WORK/bundle-dir.tar"
 
-    # --- tar of the same files: ferry A's stored blobs
+    # --- the same, split into 4 parts (FILE.part001.., FILE.sha256), and
+    # imported from the parts given in reverse order into a stopped ferry C
+    timed_peak export-split "$FERRY" export --output "$WORK/split.tar" --data-dir "$a_data" --split "$((BUNDLE_MB / 4 + 1))MiB"
+    BS[export-split]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[export-split]+="$TP_PEAK_KIB "
+    BUNDLE_PARTS=$(find "$WORK" -maxdepth 1 -name 'split.tar.part*' | wc -l)
+    start_ferry ferry-c "$WORK/ferry-c" "http://127.0.0.1:9"
+    stop_pid "$FERRY_PID"
+    # shellcheck disable=SC2046 # the part names have no spaces
+    timed_peak import-split "$FERRY" import --data-dir "$WORK/ferry-c" $(find "$WORK" -maxdepth 1 -name 'split.tar.part*' | sort -r)
+    BS[import-split]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[import-split]+="$TP_PEAK_KIB "
+    rm -rf "$WORK/ferry-c" "$WORK"/split.tar.*
+
+    # --- tar of the same files (ferry A's stored blobs), and tar -x of it
     timed_peak tar-c tar -cf "$WORK/files.tar" -C "$a_data" blobs
     BS[export-tar]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[export-tar]+="$TP_PEAK_KIB "
+    mkdir -p "$WORK/untar"
+    timed_peak tar-x tar -xf "$WORK/files.tar" -C "$WORK/untar"
+    BS[import-tar]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[import-tar]+="$TP_PEAK_KIB "
+    rm -rf "$WORK/untar" "$WORK/files.tar"
+
+    # --- skopeo: the same image from a running ferry A to an OCI layout,
+    # then that layout into a fresh registry
+    start_ferry ferry-a "$a_data" "$UP"
+    local a_pid=$FERRY_PID a_url="http://127.0.0.1:$FERRY_PORT"
+    timed_peak skopeo-oci skopeo --policy "$WORK/policy.json" copy --quiet --src-tls-verify=false \
+      "docker://127.0.0.1:$FERRY_PORT/up/bench/bundle:v1" "oci:$WORK/oci:v1"
+    BS[export-skopeo]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[export-skopeo]+="$TP_PEAK_KIB "
+    start_registry reg-import "$WORK/reg-import" warn
+    timed_peak skopeo-push skopeo --policy "$WORK/policy.json" copy --quiet --dest-tls-verify=false \
+      "oci:$WORK/oci:v1" "docker://127.0.0.1:$REG_PORT/bench/bundle:v1"
+    BS[import-skopeo]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[import-skopeo]+="$TP_PEAK_KIB "
+    stop_pid "$REG_PID"
+    rm -rf "$WORK/reg-import" "$WORK/oci"
+
+    # --- export through the API of the running ferry A
+    reset_hwm "$a_pid"
+    timed_peak export-url "$FERRY" export --output "$WORK/bundle.tar" --url "$a_url" --data-dir "$a_data"
+    BS[export-url]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") "
+    BR[export-url-cli]+="$TP_PEAK_KIB " BR[export-url-server]+="$(vmhwm_kib "$a_pid") "
+    BUNDLE_FILE_BYTES=$(size_of "$WORK/bundle.tar")
+    stop_pid "$a_pid"
 
     # --- import through the API of a fresh ferry B whose upstream is unreachable
     start_ferry ferry-b "$WORK/ferry-b" "http://127.0.0.1:9"
@@ -117,24 +145,10 @@ bundle_phase() {
       stop_pid "$FERRY_PID"
     fi
     rm -rf "$WORK/ferry-c" "$WORK/bundle.tar"
-
-    # --- tar -x of the same files
-    mkdir -p "$WORK/untar"
-    timed_peak tar-x tar -xf "$WORK/files.tar" -C "$WORK/untar"
-    BS[import-tar]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[import-tar]+="$TP_PEAK_KIB "
-    rm -rf "$WORK/untar" "$WORK/files.tar"
-
-    # --- skopeo: the OCI layout into a fresh registry
-    start_registry reg-import "$WORK/reg-import" warn
-    timed_peak skopeo-push skopeo --policy "$WORK/policy.json" copy --quiet --dest-tls-verify=false \
-      "oci:$WORK/oci:v1" "docker://127.0.0.1:$REG_PORT/bench/bundle:v1"
-    BS[import-skopeo]+="$(mbps "$BUNDLE_BYTES" "$TP_SECONDS") " BR[import-skopeo]+="$TP_PEAK_KIB "
-    stop_pid "$REG_PID"
-    rm -rf "$WORK/reg-import" "$WORK/oci"
   done
   rm -rf "$a_data"
   local k
-  for k in export-url export-dir export-tar export-skopeo import-url import-dir import-tar import-skopeo; do
+  for k in export-url export-dir export-split export-tar export-skopeo import-url import-dir import-split import-tar import-skopeo; do
     log "bundle $k MB/s: ${BS[$k]}"
   done
   log "bundle peak RSS KiB: export url server ${BR[export-url-server]}cli ${BR[export-url-cli]}| dir ${BR[export-dir]}| import url server ${BR[import-url-server]}cli ${BR[import-url-cli]}| dir ${BR[import-dir]}"
@@ -158,6 +172,13 @@ One image, bench/bundle:v1: 4 random layers of $((BUNDLE_MB / 4)) MiB, $BUNDLE_B
 | 9a | Export (MB/s) | $(fmt "${M[export-url]}" 0) | $(fmt "${M[export-dir]}" 0) | $(fmt "${M[export-tar]}" 0) | $(fmt "${M[export-skopeo]}" 0) | $(ratio "${M[export-url]}" "${M[export-tar]}") | $(ratio "${M[export-url]}" "${M[export-skopeo]}") | $(ratio "${M[export-dir]}" "${M[export-tar]}") |
 | 9b | Import (MB/s) | $(fmt "${M[import-url]}" 0) | $(fmt "${M[import-dir]}" 0) | $(fmt "${M[import-tar]}" 0) | $(fmt "${M[import-skopeo]}" 0) | $(ratio "${M[import-url]}" "${M[import-tar]}") | $(ratio "${M[import-url]}" "${M[import-skopeo]}") | $(ratio "${M[import-dir]}" "${M[import-tar]}") |
 
+Split media (\`--data-dir\`, $BUNDLE_PARTS parts of at most $((BUNDLE_MB / 4 + 1)) MiB, imported from the parts given in reverse order, each part's checksum checked as it streams):
+
+| # | Measurement | ferry, split | ferry, one file | split ÷ one file | peak RSS, split (MiB) |
+|---|---|---:|---:|---:|---:|
+| 9e | Export --split (MB/s) | $(fmt "${M[export-split]}" 0) | $(fmt "${M[export-dir]}" 0) | $(ratio "${M[export-split]}" "${M[export-dir]}") | $(bundle_mib "${P[export-split]}") |
+| 9f | Import of the parts (MB/s) | $(fmt "${M[import-split]}" 0) | $(fmt "${M[import-dir]}" 0) | $(ratio "${M[import-split]}" "${M[import-dir]}") | $(bundle_mib "${P[import-split]}") |
+
 Peak RSS with the $BUNDLE_MB MiB bundle (MiB, VmHWM; the most of $BUNDLE_RUNS runs; the server's reset before the command):
 
 | # | | ferry server (--url) | ferry command (--url) | ferry command (--data-dir) | tar | skopeo |
@@ -165,7 +186,7 @@ Peak RSS with the $BUNDLE_MB MiB bundle (MiB, VmHWM; the most of $BUNDLE_RUNS ru
 | 9c | Export | $(bundle_mib "${P[export-url-server]}") | $(bundle_mib "${P[export-url-cli]}") | $(bundle_mib "${P[export-dir]}") | $(bundle_mib "${P[export-tar]}") | $(bundle_mib "${P[export-skopeo]}") |
 | 9d | Import | $(bundle_mib "${P[import-url-server]}") | $(bundle_mib "${P[import-url-cli]}") | $(bundle_mib "${P[import-dir]}") | $(bundle_mib "${P[import-tar]}") | $(bundle_mib "${P[import-skopeo]}") |
 
-$(for k in export-url export-dir export-tar export-skopeo import-url import-dir import-tar import-skopeo; do
+$(for k in export-url export-dir export-split export-tar export-skopeo import-url import-dir import-split import-tar import-skopeo; do
     printf -- '- %s MB/s: %s\n' "$k" "${BS[$k]% }"
   done)
 EOF

@@ -25,4 +25,4 @@ pub(crate) use format::{
     MANIFEST_JSON, OCI_LAYOUT, REF_NAME, SIGNATURE,
 };
 pub(crate) use sign::{generate_key_pair, BundleSigner, TrustedKey};
-pub(crate) use split::{open_parts, PartsReader, SplitWriter};
+pub(crate) use split::{check_parts, open_parts, parse_part_size, PartsReader, SplitWriter};

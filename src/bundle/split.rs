@@ -428,6 +428,18 @@ pub(crate) fn open_parts(files: &[PathBuf]) -> Result<Option<PartsReader>, Bundl
     }))
 }
 
+/// Checks every part of a split bundle against its checksum, reading each
+/// whole: `Ok(())` also for one whole bundle. A damaged part usually shows
+/// first as what the damage broke (a blob's digest, a tar header), since
+/// its checksum is known only at its end: after a failed import of parts,
+/// this names the damaged part so that the user knows which to copy again.
+pub(crate) fn check_parts(files: &[PathBuf]) -> Result<(), BundleError> {
+    match open_parts(files)? {
+        Some(parts) => parts.finish(),
+        None => Ok(()),
+    }
+}
+
 /// The checksum file's lines, `<sha256 hex>  FILE.partNNN` (or ` *` for
 /// binary mode, as `sha256sum -b` writes), sorted by part number.
 fn read_checksums(path: &Path) -> Result<Vec<(u32, [u8; 32])>, BundleError> {
@@ -700,6 +712,23 @@ mod tests {
         ));
         let plain = std::io::Error::other("disk on fire");
         assert!(matches!(BundleError::from(plain), BundleError::Io(_)));
+    }
+
+    #[test]
+    fn check_parts_names_the_damaged_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = split(dir.path(), &sample(1000), 300);
+        check_parts(&files).unwrap();
+        let mut bytes = std::fs::read(&files[2]).unwrap();
+        bytes[0] ^= 0x80;
+        std::fs::write(&files[2], &bytes).unwrap();
+        match check_parts(&files) {
+            Err(BundleError::DamagedPart { part }) => assert!(part.ends_with("b.tar.part003")),
+            other => panic!("{other:?}"),
+        }
+        let whole = dir.path().join("whole.tar");
+        std::fs::write(&whole, b"x").unwrap();
+        check_parts(&[whole]).unwrap();
     }
 
     #[test]
