@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::args::{DataArgs, ImportArgs, InventoryArgs, TargetArgs};
 use super::client::{Client, ClientError};
 use super::manage::{admin_password, unauthorized_message};
-use crate::bundle::{open_parts, TrustedKey, INDEX_JSON, OCI_LAYOUT};
+use crate::bundle::{check_parts, open_parts, TrustedKey, INDEX_JSON, OCI_LAYOUT};
 use crate::cache::{ImportError, ImportOptions, Storage};
 
 const IMPORT: &str = "/pulp/api/v3/bundles/import/";
@@ -39,7 +39,7 @@ pub(super) fn import(args: &ImportArgs) -> ExitCode {
         None => None,
     };
     match &args.target.url {
-        Some(url) => running(&args.target, url, |client| async move {
+        Some(url) => running(&args.target, url, &args.files, |client| async move {
             let mut query = vec![];
             if !args.map.is_empty() {
                 query.push(("map", args.map.join(",")));
@@ -70,6 +70,7 @@ pub(super) fn import(args: &ImportArgs) -> ExitCode {
             let configured = configured_base_paths(&args.target);
             let map = crate::manage::parse_map(&args.map).unwrap_or_default();
             let (to, pin, json) = (args.to.clone(), args.pin, args.json);
+            let files = args.files.clone();
             super::offline::offline(&data, move |storage| async move {
                 let mut served = configured;
                 served.extend(stored_base_paths(&storage).await?);
@@ -86,7 +87,7 @@ pub(super) fn import(args: &ImportArgs) -> ExitCode {
                         Ok(print_report(&value, json))
                     }
                     Err(ImportError::Bundle(e)) => {
-                        eprintln!("ferry: import refused: {e}");
+                        eprintln!("ferry: {}", refused(e.to_string(), &files));
                         Ok(ExitCode::FAILURE)
                     }
                     Err(ImportError::Cache(e)) => Err(e),
@@ -111,7 +112,7 @@ pub(super) fn inventory(args: &InventoryArgs) -> ExitCode {
         }
     };
     match &args.target.url {
-        Some(url) => running(&args.target, url, |client| async move {
+        Some(url) => running(&args.target, url, &[], |client| async move {
             Ok(write(&client.get(INVENTORY).await?))
         }),
         None => {
@@ -151,7 +152,7 @@ fn data_args(target: &TargetArgs) -> Result<DataArgs, String> {
 
 /// Calls a running ferry with the admin password found as the other
 /// management commands find it.
-fn running<F, Fut>(target: &TargetArgs, url: &str, work: F) -> ExitCode
+fn running<F, Fut>(target: &TargetArgs, url: &str, files: &[PathBuf], work: F) -> ExitCode
 where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = Result<ExitCode, ClientError>>,
@@ -175,7 +176,7 @@ where
                 ExitCode::FAILURE
             }
             Err(ClientError::Refused { body, .. }) => {
-                eprintln!("ferry: import refused: {}", refusal(&body));
+                eprintln!("ferry: {}", refused(refusal(&body), files));
                 ExitCode::FAILURE
             }
             Err(e) => {
@@ -184,6 +185,18 @@ where
             }
         }
     })
+}
+
+/// Why an import was refused. Of split parts, a damaged one shows first
+/// as what the damage broke (a blob's digest, a tar header), its checksum
+/// being known only at its end: the parts are checked again, so that the
+/// message names the part to copy again.
+fn refused(message: String, files: &[PathBuf]) -> String {
+    let split = files.len() > 1 || files.first().is_some_and(|f| looks_like_part(f));
+    match split.then(|| check_parts(files)) {
+        Some(Err(e)) => format!("import refused: {e} ({message})"),
+        _ => format!("import refused: {message}"),
+    }
 }
 
 /// The message of an API refusal (`{"bundle": ["..."]}` or `{"detail": ...}`).

@@ -732,6 +732,14 @@ async fn the_round_trip_export_then_import_serves_everything_without_the_upstrea
         "{}",
         out.stdout
     );
+    // A damaged part is named (into a ferry that holds none of it).
+    let second = work.path().join("split.tar.part002");
+    let mut bytes = std::fs::read(&second).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&second, bytes).unwrap();
+    let fresh = Ferry::start_with(&[unreachable_cache("hub")], &[], &[]);
+    let damaged = import_online(&fresh, &parts).await;
+    assert_refused(&damaged, "split.tar.part002", "a damaged part");
 
     // A differential bundle: B's inventory, A's new image, only new blobs.
     upstream.start_again().await;
