@@ -401,6 +401,27 @@ async fn bad_bundles_are_refused_and_leave_the_store_as_it_was() {
     let bad_name = HandMade::of(&[("hub/library/Bad:1", &image(4))], &[]);
     cases.push(("an invalid reference", bad_name, "hub/library/Bad:1".into()));
 
+    // index.json re-pointing tags, the (signable) sidecar untouched.
+    let (seven, eight) = (image(7), image(8));
+    let mut swapped = HandMade::of(
+        &[
+            ("hub/library/bad7:1", &seven),
+            ("hub/library/bad7:2", &eight),
+        ],
+        &[],
+    );
+    let mut index: Value = serde_json::from_slice(&swapped.entries[2].1).unwrap();
+    let first = index["manifests"][0]["annotations"][REF_NAME].clone();
+    index["manifests"][0]["annotations"][REF_NAME] =
+        index["manifests"][1]["annotations"][REF_NAME].clone();
+    index["manifests"][1]["annotations"][REF_NAME] = first;
+    swapped.entries[2].1 = serde_json::to_vec(&index).unwrap();
+    cases.push((
+        "index.json re-pointing a tag",
+        swapped,
+        "does not match ferry-bundle.json".into(),
+    ));
+
     let lacking = "sha256:".to_string() + &"ab".repeat(32);
     let assumes = image(5);
     let differential = HandMade::of(&[("hub/library/bad5:1", &assumes)], &[(&lacking, 10)]);

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::import_error::ImportError;
 use super::receive::{receive, Received};
-use crate::bundle::{BundleError, BundleRef, TrustedKey, REF_NAME};
+use crate::bundle::{BundleError, BundleRef, TrustedKey, MANIFEST_JSON, REF_NAME};
 use crate::cache::manifest_info::{checked_media_type, describe};
 use crate::cache::manifests::{fresh_repo_record, looks_like_manifest, MAX_MANIFEST_BYTES};
 use crate::cache::CacheError;
@@ -334,6 +334,17 @@ fn plan(
         tags: Vec::new(),
         referrers: Vec::new(),
     };
+    // With a sidecar, its references (what a signature covers) are the
+    // tags: `index.json` must name exactly those, at the same digests.
+    let mut expected: Option<BTreeMap<String, Digest>> = received.sidecar.as_ref().map(|s| {
+        s.references
+            .iter()
+            .map(|r| (r.reference.clone(), r.digest.clone()))
+            .collect()
+    });
+    let disagree = |what: String| {
+        BundleError::Invalid(format!("index.json does not match {MANIFEST_JSON}: {what}"))
+    };
     for entry in entries {
         let declared = entry.media_type.as_deref();
         let (record, children) = check_manifest(blobs, &entry.digest, declared, &mut plan)?;
@@ -341,6 +352,12 @@ fn plan(
             // Untagged entries are checked but name nothing to serve.
             continue;
         };
+        if let Some(expected) = &mut expected {
+            if expected.remove(&name).as_ref() != Some(&entry.digest) {
+                let digest = &entry.digest;
+                return Err(disagree(format!("{name} at {digest} is not listed so")).into());
+            }
+        }
         let reference = resolve(&name, options)?;
         let base = base_path_of(&reference.repository, &options.served);
         plan.tags.push(PlannedTag {
@@ -351,6 +368,9 @@ fn plan(
             size: record.size,
             children,
         });
+    }
+    if let Some((name, _)) = expected.and_then(|rest| rest.into_iter().next()) {
+        return Err(disagree(format!("it does not name {name}")).into());
     }
     if let Some(sidecar) = &received.sidecar {
         for referrer in &sidecar.referrers {
