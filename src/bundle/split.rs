@@ -18,8 +18,8 @@ use super::BundleError;
 
 /// Part numbers run from 1 to this: a bound on files opened and listed.
 pub(crate) const MAX_PARTS: u32 = 99_999;
-/// A checksum line is ~80 bytes plus the file name.
-const MAX_CHECKSUM_FILE: u64 = 64 * 1024 * 1024;
+/// A checksum line is ~80 bytes plus the file name: room for every part.
+const MAX_CHECKSUM_FILE: u64 = 16 * 1024 * 1024;
 const PART_MARK: &str = ".part";
 const CHECKSUM_SUFFIX: &str = ".sha256";
 
@@ -473,6 +473,8 @@ fn read_checksums(path: &Path) -> Result<Vec<(u32, [u8; 32])>, BundleError> {
             source,
         })?;
         let number = index + 1;
+        // A copy through a tool that wrote CRLF line ends still reads.
+        let line = line.trim_end_matches('\r');
         if line.trim().is_empty() {
             continue;
         }
@@ -582,6 +584,16 @@ mod tests {
         assert_eq!(read_all(&shuffled).unwrap(), data);
         // The checksum file alone: every part it lists, from beside it.
         assert_eq!(read_all(&files[4..]).unwrap(), data);
+    }
+
+    #[test]
+    fn a_checksum_file_with_crlf_line_ends_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample(100);
+        let files = split(dir.path(), &data, 60);
+        let text = std::fs::read_to_string(&files[2]).unwrap();
+        std::fs::write(&files[2], text.replace('\n', "\r\n")).unwrap();
+        assert_eq!(read_all(&files).unwrap(), data);
     }
 
     #[test]
