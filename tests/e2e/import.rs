@@ -532,8 +532,21 @@ async fn an_import_killed_mid_way_completes_when_run_again() {
     assert_eq!(verify.code, Some(0), "{verify:?}");
     let gc = ferry.offline("gc").await;
     assert!(gc.stdout.contains("removed 0 objects"), "{gc:?}");
+    // Also under a base path no cache serves yet (`--map hub=later`)...
+    import_offline(&ferry, &[path_str(&path), "--map", "hub=later"])
+        .await
+        .expect_ok("the import under another base path");
     ferry.start_again();
     assert_skopeo_copy_matches(&image_ref(ferry.host(), "hub/library/big", "1"), &big).await;
+    // ... served once a cache of it is defined through the API, its
+    // upstream unreachable.
+    let api = PulpApi::admin(&ferry);
+    let remote = api
+        .remote_href("later", &format!("http://127.0.0.1:{}", free_port()))
+        .await;
+    api.create_distribution("later", "later", &remote, false)
+        .await;
+    assert_skopeo_copy_matches(&image_ref(ferry.host(), "later/library/big", "1"), &big).await;
 }
 
 /// Pulls `image` (every child of an index, every blob) through a ferry.
