@@ -107,12 +107,7 @@ impl Client {
             url: url.clone(),
             reason: crate::upstream::error_chain(&e),
         })?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(ClientError::Refused { status, body: text });
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        json_answer(resp).await
     }
 
     pub(super) async fn get(&self, path: &str) -> Result<Value, ClientError> {
@@ -280,11 +275,17 @@ impl Client {
                 url: url.clone(),
                 reason: crate::upstream::error_chain(&e),
             })?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(ClientError::Refused { status, body: text });
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        json_answer(resp).await
     }
+}
+
+/// The JSON an answer carries (null when it has none), or the refusal with
+/// its body.
+async fn json_answer(resp: reqwest::Response) -> Result<Value, ClientError> {
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(ClientError::Refused { status, body: text });
+    }
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }

@@ -11,11 +11,12 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use super::args::ExportArgs;
+use super::args::{DataArgs, ExportArgs};
 use super::client::{Client, ClientError};
 use super::manage::{admin_password, unauthorized_message};
 use crate::bundle::{
@@ -23,7 +24,7 @@ use crate::bundle::{
 };
 use crate::cache::bundle::BundleToWrite;
 use crate::cache::Storage;
-use crate::datadir;
+
 use crate::domain::Platforms;
 
 const PLAN: &str = "/pulp/api/v3/bundles/plan/";
@@ -289,74 +290,53 @@ fn hostname() -> String {
 
 /// From a stopped ferry's data directory, holding its lock throughout.
 fn offline(args: &ExportArgs, dir: &Path, prepared: Prepared) -> ExitCode {
-    let config = match super::config_with_data_dir(args.config.as_deref(), Some(dir)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("ferry: {e}");
-            return ExitCode::from(2);
-        }
+    let data = DataArgs {
+        config: args.config.clone(),
+        data_dir: Some(dir.to_path_buf()),
     };
-    let _lock = match datadir::lock(&config.data_dir, datadir::Missing::Refuse) {
-        Ok(lock) => lock,
-        Err(e) => {
-            let hint = match e {
-                datadir::DataDirError::InUse { .. } => " (or export from it with --url)",
-                _ => "",
-            };
-            eprintln!("ferry: {e}{hint}");
-            return ExitCode::from(2);
-        }
-    };
-    let storage = match Storage::open(&config.data_dir) {
-        Ok(s) => s,
-        Err(source) => {
-            let path = config.data_dir.clone();
-            eprintln!(
-                "ferry: {}",
-                crate::server::ServeError::Storage { path, source }
-            );
-            return ExitCode::from(2);
-        }
-    };
+    super::offline::offline(&data, move |storage| async move {
+        Ok(export_offline(storage, prepared).await)
+    })
+}
+
+async fn export_offline(storage: Arc<Storage>, prepared: Prepared) -> ExitCode {
     let Prepared {
         selection,
         signer,
         target,
     } = prepared;
-    super::run_command(async move {
-        let zstd = selection.zstd;
-        let source = BundleSource {
-            ferry: env!("CARGO_PKG_VERSION").to_string(),
-            name: hostname(),
-        };
-        let planned = storage
-            .plan_export(selection, source)
-            .await
-            .and_then(|m| BundleToWrite::new(m, zstd));
-        let mut bundle = match planned {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("ferry: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        if let Some(signer) = &signer {
-            bundle.signature = Some(signer.sign(&bundle.manifest_bytes));
+    let zstd = selection.zstd;
+    let source = BundleSource {
+        ferry: env!("CARGO_PKG_VERSION").to_string(),
+        name: hostname(),
+    };
+    let planned = storage
+        .plan_export(selection, source)
+        .await
+        .and_then(|m| BundleToWrite::new(m, zstd));
+    let mut bundle = match planned {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return ExitCode::FAILURE;
         }
-        let manifest = bundle.manifest.clone();
-        let sink = match target.open() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("ferry: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let written = match storage.write_bundle(bundle, sink).await {
-            Ok(sink) => target.finish(sink),
-            Err(e) => Err(e.to_string()),
-        };
-        done(&target, &manifest, written)
-    })
+    };
+    if let Some(signer) = &signer {
+        bundle.signature = Some(signer.sign(&bundle.manifest_bytes));
+    }
+    let manifest = bundle.manifest.clone();
+    let sink = match target.open() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let written = match storage.write_bundle(bundle, sink).await {
+        Ok(sink) => target.finish(sink),
+        Err(e) => Err(e.to_string()),
+    };
+    done(&target, &manifest, written)
 }
 
 fn done(

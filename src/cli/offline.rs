@@ -61,7 +61,13 @@ where
     let _lock = match datadir::lock(&config.data_dir, datadir::Missing::Refuse) {
         Ok(lock) => lock,
         Err(e) => {
-            eprintln!("ferry: {e}");
+            let hint = match e {
+                datadir::DataDirError::InUse { .. } => {
+                    " (stop it first; export, import and inventory can go through it with --url)"
+                }
+                _ => "",
+            };
+            eprintln!("ferry: {e}{hint}");
             return ExitCode::from(2);
         }
     };

@@ -107,7 +107,9 @@ pub(crate) fn check_selection(selection: &Selection) -> Result<(), ExportError> 
         }
     }
     if let Some(Platforms::Listed(list)) = &selection.platforms {
-        if list.is_empty() || list.len() > MAX_PLATFORMS || !list.iter().all(|p| valid_platform(p))
+        if list.is_empty()
+            || list.len() > MAX_PLATFORMS
+            || !list.iter().all(|p| crate::domain::valid_platform(p))
         {
             return Err(invalid(
                 "platforms: give \"all\" or 1 to 16 of os/architecture[/variant]",
@@ -118,16 +120,6 @@ pub(crate) fn check_selection(selection: &Selection) -> Result<(), ExportError> 
         return Err(invalid(format!("have: at most {MAX_HAVE} blobs")));
     }
     Ok(())
-}
-
-fn valid_platform(p: &str) -> bool {
-    let parts: Vec<&str> = p.split('/').collect();
-    (2..=3).contains(&parts.len())
-        && parts.iter().all(|s| {
-            !s.is_empty()
-                && s.len() <= 32
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        })
 }
 
 /// Whether `text` matches one of `patterns` (an empty list matches all).
