@@ -270,6 +270,7 @@ impl Storage {
         grace: Duration,
         temp_grace: Duration,
     ) -> Result<GcReport, CacheError> {
+        let _no_import_meanwhile = self.collecting.write().await;
         let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
         let (report, freed) = blocking(move || {
             let meta = meta.blocking();

@@ -51,6 +51,11 @@ pub(crate) struct Storage {
     quota: quota::Quota,
     /// One eviction at a time.
     evicting: tokio::sync::Mutex<()>,
+    /// Garbage collection (write) waits for imports under way (read): an
+    /// import's blobs are referenced only once all of them are checked, and
+    /// one stored by an earlier, interrupted import may be older than GC's
+    /// grace.
+    collecting: tokio::sync::RwLock<()>,
     /// Images being completed in the background (`complete_images`).
     completions: complete::Completions,
     /// The breaker of each upstream (by URL and proxy), so that caches of
@@ -97,6 +102,7 @@ impl Storage {
             manifests: ManifestMemo::default(),
             quota: quota::Quota::new(max_size, used, usage),
             evicting: tokio::sync::Mutex::new(()),
+            collecting: tokio::sync::RwLock::new(()),
             completions: complete::Completions::default(),
             upstream_health: Mutex::new(HashMap::new()),
         }))

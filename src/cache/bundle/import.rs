@@ -115,6 +115,9 @@ impl Storage {
         reader: Box<dyn Read + Send>,
         options: ImportOptions,
     ) -> Result<ImportReport, ImportError> {
+        // Until the records reference what the stream stored (or found
+        // stored, unreferenced and maybe old), GC must not remove it.
+        let _no_gc_meanwhile = self.collecting.read().await;
         let blobs = self.blobs.clone();
         let opts = options.clone();
         let (received, plan) = on_blocking_pool(move || {
