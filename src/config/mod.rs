@@ -12,10 +12,12 @@ use crate::domain::RepoName;
 pub(crate) use crate::domain::Secret;
 pub(crate) use policy::{CachePolicy, StaleCase, StaleIf, TagPolicy, TagTtl};
 pub(crate) use remote::{CacheEntry, RemoteSpec};
+pub(crate) use storage::{S3Settings, StorageConfig};
 pub(crate) use tag_rules::TagRules;
 
 mod policy;
 mod remote;
+mod storage;
 mod tag_rules;
 
 /// The configuration ferry runs with when the user gives none.
@@ -108,6 +110,10 @@ pub(crate) struct Config {
     /// reading) before the connection is closed.
     #[serde(default = "default_client_write_timeout")]
     pub client_write_timeout_secs: u64,
+    /// Where blobs are kept: `data_dir` (the default) or an S3-compatible
+    /// object store (`[storage]`, config/storage.rs).
+    #[serde(default)]
+    pub storage: StorageConfig,
 }
 
 /// Who may browse the cached content. Pulls are not affected.
@@ -221,6 +227,7 @@ impl Config {
                 "max_connections and the client_*_timeout_secs must be above 0".into(),
             ));
         }
+        self.storage.s3()?;
         for (i, cache) in self.caches.iter().enumerate() {
             RepoName::parse(&cache.base_path).map_err(|e| {
                 ConfigError::Invalid(format!("cache base_path {:?}: {e}", cache.base_path))
