@@ -19,6 +19,7 @@ mod faults;
 mod first_hour_cli;
 mod harness_selftest;
 mod management;
+mod object_store;
 mod offline;
 mod ops;
 mod partial_pull;
