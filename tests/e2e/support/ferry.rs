@@ -337,7 +337,7 @@ impl Drop for Ferry {
 
 /// `args` with the shared object store's `[storage]` in their config.
 fn with_run_storage(dir: &Path, mut args: Vec<String>) -> Vec<String> {
-    let storage = super::seaweed::fresh_storage_toml(super::seaweed::shared());
+    let storage = super::seaweed::fresh_storage_toml(&dir.join("data"));
     match args.iter().position(|a| a == "--config") {
         Some(i) => {
             let path = PathBuf::from(&args[i + 1]);
@@ -556,10 +556,15 @@ impl Ferry {
             "stop ferry before `ferry {subcommand}`"
         );
         let mut cmd = tokio::process::Command::new(ferry_bin());
-        cmd.arg(subcommand)
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .env("RUST_LOG", "info")
+        cmd.arg(subcommand).arg("--data-dir").arg(self.data_dir());
+        // On the object store: the `[storage]` of its config file.
+        if let Some(i) = self.args.iter().position(|a| a == "--config") {
+            let config = &self.args[i + 1];
+            if std::fs::read_to_string(config).is_ok_and(|t| t.contains("[storage]")) {
+                cmd.arg("--config").arg(config);
+            }
+        }
+        cmd.env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -8,11 +8,12 @@
 //! without copies. The tests look into the bucket through SeaweedFS's
 //! filer HTTP API (curl), the engine's own interface.
 
+use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const BUCKET: &str = "ferry";
@@ -51,15 +52,34 @@ pub fn shared() -> &'static Seaweed {
     })
 }
 
-/// A `[storage]` section for a ferry of its own under a fresh prefix.
-pub fn fresh_storage_toml(weed: &Seaweed) -> String {
+/// The key prefix of the ferry whose data directory is `data_dir`, in an
+/// `s3_mode` run (the tests' view of "its blob tree").
+fn prefixes() -> &'static Mutex<HashMap<PathBuf, String>> {
+    static PREFIXES: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
+    PREFIXES.get_or_init(Default::default)
+}
+
+pub fn prefix_of(data_dir: &Path) -> Option<String> {
+    if !s3_mode() {
+        return None;
+    }
+    prefixes().lock().unwrap().get(data_dir).cloned()
+}
+
+/// A `[storage]` section for the ferry of `data_dir`, under a fresh prefix
+/// of its own in the shared store.
+pub fn fresh_storage_toml(data_dir: &Path) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let prefix = format!(
         "e2e-{}-{}/",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     );
-    weed.storage_toml(&prefix)
+    prefixes()
+        .lock()
+        .unwrap()
+        .insert(data_dir.to_path_buf(), prefix.clone());
+    shared().storage_toml(&prefix)
 }
 
 fn free_port() -> u16 {
@@ -247,6 +267,19 @@ impl Seaweed {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Writes `bytes` as object `key` (through the filer).
+    pub fn put(&self, key: &str, bytes: &[u8]) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        let status = Command::new("curl")
+            .args(["-sf", "-o", "/dev/null", "-X", "PUT", "--data-binary"])
+            .arg(format!("@{}", file.path().display()))
+            .arg(format!("{}/buckets/{BUCKET}/{key}", self.filer()))
+            .status()
+            .expect("curl");
+        assert!(status.success(), "PUT {key} through the filer");
     }
 
     /// The bytes of object `key`, or `None` when there is none.
