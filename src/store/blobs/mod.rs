@@ -16,7 +16,6 @@
 mod dir;
 mod s3;
 mod staging;
-mod upload;
 
 use std::fs::File;
 use std::time::{Duration, SystemTime};

@@ -32,6 +32,10 @@ fn entries(dir: &Path) -> Vec<std::fs::DirEntry> {
 /// (its `path` is then `s3:<key>`).
 pub fn blob_files(data_dir: &Path) -> Vec<StoredFile> {
     if let Some(prefix) = seaweed::prefix_of(data_dir) {
+        assert!(
+            entries(&data_dir.join("blobs/sha256")).is_empty(),
+            "an object-store ferry stored blobs on local disk"
+        );
         let dir = format!("{prefix}blobs/sha256");
         return seaweed::shared()
             .list(&dir)

@@ -22,7 +22,7 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as Key;
 use object_store::PutPayload;
 
-use super::s3::{unavailable, IoRuntime, PART_SIZE};
+use super::runtime::{unavailable, IoRuntime, PART_SIZE};
 use crate::store::StoreError;
 
 /// S3 allows at most this many parts: larger blobs get larger parts.

@@ -9,6 +9,9 @@
 //! thread), so the backend works the same under `ferry serve` and under the
 //! offline commands, whose runtime is single-threaded.
 
+mod runtime;
+mod upload;
+
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,15 +26,12 @@ use object_store::{
     PutPayload, RetryConfig,
 };
 
-use super::upload::{self, UploadJournal};
+use self::runtime::{unavailable, IoRuntime, PART_SIZE};
+use self::upload::UploadJournal;
 use super::{BlobBackend, BlobReader, OpenBlob, Staging, StoredBlob, VerifiedTemp};
 use crate::config::S3Settings;
 use crate::domain::Digest;
 use crate::store::StoreError;
-
-/// Blobs up to this size go up in one PUT (create-only), larger ones in
-/// parts of at least this size (S3's minimum part is 5 MiB).
-pub(super) const PART_SIZE: u64 = 8 * 1024 * 1024;
 
 /// A failed request is tried this often more, quickly: an unreachable
 /// store must turn into a 503 within a few seconds, not minutes.
@@ -40,47 +40,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One request (a part, or a ranged read streamed to a slow client) may
 /// take this long: bounds a hung store without cutting a long read.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// The object store's own runtime, shut down without blocking when the
-/// backend goes (dropping a runtime inside another one would panic).
-pub(super) struct IoRuntime(Option<tokio::runtime::Runtime>);
-
-impl IoRuntime {
-    fn new() -> io::Result<IoRuntime> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("ferry-s3")
-            .enable_all()
-            .build()?;
-        Ok(IoRuntime(Some(runtime)))
-    }
-
-    fn handle(&self) -> &tokio::runtime::Handle {
-        match &self.0 {
-            Some(runtime) => runtime.handle(),
-            None => unreachable!("the runtime is only taken on drop"),
-        }
-    }
-
-    /// Runs `work` to completion; call from a thread that may block.
-    pub(super) fn block_on<F: std::future::Future>(&self, work: F) -> F::Output {
-        self.handle().block_on(work)
-    }
-}
-
-impl Drop for IoRuntime {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-/// Any failure to talk to the object store: the service is unavailable to
-/// ferry (a 503 on `/v2/`), whatever the reason (down, refused, denied).
-pub(super) fn unavailable(e: object_store::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
 
 /// `Ok(None)` for an object that is not there.
 fn absent_as_none<T>(result: object_store::Result<T>) -> Result<Option<T>, StoreError> {
