@@ -22,7 +22,7 @@ pub(crate) enum StorageKind {
     S3,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StorageConfig {
     #[serde(default)]
@@ -46,6 +46,22 @@ pub(crate) struct StorageConfig {
     pub access_key_id: Option<Secret>,
     #[serde(default, serialize_with = "super::redact::secret")]
     pub secret_access_key: Option<Secret>,
+}
+
+/// The same defaults whether `[storage]` is absent or partly given.
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            kind: StorageKind::Local,
+            endpoint: None,
+            bucket: None,
+            region: default_region(),
+            path_style: default_path_style(),
+            prefix: String::new(),
+            access_key_id: None,
+            secret_access_key: None,
+        }
+    }
 }
 
 fn default_region() -> String {
@@ -140,6 +156,11 @@ mod tests {
     #[test]
     fn local_is_the_default_and_s3_needs_a_bucket() {
         assert_eq!(parse("").kind, StorageKind::Local);
+        let absent = StorageConfig::default();
+        assert_eq!(
+            (absent.region.as_str(), absent.path_style),
+            ("us-east-1", true)
+        );
         assert!(parse("").s3().unwrap().is_none());
         let err = parse("kind = \"s3\"").s3().unwrap_err().to_string();
         assert!(err.contains("needs a bucket"), "{err}");

@@ -168,3 +168,42 @@ fn signal(pid: u32, name: &str) {
         .unwrap();
     assert!(status.success(), "kill -{name} {pid}");
 }
+
+#[tokio::test]
+async fn config_check_validates_storage_and_never_shows_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ferry.toml");
+    let check = |env: &[(&str, &str)]| {
+        let out = Command::new(ferry_bin())
+            .args(["config", "check"])
+            .arg(&config)
+            .env_remove("FERRY_S3_ACCESS_KEY_ID")
+            .env_remove("FERRY_S3_SECRET_ACCESS_KEY")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    std::fs::write(&config, "[storage]\nkind = \"s3\"\n").unwrap();
+    let (code, text) = check(&[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("needs a bucket"), "{text}");
+
+    std::fs::write(
+        &config,
+        "[storage]\nkind = \"s3\"\nbucket = \"ferry\"\nendpoint = \"http://127.0.0.1:8333\"\n\
+         access_key_id = \"AKIA-FROM-FILE\"\n",
+    )
+    .unwrap();
+    let (code, text) = check(&[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("go together"), "{text}");
+    // The secret from the environment completes it; neither is shown.
+    let (code, text) = check(&[("FERRY_S3_SECRET_ACCESS_KEY", "env-secret-123")]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("kind = \"s3\""), "{text}");
+    assert!(text.contains("access_key_id = \"<redacted>\""), "{text}");
+    assert!(!text.contains("AKIA-FROM-FILE") && !text.contains("env-secret-123"));
+}
