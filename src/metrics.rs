@@ -21,6 +21,7 @@ pub(crate) struct Metrics {
     upstream_bytes: Counter,
     upstream_errors: Family<Labels, Counter>,
     stale_served: Family<Labels, Counter>,
+    complete_images: Family<Labels, Counter>,
     evictions: Counter,
     cache_evictions: Family<Labels, Counter>,
     cache_bytes: Family<Labels, Gauge>,
@@ -51,6 +52,7 @@ impl Metrics {
             upstream_bytes: Counter::default(),
             upstream_errors: Family::default(),
             stale_served: Family::default(),
+            complete_images: Family::default(),
             evictions: Counter::default(),
             cache_evictions: Family::default(),
             cache_bytes: Family::default(),
@@ -112,6 +114,11 @@ impl Metrics {
             "stale_served",
             "Cached tags served unconfirmed although the upstream failed or refused, by cache and the stale_if case that allowed it (error, unauthorized, not_found)",
             m.stale_served.clone(),
+        );
+        registry.register(
+            "complete_images",
+            "Indexes whose chosen platforms were fetched in the background (complete_images), by cache and outcome (completed, failed, skipped)",
+            m.complete_images.clone(),
         );
         registry.register(
             "evictions",
@@ -235,6 +242,16 @@ impl Metrics {
             .get_or_create(&vec![
                 ("cache", cache.to_string()),
                 ("reason", reason.to_string()),
+            ])
+            .inc();
+    }
+
+    /// An index completed in the background, or not (`complete_images`).
+    pub(crate) fn complete_images(&self, cache: &str, outcome: &'static str) {
+        self.complete_images
+            .get_or_create(&vec![
+                ("cache", cache.to_string()),
+                ("outcome", outcome.to_string()),
             ])
             .inc();
     }

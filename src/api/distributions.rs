@@ -13,7 +13,7 @@ use super::http::{
 };
 use super::{hrefs, remotes, Api};
 use crate::domain::Platforms;
-use crate::manage::{DistributionRecord, PinTarget};
+use crate::manage::{DistributionRecord, PinTarget, PrefetchOptions};
 use crate::visibility::Viewer;
 
 pub(crate) const COLLECTION: &str = "/pulp/api/v3/distributions/container/pull-through/";
@@ -231,13 +231,18 @@ pub(crate) async fn handle(
 /// `POST <distribution>prefetch/` (ferry's addition): `references`, a list
 /// of `repository:tag` (tag wildcards allowed) or `repository@digest`, and
 /// `platforms`: `"all"`, a list or comma-separated string of
-/// `os/arch[/variant]`, or absent for ferry's own platform.
+/// `os/arch[/variant]`, or absent for ferry's own platform; `referrers`:
+/// also each image's referrers.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct PrefetchInput {
     pub references: Vec<String>,
     #[serde(default)]
     #[schema(value_type = Object)]
     pub platforms: Option<serde_json::Value>,
+    /// ferry's addition: also fetch each image's referrers (signatures,
+    /// SBOMs, attestations) and their blobs, so they verify offline.
+    #[serde(default)]
+    pub referrers: bool,
 }
 
 fn platforms_of(value: Option<serde_json::Value>) -> Result<Platforms, ApiError> {
@@ -257,15 +262,7 @@ fn platforms_of(value: Option<serde_json::Value>) -> Result<Platforms, ApiError>
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(refused()),
     };
-    let valid = |p: &str| {
-        let parts: Vec<&str> = p.split('/').collect();
-        (2..=3).contains(&parts.len())
-            && parts.iter().all(|s| {
-                !s.is_empty()
-                    && s.len() <= 32
-                    && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            })
-    };
+    let valid = crate::domain::valid_platform;
     if names.is_empty() || names.len() > 16 || !names.iter().all(|p| valid(p)) {
         return Err(refused());
     }
@@ -281,10 +278,13 @@ async fn prefetch(api: &Api, req: &Request, viewer: &Viewer, id: &str) -> Result
         return Err(ApiError::method_not_allowed(&req.method));
     }
     let input: PrefetchInput = req.json()?;
-    let platforms = platforms_of(input.platforms)?;
+    let options = PrefetchOptions {
+        platforms: platforms_of(input.platforms)?,
+        referrers: input.referrers,
+    };
     let task = api
         .manager
-        .start_prefetch(id, input.references, platforms)
+        .start_prefetch(id, input.references, options)
         .await?;
     tracing::info!(base_path = %record.base_path, task = %task, "prefetch accepted");
     Ok(super::http::json_response(

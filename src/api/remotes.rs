@@ -13,7 +13,7 @@ use super::http::{
 };
 use super::Api;
 use crate::config::{StaleIf, TagPolicy};
-use crate::domain::Secret;
+use crate::domain::{Platforms, Secret};
 use crate::manage::RemoteRecord;
 
 pub(crate) const COLLECTION: &str = "/pulp/api/v3/remotes/container/pull-through/";
@@ -70,6 +70,11 @@ pub(crate) struct RemoteResponse {
     pub max_upstream_connections: Option<u32>,
     /// ferry's addition: most bytes per second from the upstream.
     pub max_upstream_bandwidth: Option<u64>,
+    /// ferry's addition: when a pull gets an index, these platforms of it
+    /// ("all" or a list of os/arch[/variant]) are fetched in the background.
+    #[serde(serialize_with = "crate::config::complete_images::serialize")]
+    #[schema(value_type = Option<Object>)]
+    pub complete_images: Option<Platforms>,
 }
 
 impl From<&RemoteRecord> for RemoteResponse {
@@ -112,6 +117,7 @@ impl From<&RemoteRecord> for RemoteResponse {
             max_size: s.policy.max_size,
             max_upstream_connections: s.policy.max_upstream_connections,
             max_upstream_bandwidth: s.policy.max_upstream_bandwidth,
+            complete_images: s.policy.complete_images.clone(),
         }
     }
 }
@@ -174,6 +180,17 @@ pub(crate) struct RemoteInput {
     pub max_upstream_connections: Option<Option<u32>>,
     #[serde(deserialize_with = "nullable")]
     pub max_upstream_bandwidth: Option<Option<u64>>,
+    #[serde(deserialize_with = "nullable_platforms")]
+    #[schema(value_type = Option<Object>)]
+    pub complete_images: Option<Option<Platforms>>,
+}
+
+/// `complete_images`: absent leaves it, null turns it off, else `"all"` or
+/// a list.
+fn nullable_platforms<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Platforms>>, D::Error> {
+    crate::config::complete_images::deserialize(d).map(Some)
 }
 
 impl RemoteInput {
@@ -242,6 +259,9 @@ impl RemoteInput {
         }
         if let Some(v) = self.max_upstream_bandwidth {
             policy.max_upstream_bandwidth = v;
+        }
+        if let Some(v) = self.complete_images {
+            policy.complete_images = v;
         }
         Ok(())
     }

@@ -1,12 +1,16 @@
 //! Listings: a repository's tags and the referrers of a manifest.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
 
 use super::error::{blocking, CacheError};
+use super::images::schema_tag;
+use super::manifest_info::describe;
 use super::Cache;
-use crate::domain::{Digest, RepoName};
+use crate::domain::{Digest, Reference, RepoName, Tag};
+use crate::store::ManifestRecord;
 use crate::upstream::UpstreamError;
 
 impl Cache {
@@ -49,6 +53,37 @@ impl Cache {
         }
     }
 
+    /// The referrers the `sha256-<hex>` tag lists (an index of them, as the
+    /// OCI spec's tag schema has it; a single manifest whose `subject` is
+    /// `digest`, as some tools push, counts as itself). None when the tag is
+    /// missing or unreadable: the cached referrers still answer.
+    async fn referrers_by_tag(self: &Arc<Self>, repo: &RepoName, digest: &Digest) -> Vec<Value> {
+        let Some(tag) = Tag::parse(&schema_tag(digest)) else {
+            return Vec::new();
+        };
+        let hit = match self.manifest(repo, &Reference::Tag(tag), None).await {
+            Ok(hit) => hit,
+            Err(e) => {
+                tracing::debug!(error = %e, %digest, "no referrers tag");
+                return Vec::new();
+            }
+        };
+        if hit.media_type.is_index() {
+            return match serde_json::from_slice::<Value>(&hit.bytes) {
+                Ok(Value::Object(mut index)) => match index.remove("manifests") {
+                    Some(Value::Array(list)) => list,
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
+            };
+        }
+        let record = describe(&hit.media_type, &hit.bytes, 0);
+        if record.subject.as_ref() != Some(digest) {
+            return Vec::new();
+        }
+        vec![descriptor(&hit.digest, &record)]
+    }
+
     fn fresh_tag_list(&self, repo: &RepoName) -> Option<Vec<String>> {
         let lists = self.tag_lists.lock().unwrap_or_else(|p| p.into_inner());
         let (at, list) = lists.get(repo)?;
@@ -56,27 +91,35 @@ impl Cache {
     }
 
     /// Descriptors of the manifests whose `subject` is `digest`: those the
-    /// upstream lists (when it serves the referrers API) and those cached.
+    /// upstream lists (through the referrers API; where it has none, as
+    /// Debian's docker-registry 2.8, or cannot be asked, the index under the
+    /// `sha256-<hex>` tag, cached like any tag) and those cached.
     pub(crate) async fn referrers(
-        &self,
+        self: &Arc<Self>,
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<Vec<Value>, CacheError> {
         let mut descriptors: Vec<Value> = Vec::new();
-        if !self.upstream.is_down() {
+        let api = if self.upstream.is_down() {
+            None
+        } else {
             match self.upstream.referrers(repo, digest).await {
-                Ok(Some(bytes)) => {
-                    if let Ok(Value::Object(index)) = serde_json::from_slice::<Value>(&bytes) {
-                        if let Some(Value::Array(list)) = index.get("manifests") {
-                            descriptors.extend(list.iter().cloned());
-                        }
-                    }
-                }
-                Ok(None) => {}
+                Ok(found) => found,
                 Err(e) => {
-                    tracing::debug!(error = %e, "upstream referrers unavailable; using the cache")
+                    tracing::debug!(error = %e, "upstream referrers unavailable; using the cache");
+                    None
                 }
             }
+        };
+        match api {
+            Some(bytes) => {
+                if let Ok(Value::Object(index)) = serde_json::from_slice::<Value>(&bytes) {
+                    if let Some(Value::Array(list)) = index.get("manifests") {
+                        descriptors.extend(list.iter().cloned());
+                    }
+                }
+            }
+            None => descriptors.extend(self.referrers_by_tag(repo, digest).await),
         }
         let meta = self.storage.meta.clone();
         let subject = digest.clone();
@@ -102,16 +145,21 @@ impl Cache {
             {
                 continue;
             }
-            let mut descriptor = json!({
-                "mediaType": record.media_type.as_str(),
-                "digest": text,
-                "size": record.size,
-            });
-            if let Some(artifact_type) = record.artifact_type {
-                descriptor["artifactType"] = Value::String(artifact_type);
-            }
-            descriptors.push(descriptor);
+            descriptors.push(descriptor(&d, &record));
         }
         Ok(descriptors)
     }
+}
+
+/// A referrer's descriptor as the referrers API lists it.
+fn descriptor(digest: &Digest, record: &ManifestRecord) -> Value {
+    let mut descriptor = json!({
+        "mediaType": record.media_type.as_str(),
+        "digest": digest.to_string(),
+        "size": record.size,
+    });
+    if let Some(artifact_type) = &record.artifact_type {
+        descriptor["artifactType"] = Value::String(artifact_type.clone());
+    }
+    descriptor
 }

@@ -3,10 +3,12 @@
 //! records the local repositories that pulls create.
 
 mod access;
+mod complete;
 mod content;
 mod download;
 mod error;
 mod flight;
+mod images;
 mod listing;
 mod maintenance;
 pub(crate) mod manifest_info;
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 pub(crate) use content::{RepoContent, RepoSummary, TagDetail};
 pub(crate) use download::Blob;
 pub(crate) use error::{blocking, CacheError, Cause};
+pub(crate) use images::ImageParts;
 pub(crate) use maintenance::GC_GRACE;
 pub(crate) use manifests::ManifestHit;
 pub(crate) use pins::PinOutcome;
@@ -46,6 +49,8 @@ pub(crate) struct Storage {
     quota: quota::Quota,
     /// One eviction at a time.
     evicting: tokio::sync::Mutex<()>,
+    /// Images being completed in the background (`complete_images`).
+    completions: complete::Completions,
     /// The breaker of each upstream (by URL and proxy), so that caches of
     /// one upstream, also caches rebuilt after an API change, agree on it.
     upstream_health: Mutex<HashMap<String, Weak<Health>>>,
@@ -99,6 +104,7 @@ impl Storage {
             manifests: ManifestMemo::default(),
             quota: quota::Quota::new(max_size, used, usage),
             evicting: tokio::sync::Mutex::new(()),
+            completions: complete::Completions::default(),
             upstream_health: Mutex::new(HashMap::new()),
         }))
     }

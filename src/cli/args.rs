@@ -106,6 +106,10 @@ pub(super) struct PrefetchArgs {
     /// such as `linux/amd64,linux/arm64` [default: this machine's].
     #[arg(long)]
     pub(super) platform: Option<String>,
+    /// Also fetch each image's referrers (signatures, SBOMs, attestations)
+    /// and their blobs, so they verify with the upstream gone.
+    #[arg(long)]
+    pub(super) referrers: bool,
 }
 
 /// Where a maintenance command finds the data directory.

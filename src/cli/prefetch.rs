@@ -29,7 +29,8 @@ pub(super) async fn execute(
         .platform
         .clone()
         .unwrap_or_else(crate::domain::host_platform);
-    let body = json!({ "references": references, "platforms": platforms });
+    let body =
+        json!({ "references": references, "platforms": platforms, "referrers": args.referrers });
     let answer = client
         .post(&format!("{distribution}prefetch/"), body)
         .await?;

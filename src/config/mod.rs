@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::domain::RepoName;
 pub(crate) use crate::domain::Secret;
-pub(crate) use policy::{CachePolicy, StaleCase, StaleIf, TagPolicy, TagTtl};
+pub(crate) use policy::{complete_images, CachePolicy, StaleCase, StaleIf, TagPolicy, TagTtl};
 pub(crate) use remote::{CacheEntry, RemoteSpec};
 pub(crate) use storage::{S3Settings, StorageConfig};
 pub(crate) use tag_rules::TagRules;

@@ -12,6 +12,8 @@
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::domain::Platforms;
+
 /// What a cache does beyond reaching its upstream. Every field defaults to
 /// what ferry did before policies existed.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -27,6 +29,53 @@ pub struct CachePolicy {
     pub max_upstream_connections: Option<u32>,
     /// Most bytes per second read from the upstream.
     pub max_upstream_bandwidth: Option<u64>,
+    /// When a pull gets an index, fetch these platforms of it (or all) in
+    /// the background, so another architecture pulls offline later. Written
+    /// `"all"` or a list of `os/arch[/variant]`; unset: off.
+    #[serde(default, with = "complete_images")]
+    pub complete_images: Option<Platforms>,
+}
+
+/// Most platforms `complete_images` may list.
+const MAX_PLATFORMS: usize = 16;
+
+/// `complete_images` as the config file and the API write it (`"all"` or a
+/// list); the stored record keeps `Platforms` as it is.
+pub(crate) mod complete_images {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(v: &Option<Platforms>, s: S) -> Result<S::Ok, S::Error> {
+        if !s.is_human_readable() {
+            return v.serialize(s);
+        }
+        match v {
+            None => s.serialize_none(),
+            Some(Platforms::All) => s.serialize_str("all"),
+            Some(Platforms::Listed(list)) => list.serialize(s),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Platforms>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Word(String),
+            List(Vec<String>),
+        }
+        if !d.is_human_readable() {
+            return Option::<Platforms>::deserialize(d);
+        }
+        match Option::<Written>::deserialize(d)? {
+            None => Ok(None),
+            Some(Written::Word(w)) if w == "all" => Ok(Some(Platforms::All)),
+            Some(Written::Word(w)) => Err(D::Error::custom(format!(
+                "invalid complete_images {w:?}: use \"all\" or a list such as [\"linux/amd64\", \"linux/arm64\"]"
+            ))),
+            Some(Written::List(list)) => Ok(Some(Platforms::Listed(list))),
+        }
+    }
 }
 
 /// Tags matching `pattern` (shell wildcards `*` and `?` on the tag) are
@@ -231,6 +280,17 @@ impl CachePolicy {
         if self.max_size == Some(0) {
             return Err(("max_size", "Ensure this value is greater than 0.".into()));
         }
+        if let Some(Platforms::Listed(list)) = &self.complete_images {
+            if list.is_empty()
+                || list.len() > MAX_PLATFORMS
+                || !list.iter().all(|p| crate::domain::valid_platform(p))
+            {
+                return Err((
+                    "complete_images",
+                    format!("Give \"all\", or a list of 1 to {MAX_PLATFORMS} os/architecture[/variant] such as \"linux/arm64\"."),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -281,5 +341,40 @@ mod tests {
         policy.tag_policies.clear();
         policy.max_upstream_bandwidth = Some(10);
         assert_eq!(policy.check().unwrap_err().0, "max_upstream_bandwidth");
+        policy.max_upstream_bandwidth = None;
+        policy.complete_images = Some(Platforms::Listed(vec!["linux".into()]));
+        assert_eq!(policy.check().unwrap_err().0, "complete_images");
+        policy.complete_images = Some(Platforms::Listed(vec![]));
+        assert_eq!(policy.check().unwrap_err().0, "complete_images");
+    }
+
+    #[test]
+    fn complete_images_reads_all_or_a_list() {
+        let read = |line: &str| {
+            toml::from_str::<CachePolicy>(&format!("tag_policies = []\nstale_if = []\n{line}"))
+        };
+        let all: CachePolicy = read("complete_images = \"all\"").unwrap();
+        assert_eq!(all.complete_images, Some(Platforms::All));
+        let listed: CachePolicy =
+            read("complete_images = [\"linux/amd64\", \"linux/arm64/v8\"]").unwrap();
+        let want = Platforms::Listed(vec!["linux/amd64".into(), "linux/arm64/v8".into()]);
+        assert_eq!(listed.complete_images, Some(want));
+        assert!(listed.check().is_ok());
+        assert!(read("complete_images = \"some\"").is_err());
+        assert_eq!(read("").unwrap().complete_images, None);
+        assert_eq!(CachePolicy::default().complete_images, None);
+        for policy in [all, listed] {
+            let json = serde_json::to_value(&policy).unwrap();
+            let back: CachePolicy = serde_json::from_value(json).unwrap();
+            assert_eq!(back, policy);
+            let bytes = postcard::to_allocvec(&policy).unwrap();
+            assert_eq!(postcard::from_bytes::<CachePolicy>(&bytes).unwrap(), policy);
+        }
+        let json = serde_json::to_value(CachePolicy {
+            complete_images: Some(Platforms::All),
+            ..CachePolicy::default()
+        })
+        .unwrap();
+        assert_eq!(json["complete_images"], "all");
     }
 }

@@ -277,6 +277,14 @@ pub(crate) struct CacheEntry {
     /// Most bytes per second from the upstream, e.g. "4MiB".
     #[serde(default, deserialize_with = "super::size::deserialize")]
     pub max_upstream_bandwidth: Option<u64>,
+    /// Platforms of an index fetched in the background when one is pulled:
+    /// "all" or a list (see `config::policy`).
+    #[serde(
+        default,
+        with = "super::policy::complete_images",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub complete_images: Option<crate::domain::Platforms>,
 }
 
 fn default_connect_timeout() -> u64 {
@@ -326,6 +334,7 @@ impl From<CacheEntry> for CacheConfig {
                 max_size: e.max_size,
                 max_upstream_connections: e.max_upstream_connections,
                 max_upstream_bandwidth: e.max_upstream_bandwidth,
+                complete_images: e.complete_images,
             },
         };
         CacheConfig {
@@ -379,6 +388,7 @@ impl From<CacheConfig> for CacheEntry {
             max_size: r.policy.max_size,
             max_upstream_connections: r.policy.max_upstream_connections,
             max_upstream_bandwidth: r.policy.max_upstream_bandwidth,
+            complete_images: r.policy.complete_images,
         }
     }
 }
@@ -431,6 +441,7 @@ mod tests {
         let text = "base_path = \"hub\"\nupstream = \"https://registry.example/\"\n\
             connect_timeout_secs = 2\nrevalidate_timeout_ms = 250\nrate_limit = 4\n\
             max_size = \"2GiB\"\nmax_upstream_bandwidth = \"4MiB\"\nstale_if = [\"not_found\"]\n\
+            complete_images = [\"linux/arm64\"]\n\
             tag_policies = [{ pattern = \"v*\", ttl = \"never\" }]\n\
             [headers]\nX-Team = \"edge\"\n";
         let cache: CacheConfig = toml::from_str(text).unwrap();
@@ -444,6 +455,10 @@ mod tests {
         assert_eq!(policy.max_size, Some(2 << 30));
         assert_eq!(policy.max_upstream_bandwidth, Some(4 << 20));
         assert!(policy.stale_if.not_found && !policy.stale_if.error);
+        assert_eq!(
+            policy.complete_images,
+            Some(crate::domain::Platforms::Listed(vec!["linux/arm64".into()]))
+        );
         assert_eq!(cache.tag_rules(300).ttl_of("v1.2"), None);
         assert_eq!(
             cache.tag_rules(300).ttl_of("latest"),

@@ -11,7 +11,7 @@ mod secret;
 pub use digest::{Digest, DigestError, DigestVerifier};
 pub use media_type::MediaType;
 pub use name::{NameError, RepoName};
-pub use platform::Platforms;
+pub use platform::{valid_platform, Platforms};
 pub use reference::{Reference, ReferenceError, Tag};
 pub use secret::Secret;
 

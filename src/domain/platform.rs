@@ -21,6 +21,18 @@ impl Platforms {
     }
 }
 
+/// A platform as ferry accepts it: `os/architecture[/variant]`, each part
+/// short and of letters, digits and `_`.
+pub fn valid_platform(p: &str) -> bool {
+    let parts: Vec<&str> = p.split('/').collect();
+    (2..=3).contains(&parts.len())
+        && parts.iter().all(|s| {
+            !s.is_empty()
+                && s.len() <= 32
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
 /// `linux/arm64` takes `linux/arm64/v8`; a variant asked must match.
 fn platform_matches(want: &str, have: &str) -> bool {
     want == have

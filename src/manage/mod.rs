@@ -33,7 +33,7 @@ pub(crate) use crate::store::{
 };
 pub(crate) use content::ManifestDetails;
 pub(crate) use pins::{PinState, PinTarget};
-pub(crate) use prefetch::PrefetchReport;
+pub(crate) use prefetch::{Options as PrefetchOptions, PrefetchReport};
 pub(crate) use status::UpstreamStatus;
 
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use super::{invalid, ManageError, Manager};
-use crate::cache::{manifest_info, Cache, CacheError};
+use crate::cache::{Cache, ImageParts};
 use crate::config::{valid_wildcard, wildcard_match};
 use crate::domain::{Digest, Platforms, Reference, RepoName, Tag};
 use crate::store::unix_micros;
@@ -41,6 +41,15 @@ enum WantedRef {
     Digest(Digest),
     Tag(Tag),
     Pattern(String),
+}
+
+/// What a prefetch fetches of each image.
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    /// Platforms of an index.
+    pub platforms: Platforms,
+    /// Also the referrers (signatures, SBOMs, attestations) of each image.
+    pub referrers: bool,
 }
 
 /// What `GET <task>` shows of a prefetch.
@@ -174,7 +183,7 @@ impl Manager {
         &self,
         distribution_id: &str,
         references: Vec<String>,
-        platforms: Platforms,
+        options: Options,
     ) -> Result<String, ManageError> {
         let d = self.distribution(distribution_id).await?;
         let lines: Vec<&str> = references
@@ -242,7 +251,7 @@ impl Manager {
             tasks.insert(id.clone(), report.clone());
         }
         tracing::info!(task = %id, base_path = %d.base_path, references = wanted.len(), "prefetch started");
-        tokio::spawn(run(cache, wanted, platforms, report));
+        tokio::spawn(run(cache, wanted, options, report));
         Ok(id)
     }
 
@@ -254,7 +263,7 @@ impl Manager {
 }
 
 /// Expands wildcards, then fetches the images a few at a time.
-async fn run(cache: Arc<Cache>, wanted: Vec<Wanted>, platforms: Platforms, report: Shared) {
+async fn run(cache: Arc<Cache>, wanted: Vec<Wanted>, options: Options, report: Shared) {
     let mut images: Vec<(String, RepoName, Reference)> = Vec::new();
     for w in wanted {
         let reference = match w.what {
@@ -292,9 +301,9 @@ async fn run(cache: Arc<Cache>, wanted: Vec<Wanted>, platforms: Platforms, repor
     lock(&report).images_total += images.len() as u64;
     futures_util::stream::iter(images)
         .map(|(line, repo, reference)| {
-            let (cache, platforms, report) = (cache.clone(), platforms.clone(), report.clone());
+            let (cache, options, report) = (cache.clone(), options.clone(), report.clone());
             async move {
-                match image(&cache, &repo, &reference, &platforms, &report).await {
+                match image(&cache, &repo, &reference, &options, &report).await {
                     Ok(()) => lock(&report).images_done += 1,
                     Err(e) => fail(&report, &line, e),
                 }
@@ -319,50 +328,55 @@ fn fail_expansion(report: &Shared, line: &str, error: String) {
 }
 
 /// One image: its manifest (and the chosen platforms' of an index), then
-/// every blob they name, through the single-flight downloads.
+/// every blob they name, through the cache's walk (`Cache::image_parts`);
+/// with `referrers`, then the referrers of those manifests and their blobs.
 async fn image(
     cache: &Arc<Cache>,
     repo: &RepoName,
     reference: &Reference,
-    platforms: &Platforms,
+    options: &Options,
     report: &Shared,
 ) -> Result<(), String> {
-    let top = cache
-        .manifest(repo, reference, None)
+    let parts = cache
+        .image_parts(repo, reference, &options.platforms)
         .await
         .map_err(|e| e.to_string())?;
-    let manifests = if top.media_type.is_index() {
-        let children = chosen_children(&top.bytes, platforms)?;
-        let mut fetched = Vec::new();
-        for digest in children {
-            let hit = cache
-                .manifest(repo, &Reference::Digest(digest), None)
-                .await
-                .map_err(|e| e.to_string())?;
-            fetched.push(hit.bytes);
-        }
-        fetched
-    } else {
-        vec![top.bytes]
-    };
-    let mut blobs: Vec<(Digest, u64)> = Vec::new();
-    for bytes in &manifests {
-        for b in manifest_info::blob_descriptors(bytes) {
-            if !blobs.iter().any(|(d, _)| *d == b.0) {
-                blobs.push(b);
-            }
-        }
+    if let Some(offered) = &parts.unmatched {
+        return Err(format!(
+            "the index has no manifest for the platforms asked (it has {})",
+            offered.join(", ")
+        ));
     }
+    fetch_blobs(cache, repo, &parts, report).await?;
+    if options.referrers {
+        let referrers = cache
+            .referrer_parts(repo, &parts.manifests)
+            .await
+            .map_err(|e| format!("referrers: {e}"))?;
+        fetch_blobs(cache, repo, &referrers, report).await?;
+    }
+    Ok(())
+}
+
+/// The blobs of `parts`, counted in the report's bytes.
+async fn fetch_blobs(
+    cache: &Cache,
+    repo: &RepoName,
+    parts: &ImageParts,
+    report: &Shared,
+) -> Result<(), String> {
     // Only this image's first sight of a blob counts its bytes; a blob
     // another image of the list counted is still fetched (a download under
     // way is joined, a stored one is skipped).
     let counted: Vec<bool> = {
         let mut r = lock(report);
-        let first: Vec<bool> = blobs
+        let first: Vec<bool> = parts
+            .blobs
             .iter()
             .map(|(d, _)| r.counted.insert(d.clone()))
             .collect();
-        r.bytes_total += blobs
+        r.bytes_total += parts
+            .blobs
             .iter()
             .zip(&first)
             .filter(|(_, f)| **f)
@@ -370,48 +384,13 @@ async fn image(
             .sum::<u64>();
         first
     };
-    for ((digest, size), counts) in blobs.into_iter().zip(counted) {
-        fetch_blob(cache, repo, &digest).await?;
+    for ((digest, size), counts) in parts.blobs.iter().zip(counted) {
+        cache.fetch_blob(repo, digest).await?;
         if counts {
             lock(report).bytes_done += size;
         }
     }
     Ok(())
-}
-
-/// Stored already, or downloaded to the end (read along as a pull would).
-async fn fetch_blob(cache: &Cache, repo: &RepoName, digest: &Digest) -> Result<(), String> {
-    let blob = cache
-        .blob(repo, digest)
-        .await
-        .map_err(|e: CacheError| e.to_string())?;
-    if blob.is_stored() {
-        return Ok(());
-    }
-    let mut stream = std::pin::pin!(blob.stream(0, None));
-    while let Some(chunk) = stream.next().await {
-        chunk.map_err(|e| format!("{digest}: {e}"))?;
-    }
-    Ok(())
-}
-
-/// The digests of an index's manifests for the chosen platforms; an error
-/// when none matches.
-fn chosen_children(bytes: &[u8], platforms: &Platforms) -> Result<Vec<Digest>, String> {
-    let entries = manifest_info::platform_children(bytes);
-    let chosen: Vec<Digest> = entries
-        .iter()
-        .filter(|(platform, _)| platforms.takes(platform))
-        .map(|(_, d)| d.clone())
-        .collect();
-    if chosen.is_empty() {
-        let offered: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
-        return Err(format!(
-            "the index has no manifest for the platforms asked (it has {})",
-            offered.join(", ")
-        ));
-    }
-    Ok(chosen)
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ pub(super) async fn get(request: &Request<'_>, name: &str, reference: &str) -> R
             let detail = json!({ "reference": reference.to_string() });
             RegistryError::cache_of(&route, e, detail)
         })?;
+    // Starts in the background (for a cache with `complete_images`).
+    route.cache.complete_in_background(&route.repo, &hit);
     Ok(with_namespace(
         manifest_reply(hit, request.is_head()),
         &route,

@@ -15,6 +15,8 @@ const FORMAT_V1: u8 = 1;
 const FORMAT_V2: u8 = 2;
 /// Remote records with a cache policy: the format-2 body, then the policy.
 const FORMAT_V3: u8 = 3;
+/// Format 3 with the policy's `complete_images` (the policy's layout grew).
+const FORMAT_V4: u8 = 4;
 
 /// A tag of a local repository: where it points and when upstream last
 /// confirmed it (the time-to-live counts from there).
@@ -84,7 +86,7 @@ pub struct Change {
 }
 
 /// An upstream registry and how to reach it (Pulp's pull-through remote):
-/// its spec, and what the API keeps beside it. Stored as format 3 (see
+/// its spec, and what the API keeps beside it. Stored as format 4 (see
 /// `encode_remote`); format 1 records, written before the spec had a type
 /// of its own, still decode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,28 +156,59 @@ fn corrupt(key: &[u8], reason: String) -> StoreError {
     }
 }
 
-/// A remote record, as format 3: the format-2 body (which skips the
+/// A remote record, as format 4: the format-2 body (which skips the
 /// spec's policy), then the policy.
 pub(super) fn encode_remote(record: &RemoteRecord) -> Result<Vec<u8>, StoreError> {
     let mut out = encode(record)?;
-    out[0] = FORMAT_V3;
+    out[0] = FORMAT_V4;
     postcard::to_io(&record.spec.policy, &mut out)
         .map_err(|e| corrupt(record.id.as_bytes(), e.to_string()))?;
     Ok(out)
 }
 
 /// A remote record of any format (a policy absent before format 3 is the
-/// default one: what ferry did then).
+/// default one: what ferry did then; format 3 lacks `complete_images`).
 pub(super) fn decode_remote(key: &[u8], bytes: &[u8]) -> Result<RemoteRecord, StoreError> {
     match bytes.split_first() {
-        Some((&FORMAT_V3, rest)) => {
+        Some((&FORMAT_V4, rest)) => {
             let (mut record, tail) = postcard::take_from_bytes::<RemoteRecord>(rest)
                 .map_err(|e| corrupt(key, e.to_string()))?;
             record.spec.policy = decode_body::<CachePolicy>(key, tail)?;
             Ok(record)
         }
+        Some((&FORMAT_V3, rest)) => {
+            let (mut record, tail) = postcard::take_from_bytes::<RemoteRecord>(rest)
+                .map_err(|e| corrupt(key, e.to_string()))?;
+            record.spec.policy = decode_body::<CachePolicyV3>(key, tail)?.into();
+            Ok(record)
+        }
         Some((&FORMAT_V2, rest)) => decode_body(key, rest),
         _ => decode::<RemoteRecordV1>(key, bytes).map(RemoteRecord::from),
+    }
+}
+
+/// The cache policy of format 3, field for field (postcard is positional:
+/// this layout must never change). The tests write it to produce old bytes.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct CachePolicyV3 {
+    tag_policies: Vec<crate::config::TagPolicy>,
+    stale_if: crate::config::StaleIf,
+    max_size: Option<u64>,
+    max_upstream_connections: Option<u32>,
+    max_upstream_bandwidth: Option<u64>,
+}
+
+impl From<CachePolicyV3> for CachePolicy {
+    fn from(p: CachePolicyV3) -> CachePolicy {
+        CachePolicy {
+            tag_policies: p.tag_policies,
+            stale_if: p.stale_if,
+            max_size: p.max_size,
+            max_upstream_connections: p.max_upstream_connections,
+            max_upstream_bandwidth: p.max_upstream_bandwidth,
+            complete_images: None,
+        }
     }
 }
 
@@ -360,9 +393,30 @@ mod tests {
                 pattern: "v*".into(),
                 ttl: crate::config::TagTtl::Never,
             });
+        // Format 3: the body, then the policy as it was laid out then.
+        let mut v3 = encode(&newer).unwrap();
+        v3[0] = FORMAT_V3;
+        let p = &newer.spec.policy;
+        let old_policy = CachePolicyV3 {
+            tag_policies: p.tag_policies.clone(),
+            stale_if: p.stale_if,
+            max_size: p.max_size,
+            max_upstream_connections: p.max_upstream_connections,
+            max_upstream_bandwidth: p.max_upstream_bandwidth,
+        };
+        postcard::to_io(&old_policy, &mut v3).unwrap();
+        assert_eq!(decode_remote(b"r1", &v3).unwrap(), newer);
+
+        newer.spec.policy.complete_images = Some(crate::domain::Platforms::Listed(vec![
+            "linux/amd64".into(),
+            "linux/arm64".into(),
+        ]));
         let bytes = encode_remote(&newer).unwrap();
-        assert_eq!(bytes[0], FORMAT_V3);
+        assert_eq!(bytes[0], FORMAT_V4);
         assert_eq!(decode_remote(b"r1", &bytes).unwrap(), newer);
+        newer.spec.policy.complete_images = Some(crate::domain::Platforms::All);
+        let all = encode_remote(&newer).unwrap();
+        assert_eq!(decode_remote(b"r1", &all).unwrap(), newer);
         let mut future = bytes;
         future[0] = 9;
         assert!(decode_remote(b"r1", &future).is_err());

@@ -14,6 +14,7 @@ mod support;
 mod auth;
 mod bad_day;
 mod browse;
+mod complete_images;
 mod containerd;
 mod faults;
 mod first_hour_cli;
