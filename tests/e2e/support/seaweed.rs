@@ -43,7 +43,7 @@ pub fn shared() -> &'static Seaweed {
     SHARED.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let _ = tx.send(Seaweed::start());
+            let _ = tx.send(Seaweed::start_in(shared_dir()));
             loop {
                 std::thread::park();
             }
@@ -82,6 +82,27 @@ pub fn fresh_storage_toml(data_dir: &Path) -> String {
     shared().storage_toml(&prefix)
 }
 
+/// The shared store's directory, named by this process; those of earlier
+/// runs whose process is gone are removed first (a static is never
+/// dropped, so nothing else removes them).
+fn shared_dir() -> tempfile::TempDir {
+    const NAME: &str = "ferry-e2e-seaweed-";
+    let tmp = std::env::temp_dir();
+    for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(NAME).and_then(|r| r.split('-').next()) else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("{NAME}{}-", std::process::id()))
+        .tempdir()
+        .unwrap()
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -100,8 +121,12 @@ pub struct Seaweed {
 impl Seaweed {
     /// Starts SeaweedFS and waits (bounded) until its S3 API answers.
     pub fn start() -> Seaweed {
+        Seaweed::start_in(tempfile::tempdir().unwrap())
+    }
+
+    fn start_in(dir: tempfile::TempDir) -> Seaweed {
         let weed = Seaweed {
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             ports: (0..10).map(|_| free_port()).collect(),
             child: std::sync::Mutex::new(None),
         };
