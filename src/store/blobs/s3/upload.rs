@@ -127,6 +127,8 @@ pub(super) fn multipart(
             if in_flight.len() >= PARTS_IN_FLIGHT {
                 if let Some(part) = in_flight.pop_front() {
                     parts.push(joined(part.await)?);
+                    // A long upload is alive: GC aborts only stale records.
+                    touch(&record);
                 }
             }
             offset += len as u64;
@@ -152,6 +154,15 @@ pub(super) fn multipart(
             }
             Err(e)
         }
+    }
+}
+
+/// Marks a journal record as recently active (best effort: a record that
+/// cannot be touched only risks being aborted by GC as a leftover, which
+/// fails this upload, not the content).
+fn touch(record: &std::path::Path) {
+    if let Ok(file) = File::options().write(true).open(record) {
+        let _ = file.set_modified(std::time::SystemTime::now());
     }
 }
 
