@@ -56,7 +56,7 @@ AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET "$WEED" mini -dir="$WORK/we
   -s3.port="$S3_PORT" -filer.port="${ports[1]}" -master.port="${ports[2]}" \
   -master.port.grpc="${ports[3]}" -volume.port="${ports[4]}" -volume.port.grpc="${ports[5]}" \
   -filer.port.grpc="${ports[6]}" -s3.port.grpc="${ports[7]}" -webdav.port="${ports[8]}" \
-  -admin.port="${ports[9]}" -s3.port.iceberg=0 -s3.port.lance=0 >"$WORK/logs/weed.log" 2>&1 &
+  -admin.port="${ports[9]}" -volume.max=16 -s3.port.iceberg=0 -s3.port.lance=0 >"$WORK/logs/weed.log" 2>&1 &
 BENCH_PIDS+=("$!")
 mkdir -p "$WORK/weed"
 wait_http "http://127.0.0.1:${ports[1]}/buckets/$BUCKET/" 60

@@ -161,6 +161,10 @@ impl Seaweed {
                 flag("s3.port.grpc", p[7]),
                 flag("webdav.port", p[8]),
                 flag("admin.port", p[9]),
+                // A fixed count: the default derives it from the free disk
+                // space, and a busy shared disk left it at none (writes
+                // refused). Volumes are sparse files, grown as written.
+                "-volume.max=16".into(),
                 "-s3.port.iceberg=0".into(),
                 "-s3.port.lance=0".into(),
             ])
