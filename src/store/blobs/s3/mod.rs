@@ -37,9 +37,14 @@ use crate::store::StoreError;
 /// store must turn into a 503 within a few seconds, not minutes.
 const RETRIES: usize = 2;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// One request (a part, or a ranged read streamed to a slow client) may
-/// take this long: bounds a hung store without cutting a long read.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
+/// A request that moves no content (HEAD, list, delete, a manifest's GET)
+/// answers within this, or the store counts as unavailable: a store that
+/// accepts connections and never answers must not hold pulls for long.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request that moves content (a PUT, a part, a ranged read streamed to a
+/// slow client) may take this long: bounds a hung store without cutting a
+/// long transfer.
+const BULK_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// `Ok(None)` for an object that is not there.
 fn absent_as_none<T>(result: object_store::Result<T>) -> Result<Option<T>, StoreError> {
@@ -51,7 +56,10 @@ fn absent_as_none<T>(result: object_store::Result<T>) -> Result<Option<T>, Store
 }
 
 pub struct S3BlobStore {
+    /// For requests that move no content (`CONTROL_TIMEOUT`).
     client: Arc<AmazonS3>,
+    /// For requests that move content (`BULK_TIMEOUT`).
+    bulk: Arc<AmazonS3>,
     /// `s3://bucket/` for messages.
     bucket: String,
     prefix: String,
@@ -65,38 +73,9 @@ impl S3BlobStore {
     /// `data_dir/tmp/` and keeping the journal of multipart uploads under
     /// way in `data_dir/s3-uploads/`.
     pub(crate) fn open(settings: &S3Settings, data_dir: &Path) -> Result<S3BlobStore, StoreError> {
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&settings.bucket)
-            .with_region(&settings.region)
-            .with_virtual_hosted_style_request(!settings.path_style)
-            .with_client_options(
-                ClientOptions::new()
-                    .with_connect_timeout(CONNECT_TIMEOUT)
-                    .with_timeout(REQUEST_TIMEOUT)
-                    .with_allow_http(true),
-            )
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig {
-                    init_backoff: Duration::from_millis(100),
-                    max_backoff: Duration::from_secs(1),
-                    base: 2.0,
-                },
-                max_retries: RETRIES,
-                retry_timeout: Duration::from_secs(10),
-            });
-        if let Some(endpoint) = &settings.endpoint {
-            builder = builder.with_endpoint(endpoint.as_str().trim_end_matches('/'));
-        }
-        if let Some((key, secret)) = &settings.credentials {
-            builder = builder
-                .with_access_key_id(key.expose())
-                .with_secret_access_key(secret.expose());
-        }
-        let client = builder
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("object store settings: {e}")))?;
         Ok(S3BlobStore {
-            client: Arc::new(client),
+            client: Arc::new(client(settings, CONTROL_TIMEOUT)?),
+            bulk: Arc::new(client(settings, BULK_TIMEOUT)?),
             bucket: format!("s3://{}/", settings.bucket),
             prefix: settings.prefix.clone(),
             staging: Staging::open(data_dir.join("tmp"))?,
@@ -133,7 +112,7 @@ impl S3BlobStore {
         };
         let put = self
             .io
-            .block_on(self.client.put_opts(&key, PutPayload::from(bytes), options));
+            .block_on(self.bulk.put_opts(&key, PutPayload::from(bytes), options));
         match put {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(unavailable(e)),
@@ -144,7 +123,7 @@ impl S3BlobStore {
     fn rehash(&self, digest: &Digest) -> Result<Option<bool>, StoreError> {
         let key = self.key_of(digest);
         self.io.block_on(async {
-            let Some(got) = absent_as_none(self.client.get(&key).await)? else {
+            let Some(got) = absent_as_none(self.bulk.get(&key).await)? else {
                 return Ok(None);
             };
             let mut hasher = digest.verifier();
@@ -155,6 +134,40 @@ impl S3BlobStore {
             Ok(Some(hasher.finish() == *digest))
         })
     }
+}
+
+/// A client of the bucket whose requests each take at most `timeout`.
+fn client(settings: &S3Settings, timeout: Duration) -> Result<AmazonS3, StoreError> {
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(&settings.bucket)
+        .with_region(&settings.region)
+        .with_virtual_hosted_style_request(!settings.path_style)
+        .with_client_options(
+            ClientOptions::new()
+                .with_connect_timeout(CONNECT_TIMEOUT)
+                .with_timeout(timeout)
+                .with_allow_http(true),
+        )
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(1),
+                base: 2.0,
+            },
+            max_retries: RETRIES,
+            retry_timeout: Duration::from_secs(10),
+        });
+    if let Some(endpoint) = &settings.endpoint {
+        builder = builder.with_endpoint(endpoint.as_str().trim_end_matches('/'));
+    }
+    if let Some((key, secret)) = &settings.credentials {
+        builder = builder
+            .with_access_key_id(key.expose())
+            .with_secret_access_key(secret.expose());
+    }
+    builder
+        .build()
+        .map_err(|e| StoreError::Unavailable(format!("object store settings: {e}")))
 }
 
 impl BlobBackend for S3BlobStore {
@@ -174,14 +187,7 @@ impl BlobBackend for S3BlobStore {
             return self.put_small(&temp, size);
         }
         let key = self.key_of(temp.digest());
-        upload::multipart(
-            &self.client,
-            &self.io,
-            &self.journal,
-            &key,
-            temp.file(),
-            size,
-        )
+        upload::multipart(&self.bulk, &self.io, &self.journal, &key, temp.file(), size)
     }
 
     fn open(&self, digest: &Digest) -> Result<Option<OpenBlob>, StoreError> {
@@ -191,7 +197,7 @@ impl BlobBackend for S3BlobStore {
         Ok(Some(OpenBlob {
             size,
             reader: BlobReader::Object(ObjectBlob {
-                client: self.client.clone(),
+                client: self.bulk.clone(),
                 io: self.io.clone(),
                 key: self.key_of(digest),
                 size,
@@ -260,7 +266,7 @@ impl BlobBackend for S3BlobStore {
         );
         self.io
             .block_on(async {
-                self.client.copy(&from, &to).await?;
+                self.bulk.copy(&from, &to).await?;
                 self.client.delete(&from).await
             })
             .map_err(unavailable)?;
