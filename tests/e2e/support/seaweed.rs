@@ -113,8 +113,10 @@ fn free_port() -> u16 {
 
 pub struct Seaweed {
     dir: tempfile::TempDir,
-    /// s3, filer, then the other roles' ports.
-    ports: Vec<u16>,
+    /// s3, filer, then the other roles' ports. Only the S3 port (ferry's
+    /// endpoint) is kept by a restart: the others are picked anew, so that
+    /// a port another test took while it was down cannot keep it down.
+    ports: Mutex<Vec<u16>>,
     child: std::sync::Mutex<Option<Child>>,
 }
 
@@ -127,7 +129,7 @@ impl Seaweed {
     fn start_in(dir: tempfile::TempDir) -> Seaweed {
         let weed = Seaweed {
             dir,
-            ports: (0..10).map(|_| free_port()).collect(),
+            ports: Mutex::new((0..10).map(|_| free_port()).collect()),
             child: std::sync::Mutex::new(None),
         };
         weed.spawn();
@@ -135,7 +137,7 @@ impl Seaweed {
     }
 
     fn spawn(&self) {
-        let p = &self.ports;
+        let p = self.ports.lock().unwrap().clone();
         let flag = |name: &str, port: u16| format!("-{name}={port}");
         let log = std::fs::File::options()
             .create(true)
@@ -197,6 +199,17 @@ impl Seaweed {
             if listed && self.s3_answers() {
                 return;
             }
+            let exited = self
+                .child
+                .lock()
+                .unwrap()
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            assert!(
+                exited.is_none(),
+                "SeaweedFS exited ({exited:?}):\n{}",
+                self.log()
+            );
             assert!(
                 Instant::now() < deadline,
                 "SeaweedFS did not serve bucket {BUCKET} within 60 s:\n{}",
@@ -229,9 +242,12 @@ impl Seaweed {
         }
     }
 
-    /// Starts it again on the same ports and data.
+    /// Starts it again on the same S3 port, with the same data.
     pub fn restart(&self) {
         self.stop();
+        for port in self.ports.lock().unwrap().iter_mut().skip(1) {
+            *port = free_port();
+        }
         self.spawn();
     }
 
@@ -247,12 +263,12 @@ impl Seaweed {
 
     /// `http://127.0.0.1:PORT` of the S3 API.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.ports[0])
+        format!("http://127.0.0.1:{}", self.ports.lock().unwrap()[0])
     }
 
     /// `http://127.0.0.1:PORT` of the filer (the bucket is `/buckets/ferry/`).
     pub fn filer(&self) -> String {
-        format!("http://127.0.0.1:{}", self.ports[1])
+        format!("http://127.0.0.1:{}", self.ports.lock().unwrap()[1])
     }
 
     pub fn log(&self) -> String {
