@@ -15,6 +15,9 @@
 #   LAYERS_MB="2 4 6 8 10"  layer sizes of the cold-pull image
 #   CONC=20           concurrent cold pulls;  CONC_RUNS=3  times that is repeated (worst shown)
 #   TAGS=10000        tags in the start-up test
+#   PF_N=10           images prefetched in phase 8 (lib/prefetch.sh; QUICK: 4)
+#   BUNDLE_MB=1024    image exported and imported in phase 9 (lib/bundle.sh; QUICK: 128);
+#   BUNDLE_RUNS=3     its runs (QUICK: 1)
 #   FERRY_BIN=path    use this ferry binary instead of `cargo build --release`
 #   BENCH_TMP=/var/tmp  where the scratch directory goes (all servers' data: same disk)
 #   KEEP_WORK=1       keep the scratch directory (logs, data) afterwards
@@ -30,9 +33,13 @@ source "$BENCH_DIR/lib/common.sh"
 source "$BENCH_DIR/lib/images.sh"
 # shellcheck source=lib/partial.sh
 source "$BENCH_DIR/lib/partial.sh"
+# shellcheck source=lib/prefetch.sh
+source "$BENCH_DIR/lib/prefetch.sh"
+# shellcheck source=lib/bundle.sh
+source "$BENCH_DIR/lib/bundle.sh"
 
 CMDLINE=""
-for v in QUICK RUNS WRK_DURATION WRK_CONNS WRK_THREADS BLOB_MB HUGE_MB LAYERS_MB CONC CONC_RUNS TAGS FERRY_BIN; do
+for v in QUICK RUNS WRK_DURATION WRK_CONNS WRK_THREADS BLOB_MB HUGE_MB LAYERS_MB CONC CONC_RUNS TAGS PF_N BUNDLE_MB BUNDLE_RUNS FERRY_BIN; do
   [ -n "${!v:-}" ] && CMDLINE+="$v=${!v} "
 done
 CMDLINE+="benches/run.sh"
@@ -473,6 +480,11 @@ log "populating $TAGS tags took ${POP_F}s (ferry, $FERRY_TAGS_DU on disk), ${POP
 
 partial_pull_phase
 
+# ------------------------------------------------------------------ 8, 9: across the air gap
+
+prefetch_phase
+bundle_phase
+
 # ------------------------------------------------------------------ report
 
 # shellcheck disable=SC2086
@@ -567,6 +579,10 @@ done; done)
 - cold pull s: ferry ${COLD[ferry]% }; peer ${COLD[peer]% }; direct ${COLD[direct]% }
 - start-up ms with $TAGS tags: ferry ${START[ferry]% }; peer ${START[peer]% }; empty: ferry ${START0[ferry]% }; peer ${START0[peer]% }
 $(partial_runs)
+
+$(prefetch_section)
+
+$(bundle_section)
 EOF
   if [ -s "$WORK/warnings" ]; then
     printf '\nWarnings during the run:\n\n'

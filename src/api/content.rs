@@ -34,6 +34,7 @@ fn tag_response(repo_id: &str, repo: &str, tag: String, t: &TagRecord) -> TagRes
         size: 0,
         platforms: Vec::new(),
         pinned: false,
+        imported: None,
     }
 }
 
@@ -54,8 +55,12 @@ async fn with_details(api: &Api, tags: &mut [TagResponse]) -> Result<(), ApiErro
         .map(|t| (t.repository.as_str(), t.name.as_str()))
         .collect();
     let pinned = api.manager.pinned_tags(&names).await?;
+    let marks = api.manager.import_marks(&names).await?;
     for (tag, pinned) in tags.iter_mut().zip(pinned) {
         tag.pinned = pinned;
+    }
+    for (tag, mark) in tags.iter_mut().zip(marks) {
+        tag.imported = mark.map(Into::into);
     }
     Ok(())
 }
@@ -117,6 +122,9 @@ pub(super) struct TagResponse {
     /// Whether quota eviction keeps it: pinned itself, or its repository or
     /// cache is (ferry's addition).
     pub pinned: bool,
+    /// Where an import brought it from, while it points there (ferry's
+    /// addition); null otherwise.
+    pub imported: Option<super::bundles_import::ImportedResponse>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -24,6 +24,8 @@ pub(crate) struct Request {
     pub headers: HeaderMap,
     /// The body as read (whole, within the limit), or why it was refused.
     pub body: Result<bytes::Bytes, ApiError>,
+    /// An upload's body, unread: taken by the one handler that streams it.
+    pub upload: std::sync::Mutex<Option<crate::manage::Upload>>,
 }
 
 impl Request {
@@ -357,6 +359,7 @@ mod tests {
             client: None,
             headers: HeaderMap::new(),
             body: Ok(bytes::Bytes::new()),
+            upload: Default::default(),
         }
     }
 

@@ -6,6 +6,8 @@
 //! change, remotes with their upstream credentials, tasks) needs the admin.
 
 mod body;
+mod bundles;
+mod bundles_import;
 mod content;
 pub(crate) mod distributions;
 mod hrefs;
@@ -38,6 +40,8 @@ use login::Credential;
 
 /// The largest request body the API reads.
 const MAX_BODY: u64 = 1024 * 1024;
+/// ... and for `bundles/plan/` and `bundles/export/` (some 100,000 blobs).
+const MAX_EXPORT_BODY: u64 = 16 * 1024 * 1024;
 
 pub(crate) struct Api {
     pub manager: Arc<Manager>,
@@ -88,7 +92,16 @@ pub(crate) fn routes(
              connection: Option<crate::origin::Connection>,
              api: Arc<Api>| async move {
                 let gzip_ok = crate::compress::accepts_gzip(&headers);
-                let body = body::read(&method, &headers, stream, MAX_BODY).await;
+                // A bundle upload is streamed to its handler, not read here.
+                let uploading = bundles_import::is_upload(&method, tail.as_str());
+                let (body, upload) = if uploading {
+                    (Ok(bytes::Bytes::new()), Some(upload_of(stream)))
+                } else {
+                    (
+                        body::read(&method, &headers, stream, body_limit(tail.as_str())).await,
+                        None,
+                    )
+                };
                 let req = Request {
                     method,
                     path: full.as_str().to_string(),
@@ -97,6 +110,7 @@ pub(crate) fn routes(
                     client: connection.map(|c| c.peer.ip()),
                     headers,
                     body,
+                    upload: std::sync::Mutex::new(upload),
                 };
                 let mut resp = dispatch(&api, &req, tail.as_str())
                     .await
@@ -110,13 +124,31 @@ pub(crate) fn routes(
                 // A body refused unread (too large, not JSON) is still on the
                 // wire: the connection cannot carry another request, and the
                 // client must not try one on it.
-                if req.body.is_err() {
+                if req.body.is_err() || (uploading && !resp.status().is_success()) {
                     resp.headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                // A download (a bundle) is streamed as written: never
+                // collected to be gzipped.
+                if resp.headers().contains_key(header::CONTENT_DISPOSITION) {
+                    return crate::web::data_only(resp);
                 }
                 crate::web::data_only(crate::compress::maybe_gzip(resp, gzip_ok).await)
             },
         )
+}
+
+/// The largest body `tail` takes: a selection lists the blobs the receiver
+/// has, and a signed export hands back its manifest, which lists every blob.
+fn body_limit(tail: &str) -> u64 {
+    if matches!(
+        tail.trim_end_matches('/'),
+        "bundles/export" | "bundles/plan"
+    ) {
+        MAX_EXPORT_BODY
+    } else {
+        MAX_BODY
+    }
 }
 
 async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiError> {
@@ -201,8 +233,26 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
             repositories::handle(api, req, rest, viewer).await
         }
         ["content", "container", rest @ ..] => content::handle(api, req, rest, viewer).await,
+        ["bundles", rest @ ("import" | "inventory")] => {
+            bundles_import::handle(api, req, &[rest]).await
+        }
+        ["bundles", rest @ ..] => bundles::handle(api, req, rest).await,
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// An upload's body as chunks of bytes.
+fn upload_of<S, B>(stream: S) -> crate::manage::Upload
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: bytes::Buf,
+{
+    use futures_util::StreamExt;
+    Box::pin(stream.map(|chunk| {
+        chunk
+            .map(|mut b| b.copy_to_bytes(b.remaining()))
+            .map_err(std::io::Error::other)
+    }))
 }
 
 /// The read-only endpoints of what the caches hold (a GET on them never

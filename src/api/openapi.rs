@@ -17,7 +17,9 @@
 use serde_json::json;
 use utoipa::OpenApi;
 
-use super::{content, distributions, remotes, repositories, status, tasks};
+use super::{
+    bundles, bundles_import, content, distributions, remotes, repositories, status, tasks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -61,6 +63,10 @@ use super::{content, distributions, remotes, repositories, status, tasks};
         operations::content_container_blobs_read,
         operations::tasks_read,
         operations::status_read,
+        operations::bundles_import,
+        operations::bundles_inventory,
+        operations::bundles_plan,
+        operations::bundles_export,
     ),
     components(schemas(
         remotes::RemoteResponse, remotes::RemoteInput, remotes::HiddenField,
@@ -70,7 +76,8 @@ use super::{content, distributions, remotes, repositories, status, tasks};
         repositories::RepositoryDistributionResponse, repositories::RemoveInput,
         content::TagResponse, content::ManifestResponse, content::BlobResponse,
         tasks::TaskResponse, tasks::AsyncOperationResponse, status::StatusResponse,
-        crate::manage::PinState
+        crate::manage::PinState, bundles::SelectionInput, bundles::ExportInput,
+        bundles_import::ImportResponse, bundles_import::ImportedResponse
     )),
     security(("basicAuth" = [])),
     modifiers(&PulpInfo)
@@ -112,7 +119,9 @@ pub(super) fn openapi_json() -> String {
 
 mod operations {
     use crate::api::http::Page;
-    use crate::api::{content, distributions, remotes, repositories, status, tasks};
+    use crate::api::{
+        bundles, bundles_import, content, distributions, remotes, repositories, status, tasks,
+    };
 
     type Task = tasks::AsyncOperationResponse;
 
@@ -377,4 +386,47 @@ mod operations {
         security((), ("basicAuth" = [])),
         responses((status = 200, body = status::StatusResponse)))]
     fn status_read() {}
+
+    // --- bundles (ferry's addition) --------------------------------------
+
+    /// ferry's: the sidecar manifest (`ferry-bundle.json`) that an export
+    /// of the selection would write now, as its exact bytes (a client signs
+    /// them and hands them back to `export/`).
+    #[utoipa::path(post, path = "/pulp/api/v3/bundles/plan/", tag = "Bundles",
+        request_body = bundles::SelectionInput,
+        responses((status = 200, description = "ferry-bundle.json"), (status = 400), (status = 401)))]
+    fn bundles_plan() {}
+
+    /// ferry's: the bundle, streamed as it is written: an OCI image layout
+    /// in a tar (`application/x-tar`, or `application/zstd` with `zstd`),
+    /// `ferry-bundle.json` first. The body is a selection, or a manifest
+    /// `plan/` answered with its signature entry (written verbatim).
+    #[utoipa::path(post, path = "/pulp/api/v3/bundles/export/", tag = "Bundles",
+        request_body = bundles::ExportInput,
+        responses((status = 200, description = "the bundle (tar)"), (status = 400), (status = 401)))]
+    fn bundles_export() {}
+
+    /// ferry's addition: import a bundle (`ferry export`) or a plain OCI
+    /// layout tar, streamed as the body. Every blob is verified while it
+    /// streams; tags are committed only once all their content is; a
+    /// refused bundle (bad signature, missing assumed blobs, bad entry)
+    /// leaves nothing visible.
+    #[utoipa::path(post, path = "/pulp/api/v3/bundles/import/", tag = "Bundles",
+        params(
+            ("map" = Option<String>, Query, description = "FROM=TO[,FROM=TO...]: import references under base path FROM under TO"),
+            ("to" = Option<String>, Query, description = "<base_path>/<repository> for a plain layout's bare tags"),
+            ("pin" = Option<bool>, Query, description = "pin every imported tag"),
+            ("trusted_key" = Option<String>, Query, description = "the trusted public key's text: refuse a bundle it did not sign"),
+        ),
+        request_body(content = Vec<u8>, content_type = "application/x-tar",
+            description = "the bundle: a tar (application/x-tar, application/octet-stream), zstd-compressed or not"),
+        responses((status = 200, body = bundles_import::ImportResponse), (status = 400), (status = 415)))]
+    fn bundles_import() {}
+
+    /// ferry's addition: every blob and manifest some repository holds,
+    /// with its size, and every tag (`ferry-inventory/1`): what `ferry
+    /// export --have` leaves out of a differential bundle.
+    #[utoipa::path(get, path = "/pulp/api/v3/bundles/inventory/", tag = "Bundles",
+        responses((status = 200, description = "the inventory (format, created, source, references, blobs)")))]
+    fn bundles_inventory() {}
 }

@@ -10,7 +10,9 @@ use warp::reply::Response as Reply;
 use super::hrefs::{self, REPOSITORIES as COLLECTION};
 use super::http::{filter, ok, paginate, timestamp_millis, timestamp_secs, ApiError, Request};
 use super::Api;
-use crate::manage::{Counts, PinTarget, Pins, RepoRecord, RepoSummary};
+use std::collections::HashMap;
+
+use crate::manage::{Counts, ImportMark, PinTarget, Pins, RepoRecord, RepoSummary};
 use crate::visibility::Viewer;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -42,6 +44,9 @@ pub(super) struct RepositoryResponse {
     /// Whether quota eviction keeps all its tags: the repository or its
     /// cache is pinned (ferry's addition; a single pinned tag shows on the tag).
     pub pinned: bool,
+    /// The latest import that brought one of its tags, while that tag still
+    /// points there (ferry's addition); null otherwise.
+    pub imported: Option<super::bundles_import::ImportedResponse>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -82,6 +87,7 @@ fn repository(
     r: &RepoRecord,
     summary: &RepoSummary,
     pins: &Pins,
+    imports: &HashMap<String, ImportMark>,
 ) -> RepositoryResponse {
     RepositoryResponse {
         pulp_href: hrefs::repository(&r.id),
@@ -103,6 +109,7 @@ fn repository(
         last_pulled: (summary.last_pulled > 0).then(|| timestamp_millis(summary.last_pulled)),
         pull_reference: summary.pull_reference.clone(),
         pinned: pins.holds_repository(&r.cache, name),
+        imported: imports.get(name).cloned().map(Into::into),
     }
 }
 
@@ -135,9 +142,10 @@ async fn listed(
         repos.reverse();
     }
     let pins = api.manager.pins().await?;
+    let imports = api.manager.latest_imports().await?;
     Ok(repos
         .iter()
-        .map(|(name, r, summary)| repository(name, r, summary, &pins))
+        .map(|(name, r, summary)| repository(name, r, summary, &pins, &imports))
         .collect())
 }
 
@@ -253,7 +261,8 @@ pub(super) async fn handle(
             let (name, r) = api.manager.repository(viewer, id).await?;
             let summary = api.manager.repository_summary(&name).await?;
             let pins = api.manager.pins().await?;
-            ok(&repository(&name, &r, &summary, &pins))
+            let imports = api.manager.latest_imports().await?;
+            ok(&repository(&name, &r, &summary, &pins, &imports))
         }
         ([id, action @ ("pin" | "unpin")], &Method::POST) => {
             let (name, r) = api.manager.repository(viewer, id).await?;

@@ -10,7 +10,7 @@ pub(crate) enum BundleError {
         source: std::io::Error,
     },
     #[error("bundle I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("the bundle is not valid: {0}")]
     Invalid(String),
     #[error("blob {digest} in the bundle does not match its digest")]
@@ -29,6 +29,32 @@ pub(crate) enum BundleError {
     DamagedPart { part: String },
     #[error("{0} is not built yet")]
     Unsupported(&'static str),
+}
+
+/// A reader of split parts reports a missing or damaged part through
+/// `io::Read` as an I/O error carrying the `BundleError`: `?` turns it back
+/// into that error, wherever a reader on top (tar, zstd) wrapped it.
+impl From<std::io::Error> for BundleError {
+    fn from(error: std::io::Error) -> BundleError {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        while let Some(e) = cause {
+            match e.downcast_ref::<BundleError>() {
+                Some(BundleError::MissingPart { part }) => {
+                    return BundleError::MissingPart { part: part.clone() }
+                }
+                Some(BundleError::DamagedPart { part }) => {
+                    return BundleError::DamagedPart { part: part.clone() }
+                }
+                _ => {}
+            }
+            cause = match e.downcast_ref::<std::io::Error>() {
+                // An io::Error's source() skips its own payload: look at it.
+                Some(io) => io.get_ref().map(|inner| inner as _),
+                None => e.source(),
+            };
+        }
+        BundleError::Io(error)
+    }
 }
 
 fn list(digests: &[Digest]) -> String {

@@ -75,6 +75,18 @@ pub(crate) struct BundleManifest {
     /// Blobs a differential bundle leaves out: the receiver must hold them.
     #[serde(default)]
     pub assumed: Vec<BundleBlob>,
+    /// What the selection matched but the source could not export whole
+    /// (an image inspected, never pulled: its layers are not stored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<BundleLeftOut>,
+}
+
+/// A reference (or `<repository>@<digest>` of a referrer) a selection
+/// matched but the bundle does not hold, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BundleLeftOut {
+    pub reference: String,
+    pub reason: String,
 }
 
 /// A reference as a bundle names it: `<base_path>/<repository>:<tag>`,

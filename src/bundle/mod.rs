@@ -20,9 +20,9 @@ mod split;
 
 pub(crate) use error::BundleError;
 pub(crate) use format::{
-    BundleBlob, BundleManifest, BundleRef, BundleReference, BundleReferrer, BundleSource,
-    Inventory, Selection, BLOBS_DIR, FORMAT, INDEX_JSON, INVENTORY_FORMAT, MANIFEST_JSON,
-    OCI_LAYOUT, REF_NAME, SIGNATURE,
+    BundleBlob, BundleLeftOut, BundleManifest, BundleRef, BundleReference, BundleReferrer,
+    BundleSource, Inventory, Selection, BLOBS_DIR, FORMAT, INDEX_JSON, INVENTORY_FORMAT,
+    MANIFEST_JSON, OCI_LAYOUT, REF_NAME, SIGNATURE,
 };
 pub(crate) use sign::{generate_key_pair, BundleSigner, TrustedKey};
-pub(crate) use split::{open_parts, PartsReader, SplitWriter};
+pub(crate) use split::{check_parts, open_parts, parse_part_size, PartsReader, SplitWriter};

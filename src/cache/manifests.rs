@@ -440,7 +440,15 @@ impl Cache {
         let Some(case) = error.stale_case() else {
             return Err(error);
         };
-        if !self.config.policy().stale_if.allows(case) {
+        // An imported tag (still where the import pointed it) was brought
+        // here on purpose, often for an upstream that is never reachable:
+        // whatever the upstream answers short of a new digest, it is served.
+        let imported = self
+            .storage
+            .import_mark(local, tag.as_str())
+            .await?
+            .is_some_and(|mark| mark.digest == record.digest);
+        if !imported && !self.config.policy().stale_if.allows(case) {
             tracing::info!(cache = %self.base_path(), repo = %local, %tag, reason = case.name(), upstream = %error, "upstream refused the cached tag; stale_if does not allow serving it");
             return Err(error);
         }
@@ -522,19 +530,25 @@ impl Cache {
         Ok(changed.is_some())
     }
 
-    /// The record of a local repository a first pull creates (version 0:
-    /// the change that creates it makes it version 1).
+    /// The record of a local repository a first pull creates.
     fn fresh_repo(&self, repo: &RepoName) -> RepoRecord {
-        let now = unix_now();
-        RepoRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            cache: self.base_path().to_string(),
-            upstream_name: repo.to_string(),
-            version: 0,
-            created_at: now,
-            updated_at: now,
-            last_change: Change::default(),
-        }
+        fresh_repo_record(self.base_path(), repo.as_str())
+    }
+}
+
+/// The record of a local repository the first change creates (version 0:
+/// the change that creates it makes it version 1), in the cache at
+/// `base_path`, of the upstream repository `upstream_name`.
+pub(super) fn fresh_repo_record(base_path: &str, upstream_name: &str) -> RepoRecord {
+    let now = unix_now();
+    RepoRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        cache: base_path.to_string(),
+        upstream_name: upstream_name.to_string(),
+        version: 0,
+        created_at: now,
+        updated_at: now,
+        last_change: Change::default(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! records the local repositories that pulls create.
 
 mod access;
+pub(crate) mod bundle;
 mod complete;
 mod content;
 mod download;
@@ -22,6 +23,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+pub(crate) use bundle::{ImportError, ImportOptions, ImportReport};
 pub(crate) use content::{RepoContent, RepoSummary, TagDetail};
 pub(crate) use download::Blob;
 pub(crate) use error::{blocking, CacheError, Cause};

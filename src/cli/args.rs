@@ -79,6 +79,71 @@ pub(super) enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Write a key pair that signs bundles: NAME.key (private, PKCS#8 PEM,
+    /// mode 0600) and NAME.pub (public, SPKI PEM); never overwrites.
+    Keygen(KeygenArgs),
+    /// Write a bundle (an OCI image layout in a tar) of what a ferry holds,
+    /// to carry across an air gap: from a running ferry (--url) or a
+    /// stopped one's data directory (--data-dir).
+    Export(Box<ExportArgs>),
+    /// Import a bundle (`ferry export`), its split parts, or a plain OCI
+    /// layout into a running ferry (--url) or a stopped one (--data-dir).
+    Import(ImportArgs),
+    /// Print what a ferry holds (blobs and tags), for `ferry export
+    /// --have` to leave out of a differential bundle.
+    Inventory(InventoryArgs),
+}
+
+/// A running ferry (`--url`) or a stopped one's data directory.
+#[derive(clap::Args)]
+pub(super) struct TargetArgs {
+    /// A running ferry's address: the work goes through its API.
+    #[arg(long, env = "FERRY_URL")]
+    pub(super) url: Option<String>,
+    /// Without --url: the data directory of a stopped ferry to work on.
+    /// With --url: where that ferry saved its generated admin password.
+    #[arg(long, env = "FERRY_DATA_DIR")]
+    pub(super) data_dir: Option<PathBuf>,
+    /// That ferry's configuration file (its caches, data_dir, address and
+    /// admin_password).
+    #[arg(long, env = "FERRY_CONFIG")]
+    pub(super) config: Option<PathBuf>,
+}
+
+/// What `ferry import` reads and where it places it.
+#[derive(clap::Args)]
+pub(super) struct ImportArgs {
+    /// One bundle (plain or zstd tar), the parts of a split one in any
+    /// order, or an OCI layout directory (`skopeo copy ... oci:DIR:TAG`).
+    #[arg(required = true)]
+    pub(super) files: Vec<PathBuf>,
+    /// Import references under base path FROM under TO instead (repeatable).
+    #[arg(long, value_name = "FROM=TO")]
+    pub(super) map: Vec<String>,
+    /// `<base_path>/<repository>` for a plain OCI layout's bare tags.
+    #[arg(long, value_name = "BASE_PATH/REPOSITORY")]
+    pub(super) to: Option<String>,
+    /// Pin every imported tag (refused pins are reported; exit status 1).
+    #[arg(long)]
+    pub(super) pin: bool,
+    /// Refuse a bundle not signed by this public key (`ferry keygen`).
+    #[arg(long, value_name = "PUBFILE")]
+    pub(super) trusted_key: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub(super) json: bool,
+    #[command(flatten)]
+    pub(super) target: TargetArgs,
+}
+
+/// Where `ferry inventory` writes.
+#[derive(clap::Args)]
+pub(super) struct InventoryArgs {
+    /// Write the inventory to FILE [default: standard output].
+    #[arg(long, value_name = "FILE")]
+    pub(super) output: Option<PathBuf>,
+    #[command(flatten)]
+    pub(super) target: TargetArgs,
 }
 
 #[derive(Subcommand, Clone)]
@@ -110,6 +175,68 @@ pub(super) struct PrefetchArgs {
     /// and their blobs, so they verify with the upstream gone.
     #[arg(long)]
     pub(super) referrers: bool,
+}
+
+/// Where `ferry keygen` writes the key pair.
+#[derive(clap::Args)]
+pub(super) struct KeygenArgs {
+    /// Path and name of the pair, without suffix: NAME.key and NAME.pub.
+    #[arg(long, default_value = "ferry-bundle")]
+    pub(super) output: PathBuf,
+}
+
+/// `ferry export`'s flags.
+#[derive(clap::Args)]
+pub(super) struct ExportArgs {
+    /// The bundle to write (with --split: FILE.part001, ... and FILE.sha256).
+    #[arg(long, value_name = "FILE")]
+    pub(super) output: PathBuf,
+    /// A running ferry's address [default: http://<listen address of the
+    /// config>].
+    #[arg(long, env = "FERRY_URL")]
+    pub(super) url: Option<String>,
+    /// A stopped ferry's data directory: export from it directly (its lock
+    /// is taken). With --url: where that ferry saved its admin password.
+    #[arg(long)]
+    pub(super) data_dir: Option<PathBuf>,
+    /// That ferry's configuration file (address, admin_password, data_dir).
+    #[arg(long, env = "FERRY_CONFIG")]
+    pub(super) config: Option<PathBuf>,
+    /// Caches by base path (wildcards `*`, `?`); repeatable.
+    #[arg(long = "cache", value_name = "BASE_PATH")]
+    pub(super) caches: Vec<String>,
+    /// Repositories by local name, e.g. `docker-cache/library/*`; repeatable.
+    #[arg(long = "repository", value_name = "NAME")]
+    pub(super) repositories: Vec<String>,
+    /// Tags (wildcards); repeatable.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub(super) tags: Vec<String>,
+    /// Only pinned tags.
+    #[arg(long)]
+    pub(super) pinned: bool,
+    /// Only tags pulled since a date (`2026-12-01`, RFC 3339) or for a
+    /// duration (`7d`, `12h`); a tag never pulled counts from when stored.
+    #[arg(long, value_name = "DATE|DURATION")]
+    pub(super) since: Option<String>,
+    /// Platforms of multi-platform images: `all`, or a comma-separated list
+    /// such as `linux/amd64,linux/arm64` [default: every platform stored].
+    #[arg(long)]
+    pub(super) platform: Option<String>,
+    /// Also the referrers (signatures, SBOMs) stored for what is exported.
+    #[arg(long)]
+    pub(super) referrers: bool,
+    /// The receiver's `ferry inventory`: leave out the blobs it holds.
+    #[arg(long, value_name = "INVENTORY.json")]
+    pub(super) have: Option<PathBuf>,
+    /// zstd-compress the bundle.
+    #[arg(long)]
+    pub(super) zstd: bool,
+    /// Write parts of at most SIZE (`4GiB`, `700MB`) and a checksum file.
+    #[arg(long, value_name = "SIZE")]
+    pub(super) split: Option<String>,
+    /// Sign the bundle's manifest with this private key (`ferry keygen`).
+    #[arg(long, value_name = "KEYFILE")]
+    pub(super) sign: Option<PathBuf>,
 }
 
 /// Where a maintenance command finds the data directory.

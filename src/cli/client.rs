@@ -123,6 +123,39 @@ impl Client {
         self.call(Method::POST, path, Some(body)).await
     }
 
+    /// POSTs `body` and hands back the response as it arrives, for what
+    /// may be large or slow (a bundle): no overall time limit, only one
+    /// between reads. A refusal is an error with the API's answer.
+    pub(super) async fn post_download(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<reqwest::Response, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(300))
+            .build()
+            .unwrap_or_default();
+        let resp = http
+            .post(&url)
+            .basic_auth(crate::auth::ADMIN_USER, Some(self.password.expose()))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: url.clone(),
+                reason: crate::upstream::error_chain(&e),
+            })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(ClientError::Refused { status, body });
+        }
+        Ok(resp)
+    }
+
     /// Every item of a paginated list.
     pub(super) async fn list(&self, collection: &str) -> Result<Vec<Value>, ClientError> {
         let mut items = Vec::new();
@@ -213,5 +246,45 @@ impl Client {
             Some(href) => self.call(Method::GET, href, None).await,
             None => Ok(task),
         }
+    }
+
+    /// POSTs a large body (a bundle) as a stream, with query parameters,
+    /// and reads the JSON answer. No overall timeout (a bundle may take
+    /// hours to send); a stalled answer still ends after `STALL`.
+    pub(super) async fn upload<S>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        content_type: &str,
+        body: S,
+    ) -> Result<Value, ClientError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    {
+        const STALL: std::time::Duration = std::time::Duration::from_secs(3600);
+        let url = format!("{}{path}", self.base);
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(STALL)
+            .build()
+            .unwrap_or_default();
+        let resp = http
+            .post(&url)
+            .query(query)
+            .basic_auth(crate::auth::ADMIN_USER, Some(self.password.expose()))
+            .header("content-type", content_type)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: url.clone(),
+                reason: crate::upstream::error_chain(&e),
+            })?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(ClientError::Refused { status, body: text });
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 }

@@ -31,8 +31,8 @@ pub(super) enum Action {
 
 /// The admin password and where it came from: a 401 names both, so the
 /// user knows what to fix.
-struct AdminPassword {
-    secret: Secret,
+pub(super) struct AdminPassword {
+    pub(super) secret: Secret,
     origin: String,
     file: PathBuf,
 }
@@ -41,7 +41,7 @@ const PASSWORD_ENV: &str = "FERRY_ADMIN_PASSWORD";
 
 /// FERRY_ADMIN_PASSWORD, else `admin_password` of the config, else the
 /// password ferry generated and saved in its data directory.
-fn admin_password(config: &Config) -> Result<AdminPassword, String> {
+pub(super) fn admin_password(config: &Config) -> Result<AdminPassword, String> {
     let file = config.data_dir.join("admin-password");
     let found = |secret: String, origin: String| AdminPassword {
         secret: Secret(secret),
@@ -74,7 +74,7 @@ fn admin_password(config: &Config) -> Result<AdminPassword, String> {
     }
 }
 
-fn unauthorized_message(url: &str, password: &AdminPassword) -> String {
+pub(super) fn unauthorized_message(url: &str, password: &AdminPassword) -> String {
     format!(
         "ferry at {url} refused the admin password (401 Unauthorized). The password came \
          from {}; the CLI looks in {PASSWORD_ENV}, then admin_password of --config, then \

@@ -4,6 +4,9 @@
 
 mod args;
 mod client;
+mod export;
+mod import;
+mod keygen;
 mod manage;
 mod offline;
 mod prefetch;
@@ -59,6 +62,10 @@ pub fn main() -> ExitCode {
         }
         Command::Pin { target, api } => manage::run(&api, manage::Action::Pin(target, true)),
         Command::Unpin { target, api } => manage::run(&api, manage::Action::Pin(target, false)),
+        Command::Import(args) => import::import(&args),
+        Command::Inventory(args) => import::inventory(&args),
+        Command::Keygen(args) => keygen::keygen(&args),
+        Command::Export(args) => export::export(&args),
     }
 }
 

@@ -46,7 +46,7 @@ pub(super) fn verify(args: &DataArgs) -> ExitCode {
 
 /// Runs maintenance on a stopped ferry's data directory, which must exist
 /// and hold ferry's data (nothing is created), holding its lock throughout.
-fn offline<F, Fut>(args: &DataArgs, work: F) -> ExitCode
+pub(super) fn offline<F, Fut>(args: &DataArgs, work: F) -> ExitCode
 where
     F: FnOnce(std::sync::Arc<Storage>) -> Fut,
     Fut: std::future::Future<Output = Result<ExitCode, crate::cache::CacheError>>,

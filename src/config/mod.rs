@@ -13,6 +13,8 @@ pub(crate) use crate::domain::Secret;
 pub(crate) use policy::{complete_images, CachePolicy, StaleCase, StaleIf, TagPolicy, TagTtl};
 pub(crate) use remote::{CacheEntry, RemoteSpec};
 pub(crate) use storage::{S3Settings, StorageConfig};
+/// Sizes as the config writes them (`50GiB`, `500MB`, bytes), for flags.
+pub(crate) use size::parse as parse_size;
 pub(crate) use tag_rules::TagRules;
 
 mod policy;
@@ -346,7 +348,7 @@ mod size {
         }
     }
 
-    pub(super) fn parse(text: &str) -> Option<u64> {
+    pub(crate) fn parse(text: &str) -> Option<u64> {
         let text = text.trim();
         let split = text
             .find(|c: char| !c.is_ascii_digit() && c != '.')

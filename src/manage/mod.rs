@@ -8,6 +8,8 @@
 //! it returns are the plain records and summaries below, never a store or a
 //! cache.
 
+mod bundles;
+mod bundles_import;
 mod caches;
 mod content;
 mod distributions;
@@ -29,8 +31,11 @@ use crate::visibility::Viewer;
 
 pub(crate) use crate::cache::{RepoContent, RepoSummary};
 pub(crate) use crate::store::{
-    Counts, DistributionRecord, ManifestRecord, Pins, RemoteRecord, RepoRecord, TagRecord,
+    Counts, DistributionRecord, ImportMark, ManifestRecord, Pins, RemoteRecord, RepoRecord,
+    TagRecord,
 };
+pub(crate) use bundles::GivenManifest;
+pub(crate) use bundles_import::{parse_map, ImportRequest, Upload};
 pub(crate) use content::ManifestDetails;
 pub(crate) use pins::{PinState, PinTarget};
 pub(crate) use prefetch::{Options as PrefetchOptions, PrefetchReport};

@@ -6,6 +6,7 @@
 //! themselves, with a synchronous view for code already there.
 
 mod blobs;
+mod imports;
 mod meta;
 mod pins;
 mod records;
@@ -14,6 +15,7 @@ pub use blobs::{
     BlobBackend, BlobReader, DirBlobStore, ObjectBlob, ObjectRange, OpenBlob, S3BlobStore, Staging,
     StoredBlob, TempBlob, VerifiedTemp,
 };
+pub use imports::ImportMark;
 pub use meta::{BlockingMeta, DbError, MetaStore};
 pub use pins::{Pin, Pins};
 pub use records::{

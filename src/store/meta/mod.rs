@@ -10,6 +10,7 @@
 
 mod changes;
 mod front;
+mod imports;
 mod memo;
 
 use std::fmt;
@@ -69,6 +70,8 @@ pub struct BlockingMeta {
     tasks: sled::Tree,
     /// `Pin::key` → (): what quota eviction must keep (see `store/pins.rs`)
     pins: sled::Tree,
+    /// `<repository>\0<tag>` → ImportMark: where an imported tag came from
+    imports: sled::Tree,
     /// Held by every change of a repository's structure (tags, members,
     /// references): those that must scan a prefix, which sled's
     /// transactions cannot, read it under this lock, so no other change
@@ -138,6 +141,7 @@ impl BlockingMeta {
             distributions: db.open_tree("distributions")?,
             tasks: db.open_tree("tasks")?,
             pins: db.open_tree("pins")?,
+            imports: db.open_tree("imports")?,
             structure: Mutex::new(()),
             memo: Memo::default(),
             db,
