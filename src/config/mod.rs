@@ -12,9 +12,9 @@ use crate::domain::RepoName;
 pub(crate) use crate::domain::Secret;
 pub(crate) use policy::{complete_images, CachePolicy, StaleCase, StaleIf, TagPolicy, TagTtl};
 pub(crate) use remote::{CacheEntry, RemoteSpec};
-pub(crate) use storage::{S3Settings, StorageConfig};
 /// Sizes as the config writes them (`50GiB`, `500MB`, bytes), for flags.
 pub(crate) use size::parse as parse_size;
+pub(crate) use storage::{S3Settings, StorageConfig};
 pub(crate) use tag_rules::TagRules;
 
 mod policy;

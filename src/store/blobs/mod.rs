@@ -42,6 +42,17 @@ pub enum BlobReader {
     Object(ObjectBlob),
 }
 
+impl BlobReader {
+    /// The whole blob as a blocking reader (for code on the blocking pool
+    /// that copies a blob, such as a bundle's writer).
+    pub fn into_read(self) -> Box<dyn std::io::Read + Send> {
+        match self {
+            BlobReader::File(file) => Box::new(file),
+            BlobReader::Object(object) => Box::new(object.range(0, object.size()).into_read()),
+        }
+    }
+}
+
 /// A blob found in the store.
 pub struct StoredBlob {
     pub digest: Digest,

@@ -363,6 +363,34 @@ impl ObjectRange {
     pub async fn next(&mut self) -> Option<io::Result<Bytes>> {
         self.0.recv().await
     }
+
+    /// The range as a blocking reader, for code on the blocking pool.
+    pub fn into_read(self) -> ObjectRead {
+        ObjectRead {
+            range: self,
+            chunk: Bytes::new(),
+        }
+    }
+}
+
+/// A ranged read as `io::Read`; it blocks: never use it on async threads.
+pub struct ObjectRead {
+    range: ObjectRange,
+    chunk: Bytes,
+}
+
+impl io::Read for ObjectRead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.range.0.blocking_recv() {
+                None => return Ok(0),
+                Some(chunk) => self.chunk = chunk?,
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
 }
 
 impl Clone for ObjectBlob {
