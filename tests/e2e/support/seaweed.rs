@@ -144,9 +144,10 @@ impl Seaweed {
             .append(true)
             .open(self.dir.path().join("weed.log"))
             .unwrap();
-        // setpriv (util-linux): SIGTERM to weed when its parent thread ends.
+        // setpriv (util-linux): SIGKILL to weed when its parent thread ends
+        // (a SIGTERM was seen to leave one hanging in its graceful stop).
         let child = Command::new("setpriv")
-            .args(["--pdeathsig", "TERM", "--"])
+            .args(["--pdeathsig", "KILL", "--"])
             .arg(weed_bin())
             .arg("mini")
             .arg(format!("-dir={}", self.dir.path().join("data").display()))
