@@ -4,7 +4,7 @@
 # data directories), same upstream (docker-registry). See lib/prefetch.sh
 # and benches/README.md.
 #
-#   benches/prefetch.sh            # RUNS=5 runs, 10 images of 1+2+4 MiB
+#   benches/prefetch.sh            # RUNS=5 runs, 20 images of 2+4+8 MiB
 #   QUICK=1 benches/prefetch.sh    # 1 run, 4 images of 1+2 MiB
 #
 # Knobs: RUNS, PF_N, PF_LAYERS_MB, FERRY_BIN, BENCH_TMP, KEEP_WORK. Prints a

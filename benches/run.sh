@@ -15,7 +15,7 @@
 #   LAYERS_MB="2 4 6 8 10"  layer sizes of the cold-pull image
 #   CONC=20           concurrent cold pulls;  CONC_RUNS=3  times that is repeated (worst shown)
 #   TAGS=10000        tags in the start-up test
-#   PF_N=10           images prefetched in phase 8 (lib/prefetch.sh; QUICK: 4)
+#   PF_N=20           images prefetched in phase 8 (lib/prefetch.sh; QUICK: 4)
 #   BUNDLE_MB=1024    image exported and imported in phase 9 (lib/bundle.sh; QUICK: 128);
 #   BUNDLE_RUNS=3     its runs (QUICK: 1)
 #   FERRY_BIN=path    use this ferry binary instead of `cargo build --release`

@@ -56,6 +56,11 @@ function formatTime(s) {
   return Number.isNaN(d.getTime()) ? String(s) : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }
 
+/** Where an imported tag came from: the bundle's source, its id and when. */
+function importedLine(mark) {
+  return `imported ${formatTime(mark.imported_at)} from ${mark.source} (bundle ${mark.bundle.slice(0, 8)})`;
+}
+
 function shortDigest(d) {
   return d && d.length > 19 ? `${d.slice(0, 19)}…` : d || '';
 }
@@ -429,7 +434,9 @@ async function repoPage(name, params) {
   const fail = (e) => message.replaceChildren(errorBox(e));
   const action = (label, aria, run) => h('button', { type: 'button', 'aria-label': aria, onclick: run }, label);
   const rows = page.results.map((t) => [
-    h('span', { class: 'tag' }, t.name),
+    h('span', {}, h('span', { class: 'tag' }, t.name),
+      t.pinned ? h('div', { class: 'muted small', 'data-field': 'pinned' }, 'pinned') : null,
+      t.imported ? h('div', { class: 'muted small', 'data-field': 'imported' }, importedLine(t.imported)) : null),
     h('a', { href: hashLink(`/manifest/${enc(name)}/${enc(t.digest)}`), class: 'digest', title: t.digest }, h('code', {}, t.digest)),
     h('span', { class: 'small' }, t.media_type,
       t.platforms && t.platforms.length ? h('div', { class: 'muted small platforms' }, t.platforms.join(', ')) : null),
@@ -478,7 +485,8 @@ async function repoPage(name, params) {
     repoCrumbs(repo),
     h('dl', { class: 'stats', 'aria-label': 'Repository' },
       stat('Tags', repo.tag_count), stat('On disk', formatBytes(repo.size)),
-      stat('Last pulled', formatTime(repo.last_pulled)), stat('Version', repo.latest_version_href.split('/').filter(Boolean).pop())),
+      stat('Last pulled', formatTime(repo.last_pulled)), stat('Version', repo.latest_version_href.split('/').filter(Boolean).pop()),
+      repo.imported ? stat('Imported', importedLine(repo.imported)) : null),
     message,
     h('h2', {}, 'Tags'),
     table(`Tags of ${name}`, ['Tag', 'Digest', 'Media type', 'Size', 'Last pulled', 'Last confirmed', 'Pull', ...(admin ? ['Manage'] : [])],

@@ -22,10 +22,13 @@ BUNDLE_RUNS=${BUNDLE_RUNS:-3}
 
 # timed_peak LOGNAME CMD...: runs CMD (output to logs/LOGNAME.log) and sets
 # TP_SECONDS and TP_PEAK_KIB (the command's own peak RSS, from
-# getrusage(RUSAGE_CHILDREN) of a python parent that only runs it).
+# getrusage(RUSAGE_CHILDREN) of a python parent that only runs it). The
+# steps before left up to a GiB to write back: `sync` first (untimed), so
+# that each step pays only for its own writes.
 timed_peak() {
   local name=$1 out="$WORK/timed_peak.out"
   shift
+  sync
   python3 -c '
 import resource, subprocess, sys, time
 t = time.monotonic()

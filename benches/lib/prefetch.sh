@@ -9,8 +9,8 @@
 # QUICK, FERRY, warn, policy.json and lib/common.sh, lib/images.sh); sets the
 # PF_* results that prefetch_section prints into the report.
 
-PF_N=${PF_N:-10}
-PF_LAYERS_MB=${PF_LAYERS_MB:-"1 2 4"}
+PF_N=${PF_N:-20}
+PF_LAYERS_MB=${PF_LAYERS_MB:-"2 4 8"}
 if [ "${QUICK:-0}" = 1 ]; then
   PF_N=${PF_N_QUICK:-4}
   PF_LAYERS_MB=${PF_LAYERS_MB_QUICK:-"1 2"}

@@ -11,7 +11,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  PASSWORD, STEP_TIMEOUT, expectStatus, launchChromium, pool, skopeo, startFerry, startUpstream, stopAll,
+  PASSWORD, STEP_TIMEOUT, expectStatus, launchChromium, pool, run, skopeo, startFerry, startUpstream, stopAll,
   upstreamDigest, writeOciLayout,
 } from './harness.js';
 
@@ -318,6 +318,33 @@ describe('ferry dashboard', { timeout: 900_000 }, () => {
     await edit.getByRole('button', { name: 'Save distribution' }).click();
     await page.getByText('Saved distribution mirror.').waitFor();
     await page.getByRole('row').filter({ hasText: 'edited in the browser' }).waitFor();
+    assert.deepEqual(page.errors, []);
+    await context.close();
+  });
+
+  test('an imported, pinned tag says where it came from', async () => {
+    // A plain OCI layout, as `skopeo copy ... oci:DIR:TAG` writes it, imported
+    // through the API under a repository the upstream has never had.
+    const layout = path.join(workDir, 'carried');
+    const carried = writeOciLayout(layout, 'v7', 'carried across the gap\n');
+    const bundle = path.join(workDir, 'carried.tar');
+    await run('tar', ['-cf', bundle, '-C', layout, '.']);
+    const auth = { Authorization: `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}` };
+    const imported = await fetch(`${ferry.url}/pulp/api/v3/bundles/import/?to=hub/library/carried&pin=true`, {
+      method: 'POST',
+      headers: { ...auth, 'Content-Type': 'application/x-tar' },
+      body: fs.readFileSync(bundle),
+    });
+    assert.equal(imported.status, 200, await imported.clone().text());
+    assert.deepEqual((await imported.json()).imported, ['hub/library/carried:v7']);
+
+    const page = await newPage({ login: true });
+    await page.goto(`${ferry.url}/#/repo/${encodeURIComponent('hub/library/carried')}`);
+    const tagRow = page.getByRole('row').filter({ hasText: 'v7' });
+    await tagRow.getByRole('link', { name: carried.manifest }).waitFor();
+    assert.match(await tagRow.locator('[data-field=imported]').innerText(), /^imported \d{4}-\d\d-\d\d .* from oci-layout \(bundle [0-9a-f]{8}\)$/);
+    assert.equal(await tagRow.locator('[data-field=pinned]').innerText(), 'pinned');
+    await page.getByRole('definition').filter({ hasText: 'from oci-layout' }).waitFor();
     assert.deepEqual(page.errors, []);
     await context.close();
   });

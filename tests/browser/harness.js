@@ -231,6 +231,6 @@ function stopAll() {
 }
 
 export {
-  PASSWORD, STEP_TIMEOUT, children, expectStatus, launchChromium, pool, skopeo, startFerry, startUpstream,
+  PASSWORD, STEP_TIMEOUT, children, expectStatus, launchChromium, pool, run, skopeo, startFerry, startUpstream,
   stopAll, upstreamDigest, writeOciLayout,
 };
