@@ -134,7 +134,7 @@ check "unit has the hardening options" bash -c '
 documented() {
   local missing=0 field key
   for field in $(awk '
-      /^pub struct (Config|CacheConfig) \{/ { inside = 1; next }
+      /^pub(\(crate\))? struct Config \{/ { inside = 1; next }
       inside && /^\}/ { inside = 0 }
       inside && /^    pub [a-z_]+:/ { sub(/^    pub /, ""); sub(/:.*/, ""); print }
     ' src/config/mod.rs); do
@@ -142,9 +142,19 @@ documented() {
     [ "$field" = caches ] && key=cache   # #[serde(rename = "cache")]
     if [ "$key" = cache ]; then
       grep -q '^\[\[cache\]\]' "$here/ferry.toml" || { echo "not documented: [[cache]]"; missing=1; }
+    elif [ "$key" = storage ]; then      # a table: [storage] and its keys
+      grep -Eq '^(# )?\[storage\]' "$here/ferry.toml" || { echo "not documented: [storage]"; missing=1; }
     elif ! grep -Eq "^(# )?$key = " "$here/ferry.toml"; then
       echo "not documented in packaging/ferry.toml: $key"; missing=1
     fi
+  done
+  for field in $(awk '
+      /^pub\(crate\) struct StorageConfig \{/ { inside = 1; next }
+      inside && /^\}/ { inside = 0 }
+      inside && /^    pub [a-z_]+:/ { sub(/^    pub /, ""); sub(/:.*/, ""); print }
+    ' src/config/storage.rs); do
+    grep -Eq "^(# )?$field = " "$here/ferry.toml" \
+      || { echo "not documented in packaging/ferry.toml: [storage] $field"; missing=1; }
   done
   return "$missing"
 }

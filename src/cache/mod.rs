@@ -32,9 +32,9 @@ pub(crate) use maintenance::GC_GRACE;
 pub(crate) use manifests::ManifestHit;
 pub(crate) use pins::PinOutcome;
 
-use crate::config::{is_docker_hub_host, CacheConfig, TagRules};
+use crate::config::{is_docker_hub_host, CacheConfig, StorageConfig, TagRules};
 use crate::domain::{Digest, RepoName};
-use crate::store::{BlobBackend, DirBlobStore, MetaStore, StoreError};
+use crate::store::{BlobBackend, DirBlobStore, MetaStore, S3BlobStore, StoreError};
 use crate::upstream::{
     Health, RateBudgetStatus, Reachability, Upstream, UpstreamError, UpstreamSetupError,
 };
@@ -64,20 +64,29 @@ pub(crate) struct Storage {
 }
 
 impl Storage {
-    /// Opens the data directory (blocking; call at start-up).
+    /// Opens the data directory with the blobs in it (tests).
+    #[cfg(test)]
     pub(crate) fn open(data_dir: &Path) -> Result<Arc<Storage>, StoreError> {
-        Storage::open_with_quota(data_dir, None)
+        Storage::open_with_quota(data_dir, None, &StorageConfig::default())
     }
 
-    /// Opens the data directory with a `max_size` in bytes.
+    /// Opens the data directory with a `max_size` in bytes, the blobs where
+    /// `storage` says (the directory, or an object store).
     pub(crate) fn open_with_quota(
         data_dir: &Path,
         max_size: Option<u64>,
+        storage: &StorageConfig,
     ) -> Result<Arc<Storage>, StoreError> {
         // Created private and checked by `datadir::lock`, taken before.
         std::fs::create_dir_all(data_dir)?;
         let meta = MetaStore::open(&data_dir.join("meta"))?;
-        let blobs: Arc<dyn BlobBackend> = Arc::new(DirBlobStore::open(data_dir)?);
+        let s3 = storage
+            .s3()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let blobs: Arc<dyn BlobBackend> = match s3 {
+            None => Arc::new(DirBlobStore::open(data_dir)?),
+            Some(settings) => Arc::new(S3BlobStore::open(&settings, data_dir)?),
+        };
         if !meta.blocking().was_recovered() {
             let registered = maintenance::register_stored_blobs(&*blobs, meta.blocking())?;
             if registered > 0 {

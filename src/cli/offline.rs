@@ -71,7 +71,7 @@ where
             return ExitCode::from(2);
         }
     };
-    let storage = match Storage::open(&config.data_dir) {
+    let storage = match Storage::open_with_quota(&config.data_dir, None, &config.storage) {
         Ok(s) => s,
         Err(source) => {
             let path = config.data_dir.clone();

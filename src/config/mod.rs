@@ -14,10 +14,12 @@ pub(crate) use policy::{complete_images, CachePolicy, StaleCase, StaleIf, TagPol
 pub(crate) use remote::{CacheEntry, RemoteSpec};
 /// Sizes as the config writes them (`50GiB`, `500MB`, bytes), for flags.
 pub(crate) use size::parse as parse_size;
+pub(crate) use storage::{S3Settings, StorageConfig};
 pub(crate) use tag_rules::TagRules;
 
 mod policy;
 mod remote;
+mod storage;
 mod tag_rules;
 
 /// The configuration ferry runs with when the user gives none.
@@ -110,6 +112,10 @@ pub(crate) struct Config {
     /// reading) before the connection is closed.
     #[serde(default = "default_client_write_timeout")]
     pub client_write_timeout_secs: u64,
+    /// Where blobs are kept: `data_dir` (the default) or an S3-compatible
+    /// object store (`[storage]`, config/storage.rs).
+    #[serde(default)]
+    pub storage: StorageConfig,
 }
 
 /// Who may browse the cached content. Pulls are not affected.
@@ -223,6 +229,7 @@ impl Config {
                 "max_connections and the client_*_timeout_secs must be above 0".into(),
             ));
         }
+        self.storage.s3()?;
         for (i, cache) in self.caches.iter().enumerate() {
             RepoName::parse(&cache.base_path).map_err(|e| {
                 ConfigError::Invalid(format!("cache base_path {:?}: {e}", cache.base_path))

@@ -232,6 +232,16 @@ fn describe(error: &CacheError, source: Option<&Source>, admin: bool) -> (String
             };
             (text.clone(), text)
         }
+        // The details name the store's endpoint: the admin's only.
+        CacheError::Store(e) if e.is_unavailable() => {
+            let short = "the blob store (object store) is unavailable".to_string();
+            let message = if admin {
+                error.to_string()
+            } else {
+                short.clone()
+            };
+            (short, message)
+        }
         _ => (error.to_string(), error.to_string()),
     }
 }
@@ -260,6 +270,10 @@ fn cache_error_response(
         }
         CacheError::Upstream(e) if e.is_no_answer() => (StatusCode::GATEWAY_TIMEOUT, "UNKNOWN"),
         CacheError::Store(e) if e.is_disk_full() => (StatusCode::INSUFFICIENT_STORAGE, "UNKNOWN"),
+        // The object store is down or unreachable: passes by itself.
+        CacheError::Store(e) if e.is_unavailable() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+        }
         _ if error.cause() == Cause::Upstream => (StatusCode::BAD_GATEWAY, "UNKNOWN"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
     };
@@ -278,6 +292,7 @@ fn cache_error_response(
         // The probe rechecks a down upstream at least this often.
         CacheError::Upstream(UpstreamError::KnownDown { .. }) => Some(5),
         CacheError::Upstream(UpstreamError::Busy { .. }) => Some(5),
+        CacheError::Store(e) if e.is_unavailable() => Some(5),
         _ => None,
     };
     if let Some(secs) = retry_after {

@@ -255,9 +255,9 @@ impl Ferry {
             source,
         };
         let data_dir = config.data_dir.clone();
-        let max_size = config.max_size;
+        let (max_size, blob_store) = (config.max_size, config.storage.clone());
         let storage = tokio::task::spawn_blocking(move || {
-            let storage = Storage::open_with_quota(&data_dir, max_size)?;
+            let storage = Storage::open_with_quota(&data_dir, max_size, &blob_store)?;
             // Nothing is downloading yet: any temp file is a crash's leftover.
             let leftovers = storage.remove_leftover_temp_files()?;
             if leftovers > 0 {

@@ -12,7 +12,8 @@ mod pins;
 mod records;
 
 pub use blobs::{
-    BlobBackend, BlobReader, DirBlobStore, OpenBlob, Staging, StoredBlob, TempBlob, VerifiedTemp,
+    BlobBackend, BlobReader, DirBlobStore, ObjectBlob, ObjectRange, OpenBlob, S3BlobStore, Staging,
+    StoredBlob, TempBlob, VerifiedTemp,
 };
 pub use imports::ImportMark;
 pub use meta::{BlockingMeta, DbError, MetaStore};
@@ -32,6 +33,10 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
     #[error("content does not match digest {0}")]
     DigestMismatch(crate::domain::Digest),
+    /// The object store did not answer, or refused (down, unreachable,
+    /// credentials denied): passes once it is back.
+    #[error("the object store is unavailable: {0}")]
+    Unavailable(String),
     #[error("the metadata database {} is in use by another process", .0.display())]
     Locked(std::path::PathBuf),
     #[error("the metadata database {} is damaged or was written by a newer ferry: {reason}", .path.display())]
@@ -45,6 +50,11 @@ impl StoreError {
     /// A full disk is worth telling apart: it is not a bug and it passes.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, StoreError::Io(e) if e.raw_os_error() == Some(28))
+    }
+
+    /// The blob store's service is unreachable (a 503, not a bug).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
     }
 
     /// Damage in the metadata (or a format this ferry does not know): the

@@ -23,6 +23,7 @@ mod harness_selftest;
 mod import;
 mod keygen;
 mod management;
+mod object_store;
 mod offline;
 mod ops;
 mod partial_pull;

@@ -11,8 +11,8 @@ use reqwest::StatusCode;
 
 use crate::support::images::{self, Flavor};
 use crate::support::inspect::{
-    assert_blob_tree_intact, blob_path, blobs_total, has_blob, metrics, proc_status_kib, tmp_files,
-    wait_until,
+    assert_blob_tree_intact, blob_path, blobs_total, has_blob, metrics, proc_status_kib,
+    quarantined, read_stored, tmp_files, wait_until, write_stored,
 };
 use crate::support::registry_client::ACCEPT_ALL_MANIFESTS;
 use crate::support::util::{read_body, run_bounded};
@@ -378,16 +378,10 @@ async fn verify_quarantines_a_corrupted_layer_and_the_next_pull_refetches_it() {
     ferry.stop();
 
     let path = blob_path(&data, &layer.digest);
-    let mut bytes = std::fs::read(&path).unwrap();
+    let mut bytes = read_stored(&path);
     let at = bytes.len() / 2;
     bytes[at] ^= 0x01;
-    {
-        use std::io::{Seek, SeekFrom, Write};
-        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        f.seek(SeekFrom::Start(at as u64)).unwrap();
-        f.write_all(&bytes[at..=at]).unwrap();
-        f.sync_all().unwrap();
-    }
+    write_stored(&path, &bytes);
 
     let verify = ferry.offline("verify").await;
     assert_eq!(verify.code, Some(1), "ferry verify: {verify:?}");
@@ -398,11 +392,8 @@ async fn verify_quarantines_a_corrupted_layer_and_the_next_pull_refetches_it() {
         "verify output: {}",
         verify.stdout
     );
-    let hex = layer.digest.strip_prefix("sha256:").unwrap();
-    let quarantined = data.join("quarantine").join(format!("sha256-{hex}"));
-    assert!(quarantined.is_file(), "{} missing", quarantined.display());
     assert_eq!(
-        std::fs::read(&quarantined).unwrap(),
+        quarantined(&data, &layer.digest).expect("quarantined"),
         bytes,
         "quarantined bytes"
     );

@@ -15,7 +15,7 @@ use super::export::{invalid, BundleToWrite, ExportError};
 use crate::bundle::{BundleManifest, INDEX_JSON, MANIFEST_JSON, OCI_LAYOUT, REF_NAME, SIGNATURE};
 use crate::cache::{CacheError, Storage};
 use crate::domain::{Digest, MediaType};
-use crate::store::{BlobBackend, BlobReader};
+use crate::store::BlobBackend;
 
 /// Blocks read from the store and sent to a response at a time.
 const READ_BLOCK: usize = 1024 * 1024;
@@ -122,7 +122,7 @@ fn write_tar<W: Write>(
                 blob.digest, open.size, blob.size
             )));
         }
-        let BlobReader::File(file) = open.reader;
+        let file = open.reader.into_read();
         let name = format!("{}{}", crate::bundle::BLOBS_DIR, blob.digest.hex());
         let reader = Exact {
             inner: BufReader::with_capacity(READ_BLOCK, file),

@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
+use super::reader::Source;
 use super::{stored_blob, DownloadLead, Progress};
 use crate::cache::error::{blocking, CacheError};
 use crate::cache::usage::key;
@@ -31,7 +32,7 @@ pub(super) async fn download(
     // Another download may have finished between our look-up and now.
     if let Some(blob) = stored_blob(store, digest).await? {
         progress.send_replace(Progress::Done {
-            file: blob.file,
+            source: blob.source,
             size: blob.size.unwrap_or(0),
         });
         lead.publish(Ok(progress.subscribe()));
@@ -94,7 +95,7 @@ pub(super) async fn download(
     // Verified (and, when kept, durable): readers may have the last byte.
     // Not kept: the temp file is gone; readers keep their handle.
     progress.send_replace(Progress::Done {
-        file,
+        source: Source::File(file),
         size: written,
     });
     // Caches it put over their max_size (its size was not known before,

@@ -19,6 +19,7 @@ use crate::metrics::METRICS;
 use crate::store::{BlobReader, OpenBlob};
 use crate::upstream::{Upstream, UpstreamError};
 pub(crate) use reader::Blob;
+use reader::Source;
 
 /// How a download goes, as its readers follow it.
 #[derive(Clone)]
@@ -30,9 +31,10 @@ pub(super) enum Progress {
         written: u64,
         total: Option<u64>,
     },
-    /// Verified and stored.
+    /// Verified and stored (read on from the temp file's handle, or from
+    /// the store when another download stored it first).
     Done {
-        file: Arc<File>,
+        source: Source,
         size: u64,
     },
     Failed(CacheError),
@@ -83,13 +85,15 @@ impl Downloads {
         loop {
             let ready = match &*rx.borrow_and_update() {
                 Progress::Starting => None,
-                Progress::Receiving { file, total, .. } => Some((file.clone(), *total)),
-                Progress::Done { file, size } => Some((file.clone(), Some(*size))),
+                Progress::Receiving { file, total, .. } => {
+                    Some((Source::File(file.clone()), *total))
+                }
+                Progress::Done { source, size } => Some((source.clone(), Some(*size))),
                 Progress::Failed(e) => return Err(e.clone()),
             };
-            if let Some((file, size)) = ready {
+            if let Some((source, size)) = ready {
                 return Ok(Blob {
-                    file,
+                    source,
                     size,
                     progress: Some(rx),
                 });
@@ -143,6 +147,7 @@ async fn stored_blob(store: &Storage, digest: &Digest) -> Result<Option<Blob>, C
     let found = blocking(move || blobs.open(&digest)).await?;
     Ok(found.map(|OpenBlob { size, reader }| match reader {
         BlobReader::File(file) => Blob::stored(file, size),
+        BlobReader::Object(object) => Blob::object(object),
     }))
 }
 

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use super::Progress;
 use crate::metrics::METRICS;
+use crate::store::{ObjectBlob, ObjectRange};
 
 /// Bounds of one read handed to a client, of a stored blob or a growing
 /// file. A connection whose client is slower than the disk holds about
@@ -61,9 +62,17 @@ fn chunk_len() -> usize {
         .clamp(MIN_CHUNK, MAX_CHUNK)
 }
 
+/// Where a blob's bytes are read from: a local file (stored, or the temp
+/// file of a download), or an object in the object store.
+#[derive(Clone)]
+pub(crate) enum Source {
+    File(Arc<File>),
+    Object(ObjectBlob),
+}
+
 /// A blob to send: stored, or still arriving.
 pub(crate) struct Blob {
-    pub(super) file: Arc<File>,
+    pub(super) source: Source,
     pub(super) size: Option<u64>,
     pub(super) progress: Option<watch::Receiver<Progress>>,
 }
@@ -71,8 +80,17 @@ pub(crate) struct Blob {
 impl Blob {
     pub(crate) fn stored(file: File, size: u64) -> Blob {
         Blob {
-            file: Arc::new(file),
+            source: Source::File(Arc::new(file)),
             size: Some(size),
+            progress: None,
+        }
+    }
+
+    /// A blob stored in the object store.
+    pub(crate) fn object(object: ObjectBlob) -> Blob {
+        Blob {
+            size: Some(object.size()),
+            source: Source::Object(object),
             progress: None,
         }
     }
@@ -89,10 +107,10 @@ impl Blob {
 
     /// Another reader of the same blob, for another part of the same
     /// response. Reads are positional (`read_at`), so readers can share the
-    /// file handle.
+    /// file handle; an object is read with one ranged request per part.
     pub(crate) fn share(&self) -> Blob {
         Blob {
-            file: self.file.clone(),
+            source: self.source.clone(),
             size: self.size,
             progress: self.progress.clone(),
         }
@@ -124,7 +142,8 @@ impl Blob {
             end
         };
         let reader = Reader {
-            file: self.file,
+            source: self.source,
+            body: None,
             pos: start,
             end,
             progress: self.progress,
@@ -143,7 +162,9 @@ impl Blob {
 }
 
 struct Reader {
-    file: Arc<File>,
+    source: Source,
+    /// The ranged read of an object under way (from `pos`).
+    body: Option<ObjectRange>,
     pos: u64,
     end: Option<u64>,
     progress: Option<watch::Receiver<Progress>>,
@@ -164,7 +185,7 @@ impl Reader {
                     // Hold back the last byte of this response (of a range
                     // as of the whole blob) until the digest is verified.
                     Progress::Receiving { file, written, .. } => {
-                        self.file = file.clone();
+                        self.source = Source::File(file.clone());
                         let arrived = self.end.map_or(*written, |e| e.min(*written));
                         if self.hold_back {
                             (arrived.saturating_sub(1), false)
@@ -172,8 +193,8 @@ impl Reader {
                             (arrived, false)
                         }
                     }
-                    Progress::Done { file, size } => {
-                        self.file = file.clone();
+                    Progress::Done { source, size } => {
+                        self.source = source.clone();
                         self.end = Some(self.end.map_or(*size, |e| e.min(*size)));
                         (*size, true)
                     }
@@ -182,6 +203,12 @@ impl Reader {
             };
             let stop = self.end.map_or(readable, |e| e.min(readable));
             if self.pos < stop {
+                if let Source::Object(object) = &self.source {
+                    // Only a stored blob is an object: `stop` is its end.
+                    let (pos, object) = (self.pos, object.clone());
+                    self.body.get_or_insert_with(|| object.range(pos, stop));
+                    return Some(self.read_object(stop).await);
+                }
                 let len = (stop - self.pos).min(chunk_len() as u64) as usize;
                 return Some(self.read(len).await);
             }
@@ -195,8 +222,30 @@ impl Reader {
         }
     }
 
+    /// The next chunk of the object's ranged read.
+    async fn read_object(&mut self, stop: u64) -> io::Result<Bytes> {
+        let next = match &mut self.body {
+            Some(body) => body.next().await,
+            None => None,
+        };
+        match next {
+            Some(Ok(bytes)) => {
+                self.pos += bytes.len() as u64;
+                Ok(bytes)
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("object read ended at byte {} of {stop}", self.pos),
+            )),
+        }
+    }
+
     async fn read(&mut self, len: usize) -> io::Result<Bytes> {
-        let (file, pos) = (self.file.clone(), self.pos);
+        let Source::File(file) = &self.source else {
+            return Err(io::Error::other("not a file"));
+        };
+        let (file, pos) = (file.clone(), self.pos);
         let mut buf = self.buffers.take(len);
         // Positional reads: a growing file is shared with other readers,
         // and a stored one needs no seek.
@@ -299,7 +348,8 @@ mod tests {
         end: Option<u64>,
     ) -> Reader {
         Reader {
-            file: file.clone(),
+            source: Source::File(file.clone()),
+            body: None,
             pos: start,
             end,
             progress: Some(tx.subscribe()),
@@ -333,7 +383,7 @@ mod tests {
         let mut r = reader(&tx, &file, 100, Some(300));
         read_then_wait(&mut r, 199).await;
         tx.send_replace(Progress::Done {
-            file: file.clone(),
+            source: Source::File(file.clone()),
             size: 600,
         });
         assert_eq!(r.next_chunk().await.unwrap().unwrap(), data[299..300]);
@@ -349,7 +399,7 @@ mod tests {
         let got = read_then_wait(&mut inner, 200).await;
         assert_eq!(got, data[100..300]);
         tx.send_replace(Progress::Done {
-            file: file.clone(),
+            source: Source::File(file.clone()),
             size: 600,
         });
         assert!(inner.next_chunk().await.is_none());

@@ -6,19 +6,22 @@
 //! content into the store, and only once it hashed to its digest; reads,
 //! listing, removal and the scrub go through the same trait. Today's one
 //! implementation is the content-addressed directory ([`DirBlobStore`]); an
-//! object store implements the same methods, and nothing above `store`
-//! changes (routes, quota and GC see only this trait).
+//! object store ([`S3BlobStore`], `s3.rs`) implements the same methods, and
+//! nothing above `store` changes (routes, quota and GC see only this trait)
+//! but the one reader arm for its [`BlobReader::Object`].
 //!
 //! The methods block (a file system or a network call): callers run them on
 //! the blocking pool, as every caller in `cache` does.
 
 mod dir;
+mod s3;
 mod staging;
 
 use std::fs::File;
 use std::time::{Duration, SystemTime};
 
 pub use dir::DirBlobStore;
+pub use s3::{ObjectBlob, ObjectRange, S3BlobStore};
 pub use staging::{Staging, TempBlob, VerifiedTemp};
 
 use super::StoreError;
@@ -31,12 +34,23 @@ pub struct OpenBlob {
 }
 
 /// How a stored blob is read. A local file is read by the caller in large
-/// blocks on the blocking pool: the warm path, kept free of any layer. A
-/// backend that is no local file system (an object store) adds its own
-/// variant here, a source of byte ranges, and `cache::Blob::stream` one
-/// arm for it.
+/// blocks on the blocking pool: the warm path, kept free of any layer. An
+/// object in an object store is a source of byte ranges (one ranged GET
+/// per response part), which `cache::Blob::stream` streams as it arrives.
 pub enum BlobReader {
     File(File),
+    Object(ObjectBlob),
+}
+
+impl BlobReader {
+    /// The whole blob as a blocking reader (for code on the blocking pool
+    /// that copies a blob, such as a bundle's writer).
+    pub fn into_read(self) -> Box<dyn std::io::Read + Send> {
+        match self {
+            BlobReader::File(file) => Box::new(file),
+            BlobReader::Object(object) => Box::new(object.range(0, object.size()).into_read()),
+        }
+    }
 }
 
 /// A blob found in the store.

@@ -207,8 +207,16 @@ impl Ferry {
         Ferry::launch(dir, args, vars)
     }
 
-    /// Starts ferry with `args` and `env`, its files kept in `dir`.
+    /// Starts ferry with `args` and `env`, its files kept in `dir`. In an
+    /// object-store run (`FERRY_E2E_STORAGE=s3`) its blobs go to the shared
+    /// SeaweedFS under a prefix of its own: the config file gets the
+    /// `[storage]` section (one is written when ferry runs on flags only).
     fn launch(dir: tempfile::TempDir, args: Vec<String>, env: Vec<(String, String)>) -> Ferry {
+        let args = if super::seaweed::s3_mode() {
+            with_run_storage(dir.path(), args)
+        } else {
+            args
+        };
         let mut ferry = Ferry {
             args,
             env,
@@ -327,6 +335,27 @@ impl Drop for Ferry {
     }
 }
 
+/// `args` with the shared object store's `[storage]` in their config.
+fn with_run_storage(dir: &Path, mut args: Vec<String>) -> Vec<String> {
+    let storage = super::seaweed::fresh_storage_toml(&dir.join("data"));
+    match args.iter().position(|a| a == "--config") {
+        Some(i) => {
+            let path = PathBuf::from(&args[i + 1]);
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            if !text.contains("[storage]") {
+                text.push_str(&storage);
+                std::fs::write(&path, text).unwrap();
+            }
+        }
+        None => {
+            let path = dir.join("storage.toml");
+            std::fs::write(&path, storage).unwrap();
+            args.splice(1..1, ["--config".into(), path.display().to_string()]);
+        }
+    }
+    args
+}
+
 fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -395,6 +424,9 @@ pub struct FerryOptions {
     pub browse: Option<String>,
     /// Further top-level config lines, as TOML (e.g. timeouts).
     pub extra_toml: Option<String>,
+    /// A `[storage]` section (a test's own object store, `seaweed.rs`).
+    /// Unset: the run's storage (`FERRY_E2E_STORAGE`).
+    pub storage_toml: Option<String>,
 }
 
 /// What a maintenance command (`ferry gc`, `ferry verify`) did.
@@ -425,6 +457,9 @@ impl Ferry {
             let _ = writeln!(toml, "{extra}");
         }
         toml.push_str(&config_toml(&data_dir, caches));
+        if let Some(storage) = &opts.storage_toml {
+            toml.push_str(storage);
+        }
         let path = dir.path().join("ferry.toml");
         std::fs::write(&path, toml).unwrap();
         let mut args: Vec<String> = vec![
@@ -521,10 +556,15 @@ impl Ferry {
             "stop ferry before `ferry {subcommand}`"
         );
         let mut cmd = tokio::process::Command::new(ferry_bin());
-        cmd.arg(subcommand)
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .env("RUST_LOG", "info")
+        cmd.arg(subcommand).arg("--data-dir").arg(self.data_dir());
+        // On the object store: the `[storage]` of its config file.
+        if let Some(i) = self.args.iter().position(|a| a == "--config") {
+            let config = &self.args[i + 1];
+            if std::fs::read_to_string(config).is_ok_and(|t| t.contains("[storage]")) {
+                cmd.arg("--config").arg(config);
+            }
+        }
+        cmd.env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
+use super::seaweed;
 use super::util::http_client;
 
 /// One file of the blob tree `DATA_DIR/blobs/<alg>/<xx>/<hex>`.
@@ -27,8 +28,25 @@ fn entries(dir: &Path) -> Vec<std::fs::DirEntry> {
 }
 
 /// Every file under `DATA_DIR/blobs` (manifests included: ferry keeps them
-/// in the same tree).
+/// in the same tree); in an object-store run, every object of its prefix
+/// (its `path` is then `s3:<key>`).
 pub fn blob_files(data_dir: &Path) -> Vec<StoredFile> {
+    if let Some(prefix) = seaweed::prefix_of(data_dir) {
+        assert!(
+            entries(&data_dir.join("blobs/sha256")).is_empty(),
+            "an object-store ferry stored blobs on local disk"
+        );
+        let dir = format!("{prefix}blobs/sha256");
+        return seaweed::shared()
+            .list(&dir)
+            .into_iter()
+            .map(|(hex, size)| StoredFile {
+                digest: format!("sha256:{hex}"),
+                path: PathBuf::from(format!("s3:{dir}/{hex}")),
+                size,
+            })
+            .collect();
+    }
     let mut out = Vec::new();
     for alg in entries(&data_dir.join("blobs")) {
         let alg_name = alg.file_name().to_string_lossy().into_owned();
@@ -53,13 +71,46 @@ pub fn blobs_total(data_dir: &Path) -> u64 {
 
 /// Whether the blob tree holds `digest` (`sha256:<hex>`).
 pub fn has_blob(data_dir: &Path, digest: &str) -> bool {
+    if seaweed::prefix_of(data_dir).is_some() {
+        return blob_files(data_dir).iter().any(|f| f.digest == digest);
+    }
     blob_path(data_dir, digest).is_file()
 }
 
-/// Where ferry stores `digest`.
+/// Where ferry stores `digest` (`s3:<key>` in an object-store run).
 pub fn blob_path(data_dir: &Path, digest: &str) -> PathBuf {
     let (alg, hex) = digest.split_once(':').expect("alg:hex");
+    if let Some(prefix) = seaweed::prefix_of(data_dir) {
+        return PathBuf::from(format!("s3:{prefix}blobs/{alg}/{hex}"));
+    }
     data_dir.join("blobs").join(alg).join(&hex[..2]).join(hex)
+}
+
+/// The bytes at a `blob_path` (a file, or an object).
+pub fn read_stored(path: &Path) -> Vec<u8> {
+    match path.to_str().and_then(|p| p.strip_prefix("s3:")) {
+        Some(key) => seaweed::shared()
+            .get(key)
+            .unwrap_or_else(|| panic!("no object {key}")),
+        None => std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())),
+    }
+}
+
+/// Replaces the bytes at a `blob_path` (to damage a stored blob).
+pub fn write_stored(path: &Path, bytes: &[u8]) {
+    match path.to_str().and_then(|p| p.strip_prefix("s3:")) {
+        Some(key) => seaweed::shared().put(key, bytes),
+        None => std::fs::write(path, bytes).unwrap(),
+    }
+}
+
+/// What `ferry verify` quarantined of `digest`, if anything.
+pub fn quarantined(data_dir: &Path, digest: &str) -> Option<Vec<u8>> {
+    let name = digest.replacen(':', "-", 1);
+    match seaweed::prefix_of(data_dir) {
+        Some(prefix) => seaweed::shared().get(&format!("{prefix}quarantine/{name}")),
+        None => std::fs::read(data_dir.join("quarantine").join(name)).ok(),
+    }
 }
 
 /// The files in `DATA_DIR/tmp`.
@@ -70,8 +121,11 @@ pub fn tmp_files(data_dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// SHA-256 of a file, read in blocks.
+/// SHA-256 of a file, read in blocks (or of an object, `s3:<key>`).
 pub fn sha256_file(path: &Path) -> String {
+    if path.to_str().is_some_and(|p| p.starts_with("s3:")) {
+        return format!("sha256:{}", hex::encode(Sha256::digest(read_stored(path))));
+    }
     let mut file =
         std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     let mut hasher = Sha256::new();

@@ -14,6 +14,7 @@ pub mod proxy;
 pub mod pulp_api;
 pub mod raw_http;
 pub mod registry_client;
+pub mod seaweed;
 pub mod tls;
 pub mod tls_front;
 pub mod token;
