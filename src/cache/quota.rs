@@ -186,7 +186,7 @@ impl Storage {
     /// pulled, is not cached (false).
     pub(crate) async fn make_room(&self, digest: &Digest, size: u64) -> Result<bool, CacheError> {
         for cache in self.quota.usage.awaiting(key(digest)) {
-            if !self.keep_cache_within(&cache, size, digest).await? {
+            if !self.keep_cache_within(&cache, size, Some(digest)).await? {
                 tracing::warn!(%cache, %digest, size, "no room within the cache's max_size beside the image being pulled");
                 return Ok(false);
             }
@@ -240,7 +240,7 @@ impl Storage {
         &self,
         cache: &str,
         incoming: u64,
-        pulled: &Digest,
+        pulled: Option<&Digest>,
     ) -> Result<bool, CacheError> {
         let usage = &self.quota.usage;
         let Some(max) = usage.max(cache) else {
@@ -259,7 +259,7 @@ impl Storage {
             return Ok(true);
         }
         let mut protected: BTreeSet<Digest> = self.downloads.digests().into_iter().collect();
-        protected.insert(pulled.clone());
+        protected.extend(pulled.cloned());
         let (meta, blobs, tallies, name) = (
             self.meta.clone(),
             self.blobs.clone(),
@@ -283,8 +283,9 @@ impl Storage {
     }
 
     /// Keeps each of `caches` (found over their `max_size` after `pulled`
-    /// was stored) within it. Failures are logged: the pull succeeded.
-    pub(super) async fn keep_caches_within(&self, caches: Vec<String>, pulled: &Digest) {
+    /// was stored, or after the `max_size` was lowered) within it. Failures
+    /// are logged: the pull (or the change) succeeded.
+    pub(super) async fn keep_caches_within(&self, caches: Vec<String>, pulled: Option<&Digest>) {
         for cache in caches {
             match self.keep_cache_within(&cache, 0, pulled).await {
                 Ok(true) => {}
@@ -326,7 +327,7 @@ impl Storage {
             Ok(mut over) => {
                 over.sort();
                 over.dedup();
-                self.keep_caches_within(over, digest).await;
+                self.keep_caches_within(over, Some(digest)).await;
             }
             Err(e) => {
                 tracing::error!(%cache, %digest, error = %e, "could not count the cache's bytes")
@@ -357,6 +358,16 @@ impl Storage {
     /// A cache's own `max_size` (set as the cache is built).
     pub(super) fn set_cache_max(&self, cache: &str, max: Option<u64>) {
         self.quota.usage.set_max(cache, max);
+    }
+
+    /// After a cache's `max_size` was set or lowered (through the API or a
+    /// reload): evicts within it at once rather than at its next pull, so
+    /// the disk it frees is free when the admin looks.
+    pub(crate) async fn enforce_cache_max(&self, cache: &str) {
+        let usage = &self.quota.usage;
+        if usage.max(cache).is_some_and(|max| usage.bytes(cache) > max) {
+            self.keep_caches_within(vec![cache.to_string()], None).await;
+        }
     }
 }
 

@@ -65,6 +65,12 @@ impl Manager {
         let remotes = self.meta.remotes().await?;
         let distributions = self.meta.distributions().await?;
         self.apply_records(remotes, distributions);
+        for cache in self.caches.list() {
+            self.caches
+                .storage()
+                .enforce_cache_max(cache.base_path())
+                .await;
+        }
         Ok(())
     }
 

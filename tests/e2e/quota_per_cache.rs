@@ -233,7 +233,7 @@ async fn the_global_max_size_still_evicts_across_caches() {
 #[tokio::test]
 async fn a_max_size_set_through_the_api_bounds_its_cache() {
     let upstream = Upstream::start(UpstreamAuth::None).await;
-    let [a, b, _] = three_images(&upstream).await;
+    let [a, b, c] = three_images(&upstream).await;
     let too_large = images::large(16 * MIB);
     RegistryClient::new(&upstream.url())
         .push_image("example/large", "v1", &too_large)
@@ -297,6 +297,25 @@ async fn a_max_size_set_through_the_api_bounds_its_cache() {
         .await
         .series("ferry_cache_max_bytes")
         .is_empty());
+
+    // Lowering it again below what the cache holds evicts at once, not at
+    // the next pull: the least recently pulled image goes.
+    assert_skopeo_copy_matches(&through(&ferry, SMALL, "example/a"), &a).await;
+    assert_skopeo_copy_matches(&through(&ferry, SMALL, "example/c"), &c).await;
+    assert!(cache_status(&ferry, SMALL).await.1 > SMALL_MAX);
+    let lowered = api
+        .patch(&href_of(&remote), json!({"max_size": SMALL_MAX}))
+        .await;
+    assert!(lowered.status.is_success(), "{}", lowered.text);
+    if lowered.status == StatusCode::ACCEPTED {
+        api.task(lowered, "lower max_size").await;
+    }
+    assert!(assert_tally_matches_status(&ferry, SMALL).await <= SMALL_MAX);
+    assert!(
+        !has_blob(&data, layer_of(&a)),
+        "a, the least recently pulled, was not evicted"
+    );
+    assert!(has_blob(&data, layer_of(&c)), "c, pulled last, was evicted");
 }
 
 /// A multi-platform image is an index tag plus children pulled by digest:

@@ -100,7 +100,7 @@ pub(super) async fn download(
     });
     // Caches it put over their max_size (its size was not known before,
     // or a pull raced): evicted within, after the readers were answered.
-    store.keep_caches_within(over, digest).await;
+    store.keep_caches_within(over, Some(digest)).await;
     Ok(())
 }
 
