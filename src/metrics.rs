@@ -276,6 +276,14 @@ impl Metrics {
         }
     }
 
+    /// A cache no longer served: its gauges go (its counters stay, as
+    /// counters do: a scrape must never see one run backwards).
+    pub(crate) fn forget_cache(&self, cache: &str) {
+        let labels = vec![("cache", cache.to_string())];
+        self.upstream_ratelimit_limit.remove(&labels);
+        self.upstream_ratelimit_remaining.remove(&labels);
+    }
+
     /// A refused admin login: `reason` is `wrong_password` or `throttled`.
     pub(crate) fn login_failed(&self, place: &'static str, reason: &'static str) {
         self.login_failures

@@ -306,6 +306,11 @@ impl Caches {
     pub(crate) fn replace(&self, caches: Vec<Arc<Cache>>) {
         let served: Vec<&str> = caches.iter().map(|c| c.base_path()).collect();
         self.storage.quota.usage.serve(&served);
+        for gone in self.list() {
+            if !served.contains(&gone.base_path()) {
+                crate::metrics::METRICS.forget_cache(gone.base_path());
+            }
+        }
         *self.caches.write().unwrap_or_else(|p| p.into_inner()) = caches;
     }
 

@@ -6,10 +6,11 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::images;
 use crate::support::inspect::{metrics, wait_until};
+use crate::support::pulp_api::{href_of, PulpApi};
 use crate::support::*;
 
 /// Docker Hub's headers with its 6-hour window.
@@ -285,4 +286,38 @@ async fn a_full_download_concurrency_answers_503_naming_it() {
     assert_eq!(got.header("retry-after"), Some("5"));
     assert_eq!(proxy.blob_gets(second), 0, "no request for it upstream");
     slow.abort();
+}
+
+/// A cache deleted through the API takes its rate-limit gauges with it: a
+/// dashboard over `/metrics` must not show a budget for a cache that is gone.
+#[tokio::test]
+async fn a_deleted_cache_leaves_no_rate_limit_gauges() {
+    let (upstream, image) = upstream_with_busybox().await;
+    let proxy = FakeFaultProxy::start(&upstream.url());
+    proxy.set_ratelimit(hub(42));
+    let ferry = Ferry::start_with(&[], &[], &[]);
+    let api = PulpApi::admin(&ferry);
+    let remote = api
+        .create_remote(json!({"name": "limited", "url": proxy.url()}))
+        .await;
+    let remote = href_of(&remote);
+    let distribution = api
+        .create_distribution("limited", CACHE, &remote, false)
+        .await;
+    assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
+    assert_eq!(ratelimit_gauges(&ferry).await, (100.0, 42.0));
+
+    let deleted = api.delete(&distribution).await;
+    api.task(deleted, "delete distribution").await;
+    let scraped = metrics(&ferry.url()).await;
+    for name in [
+        "ferry_upstream_ratelimit_limit",
+        "ferry_upstream_ratelimit_remaining",
+    ] {
+        assert!(
+            scraped.series(name).is_empty(),
+            "{name} kept for a deleted cache:\n{}",
+            scraped.text
+        );
+    }
 }
