@@ -188,15 +188,54 @@ impl Write for Sink {
     }
 }
 
+/// Removes the `.NAME.partial-PID` files of exports of FILE that were
+/// killed (their process is gone): a crashed export leaves no litter that
+/// outlives the next one.
+fn remove_dead_partials(output: &Path) {
+    let (Some(dir), Some(name)) = (output.parent(), output.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.partial-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|pid| pid.parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            continue;
+        };
+        let gone = matches!(
+            rustix::process::test_kill_process(pid),
+            Err(rustix::io::Errno::SRCH)
+        );
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 impl Target {
     fn open(&self) -> Result<Sink, String> {
         match self {
-            Target::File { temp, .. } => File::options()
-                .write(true)
-                .create_new(true)
-                .open(temp)
-                .map(|f| Sink::File(BufWriter::with_capacity(1024 * 1024, f)))
-                .map_err(|e| format!("{}: {e}", temp.display())),
+            Target::File { temp, output } => {
+                remove_dead_partials(output);
+                File::options()
+                    .write(true)
+                    .create_new(true)
+                    .open(temp)
+                    .map(|f| Sink::File(BufWriter::with_capacity(1024 * 1024, f)))
+                    .map_err(|e| format!("{}: {e}", temp.display()))
+            }
             Target::Split { output, part_size } => SplitWriter::create(output, *part_size)
                 .map(Sink::Split)
                 .map_err(|e| e.to_string()),

@@ -250,6 +250,16 @@ async fn api_and_data_dir_exports_agree_and_skopeo_reads_them() {
     let out = tempfile::tempdir().unwrap();
     let via_api = out.path().join("api.tar");
     let api_path = via_api.display().to_string();
+    // What an export killed earlier left (its process is gone), and what
+    // one still running writes (this test's own process stands in for it).
+    let mut exited = std::process::Command::new("true").spawn().unwrap();
+    exited.wait().unwrap();
+    let killed = out.path().join(format!(".api.tar.partial-{}", exited.id()));
+    let running = out
+        .path()
+        .join(format!(".api.tar.partial-{}", std::process::id()));
+    std::fs::write(&killed, b"half a bundle").unwrap();
+    std::fs::write(&running, b"a bundle being written").unwrap();
     let answer = ferry_cli(&["export", "--url", &ferry.url(), "--output", &api_path]).await;
     assert!(answer.success, "export --url: {}", shown(&answer));
     assert!(
@@ -257,6 +267,12 @@ async fn api_and_data_dir_exports_agree_and_skopeo_reads_them() {
         "{}",
         shown(&answer)
     );
+    assert!(!killed.exists(), "a killed export's temp file is removed");
+    assert!(
+        running.exists(),
+        "a running export's temp file is left alone"
+    );
+    std::fs::remove_file(&running).unwrap();
     let leftovers: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temp file left beside the bundle");
 
