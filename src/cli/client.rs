@@ -103,10 +103,7 @@ impl Client {
                 .header("content-type", "application/json")
                 .body(body.to_string());
         }
-        let resp = request.send().await.map_err(|e| ClientError::Unreachable {
-            url: url.clone(),
-            reason: crate::upstream::error_chain(&e),
-        })?;
+        let resp = request.send().await.map_err(unreachable(&url))?;
         json_answer(resp).await
     }
 
@@ -127,11 +124,7 @@ impl Client {
         body: &Value,
     ) -> Result<reqwest::Response, ClientError> {
         let url = format!("{}{path}", self.base);
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .read_timeout(std::time::Duration::from_secs(300))
-            .build()
-            .unwrap_or_default();
+        let http = long_transfer_client(std::time::Duration::from_secs(300));
         let resp = http
             .post(&url)
             .basic_auth(crate::auth::ADMIN_USER, Some(self.password.expose()))
@@ -139,10 +132,7 @@ impl Client {
             .body(body.to_string())
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable {
-                url: url.clone(),
-                reason: crate::upstream::error_chain(&e),
-            })?;
+            .map_err(unreachable(&url))?;
         let status = resp.status();
         if !status.is_success() {
             let body = resp.text().await.unwrap_or_default();
@@ -258,11 +248,7 @@ impl Client {
     {
         const STALL: std::time::Duration = std::time::Duration::from_secs(3600);
         let url = format!("{}{path}", self.base);
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .read_timeout(STALL)
-            .build()
-            .unwrap_or_default();
+        let http = long_transfer_client(STALL);
         let resp = http
             .post(&url)
             .query(query)
@@ -271,10 +257,7 @@ impl Client {
             .body(reqwest::Body::wrap_stream(body))
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable {
-                url: url.clone(),
-                reason: crate::upstream::error_chain(&e),
-            })?;
+            .map_err(unreachable(&url))?;
         json_answer(resp).await
     }
 }
@@ -288,4 +271,21 @@ async fn json_answer(resp: reqwest::Response) -> Result<Value, ClientError> {
         return Err(ClientError::Refused { status, body: text });
     }
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A client for transfers that may be long (a bundle): no overall time
+/// limit, only `stall` between reads.
+fn long_transfer_client(stall: std::time::Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(stall)
+        .build()
+        .unwrap_or_default()
+}
+
+fn unreachable(url: &str) -> impl FnOnce(reqwest::Error) -> ClientError + '_ {
+    move |e| ClientError::Unreachable {
+        url: url.to_string(),
+        reason: crate::upstream::error_chain(&e),
+    }
 }
