@@ -130,9 +130,11 @@ impl Storage {
         &self.meta
     }
 
-    /// Whether a temp file can be written and the metadata read (blocking).
+    /// Whether a temp file can be written, the blob store answers and the
+    /// metadata is read (blocking).
     pub(crate) fn check_writable(&self) -> Result<(), StoreError> {
         self.blobs.staging().probe()?;
+        self.blobs.probe()?;
         self.meta.blocking().repo("").map(|_| ())
     }
 

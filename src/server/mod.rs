@@ -84,7 +84,8 @@ fn access_log(
     );
 }
 
-/// `/readyz`: 200 when the store takes writes and the metadata answers.
+/// `/readyz`: 200 when the store takes writes, the blob store (an object
+/// store) answers and the metadata answers.
 async fn ready(storage: Arc<Storage>) -> warp::reply::Response {
     let check = tokio::task::spawn_blocking(move || storage.check_writable()).await;
     match check {

@@ -106,11 +106,20 @@ async fn object_store_down_is_a_503_and_ferry_recovers_when_it_returns() {
     assert!(text.contains("object store"), "{text}");
     // The endpoint is the admin's to see, not an anonymous client's.
     assert!(!text.contains(&weed.endpoint()), "{text}");
+    let ready = format!("{}/readyz", ferry.url());
+    let not_ready = http_client().get(&ready).send().await.unwrap();
+    assert_eq!(
+        not_ready.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "/readyz with the object store down"
+    );
 
     weed.restart();
     let back = get_body(&url, &[]).await.unwrap();
     assert_eq!(back.status, StatusCode::OK);
     assert_eq!(back.digest, layer.digest);
+    let ready_again = http_client().get(&ready).send().await.unwrap();
+    assert_eq!(ready_again.status(), StatusCode::OK);
 }
 
 #[tokio::test]

@@ -121,6 +121,12 @@ pub trait BlobBackend: Send + Sync + 'static {
         self.commit(temp)
     }
 
+    /// Whether the store answers (for `/readyz`): a local directory is
+    /// checked by its staging probe; a remote store asks its service.
+    fn probe(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Removes every staging file: what a previous run left behind (call at
     /// start-up, when nothing is downloading).
     fn remove_temp_files(&self) -> Result<usize, StoreError> {
