@@ -34,7 +34,9 @@ pub(crate) use pins::PinOutcome;
 
 use crate::config::{is_docker_hub_host, CacheConfig, StorageConfig, TagRules};
 use crate::domain::{Digest, RepoName};
-use crate::store::{BlobBackend, DirBlobStore, MetaStore, S3BlobStore, StoreError};
+use crate::store::{
+    check_blob_store, BlobBackend, DirBlobStore, MetaStore, S3BlobStore, StoreError,
+};
 use crate::upstream::{
     Health, RateBudgetStatus, Reachability, Upstream, UpstreamError, UpstreamSetupError,
 };
@@ -83,6 +85,8 @@ impl Storage {
         let s3 = storage
             .s3()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let identity = s3.as_ref().map_or_else(|| "local".into(), |s| s.identity());
+        check_blob_store(data_dir, &identity, meta.blocking().was_recovered())?;
         let blobs: Arc<dyn BlobBackend> = match s3 {
             None => Arc::new(DirBlobStore::open(data_dir)?),
             Some(settings) => Arc::new(S3BlobStore::open(&settings, data_dir)?),

@@ -84,6 +84,18 @@ pub(crate) struct S3Settings {
     pub credentials: Option<(Secret, Secret)>,
 }
 
+impl S3Settings {
+    /// The store as the data directory records it (`store::check_blob_store`):
+    /// where the objects are, never the credentials.
+    pub(crate) fn identity(&self) -> String {
+        let at = self
+            .endpoint
+            .as_ref()
+            .map_or_else(|| format!("aws:{}", self.region), Url::to_string);
+        format!("s3 {at} {} {}", self.bucket, self.prefix)
+    }
+}
+
 impl StorageConfig {
     /// The object store's settings (`None` for the local directory), or
     /// why they are incomplete.

@@ -12,8 +12,8 @@ mod pins;
 mod records;
 
 pub use blobs::{
-    BlobBackend, BlobReader, DirBlobStore, ObjectBlob, ObjectRange, OpenBlob, S3BlobStore, Staging,
-    StoredBlob, TempBlob, VerifiedTemp,
+    check_blob_store, BlobBackend, BlobReader, DirBlobStore, ObjectBlob, ObjectRange, OpenBlob,
+    S3BlobStore, Staging, StoredBlob, TempBlob, VerifiedTemp,
 };
 pub use imports::ImportMark;
 pub use meta::{BlockingMeta, DbError, MetaStore};
@@ -37,6 +37,17 @@ pub enum StoreError {
     /// credentials denied): passes once it is back.
     #[error("the object store is unavailable: {0}")]
     Unavailable(String),
+    #[error(
+        "this data directory's metadata describes the blob store \"{recorded}\", \
+         and the configuration names \"{configured}\": give the command the \
+         server's config (--config), or if the same blobs moved there, edit {}",
+        .marker.display()
+    )]
+    OtherBlobStore {
+        recorded: String,
+        configured: String,
+        marker: std::path::PathBuf,
+    },
     #[error("the metadata database {} is in use by another process", .0.display())]
     Locked(std::path::PathBuf),
     #[error("the metadata database {} is damaged or was written by a newer ferry: {reason}", .path.display())]

@@ -14,6 +14,7 @@
 //! the blocking pool, as every caller in `cache` does.
 
 mod dir;
+mod marker;
 mod s3;
 mod staging;
 
@@ -21,6 +22,7 @@ use std::fs::File;
 use std::time::{Duration, SystemTime};
 
 pub use dir::DirBlobStore;
+pub use marker::check_blob_store;
 pub use s3::{ObjectBlob, ObjectRange, S3BlobStore};
 pub use staging::{Staging, TempBlob, VerifiedTemp};
 
