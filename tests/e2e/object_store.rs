@@ -216,3 +216,41 @@ async fn config_check_validates_storage_and_never_shows_its_keys() {
     assert!(text.contains("access_key_id = \"<redacted>\""), "{text}");
     assert!(!text.contains("AKIA-FROM-FILE") && !text.contains("env-secret-123"));
 }
+
+/// An offline command given only `--data-dir` of an S3-backed ferry would
+/// look at a local blob tree the server never reads: it is refused, naming
+/// the recorded store and `--config`; with the server's config it works.
+#[tokio::test]
+async fn an_offline_command_without_the_object_store_config_is_refused() {
+    let weed = Seaweed::start();
+    let (upstream, image) = upstream_with_busybox().await;
+    let mut ferry = on_object_store(&weed, &upstream.url());
+    let layer = &image.layers()[0];
+    let url = blob_url(&ferry, BUSYBOX, &layer.digest);
+    assert_eq!(get_body(&url, &[]).await.unwrap().digest, layer.digest);
+    ferry.stop();
+
+    let bare = Command::new(crate::support::ferry::ferry_bin())
+        .args(["verify", "--data-dir"])
+        .arg(ferry.data_dir())
+        .env_remove("FERRY_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bare.stderr);
+    assert!(
+        !bare.status.success(),
+        "verify without the config: {stderr}"
+    );
+    assert!(
+        stderr.contains("\"s3 ") && stderr.contains("\"local\"") && stderr.contains("--config"),
+        "{stderr}"
+    );
+
+    let with_config = ferry.offline("verify").await;
+    assert_eq!(with_config.code, Some(0), "{}", with_config.stderr);
+    assert!(
+        with_config.stdout.contains("; 0 damaged"),
+        "{}",
+        with_config.stdout
+    );
+}
