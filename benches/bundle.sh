@@ -27,23 +27,12 @@ QUICK=${QUICK:-0}
 TAG_TTL=3600
 export RUST_LOG=${FERRY_RUST_LOG:-warn}
 ferry_binary
-for cmd in skopeo docker-registry jq curl python3 tar; do
-  command -v "$cmd" >/dev/null || die "$cmd is missing (benches/run.sh installs it)"
-done
+require skopeo docker-registry jq curl python3 tar
 
-make_work ferry-bench
-mkdir -p "$WORK/pull"
-echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
-
-start_registry upstream "$WORK/upstream-data" warn
-UP_PORT=$REG_PORT
-UP="http://127.0.0.1:$UP_PORT"
+standalone_upstream
 bundle_phase
 
 echo "Command: \`$([ "$QUICK" = 1 ] && echo 'QUICK=1 ')BUNDLE_MB=$BUNDLE_MB BUNDLE_RUNS=$BUNDLE_RUNS benches/bundle.sh\`, ferry $(cd "$ROOT" && git rev-parse --short HEAD), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 bundle_section
-if [ -s "$WORK/warnings" ]; then
-  printf '\nWarnings during the run:\n\n'
-  sed 's/^/- /' "$WORK/warnings"
-fi
+print_warnings

@@ -26,17 +26,9 @@ RUNS=${RUNS:-5}
 TAG_TTL=3600
 export RUST_LOG=${FERRY_RUST_LOG:-warn}
 ferry_binary
-for cmd in podman skopeo docker-registry jq curl python3; do
-  command -v "$cmd" >/dev/null || die "$cmd is missing (benches/run.sh installs it)"
-done
+require podman skopeo docker-registry jq curl python3
 
-make_work ferry-bench
-mkdir -p "$WORK/pull"
-echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
-
-start_registry upstream "$WORK/upstream-data" warn
-UP_PORT=$REG_PORT
-UP="http://127.0.0.1:$UP_PORT"
+standalone_upstream
 partial_pull_phase
 
 echo "Command: \`$([ "$QUICK" = 1 ] && echo 'QUICK=1 ')RUNS=$RUNS benches/partial_pull.sh\`, ferry $(cd "$ROOT" && git rev-parse --short HEAD), $PARTIAL_FILES files"
@@ -46,7 +38,4 @@ echo "|---|---|---:|---:|---:|---:|---:|---|---|---|"
 partial_rows
 echo
 partial_runs
-if [ -s "$WORK/warnings" ]; then
-  printf '\nWarnings during the run:\n\n'
-  sed 's/^/- /' "$WORK/warnings"
-fi
+print_warnings

@@ -584,10 +584,7 @@ $(prefetch_section)
 
 $(bundle_section)
 EOF
-  if [ -s "$WORK/warnings" ]; then
-    printf '\nWarnings during the run:\n\n'
-    sed 's/^/- /' "$WORK/warnings"
-  fi
+  print_warnings
 }
 report | tee "$OUT"
 log "report written to $OUT"

@@ -39,6 +39,33 @@ bench_cleanup() {
 }
 warn() { log "WARNING: $*"; echo "$*" >>"$WORK/warnings"; }
 
+# The warnings a run collected, as a markdown list (nothing when none).
+print_warnings() {
+  if [ -s "$WORK/warnings" ]; then
+    printf '\nWarnings during the run:\n\n'
+    sed 's/^/- /' "$WORK/warnings"
+  fi
+}
+
+# Dies naming the first of the programs given that is not installed.
+require() {
+  local cmd
+  for cmd in "$@"; do
+    command -v "$cmd" >/dev/null || die "$cmd is missing (benches/run.sh installs it)"
+  done
+}
+
+# What a phase of run.sh run on its own sets up: the scratch directory,
+# skopeo's policy, and the upstream registry (UP_PORT, UP).
+standalone_upstream() {
+  make_work ferry-bench
+  mkdir -p "$WORK/pull"
+  echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
+  start_registry upstream "$WORK/upstream-data" warn
+  UP_PORT=$REG_PORT
+  UP="http://127.0.0.1:$UP_PORT"
+}
+
 # A free TCP port on 127.0.0.1 (for servers that cannot bind port 0 and say
 # which port they got).
 free_port() {
