@@ -35,6 +35,28 @@ pub(crate) struct BundleSource {
     pub name: String,
 }
 
+impl BundleSource {
+    /// This ferry, by `name` (the URL an API client used).
+    pub(crate) fn this_ferry(name: String) -> BundleSource {
+        BundleSource {
+            ferry: env!("CARGO_PKG_VERSION").to_string(),
+            name,
+        }
+    }
+
+    /// This ferry, by the machine's host name (an export or inventory made
+    /// on the data directory).
+    pub(crate) fn this_host() -> BundleSource {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        BundleSource::this_ferry(name)
+    }
+}
+
 /// One tagged image in a bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct BundleReference {

@@ -318,15 +318,6 @@ fn summary(manifest: &BundleManifest, files: &[PathBuf]) {
     );
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
 /// From a stopped ferry's data directory, holding its lock throughout.
 fn offline(args: &ExportArgs, dir: &Path, prepared: Prepared) -> ExitCode {
     let data = DataArgs {
@@ -345,10 +336,7 @@ async fn export_offline(storage: Arc<Storage>, prepared: Prepared) -> ExitCode {
         target,
     } = prepared;
     let zstd = selection.zstd;
-    let source = BundleSource {
-        ferry: env!("CARGO_PKG_VERSION").to_string(),
-        name: hostname(),
-    };
+    let source = BundleSource::this_host();
     let planned = storage
         .plan_export(selection, source)
         .await

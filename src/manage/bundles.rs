@@ -55,13 +55,6 @@ impl From<ExportError> for ManageError {
     }
 }
 
-fn source(name: String) -> BundleSource {
-    BundleSource {
-        ferry: env!("CARGO_PKG_VERSION").to_string(),
-        name,
-    }
-}
-
 impl Manager {
     /// The exact bytes of the `ferry-bundle.json` that an export of
     /// `selection` would write now. `source` names this ferry (the URL the
@@ -73,7 +66,9 @@ impl Manager {
     ) -> Result<Vec<u8>, ManageError> {
         let zstd = selection.zstd;
         let storage = self.caches.storage();
-        let manifest = storage.plan_export(selection, source(source_name)).await?;
+        let manifest = storage
+            .plan_export(selection, BundleSource::this_ferry(source_name))
+            .await?;
         Ok(BundleToWrite::new(manifest, zstd)?.manifest_bytes)
     }
 
@@ -95,7 +90,9 @@ impl Manager {
                     .await?
             }
             None => {
-                let manifest = storage.plan_export(selection, source(source_name)).await?;
+                let manifest = storage
+                    .plan_export(selection, BundleSource::this_ferry(source_name))
+                    .await?;
                 BundleToWrite::new(manifest, zstd)?
             }
         };

@@ -30,23 +30,11 @@ impl Storage {
                 format: INVENTORY_FORMAT.to_string(),
                 created: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
                     .to_string(),
-                source: BundleSource {
-                    ferry: env!("CARGO_PKG_VERSION").to_string(),
-                    name: host_name(),
-                },
+                source: BundleSource::this_host(),
                 references,
                 blobs: held,
             })
         })
         .await
     }
-}
-
-/// This host's name, as the inventory's source.
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_string())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "ferry".to_string())
 }
