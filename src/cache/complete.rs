@@ -101,12 +101,14 @@ impl Cache {
     /// completes images, fetch its chosen platforms in the background.
     /// Returns at once.
     pub(crate) fn complete_in_background(self: &Arc<Self>, repo: &RepoName, hit: &ManifestHit) {
-        let Some(platforms) = self.config.policy().complete_images.clone() else {
+        let Some(platforms) = self.config.policy().complete_images.as_ref() else {
             return;
         };
+        // Checked before the list is cloned: most pulls get no index.
         if !hit.media_type.is_index() {
             return;
         }
+        let platforms = platforms.clone();
         let key = (self.local_name(repo), hit.digest.clone());
         match self.storage.completions.begin(&key) {
             Begin::Start => {}
