@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::images::{self, Image};
@@ -823,4 +824,55 @@ async fn the_round_trip_export_then_import_serves_everything_without_the_upstrea
         out.stdout
     );
     assert_skopeo_copy_matches(&image_ref(b.host(), "hub/other/app", "v2"), &app2).await;
+}
+
+/// Only the admin imports or reads the inventory: an anonymous client and a
+/// wrong password get 401 and nothing lands; the admin's upload must be a
+/// bundle type, which a cross-site HTML form cannot send.
+#[tokio::test]
+async fn strangers_cannot_import_or_read_the_inventory() {
+    let work = tempfile::tempdir().unwrap();
+    let image = images::busybox(images::Flavor::Oci, "stranger");
+    let ferry = Ferry::start_with(&[unreachable_cache("hub")], &[], &[]);
+    let bundle = HandMade::of(&[("hub/library/planted:1", &image)], &[]);
+    let tar = std::fs::read(bundle.write(&work.path().join("planted.tar"))).unwrap();
+    let import = format!("{}/pulp/api/v3/bundles/import/", ferry.url());
+    let inventory = format!("{}/pulp/api/v3/bundles/inventory/", ferry.url());
+    let http = reqwest::Client::new();
+
+    for (who, password) in [("anonymous", None), ("wrong password", Some("wrong"))] {
+        let auth = |r: reqwest::RequestBuilder| match password {
+            Some(p) => r.basic_auth("admin", Some(p)),
+            None => r,
+        };
+        let upload = auth(http.post(&import))
+            .header("content-type", "application/x-tar")
+            .body(tar.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(upload.status(), StatusCode::UNAUTHORIZED, "{who} import");
+        let listing = auth(http.get(&inventory)).send().await.unwrap();
+        assert_eq!(
+            listing.status(),
+            StatusCode::UNAUTHORIZED,
+            "{who} inventory"
+        );
+    }
+    let admin = |r: reqwest::RequestBuilder| r.basic_auth("admin", Some(ADMIN_PASSWORD));
+    let form = admin(http.post(&import))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(tar.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let held = admin(http.get(&inventory)).send().await.unwrap();
+    assert_eq!(held.status(), StatusCode::OK);
+    let held: Value = serde_json::from_slice(&held.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        held["references"],
+        json!([]),
+        "nothing was imported: {held}"
+    );
 }
