@@ -15,7 +15,7 @@ from pathlib import Path
 LAYERS = [
     ("domain", ["domain"]),
     ("base", ["config", "metrics", "compress", "tls", "datadir", "bundle"]),
-    ("backends", ["store", "upstream"]),
+    ("backends", ["store", "upstream", "cluster"]),
     ("cache", ["cache"]),
     ("services", ["manage", "auth", "session", "origin", "visibility", "web"]),
     ("routes", ["registry", "api"]),

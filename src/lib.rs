@@ -19,6 +19,7 @@ mod auth;
 mod bundle;
 mod cache;
 pub mod cli;
+mod cluster;
 mod compress;
 mod config;
 mod datadir;

@@ -32,6 +32,7 @@ pub(crate) use maintenance::GC_GRACE;
 pub(crate) use manifests::ManifestHit;
 pub(crate) use pins::PinOutcome;
 
+use crate::cluster::Cluster;
 use crate::config::{is_docker_hub_host, CacheConfig, StorageConfig, TagRules};
 use crate::domain::{Digest, RepoName};
 use crate::store::{
@@ -63,21 +64,26 @@ pub(crate) struct Storage {
     /// The breaker of each upstream (by URL and proxy), so that caches of
     /// one upstream, also caches rebuilt after an API change, agree on it.
     upstream_health: Mutex<HashMap<String, Weak<Health>>>,
+    /// The other nodes on the same object store, when there are any.
+    #[allow(dead_code)]
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Storage {
     /// Opens the data directory with the blobs in it (tests).
     #[cfg(test)]
     pub(crate) fn open(data_dir: &Path) -> Result<Arc<Storage>, StoreError> {
-        Storage::open_with_quota(data_dir, None, &StorageConfig::default())
+        Storage::open_with_quota(data_dir, None, &StorageConfig::default(), None)
     }
 
     /// Opens the data directory with a `max_size` in bytes, the blobs where
-    /// `storage` says (the directory, or an object store).
+    /// `storage` says (the directory, or an object store), as a member of
+    /// `cluster` when given.
     pub(crate) fn open_with_quota(
         data_dir: &Path,
         max_size: Option<u64>,
         storage: &StorageConfig,
+        cluster: Option<Arc<Cluster>>,
     ) -> Result<Arc<Storage>, StoreError> {
         // Created private and checked by `datadir::lock`, taken before.
         std::fs::create_dir_all(data_dir)?;
@@ -118,6 +124,7 @@ impl Storage {
             collecting: tokio::sync::RwLock::new(()),
             completions: complete::Completions::default(),
             upstream_health: Mutex::new(HashMap::new()),
+            cluster,
         }))
     }
 
@@ -132,6 +139,12 @@ impl Storage {
 
     pub(crate) fn meta(&self) -> &MetaStore {
         &self.meta
+    }
+
+    /// The cluster this node is a member of (none: a single node).
+    #[allow(dead_code)]
+    pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
     }
 
     /// Whether a temp file can be written, the blob store answers and the

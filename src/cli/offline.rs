@@ -71,7 +71,14 @@ where
             return ExitCode::from(2);
         }
     };
-    let storage = match Storage::open_with_quota(&config.data_dir, None, &config.storage) {
+    // A member of a cluster knows it is one: its collection must not remove
+    // what the other members stored.
+    let cluster = config
+        .cluster_settings()
+        .ok()
+        .flatten()
+        .map(|s| crate::cluster::Cluster::new(&s));
+    let storage = match Storage::open_with_quota(&config.data_dir, None, &config.storage, cluster) {
         Ok(s) => s,
         Err(source) => {
             let path = config.data_dir.clone();

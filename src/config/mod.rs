@@ -10,6 +10,7 @@ use url::Url;
 
 use crate::domain::RepoName;
 pub(crate) use crate::domain::Secret;
+pub(crate) use cluster::{ClusterConfig, ClusterSettings};
 pub(crate) use policy::{complete_images, CachePolicy, StaleCase, StaleIf, TagPolicy, TagTtl};
 pub(crate) use remote::{CacheEntry, RemoteSpec};
 /// Sizes as the config writes them (`50GiB`, `500MB`, bytes), for flags.
@@ -17,6 +18,7 @@ pub(crate) use size::parse as parse_size;
 pub(crate) use storage::{S3Settings, StorageConfig};
 pub(crate) use tag_rules::TagRules;
 
+mod cluster;
 mod policy;
 mod remote;
 mod storage;
@@ -116,6 +118,9 @@ pub(crate) struct Config {
     /// object store (`[storage]`, config/storage.rs).
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Several nodes on one object store (`[cluster]`, config/cluster.rs).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
 }
 
 /// Who may browse the cached content. Pulls are not affected.
@@ -183,6 +188,11 @@ fn default_client_write_timeout() -> u64 {
 }
 
 impl Config {
+    /// The cluster this node joins (`None`: a single node), checked.
+    pub(crate) fn cluster_settings(&self) -> Result<Option<ClusterSettings>, ConfigError> {
+        self.cluster.settings(self.storage.s3()?.as_ref())
+    }
+
     pub(crate) fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text)?;
         config.validate()?;
@@ -229,7 +239,7 @@ impl Config {
                 "max_connections and the client_*_timeout_secs must be above 0".into(),
             ));
         }
-        self.storage.s3()?;
+        self.cluster_settings()?;
         for (i, cache) in self.caches.iter().enumerate() {
             RepoName::parse(&cache.base_path).map_err(|e| {
                 ConfigError::Invalid(format!("cache base_path {:?}: {e}", cache.base_path))

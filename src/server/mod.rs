@@ -257,8 +257,12 @@ impl Ferry {
         };
         let data_dir = config.data_dir.clone();
         let (max_size, blob_store) = (config.max_size, config.storage.clone());
+        let cluster = config
+            .cluster_settings()
+            .map_err(|e| ServeError::Admin(std::io::Error::other(e)))?
+            .map(|s| crate::cluster::Cluster::new(&s));
         let storage = tokio::task::spawn_blocking(move || {
-            let storage = Storage::open_with_quota(&data_dir, max_size, &blob_store)?;
+            let storage = Storage::open_with_quota(&data_dir, max_size, &blob_store, cluster)?;
             // Nothing is downloading yet: any temp file is a crash's leftover.
             let leftovers = storage.remove_leftover_temp_files()?;
             if leftovers > 0 {

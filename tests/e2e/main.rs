@@ -14,6 +14,7 @@ mod support;
 mod auth;
 mod bad_day;
 mod browse;
+mod cluster;
 mod complete_images;
 mod containerd;
 mod export;

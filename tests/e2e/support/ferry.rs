@@ -427,6 +427,9 @@ pub struct FerryOptions {
     /// A `[storage]` section (a test's own object store, `seaweed.rs`).
     /// Unset: the run's storage (`FERRY_E2E_STORAGE`).
     pub storage_toml: Option<String>,
+    /// `--listen` (e.g. `127.0.0.1:PORT`, for a cluster member whose
+    /// address the others must know beforehand). Unset: `127.0.0.1:0`.
+    pub listen: Option<String>,
 }
 
 /// What a maintenance command (`ferry gc`, `ferry verify`) did.
@@ -467,6 +470,9 @@ impl Ferry {
             "--config".into(),
             path.display().to_string(),
         ];
+        if let Some(listen) = &opts.listen {
+            args.extend(["--listen".into(), listen.clone()]);
+        }
         if let Some((cert, key)) = &opts.tls {
             args.extend([
                 "--tls-listen".into(),

@@ -4,6 +4,7 @@
 
 pub mod black_hole;
 pub mod clients;
+pub mod cluster;
 pub mod fake_proxy;
 pub mod fake_upstream;
 pub mod ferry;
@@ -23,6 +24,7 @@ pub mod util;
 
 pub use black_hole::FakeBlackHole;
 pub use clients::{skopeo_copy, skopeo_inspect_raw, skopeo_list_tags, DirImage, Podman};
+pub use cluster::TestCluster;
 pub use fake_proxy::{FakeFaultProxy, Fault, PathKind, RateLimitHeaders};
 pub use ferry::{ferry_bin, CacheSpec, Ferry, FerryOptions, ADMIN_PASSWORD, CACHE};
 pub use httpie::Httpie;

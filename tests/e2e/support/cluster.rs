@@ -1,0 +1,83 @@
+//! Several ferry nodes on one object store (`[cluster]`): each with its own
+//! data directory and port, all on the run's SeaweedFS under one key
+//! prefix, each listing all of them.
+
+use std::net::TcpListener;
+
+use super::ferry::{CacheSpec, Ferry, FerryOptions};
+use super::seaweed::Seaweed;
+
+/// The members, in the order of their addresses in `nodes`.
+pub struct TestCluster {
+    pub nodes: Vec<Ferry>,
+    /// `http://127.0.0.1:PORT/` of each node, as the config names them.
+    pub urls: Vec<String>,
+    /// The key prefix all members share in the bucket.
+    pub prefix: String,
+}
+
+impl TestCluster {
+    /// Starts `n` members serving `caches` (each with the same config),
+    /// with `extra_toml` top-level lines (e.g. `local_cache`) on each.
+    pub fn start(n: usize, caches: &[CacheSpec], extra_toml: Option<&str>) -> TestCluster {
+        TestCluster::start_on(super::seaweed::shared(), n, caches, extra_toml)
+    }
+
+    /// The same on a SeaweedFS of the test's own (one it stops, say).
+    pub fn start_on(
+        seaweed: &Seaweed,
+        n: usize,
+        caches: &[CacheSpec],
+        extra_toml: Option<&str>,
+    ) -> TestCluster {
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let urls: Vec<String> = ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}/"))
+            .collect();
+        let prefix = format!(
+            "cluster-{}-{}/",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let list = urls
+            .iter()
+            .map(|u| format!("{u:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let nodes = ports
+            .iter()
+            .zip(&urls)
+            .map(|(port, me)| {
+                let storage = format!(
+                    "{}\n[cluster]\nself = {me:?}\nnodes = [{list}]\n",
+                    seaweed.storage_toml(&prefix)
+                );
+                Ferry::start_opts(
+                    caches,
+                    &FerryOptions {
+                        storage_toml: Some(storage),
+                        extra_toml: extra_toml.map(str::to_owned),
+                        listen: Some(format!("127.0.0.1:{port}")),
+                        ..FerryOptions::default()
+                    },
+                )
+            })
+            .collect();
+        TestCluster {
+            nodes,
+            urls,
+            prefix,
+        }
+    }
+}
+
+/// A port free now (the node binds it a moment later; a clash fails the
+/// start loudly, never silently).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
