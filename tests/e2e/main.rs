@@ -21,6 +21,7 @@ mod export;
 mod faults;
 mod first_hour_cli;
 mod harness_selftest;
+mod history;
 mod import;
 mod keygen;
 mod management;
