@@ -86,6 +86,7 @@ async fn history_sums_to_metrics_and_survives_a_restart() {
         ],
         &FerryOptions {
             extra_toml: Some("history_step_secs = 1".into()),
+            max_size: Some("1GiB".into()),
             ..Default::default()
         },
     );
@@ -161,6 +162,7 @@ async fn history_sums_to_metrics_and_survives_a_restart() {
         .unwrap()
         .clone();
     assert_eq!(newest["disk_used"], status["storage"]["cached_bytes"]);
+    assert_eq!(history["max_size"], 1u64 << 30);
     // Day and week (hourly points) hold the same sums.
     for span in ["day", "week"] {
         let wide = admin.ok(&format!("{HISTORY}?span={span}")).await;

@@ -273,6 +273,7 @@ fn shape(
             .started_at()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        max_size: gauges.max_size,
         totals: HistoryTotals::of(&points),
         points: points.iter().map(PointView::from).collect(),
         caches,
@@ -320,6 +321,7 @@ async fn gauges(caches: &Caches) -> Result<Gauges, ManageError> {
         .collect();
     list.sort_by(|a, b| a.base_path.cmp(&b.base_path));
     Ok(Gauges {
+        max_size: storage.max_size(),
         downloads_in_flight: storage.downloads_in_flight() as u64,
         disk_used,
         pinned: pinned.total,
