@@ -7,7 +7,7 @@ use warp::reply::Response as Reply;
 
 use super::http::{ok, ApiError};
 use super::Api;
-use crate::manage::UpstreamStatus;
+use crate::manage::{SharedStateStatus, UpstreamStatus};
 use crate::metrics::METRICS;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -65,6 +65,10 @@ pub(super) struct StatusResponse {
     /// When ferry started (RFC 3339): the counters of `/metrics` (hits,
     /// misses, bytes served and fetched) count since then.
     pub started_at: String,
+    /// In a cluster: whether this member reads the shared definitions
+    /// (absent on a single node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_state: Option<SharedStateStatus>,
 }
 
 /// Public, but private distributions are listed to the admin only.
@@ -92,5 +96,6 @@ pub(super) async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
         upstreams,
         downloads_in_flight: stored.downloads_in_flight,
         started_at: humantime::format_rfc3339_seconds(METRICS.started_at()).to_string(),
+        shared_state: api.manager.shared_state_status(),
     })
 }

@@ -17,6 +17,7 @@ mod pins;
 mod prefetch;
 mod remotes;
 mod repositories;
+mod shared;
 mod status;
 mod tasks;
 
@@ -39,6 +40,7 @@ pub(crate) use bundles_import::{parse_map, ImportRequest, Upload};
 pub(crate) use content::ManifestDetails;
 pub(crate) use pins::{PinState, PinTarget};
 pub(crate) use prefetch::{Options as PrefetchOptions, PrefetchReport};
+pub(crate) use shared::SharedStateStatus;
 pub(crate) use status::UpstreamStatus;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,9 @@ pub(crate) enum ManageError {
     Conflict(String),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// The cluster's shared state did not answer: nothing was changed.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for ManageError {
@@ -76,8 +81,10 @@ pub(crate) enum Failure {
 impl ManageError {
     /// Whose fault it is (a refused request is the client's).
     pub(crate) fn failure(&self) -> Failure {
-        let ManageError::Cache(e) = self else {
-            return Failure::Client;
+        let e = match self {
+            ManageError::Cache(e) => e,
+            ManageError::Unavailable(_) => return Failure::Ferry,
+            _ => return Failure::Client,
         };
         match (e.cause(), e) {
             (Cause::Client, _) => Failure::Client,
@@ -105,6 +112,8 @@ pub(crate) struct Manager {
     changes: tokio::sync::Mutex<()>,
     /// Background prefetch tasks, running and recently finished.
     prefetches: prefetch::Prefetches,
+    /// What this member read of the cluster's shared definitions.
+    follower: shared::Follower,
 }
 
 impl Manager {
@@ -117,6 +126,7 @@ impl Manager {
             configured: std::sync::Mutex::new(Vec::new()),
             changes: tokio::sync::Mutex::new(()),
             prefetches: prefetch::Prefetches::default(),
+            follower: shared::Follower::default(),
         }
     }
 

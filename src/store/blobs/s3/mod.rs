@@ -10,6 +10,7 @@
 //! offline commands, whose runtime is single-threaded.
 
 mod runtime;
+mod state;
 mod upload;
 
 use std::io;
@@ -27,6 +28,7 @@ use object_store::{
 };
 
 use self::runtime::{unavailable, IoRuntime, PART_SIZE};
+pub use self::state::{SharedState, StateEntry, WriteIf, Written};
 use self::upload::UploadJournal;
 use super::{BlobBackend, BlobReader, OpenBlob, Staging, StoredBlob, VerifiedTemp};
 use crate::config::S3Settings;

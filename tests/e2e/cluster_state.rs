@@ -1,0 +1,237 @@
+//! Issue 16, shared management state: remotes and distributions made
+//! through any member's API are served by every member (they live in the
+//! bucket under `state/`), and a member that cannot reach the bucket
+//! refuses API writes (503) and keeps serving what it read last.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::images::{self, Flavor};
+use crate::support::pulp_api::{field_of, href_of, DISTRIBUTIONS, REMOTES};
+use crate::support::seaweed::Seaweed;
+use crate::support::*;
+
+/// What the issue promises: a change on one member works on every member
+/// within this.
+const FOLLOW_LIMIT: Duration = Duration::from_secs(5);
+
+/// The status of an anonymous `GET /v2/<repo>/manifests/<tag>` on `node`.
+async fn manifest_status(node: &Ferry, repo: &str, tag: &str) -> StatusCode {
+    http_client()
+        .get(format!("{}/v2/{repo}/manifests/{tag}", node.url()))
+        .header(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .send()
+        .await
+        .map(|r| r.status())
+        .unwrap_or(StatusCode::BAD_GATEWAY)
+}
+
+/// Polls (every 100 ms, bounded by `limit`) until `node` answers the
+/// manifest with `want`.
+async fn until_manifest(node: &Ferry, repo: &str, tag: &str, want: StatusCode, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let got = manifest_status(node, repo, tag).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{repo}:{tag} on {} answered {got}, not {want}, within {limit:?}",
+            node.url()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls until `node`'s API lists an object at `href`.
+async fn until_listed(node: &Ferry, href: &str, limit: Duration) {
+    let api = PulpApi::admin(node);
+    let deadline = Instant::now() + limit;
+    while api.get(href).await.status != StatusCode::OK {
+        assert!(
+            Instant::now() < deadline,
+            "{href} not on {} within {limit:?}",
+            node.url()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_remote_and_distribution_made_on_one_member_are_served_changed_and_deleted_on_all() {
+    let (first, image) = upstream_with_busybox().await;
+    let second = Upstream::start(UpstreamAuth::None).await;
+    let newer = images::busybox(Flavor::Docker, "1.37");
+    RegistryClient::new(&second.url())
+        .push_image(BUSYBOX, "1.37", &newer)
+        .await;
+    let cluster = TestCluster::start(3, &[], None);
+    let [one, two, three] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+
+    // Made on node 2, pulled through node 3 within the promise.
+    let api2 = PulpApi::admin(two);
+    let remote = api2.remote_href("shared", &first.url()).await;
+    api2.create_distribution("shared", "shared", &remote, false)
+        .await;
+    let made = Instant::now();
+    until_manifest(
+        three,
+        "shared/library/busybox",
+        "1.36",
+        StatusCode::OK,
+        FOLLOW_LIMIT,
+    )
+    .await;
+    assert!(made.elapsed() <= FOLLOW_LIMIT);
+    assert_skopeo_copy_matches(
+        &image_ref(three.host(), "shared/library/busybox", "1.36"),
+        &image,
+    )
+    .await;
+
+    // The same objects (same hrefs) on every member.
+    until_listed(one, &remote, FOLLOW_LIMIT).await;
+    let on_one = PulpApi::admin(one).list(DISTRIBUTIONS).await;
+    assert_eq!(on_one.len(), 1, "{on_one:?}");
+    assert_eq!(on_one[0]["base_path"], "shared");
+    assert_eq!(on_one[0]["remote"], remote.as_str());
+
+    // Changed on node 1 (another upstream): node 3 follows.
+    let api1 = PulpApi::admin(one);
+    api1.task(
+        api1.patch(&remote, json!({"url": second.url()})).await,
+        "PATCH remote",
+    )
+    .await;
+    until_manifest(
+        three,
+        "shared/library/busybox",
+        "1.37",
+        StatusCode::OK,
+        FOLLOW_LIMIT,
+    )
+    .await;
+    let remote_on_three = PulpApi::admin(three).ok(&remote).await;
+    assert_eq!(
+        remote_on_three["url"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/'),
+        second.url().trim_end_matches('/')
+    );
+    assert_skopeo_copy_matches(
+        &image_ref(three.host(), "shared/library/busybox", "1.37"),
+        &newer,
+    )
+    .await;
+
+    // Deleted on node 1: node 3 no longer serves it, nor lists it.
+    let distribution = href_of(&on_one[0]);
+    api1.task(api1.delete(&distribution).await, "DELETE distribution")
+        .await;
+    api1.task(api1.delete(&remote).await, "DELETE remote").await;
+    until_manifest(
+        three,
+        "shared/library/busybox",
+        "1.36",
+        StatusCode::NOT_FOUND,
+        FOLLOW_LIMIT,
+    )
+    .await;
+    let api3 = PulpApi::admin(three);
+    let deadline = Instant::now() + FOLLOW_LIMIT;
+    while !api3.list(REMOTES).await.is_empty() {
+        assert!(Instant::now() < deadline, "the remote stayed on node 3");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(api3.list(DISTRIBUTIONS).await.is_empty());
+}
+
+#[tokio::test]
+async fn without_the_bucket_api_writes_answer_503_and_the_last_definitions_keep_serving() {
+    let (upstream, image) = upstream_with_busybox().await;
+    let seaweed = Seaweed::start();
+    let cluster = TestCluster::start_on(&seaweed, 2, &[], None);
+    let [one, two] = [&cluster.nodes[0], &cluster.nodes[1]];
+    let api1 = PulpApi::admin(one);
+    let remote = api1.remote_href("shared", &upstream.url()).await;
+    api1.create_distribution("shared", "shared", &remote, false)
+        .await;
+    until_manifest(
+        two,
+        "shared/library/busybox",
+        "1.36",
+        StatusCode::OK,
+        FOLLOW_LIMIT,
+    )
+    .await;
+
+    seaweed.stop();
+    // Refused whole: a 503 with a JSON reason, and nothing created here.
+    let refused = api1
+        .post(REMOTES, json!({"name": "later", "url": upstream.url()}))
+        .await;
+    let body = refused.assert_detail(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "POST remote without bucket",
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the cluster's shared state is unreachable"),
+        "{body}"
+    );
+    assert_eq!(api1.list(REMOTES).await.len(), 1);
+
+    // Node 2 notices, says so, and still serves the distribution it knows.
+    let api2 = PulpApi::admin(two);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = api2.status().await;
+        if status["shared_state"]["reachable"] == false {
+            assert!(status["shared_state"]["error"].is_string(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 2 never noticed: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let served = api2.list(DISTRIBUTIONS).await;
+    assert_eq!(field_of(&served, "base_path"), ["shared"]);
+    assert_ne!(
+        manifest_status(two, "shared/library/busybox", "1.36").await,
+        StatusCode::NOT_FOUND,
+        "node 2 dropped the distribution while the bucket was away"
+    );
+
+    // Back: writes work again and reach the other member.
+    seaweed.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let later = loop {
+        let a = api1
+            .post(REMOTES, json!({"name": "later", "url": upstream.url()}))
+            .await;
+        if a.status == StatusCode::CREATED {
+            break href_of(&a.json());
+        }
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.text);
+        assert!(
+            Instant::now() < deadline,
+            "writes never came back: {}",
+            a.text
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    until_listed(two, &later, FOLLOW_LIMIT).await;
+    assert_skopeo_copy_matches(
+        &image_ref(two.host(), "shared/library/busybox", "1.36"),
+        &image,
+    )
+    .await;
+}
