@@ -16,6 +16,7 @@ pub(crate) mod manifest_info;
 mod manifests;
 mod pins;
 mod quota;
+mod shared_gc;
 mod usage;
 
 use std::collections::HashMap;
@@ -65,7 +66,6 @@ pub(crate) struct Storage {
     /// one upstream, also caches rebuilt after an API change, agree on it.
     upstream_health: Mutex<HashMap<String, Weak<Health>>>,
     /// The other nodes on the same object store, when there are any.
-    #[allow(dead_code)]
     cluster: Option<Arc<Cluster>>,
     /// The cluster's objects under `state/` in the bucket (cluster only).
     shared_state: Option<SharedState>,
@@ -101,7 +101,9 @@ impl Storage {
         };
         let blobs: Arc<dyn BlobBackend> = match s3 {
             None => Arc::new(DirBlobStore::open(data_dir)?),
-            Some(settings) => Arc::new(S3BlobStore::open(&settings, data_dir)?),
+            Some(settings) => {
+                Arc::new(S3BlobStore::open(&settings, data_dir)?.shared(cluster.is_some()))
+            }
         };
         if !meta.blocking().was_recovered() {
             let registered = maintenance::register_stored_blobs(&*blobs, meta.blocking())?;
@@ -149,7 +151,6 @@ impl Storage {
     }
 
     /// The cluster this node is a member of (none: a single node).
-    #[allow(dead_code)]
     pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.cluster.as_ref()
     }

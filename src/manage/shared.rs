@@ -319,14 +319,14 @@ impl Manager {
             if known.is_some() && known == Some(entry.e_tag.clone()) {
                 continue;
             }
-            let Some((bytes, e_tag)) = shared
+            let Some(got) = shared
                 .get(&entry.name, MAX_RECORD_BYTES)
                 .await
                 .map_err(unreachable)?
             else {
                 continue;
             };
-            match serde_json::from_slice::<Envelope<T>>(&bytes) {
+            match serde_json::from_slice::<Envelope<T>>(&got.bytes) {
                 Ok(envelope) if envelope.format == FORMAT && envelope.record.id() == id => {
                     listed.changed.push(envelope.record);
                 }
@@ -335,7 +335,7 @@ impl Manager {
                     tracing::warn!(object = %entry.name, "unreadable shared definition skipped");
                 }
             }
-            self.follower.known().insert(entry.name.clone(), e_tag);
+            self.follower.known().insert(entry.name.clone(), got.e_tag);
         }
         self.follower
             .known()

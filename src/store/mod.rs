@@ -13,8 +13,8 @@ mod records;
 
 pub use blobs::{
     check_blob_store, BlobBackend, BlobReader, DirBlobStore, ObjectBlob, ObjectRange, OpenBlob,
-    S3BlobStore, SharedState, Staging, StateEntry, StoredBlob, TempBlob, VerifiedTemp, WriteIf,
-    Written,
+    S3BlobStore, SharedState, Staging, StateEntry, StateObject, StoredBlob, TempBlob, VerifiedTemp,
+    WriteIf, Written,
 };
 pub use imports::ImportMark;
 pub use meta::{BlockingMeta, DbError, MetaStore};

@@ -235,3 +235,104 @@ async fn without_the_bucket_api_writes_answer_503_and_the_last_definitions_keep_
     )
     .await;
 }
+
+/// The digests (`sha256:<hex>`) stored in the cluster's bucket.
+fn stored_digests(cluster: &TestCluster) -> Vec<String> {
+    crate::support::seaweed::shared()
+        .list(&format!("{}blobs/sha256", cluster.prefix))
+        .into_iter()
+        .map(|(hex, _)| format!("sha256:{hex}"))
+        .collect()
+}
+
+/// The garbage collections `node` completed.
+async fn gc_runs(node: &Ferry) -> f64 {
+    crate::support::inspect::metrics(&node.url())
+        .await
+        .sum("ferry_gc_runs_total", &[])
+}
+
+/// Waits until every member completed `rounds` more collections.
+async fn gc_rounds(cluster: &TestCluster, rounds: f64) {
+    let mut goals = Vec::new();
+    for node in &cluster.nodes {
+        goals.push(gc_runs(node).await + rounds);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (node, goal) in cluster.nodes.iter().zip(goals) {
+        while gc_runs(node).await < goal {
+            assert!(Instant::now() < deadline, "{} ran no GC", node.url());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn gc_on_a_member_keeps_what_another_references_and_collects_what_none_does() {
+    let (upstream, busybox) = upstream_with_busybox().await;
+    let other = images::multi_layer("cluster-gc");
+    RegistryClient::new(&upstream.url())
+        .push_image("library/other", "1", &other)
+        .await;
+    // Every member collects every second, with no grace.
+    let cluster = TestCluster::start(
+        3,
+        &[CacheSpec::new(CACHE, &upstream.url())],
+        Some("gc_interval_secs = 1\ngc_grace_secs = 0"),
+    );
+    let [one, two] = [&cluster.nodes[0], &cluster.nodes[1]];
+    assert_skopeo_copy_matches(&via_ferry(one, BUSYBOX, "1.36"), &busybox).await;
+    assert_skopeo_copy_matches(&via_ferry(two, "library/other", "1"), &other).await;
+    let wanted: Vec<String> = [&busybox, &other]
+        .iter()
+        .flat_map(|i| {
+            std::iter::once(i.digest.clone()).chain(i.blobs.iter().map(|b| b.digest.clone()))
+        })
+        .collect();
+
+    // Several rounds on every member: each holds blobs the others do not
+    // reference, and nothing referenced anywhere goes.
+    gc_rounds(&cluster, 3.0).await;
+    let stored = stored_digests(&cluster);
+    for digest in &wanted {
+        assert!(
+            stored.contains(digest),
+            "{digest} was collected: {stored:?}"
+        );
+    }
+    let published =
+        crate::support::seaweed::shared().list(&format!("{}state/live", cluster.prefix));
+    assert_eq!(published.len(), 3, "{published:?}");
+
+    // Deleted on member 2 (which forgets it and leaves the objects): the
+    // owners' collections remove what nobody references any more.
+    let api = PulpApi::admin(two);
+    let repo = api
+        .repository(&format!("{CACHE}/library/other"))
+        .await
+        .expect("repository on member 2");
+    api.task(api.delete(&href_of(&repo)).await, "DELETE repository")
+        .await;
+    let orphans: Vec<String> = std::iter::once(other.digest.clone())
+        .chain(other.blobs.iter().map(|b| b.digest.clone()))
+        .filter(|d| !busybox.blobs.iter().any(|b| &b.digest == d))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = stored_digests(&cluster);
+        if orphans.iter().all(|d| !stored.contains(d)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "unreferenced objects stayed: {orphans:?} in {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stored = stored_digests(&cluster);
+    for blob in &busybox.blobs {
+        assert!(stored.contains(&blob.digest), "{} went", blob.digest);
+    }
+    assert!(stored.contains(&busybox.digest));
+    assert_skopeo_copy_matches(&via_ferry(one, BUSYBOX, "1.36"), &busybox).await;
+}

@@ -17,8 +17,9 @@ use object_store::path::Path as Key;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 use super::runtime::unavailable;
-use super::{absent_as_none, client, CONTROL_TIMEOUT};
+use super::{absent_as_none, blob_key, client, CONTROL_TIMEOUT};
 use crate::config::S3Settings;
+use crate::domain::Digest;
 use crate::store::StoreError;
 
 /// A listing of one state directory stops here: the state is small by
@@ -32,6 +33,16 @@ pub struct StateEntry {
     pub name: String,
     /// Changes whenever the object does.
     pub e_tag: Option<String>,
+}
+
+/// One state object read whole.
+#[derive(Debug, Clone)]
+pub struct StateObject {
+    pub bytes: Vec<u8>,
+    pub e_tag: Option<String>,
+    /// When it was written, by the object store's clock (the same clock
+    /// as the blobs' times).
+    pub modified: std::time::SystemTime,
 }
 
 /// What a write may overwrite.
@@ -60,6 +71,8 @@ pub struct SharedState {
     client: Arc<AmazonS3>,
     /// `<prefix>state/`
     root: String,
+    /// `<prefix>`, where the blobs are.
+    prefix: String,
 }
 
 impl std::fmt::Debug for SharedState {
@@ -76,6 +89,7 @@ impl SharedState {
         Ok(SharedState {
             client: Arc::new(client(settings, CONTROL_TIMEOUT)?),
             root: format!("{}state/", settings.prefix),
+            prefix: settings.prefix.clone(),
         })
     }
 
@@ -104,13 +118,9 @@ impl SharedState {
         Ok(found)
     }
 
-    /// An object's bytes and e-tag; `None` when it is not there. One larger
-    /// than `max_bytes` is an error, never read.
-    pub async fn get(
-        &self,
-        name: &str,
-        max_bytes: u64,
-    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+    /// An object read whole; `None` when it is not there. One larger than
+    /// `max_bytes` is an error, never read.
+    pub async fn get(&self, name: &str, max_bytes: u64) -> Result<Option<StateObject>, StoreError> {
         let Some(got) = absent_as_none(self.client.get(&self.key(name)).await)? else {
             return Ok(None);
         };
@@ -120,9 +130,13 @@ impl SharedState {
                 got.meta.size
             )));
         }
-        let e_tag = got.meta.e_tag.clone();
+        let (e_tag, modified) = (got.meta.e_tag.clone(), got.meta.last_modified.into());
         let bytes = got.bytes().await.map_err(unavailable)?;
-        Ok(Some((bytes.to_vec(), e_tag)))
+        Ok(Some(StateObject {
+            bytes: bytes.to_vec(),
+            e_tag,
+            modified,
+        }))
     }
 
     /// Writes an object if `when` holds.
@@ -160,6 +174,15 @@ impl SharedState {
     /// Deletes an object (one that is not there is no error).
     pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
         absent_as_none(self.client.delete(&self.key(name)).await)?;
+        Ok(())
+    }
+
+    /// Deletes a stored blob from the bucket: in a cluster only the
+    /// garbage collection of the member that owns its digest does this
+    /// (the blob store's own `remove` leaves shared objects alone).
+    pub async fn remove_blob(&self, digest: &Digest) -> Result<(), StoreError> {
+        let key = blob_key(&self.prefix, digest);
+        absent_as_none(self.client.delete(&key).await)?;
         Ok(())
     }
 }
