@@ -11,6 +11,7 @@
 mod bundles;
 mod bundles_import;
 mod caches;
+mod cluster_view;
 mod content;
 mod distributions;
 mod pins;
@@ -37,6 +38,7 @@ pub(crate) use crate::store::{
 };
 pub(crate) use bundles::GivenManifest;
 pub(crate) use bundles_import::{parse_map, ImportRequest, Upload};
+pub(crate) use cluster_view::ClusterStatus;
 pub(crate) use content::ManifestDetails;
 pub(crate) use pins::{PinState, PinTarget};
 pub(crate) use prefetch::{Options as PrefetchOptions, PrefetchReport};
@@ -114,6 +116,8 @@ pub(crate) struct Manager {
     prefetches: prefetch::Prefetches,
     /// What this member read of the cluster's shared definitions.
     follower: shared::Follower,
+    /// The other members' published views, as last read.
+    views: cluster_view::Views,
 }
 
 impl Manager {
@@ -127,6 +131,7 @@ impl Manager {
             changes: tokio::sync::Mutex::new(()),
             prefetches: prefetch::Prefetches::default(),
             follower: shared::Follower::default(),
+            views: cluster_view::Views::default(),
         }
     }
 

@@ -211,16 +211,21 @@ impl Manager {
 
     /// Re-reads the shared definitions every [`FOLLOW_EVERY`], for ever
     /// (returns at once outside a cluster).
+    /// Also publishes this member's view of its repositories when it
+    /// changed (`cluster_view.rs`).
     pub(crate) async fn follow_shared_state(self: std::sync::Arc<Self>) {
-        if self.shared().is_none() {
+        let Some(shared) = self.shared().cloned() else {
             return;
-        }
+        };
         let mut every = tokio::time::interval(FOLLOW_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
             // Failures are recorded for status/ and logged there.
             let _ = self.read_shared_state().await;
+            if let Err(e) = self.publish_view(&shared).await {
+                tracing::debug!(error = %e, "publishing this member's view failed");
+            }
         }
     }
 
@@ -382,7 +387,7 @@ impl Manager {
         Ok(())
     }
 
-    fn cluster_me(&self) -> String {
+    pub(super) fn cluster_me(&self) -> String {
         self.caches
             .storage()
             .cluster()

@@ -336,3 +336,48 @@ async fn gc_on_a_member_keeps_what_another_references_and_collects_what_none_doe
     assert!(stored.contains(&busybox.digest));
     assert_skopeo_copy_matches(&via_ferry(one, BUSYBOX, "1.36"), &busybox).await;
 }
+
+#[tokio::test]
+async fn a_member_shows_the_repositories_tags_and_bytes_pulled_through_every_member() {
+    let (upstream, busybox) = upstream_with_busybox().await;
+    let other = images::multi_layer("cluster-view");
+    RegistryClient::new(&upstream.url())
+        .push_image("library/other", "1", &other)
+        .await;
+    let cluster = TestCluster::start(3, &[CacheSpec::new(CACHE, &upstream.url())], None);
+    let [one, two, three] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    assert_skopeo_copy_matches(&via_ferry(one, BUSYBOX, "1.36"), &busybox).await;
+    assert_skopeo_copy_matches(&via_ferry(two, "library/other", "1"), &other).await;
+    let bytes: u64 = [&busybox, &other]
+        .iter()
+        .map(|i| i.manifest.len() as u64 + i.blobs.iter().map(|b| b.data.len() as u64).sum::<u64>())
+        .sum();
+    let objects = 2 + busybox.blobs.len() as u64 + other.blobs.len() as u64;
+
+    // Member 3 pulled nothing; its status shows both pulls.
+    let api = PulpApi::admin(three);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = api.status().await;
+        let cache = api.upstream_status(CACHE).await;
+        if cache["repositories"] == 2 && cache["tags"] == 2 {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member 3 never showed both: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status["cluster"]["repositories"], 2, "{status}");
+    assert_eq!(status["cluster"]["tags"], 2, "{status}");
+    assert_eq!(status["cluster"]["partial"], json!([]), "{status}");
+    assert_eq!(status["storage"]["cached_objects"], objects, "{status}");
+    assert_eq!(status["storage"]["cached_bytes"], bytes, "{status}");
+    // Member addresses are the admin's to see.
+    assert!(PulpApi::anonymous(three)
+        .status()
+        .await
+        .get("cluster")
+        .is_none());
+}
