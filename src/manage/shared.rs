@@ -419,3 +419,21 @@ impl HasId for DistributionRecord {
         &self.id
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_ids_become_object_names() {
+        let id = "0b7e5c1e-4a4f-4d7e-9a59-1f0e0f2b9c11";
+        assert_eq!(remote_object(id).unwrap(), format!("remotes/{id}.json"));
+        assert_eq!(
+            distribution_object(id).unwrap(),
+            format!("distributions/{id}.json")
+        );
+        for bad in ["", "../seeded", "a/b", "a.json", &"x".repeat(65)] {
+            assert!(remote_object(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
