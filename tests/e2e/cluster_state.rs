@@ -88,7 +88,11 @@ async fn a_remote_and_distribution_made_on_one_member_are_served_changed_and_del
         FOLLOW_LIMIT,
     )
     .await;
-    assert!(made.elapsed() <= FOLLOW_LIMIT);
+    // Reported, not asserted beyond the promise (no timing asserts).
+    eprintln!(
+        "cluster_state: served by node 3 {:?} after the create on node 2",
+        made.elapsed()
+    );
     assert_skopeo_copy_matches(
         &image_ref(three.host(), "shared/library/busybox", "1.36"),
         &image,
