@@ -318,7 +318,8 @@ impl Cache {
             tag.clone(),
             accept.to_string(),
         );
-        let check = tokio::spawn(async move {
+        // A member's request stays one in the task: it is never forwarded.
+        let check = super::forward::spawn_keeping(async move {
             this.manifest_flights
                 .run(key, this.upstream.wait_bound(), || {
                     this.revalidate_tag(&repo_, &local_, &tag_, &accept_, Some(record), true)
@@ -406,8 +407,8 @@ impl Cache {
         accept: &str,
     ) -> Result<ManifestHit, CacheError> {
         let head = match self
-            .upstream
-            .head_manifest(repo, tag.as_str(), accept)
+            .fetcher(repo)
+            .head_manifest(tag.as_str(), accept)
             .await
         {
             Ok(head) => head,
@@ -469,7 +470,7 @@ impl Cache {
         expected: Option<&Digest>,
         accept: &str,
     ) -> Result<ManifestHit, CacheError> {
-        let fetched = match self.upstream.get_manifest(repo, reference, accept).await {
+        let fetched = match self.fetcher(repo).get_manifest(reference, accept).await {
             Err(UpstreamError::NotFound) => return Err(CacheError::ManifestUnknown),
             other => other?,
         };

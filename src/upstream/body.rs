@@ -65,6 +65,32 @@ impl BlobBody {
         }
     }
 
+    /// A body that another source (a cluster member) streams, with the same
+    /// bound: never more than `content_length`, when announced.
+    pub(crate) fn from_stream(
+        content_length: Option<u64>,
+        chunks: BoxStream<'static, Result<Bytes, UpstreamError>>,
+    ) -> BlobBody {
+        let mut received = 0u64;
+        let chunks = chunks
+            .map(move |chunk| {
+                let chunk = chunk?;
+                received += chunk.len() as u64;
+                if content_length.is_some_and(|total| received > total) {
+                    return Err(UpstreamError::rejected(
+                        "blob body longer than its Content-Length",
+                    ));
+                }
+                Ok(chunk)
+            })
+            .boxed();
+        BlobBody {
+            content_length,
+            chunks,
+            _slot: None,
+        }
+    }
+
     /// The length the upstream announced, if it did.
     pub(crate) fn content_length(&self) -> Option<u64> {
         self.content_length

@@ -15,7 +15,8 @@ use crate::cache::Storage;
 use crate::domain::{Digest, RepoName};
 use crate::metrics::METRICS;
 use crate::store::{unix_now, BlobRecord, TempBlob};
-use crate::upstream::{BlobBody, Upstream, UpstreamError};
+use crate::cache::forward::Fetcher;
+use crate::upstream::{BlobBody, UpstreamError};
 
 /// Bytes gathered from upstream before one write to disk.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -23,7 +24,7 @@ const WRITE_BATCH: usize = 256 * 1024;
 /// Fetches a blob into a temp file, verifies it and commits it.
 pub(super) async fn download(
     store: &Storage,
-    upstream: &Upstream,
+    fetcher: &Fetcher,
     repo: &RepoName,
     digest: &Digest,
     progress: &Arc<watch::Sender<Progress>>,
@@ -38,8 +39,8 @@ pub(super) async fn download(
         lead.publish(Ok(progress.subscribe()));
         return Ok(());
     }
-    let _permit = upstream.download_permit().await?;
-    let body = match upstream.get_blob(repo, digest).await {
+    let _permit = fetcher.upstream.download_permit().await?;
+    let body = match fetcher.get_blob(digest).await {
         Err(UpstreamError::NotFound) => return Err(CacheError::BlobUnknown),
         other => other?,
     };
