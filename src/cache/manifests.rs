@@ -406,11 +406,7 @@ impl Cache {
         tag: &Tag,
         accept: &str,
     ) -> Result<ManifestHit, CacheError> {
-        let head = match self
-            .fetcher(repo)
-            .head_manifest(tag.as_str(), accept)
-            .await
-        {
+        let head = match self.fetcher(repo).head_manifest(tag.as_str(), accept).await {
             Ok(head) => head,
             Err(UpstreamError::NotFound) => return Err(CacheError::ManifestUnknown),
             Err(e) => return Err(e.into()),

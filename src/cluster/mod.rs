@@ -154,11 +154,7 @@ impl Cluster {
     /// Whether `url` is a member that answered its last probe (this node
     /// always is; one no longer listed is not).
     pub(crate) fn is_alive(&self, url: &Url) -> bool {
-        url == &self.me
-            || self
-                .members()
-                .iter()
-                .any(|m| &m.url == url && m.is_alive())
+        url == &self.me || self.members().iter().any(|m| &m.url == url && m.is_alive())
     }
 
     /// How many members answer now, this node included.

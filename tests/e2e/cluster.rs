@@ -20,10 +20,12 @@ async fn every_member_of_a_three_node_cluster_serves_a_pull() {
 
 /// The upstream is counted by a pass-through proxy in front of it.
 #[tokio::test]
-async fn twenty_cold_pulls_over_three_members_fetch_each_blob_upstream_once_and_a_warm_image_none() {
+async fn twenty_cold_pulls_over_three_members_fetch_each_blob_upstream_once_and_a_warm_image_none()
+{
     let (upstream, image) = upstream_with_busybox().await;
     let proxy = FakeFaultProxy::start(&upstream.url());
     let cluster = TestCluster::start(3, &[CacheSpec::new(CACHE, &proxy.url())], None);
+    all_alive(&cluster).await;
     let pulls = (0..20).map(|i| {
         let reference = via_ferry(&cluster.nodes[i % 3], BUSYBOX, "1.36");
         let image = &image;
@@ -41,6 +43,17 @@ async fn twenty_cold_pulls_over_three_members_fetch_each_blob_upstream_once_and_
         fetched += proxy.blob_bytes_sent(&blob.digest);
         size += blob.data.len() as u64;
     }
+    // The members did forward to each other (not each fetched alone).
+    let mut forwarded = 0.0;
+    for node in &cluster.nodes {
+        assert_eq!(metric(node, "ferry_cluster_members_alive").await, 3.0);
+        forwarded += metric(
+            node,
+            "ferry_cluster_forwarded_total{kind=\"blob\",outcome=\"ok\"}",
+        )
+        .await;
+    }
+    assert!(forwarded > 0.0, "no blob was forwarded");
     // For the closing note (not asserted).
     eprintln!("cluster: 20 cold pulls over 3 members: {fetched} blob bytes from upstream for an image of {size} blob bytes");
 
@@ -71,6 +84,7 @@ async fn killing_the_member_responsible_mid_download_leaves_the_others_pulling()
         .await;
     let proxy = FakeFaultProxy::start(&upstream.url());
     let cluster = TestCluster::start(3, &[CacheSpec::new(CACHE, &proxy.url())], None);
+    all_alive(&cluster).await;
     let layer = &image.layers()[0];
     let owner = cluster.owner(&layer.digest);
     let (via, third) = ((owner + 1) % 3, (owner + 2) % 3);
@@ -85,7 +99,10 @@ async fn killing_the_member_responsible_mid_download_leaves_the_others_pulling()
     });
     let deadline = Instant::now() + Duration::from_secs(120);
     while proxy.blob_bytes_sent(&layer.digest) < 4 << 20 {
-        assert!(Instant::now() < deadline, "the layer's download never got going");
+        assert!(
+            Instant::now() < deadline,
+            "the layer's download never got going"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut cluster = cluster;
@@ -93,16 +110,53 @@ async fn killing_the_member_responsible_mid_download_leaves_the_others_pulling()
     proxy.set_fault(Fault::None);
     // Cut off with its source, or served whole: either is a fair answer.
     let _ = first.await;
+    // The probes notice too (the retries below do not wait for them).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(&cluster.nodes[third], "ferry_cluster_members_alive").await != 2.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the dead member still counts as alive"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for node in [via, third] {
         let reference = via_ferry(&cluster.nodes[node], "big/layer", "1");
         assert_skopeo_copy_matches(&reference, &image).await;
     }
 }
 
+/// Waits (bounded) until every member counts every member alive: the
+/// members start one after another, and a probe before a member listened
+/// marked it down until the next probe.
+async fn all_alive(cluster: &TestCluster) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for node in &cluster.nodes {
+        while metric(node, "ferry_cluster_members_alive").await != cluster.nodes.len() as f64 {
+            assert!(Instant::now() < deadline, "members not all alive");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The sum of the samples of `name` (a metric, with labels if given) in
+/// the node's `/metrics`; 0 when there is none.
+async fn metric(node: &Ferry, name: &str) -> f64 {
+    let answer = RegistryClient::new(&node.url())
+        .fetch(Method::GET, "/metrics", &[])
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    String::from_utf8_lossy(&answer.body)
+        .lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum()
+}
+
 #[tokio::test]
 async fn a_member_dropped_from_the_list_on_sighup_is_no_longer_asked() {
     let upstream = Upstream::start(UpstreamAuth::None).await;
     let cluster = TestCluster::start(3, &[CacheSpec::new(CACHE, &upstream.url())], None);
+    all_alive(&cluster).await;
     // A repository whose tags the second member is responsible for while
     // all three are listed.
     let repo = (0..200)
@@ -126,9 +180,16 @@ async fn a_member_dropped_from_the_list_on_sighup_is_no_longer_asked() {
     }
     assert_skopeo_copy_matches(&via_ferry(&cluster.nodes[0], &repo, "1"), &image).await;
     let asked = cluster.nodes[1].log();
-    assert!(!asked.contains(&repo), "the dropped member was asked for {repo}");
+    assert!(
+        !asked.contains(&repo),
+        "the dropped member was asked for {repo}"
+    );
     for blob in image.all_blobs() {
-        assert!(!asked.contains(&blob.digest), "the dropped member was asked for {}", blob.digest);
+        assert!(
+            !asked.contains(&blob.digest),
+            "the dropped member was asked for {}",
+            blob.digest
+        );
     }
 }
 
@@ -174,5 +235,8 @@ async fn an_outsiders_forged_or_stale_cluster_signature_opens_nothing_private() 
         )
         .await;
     assert_eq!(answer.status, StatusCode::OK);
-    assert_eq!(answer.header("docker-content-digest"), Some(image.digest.as_str()));
+    assert_eq!(
+        answer.header("docker-content-digest"),
+        Some(image.digest.as_str())
+    );
 }

@@ -10,12 +10,12 @@ use tokio::sync::watch;
 use super::reader::Source;
 use super::{stored_blob, DownloadLead, Progress};
 use crate::cache::error::{blocking, CacheError};
+use crate::cache::forward::Fetcher;
 use crate::cache::usage::key;
 use crate::cache::Storage;
 use crate::domain::{Digest, RepoName};
 use crate::metrics::METRICS;
 use crate::store::{unix_now, BlobRecord, TempBlob};
-use crate::cache::forward::Fetcher;
 use crate::upstream::{BlobBody, UpstreamError};
 
 /// Bytes gathered from upstream before one write to disk.

@@ -79,7 +79,11 @@ impl Downloads {
             return Ok(blob);
         }
         METRICS.cache("blob", false);
-        let mut rx = match self.flights.join(digest, fetcher.upstream.wait_bound()).await? {
+        let mut rx = match self
+            .flights
+            .join(digest, fetcher.upstream.wait_bound())
+            .await?
+        {
             Joined::Follow(started) => started?,
             Joined::Lead(lead) => start(store, fetcher, repo, digest, lead),
         };
@@ -164,12 +168,8 @@ fn start(
     // Detached: the download completes (and is cached) even if the
     // client that started it goes away. The task holds the lead: the
     // flight ends with it.
-    let (store, fetcher, repo, digest) = (
-        store.clone(),
-        fetcher.clone(),
-        repo.clone(),
-        digest.clone(),
-    );
+    let (store, fetcher, repo, digest) =
+        (store.clone(), fetcher.clone(), repo.clone(), digest.clone());
     tokio::spawn(async move {
         if let Err(e) = fetch::download(&store, &fetcher, &repo, &digest, &tx, &mut lead).await {
             tracing::warn!(%digest, %repo, error = %e, "blob download failed");
