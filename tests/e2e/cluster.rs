@@ -106,7 +106,9 @@ async fn killing_the_member_responsible_mid_download_leaves_the_others_pulling()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut cluster = cluster;
+    let sent = proxy.blob_bytes_sent(&layer.digest);
     cluster.nodes[owner].kill();
+    assert!(sent < layer.data.len() as u64, "killed after the download ended");
     proxy.set_fault(Fault::None);
     // Cut off with its source, or served whole: either is a fair answer.
     let _ = first.await;
