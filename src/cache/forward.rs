@@ -36,7 +36,7 @@ pub(crate) async fn as_member<F: Future>(work: F) -> F::Output {
 }
 
 /// Whether the request this task answers is a member's.
-fn forwarded() -> bool {
+pub(super) fn from_member() -> bool {
     FORWARDED.try_with(|f| *f).unwrap_or(false)
 }
 
@@ -47,7 +47,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let member = forwarded();
+    let member = from_member();
     tokio::spawn(FORWARDED.scope(member, work))
 }
 
@@ -71,7 +71,7 @@ impl Cache {
     pub(super) fn fetcher(&self, repo: &RepoName) -> Fetcher {
         Fetcher {
             upstream: self.upstream.clone(),
-            cluster: self.storage.cluster.clone().filter(|_| !forwarded()),
+            cluster: self.storage.cluster.clone().filter(|_| !from_member()),
             repo: repo.clone(),
             local: self.local_name(repo),
             bounds: Bounds {
@@ -221,5 +221,116 @@ impl Fetcher {
             }
             tried.push(member);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::config::{CacheConfig, ClusterSettings};
+    use crate::domain::Secret;
+
+    const NODES: [&str; 3] = ["http://a:1/", "http://b:1/", "http://c:1/"];
+
+    fn fetcher(cluster: Option<Arc<Cluster>>) -> Fetcher {
+        let config = CacheConfig::new("c", Url::parse("http://127.0.0.1:9/").unwrap());
+        Fetcher {
+            upstream: Arc::new(Upstream::new(&config).unwrap()),
+            cluster,
+            repo: RepoName::parse("r").unwrap(),
+            local: "c/r".into(),
+            bounds: Bounds {
+                headers: Duration::from_secs(1),
+                read: Duration::from_secs(1),
+            },
+        }
+    }
+
+    fn cluster() -> Arc<Cluster> {
+        Cluster::new(&ClusterSettings {
+            me: Url::parse(NODES[0]).unwrap(),
+            nodes: NODES.iter().map(|n| Url::parse(n).unwrap()).collect(),
+            secret: Secret("k".into()),
+            probe_interval_ms: 1000,
+            probe_timeout_ms: 1000,
+        })
+    }
+
+    /// A key the first member does not own while all three are alive.
+    fn peer_key(cluster: &Cluster) -> String {
+        (0..100)
+            .map(|i| format!("sha256:{i:064x}"))
+            .find(|k| cluster.owner(k) != Owner::Me)
+            .unwrap()
+    }
+
+    /// Asks with every member answering `answer`; returns who was asked
+    /// and where the work ended.
+    async fn ask(
+        fetcher: &Fetcher,
+        key: &str,
+        answer: fn() -> PeerError,
+    ) -> (Vec<Url>, Result<&'static str, UpstreamError>) {
+        let asked = Mutex::new(Vec::new());
+        let result = fetcher
+            .through_owner(
+                key,
+                Kind::Blob,
+                |_, member| {
+                    asked.lock().unwrap().push(member);
+                    async move { Err::<&'static str, _>(answer()) }
+                },
+                || async { Ok("upstream") },
+            )
+            .await;
+        (asked.into_inner().unwrap(), result)
+    }
+
+    #[tokio::test]
+    async fn members_that_do_not_answer_are_each_tried_once_then_marked_down() {
+        let cluster = cluster();
+        let key = peer_key(&cluster);
+        let fetcher = fetcher(Some(cluster.clone()));
+        let (asked, result) = ask(&fetcher, &key, || PeerError::Down("refused".into())).await;
+        assert_eq!(result.unwrap(), "upstream");
+        assert!(!asked.is_empty() && asked.len() <= 2, "{asked:?}");
+        let mut unique = asked.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), asked.len(), "a member asked twice: {asked:?}");
+        assert!(asked.iter().all(|m| !cluster.is_alive(m)));
+    }
+
+    #[tokio::test]
+    async fn a_member_not_serving_the_cache_is_skipped_not_marked_down() {
+        let cluster = cluster();
+        let key = peer_key(&cluster);
+        let fetcher = fetcher(Some(cluster.clone()));
+        let (asked, result) = ask(&fetcher, &key, || PeerError::NotServing).await;
+        assert_eq!(result.unwrap(), "upstream");
+        assert!(asked.iter().all(|m| cluster.is_alive(m)));
+    }
+
+    #[tokio::test]
+    async fn a_members_answer_is_final() {
+        let cluster = cluster();
+        let key = peer_key(&cluster);
+        let fetcher = fetcher(Some(cluster.clone()));
+        let (asked, result) = ask(&fetcher, &key, || {
+            PeerError::Answer(UpstreamError::NotFound)
+        })
+        .await;
+        assert_eq!(asked.len(), 1);
+        assert!(matches!(result, Err(UpstreamError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn a_members_standing_lasts_for_its_request_and_the_tasks_it_spawns() {
+        assert!(as_member(async { from_member() }).await);
+        assert!(!from_member());
+        let spawned = as_member(async { spawn_keeping(async { from_member() }).await }).await;
+        assert!(spawned.unwrap());
+        assert!(!spawn_keeping(async { from_member() }).await.unwrap());
     }
 }

@@ -259,7 +259,12 @@ impl Cache {
     /// A blob `repo` may see (see `access`): stored, arriving, or fetched.
     pub(crate) async fn blob(&self, repo: &RepoName, digest: &Digest) -> Result<Blob, CacheError> {
         // Checked before joining a download too: downloads are by digest.
-        self.admit_blob(repo, digest).await?;
+        // A member's request was checked by that member before it was
+        // forwarded (a member asks for a blob only from `Cache::blob`):
+        // checking it again would cost the owner an upstream HEAD.
+        if !forward::from_member() {
+            self.admit_blob(repo, digest).await?;
+        }
         let downloads = &self.storage.downloads;
         downloads
             .blob(&self.storage, &self.fetcher(repo), repo, digest)

@@ -55,7 +55,13 @@ async fn twenty_cold_pulls_over_three_members_fetch_each_blob_upstream_once_and_
     }
     assert!(forwarded > 0.0, "no blob was forwarded");
     // For the closing note (not asserted).
-    eprintln!("cluster: 20 cold pulls over 3 members: {fetched} blob bytes from upstream for an image of {size} blob bytes");
+    eprintln!(
+        "cluster: 20 cold pulls over 3 members: {fetched} blob bytes from upstream for an image of {size} blob bytes; upstream requests: {} blob GETs, {} blob HEADs, {} manifest GETs, {} manifest HEADs",
+        proxy.count("GET", PathKind::Blob),
+        proxy.count("HEAD", PathKind::Blob),
+        proxy.count("GET", PathKind::Manifest),
+        proxy.count("HEAD", PathKind::Manifest),
+    );
 
     // Pulled through the first member, then through the third: the third
     // reads the store (and asks the member responsible for the tag).
@@ -108,7 +114,10 @@ async fn killing_the_member_responsible_mid_download_leaves_the_others_pulling()
     let mut cluster = cluster;
     let sent = proxy.blob_bytes_sent(&layer.digest);
     cluster.nodes[owner].kill();
-    assert!(sent < layer.data.len() as u64, "killed after the download ended");
+    assert!(
+        sent < layer.data.len() as u64,
+        "killed after the download ended"
+    );
     proxy.set_fault(Fault::None);
     // Cut off with its source, or served whole: either is a fair answer.
     let _ = first.await;
