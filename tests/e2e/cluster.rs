@@ -82,7 +82,7 @@ async fn twenty_cold_pulls_over_three_members_fetch_each_blob_upstream_once_and_
 /// A slow upstream (rate shaping in the proxy) keeps the large layer's
 /// download under way long enough to kill its owner in the middle of it.
 #[tokio::test]
-async fn killing_the_member_responsible_mid_download_leaves_the_others_pulling() {
+async fn killing_the_member_responsible_mid_download_leaves_the_others_pulling_until_it_returns() {
     let upstream = Upstream::start(UpstreamAuth::None).await;
     let image = images::large(32 << 20);
     RegistryClient::new(&upstream.url())
@@ -134,6 +134,12 @@ async fn killing_the_member_responsible_mid_download_leaves_the_others_pulling()
         let reference = via_ferry(&cluster.nodes[node], "big/layer", "1");
         assert_skopeo_copy_matches(&reference, &image).await;
     }
+    // It comes back: the others count it again, with no restart, and it
+    // serves what they stored meanwhile.
+    cluster.nodes[owner].start_again();
+    all_alive(&cluster).await;
+    let reference = via_ferry(&cluster.nodes[owner], "big/layer", "1");
+    assert_skopeo_copy_matches(&reference, &image).await;
 }
 
 /// Waits (bounded) until every member counts every member alive: the
