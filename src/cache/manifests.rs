@@ -265,7 +265,11 @@ impl Cache {
         let key = (local.clone(), tag.to_string());
         if let Some(record) = &record {
             if let Some(hit) = self.storage.stored_manifest(&record.digest).await? {
-                let fresh = self.is_fresh(tag, record.confirmed_at);
+                // A member asks only once its own copy is past the TTL:
+                // answered from this one, its copy would be up to two TTLs
+                // old, so the owner checks upstream (a HEAD) for it.
+                let fresh =
+                    self.is_fresh(tag, record.confirmed_at) && !super::forward::from_member();
                 // Down, out of rate budget, or already being checked:
                 // nothing to wait for.
                 let may_serve_unchecked = self.config.policy().stale_if.error;
