@@ -474,7 +474,9 @@ impl Cache {
             Err(UpstreamError::NotFound) => return Err(CacheError::ManifestUnknown),
             other => other?,
         };
-        METRICS.fetched(fetched.bytes.len() as u64);
+        if !fetched.from_member {
+            METRICS.fetched(fetched.bytes.len() as u64);
+        }
         let digest = match (expected, &fetched.digest) {
             (Some(expected), _) => expected.clone(),
             // Trust a digest of another algorithm only after checking it.

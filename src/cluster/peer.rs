@@ -150,6 +150,7 @@ impl Cluster {
             bytes,
             media_type,
             digest,
+            from_member: true,
         })
     }
 

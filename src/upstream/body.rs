@@ -19,6 +19,8 @@ pub(crate) struct BlobBody {
     chunks: BoxStream<'static, Result<Bytes, UpstreamError>>,
     /// Its connection under `max_upstream_connections`, until the body ends.
     _slot: Slot,
+    /// Streamed by another cluster member, not the upstream.
+    from_member: bool,
 }
 
 impl BlobBody {
@@ -62,6 +64,7 @@ impl BlobBody {
             content_length,
             chunks,
             _slot: slot,
+            from_member: false,
         }
     }
 
@@ -88,7 +91,14 @@ impl BlobBody {
             content_length,
             chunks,
             _slot: None,
+            from_member: true,
         }
+    }
+
+    /// Whether another cluster member sends it (then its bytes are not
+    /// upstream traffic).
+    pub(crate) fn is_from_member(&self) -> bool {
+        self.from_member
     }
 
     /// The length the upstream announced, if it did.

@@ -54,6 +54,13 @@ async fn twenty_cold_pulls_over_three_members_fetch_each_blob_upstream_once_and_
         .await;
     }
     assert!(forwarded > 0.0, "no blob was forwarded");
+    // Bytes a member streamed from another are not upstream traffic: the
+    // members' counts add up to what the upstream sent.
+    let mut counted = 0.0;
+    for node in &cluster.nodes {
+        counted += metric(node, "ferry_upstream_fetched_bytes_total").await;
+    }
+    assert_eq!(counted as u64, fetched + image.manifest.len() as u64);
     // For the closing note (not asserted).
     eprintln!(
         "cluster: 20 cold pulls over 3 members: {fetched} blob bytes from upstream for an image of {size} blob bytes; upstream requests: {} blob GETs, {} blob HEADs, {} manifest GETs, {} manifest HEADs",

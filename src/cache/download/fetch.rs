@@ -63,7 +63,8 @@ pub(super) async fn download(
     });
     // The body has started: waiters follow the growing file from now.
     lead.publish(Ok(progress.subscribe()));
-    let writer = spawn_writer(temp.clone(), progress.clone());
+    let upstream_bytes = !body.is_from_member();
+    let writer = spawn_writer(temp.clone(), progress.clone(), upstream_bytes);
     let received = receive(body, &writer.batches).await;
     // No more batches: the writer finishes what it has and reports.
     let WriterHandle { batches, done } = writer;
@@ -156,7 +157,13 @@ struct WriterHandle {
 /// Batches queued between network and disk: bounds memory per download.
 const PIPELINE_DEPTH: usize = 4;
 
-fn spawn_writer(temp: Arc<TempBlob>, progress: Arc<watch::Sender<Progress>>) -> WriterHandle {
+/// `upstream_bytes`: whether the bytes count as fetched upstream (not when
+/// another cluster member sends them).
+fn spawn_writer(
+    temp: Arc<TempBlob>,
+    progress: Arc<watch::Sender<Progress>>,
+    upstream_bytes: bool,
+) -> WriterHandle {
     let (batches, mut inbox) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
     // One blocking task per batch, not one per download: a download that
     // waits on a slow upstream holds no blocking thread, so the pool can
@@ -168,7 +175,9 @@ fn spawn_writer(temp: Arc<TempBlob>, progress: Arc<watch::Sender<Progress>>) -> 
             let len = batch.len() as u64;
             blocking(move || temp.append(&batch)).await?;
             written += len;
-            METRICS.fetched(len);
+            if upstream_bytes {
+                METRICS.fetched(len);
+            }
             progress.send_modify(|p| {
                 if let Progress::Receiving { written: w, .. } = p {
                     *w = written;
