@@ -390,3 +390,55 @@ async fn a_member_shows_the_repositories_tags_and_bytes_pulled_through_every_mem
         .get("cluster")
         .is_none());
 }
+
+#[tokio::test]
+async fn a_member_started_empty_serves_the_shared_definitions_and_its_offline_gc_deletes_nothing_shared(
+) {
+    let (upstream, image) = upstream_with_busybox().await;
+    let mut cluster = TestCluster::start(3, &[], None);
+    let api = PulpApi::admin(&cluster.nodes[0]);
+    let remote = api.remote_href("shared", &upstream.url()).await;
+    api.create_distribution("shared", "shared", &remote, false)
+        .await;
+    let first = &cluster.nodes[0];
+    assert_skopeo_copy_matches(
+        &image_ref(first.host(), "shared/library/busybox", "1.36"),
+        &image,
+    )
+    .await;
+    let before = stored_digests(&cluster);
+    assert!(!before.is_empty());
+
+    // `ferry gc` on a stopped member: its temp files only, and why.
+    cluster.nodes[2].stop();
+    let gc = cluster.nodes[2].offline("gc").await;
+    assert_eq!(gc.code, Some(0), "{}", gc.stderr);
+    assert!(
+        gc.stdout.contains("belongs to a cluster member"),
+        "{}",
+        gc.stdout
+    );
+    let after = stored_digests(&cluster);
+    assert_eq!(
+        after, before,
+        "an offline member's gc deleted shared objects"
+    );
+
+    // Its data directory emptied: back, it serves the distribution at once
+    // (the shared definitions are read before it listens) and the content.
+    let three = &mut cluster.nodes[2];
+    std::fs::remove_dir_all(three.data_dir()).unwrap();
+    std::fs::create_dir_all(three.data_dir()).unwrap();
+    three.start_again();
+    let three = &cluster.nodes[2];
+    assert_eq!(
+        manifest_status(three, "shared/library/busybox", "1.36").await,
+        StatusCode::OK
+    );
+    assert_skopeo_copy_matches(
+        &image_ref(three.host(), "shared/library/busybox", "1.36"),
+        &image,
+    )
+    .await;
+    assert_eq!(PulpApi::admin(three).ok(&remote).await["name"], "shared");
+}
