@@ -9,6 +9,7 @@ mod content;
 mod download;
 mod error;
 mod flight;
+mod forward;
 mod images;
 mod listing;
 mod maintenance;
@@ -16,6 +17,7 @@ pub(crate) mod manifest_info;
 mod manifests;
 mod pins;
 mod quota;
+mod shared_gc;
 mod summaries;
 mod usage;
 
@@ -28,6 +30,7 @@ pub(crate) use bundle::{ImportError, ImportOptions, ImportReport};
 pub(crate) use content::{RepoContent, RepoSummary, TagDetail};
 pub(crate) use download::Blob;
 pub(crate) use error::{blocking, CacheError, Cause};
+pub(crate) use forward::as_member;
 pub(crate) use images::ImageParts;
 pub(crate) use maintenance::GC_GRACE;
 pub(crate) use manifests::ManifestHit;
@@ -37,7 +40,7 @@ use crate::cluster::Cluster;
 use crate::config::{is_docker_hub_host, CacheConfig, StorageConfig, TagRules};
 use crate::domain::{Digest, RepoName};
 use crate::store::{
-    check_blob_store, BlobBackend, DirBlobStore, MetaStore, S3BlobStore, StoreError,
+    check_blob_store, BlobBackend, DirBlobStore, MetaStore, S3BlobStore, SharedState, StoreError,
 };
 use crate::upstream::{
     Health, RateBudgetStatus, Reachability, Upstream, UpstreamError, UpstreamSetupError,
@@ -68,8 +71,9 @@ pub(crate) struct Storage {
     /// one upstream, also caches rebuilt after an API change, agree on it.
     upstream_health: Mutex<HashMap<String, Weak<Health>>>,
     /// The other nodes on the same object store, when there are any.
-    #[allow(dead_code)]
     cluster: Option<Arc<Cluster>>,
+    /// The cluster's objects under `state/` in the bucket (cluster only).
+    shared_state: Option<SharedState>,
 }
 
 impl Storage {
@@ -96,9 +100,15 @@ impl Storage {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let identity = s3.as_ref().map_or_else(|| "local".into(), |s| s.identity());
         check_blob_store(data_dir, &identity, meta.blocking().was_recovered())?;
+        let shared_state = match (&s3, &cluster) {
+            (Some(settings), Some(_)) => Some(SharedState::open(settings)?),
+            _ => None,
+        };
         let blobs: Arc<dyn BlobBackend> = match s3 {
             None => Arc::new(DirBlobStore::open(data_dir)?),
-            Some(settings) => Arc::new(S3BlobStore::open(&settings, data_dir)?),
+            Some(settings) => {
+                Arc::new(S3BlobStore::open(&settings, data_dir)?.shared(cluster.is_some()))
+            }
         };
         if !meta.blocking().was_recovered() {
             let registered = maintenance::register_stored_blobs(&*blobs, meta.blocking())?;
@@ -129,6 +139,7 @@ impl Storage {
             summaries: summaries::Summaries::default(),
             upstream_health: Mutex::new(HashMap::new()),
             cluster,
+            shared_state,
         }))
     }
 
@@ -146,9 +157,13 @@ impl Storage {
     }
 
     /// The cluster this node is a member of (none: a single node).
-    #[allow(dead_code)]
     pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.cluster.as_ref()
+    }
+
+    /// The cluster's shared state objects (none: a single node).
+    pub(crate) fn shared_state(&self) -> Option<&SharedState> {
+        self.shared_state.as_ref()
     }
 
     /// Whether a temp file can be written, the blob store answers and the
@@ -269,10 +284,15 @@ impl Cache {
     /// A blob `repo` may see (see `access`): stored, arriving, or fetched.
     pub(crate) async fn blob(&self, repo: &RepoName, digest: &Digest) -> Result<Blob, CacheError> {
         // Checked before joining a download too: downloads are by digest.
-        self.admit_blob(repo, digest).await?;
+        // A member's request was checked by that member before it was
+        // forwarded (a member asks for a blob only from `Cache::blob`):
+        // checking it again would cost the owner an upstream HEAD.
+        if !forward::from_member() {
+            self.admit_blob(repo, digest).await?;
+        }
         let downloads = &self.storage.downloads;
         downloads
-            .blob(&self.storage, &self.upstream, repo, digest)
+            .blob(&self.storage, &self.fetcher(repo), repo, digest)
             .await
     }
 
@@ -286,7 +306,7 @@ impl Cache {
             access::Admission::Referenced => {
                 let downloads = &self.storage.downloads;
                 downloads
-                    .blob_size(&self.storage, &self.upstream, repo, digest)
+                    .blob_size(&self.storage, &self.fetcher(repo), digest)
                     .await
             }
             access::Admission::Confirmed { size } => {

@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 
-use super::ferry::{CacheSpec, Ferry, FerryOptions};
+use super::ferry::{CacheSpec, Ferry, FerryOptions, ADMIN_PASSWORD};
 use super::seaweed::Seaweed;
 
 /// The members, in the order of their addresses in `nodes`.
@@ -49,15 +49,21 @@ impl TestCluster {
             .iter()
             .zip(&urls)
             .map(|(port, me)| {
+                // Members share the admin password (ferry refuses to start
+                // one with a generated password).
                 let storage = format!(
                     "{}\n[cluster]\nself = {me:?}\nnodes = [{list}]\n",
                     seaweed.storage_toml(&prefix)
+                );
+                let extra = format!(
+                    "admin_password = {ADMIN_PASSWORD:?}\n{}",
+                    extra_toml.unwrap_or_default()
                 );
                 Ferry::start_opts(
                     caches,
                     &FerryOptions {
                         storage_toml: Some(storage),
-                        extra_toml: extra_toml.map(str::to_owned),
+                        extra_toml: Some(extra),
                         listen: Some(format!("127.0.0.1:{port}")),
                         ..FerryOptions::default()
                     },
@@ -69,6 +75,34 @@ impl TestCluster {
             urls,
             prefix,
         }
+    }
+}
+
+impl TestCluster {
+    /// The index of the member responsible for `key` (a digest, or
+    /// `<base_path>/<repository>`) among `alive` (indexes into `nodes`):
+    /// the same rendezvous hashing as `src/cluster/` (highest
+    /// `sha256(url, 0, key)`), written again here so a test can pick
+    /// which member a key lands on.
+    pub fn owner_among(&self, key: &str, alive: &[usize]) -> usize {
+        use sha2::{Digest, Sha256};
+        let score = |i: usize| {
+            let url = &self.urls[i];
+            let mut h = Sha256::new();
+            h.update(url.as_bytes());
+            h.update([0]);
+            h.update(key.as_bytes());
+            let d = h.finalize();
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&d[..8]);
+            (u64::from_be_bytes(first), url.clone())
+        };
+        *alive.iter().max_by_key(|&&i| score(i)).unwrap()
+    }
+
+    /// The owner of `key` while every member is alive.
+    pub fn owner(&self, key: &str) -> usize {
+        self.owner_among(key, &(0..self.nodes.len()).collect::<Vec<_>>())
     }
 }
 
