@@ -300,8 +300,40 @@ function hashLink(path, params) {
 
 // ---------------------------------------------------------------- pages
 
-async function overview() {
+// The pages kept in modules of their own, loaded with this script's
+// version (their URLs are cached for a week, like this one's).
+const charts = () => import(`./charts.js${new URL(import.meta.url).search}`);
+const airgap = () => import(`./airgap.js${new URL(import.meta.url).search}`);
+/** What those modules use of this one. */
+const kit = () => ({
+  h, api, request, table, errorBox, formatBytes, formatTime, listAll, route, stat,
+  API, DISTRIBUTIONS, REPOSITORIES, session,
+});
+
+const SPANS = [['hour', 'Hour'], ['day', 'Day'], ['week', 'Week']];
+
+/** The history charts for `span`, or why there are none. */
+async function historySection(status, span) {
+  const nav = h('nav', { class: 'spans', 'aria-label': 'Time span' }, SPANS.map(([key, label]) => h('a', {
+    class: 'button span', href: hashLink('/', key === 'hour' ? {} : { span: key }), 'aria-current': key === span ? 'true' : null,
+  }, label)));
+  try {
+    const [history, { overviewCharts }] = await Promise.all([
+      api(`${API}/status/history/${qs({ span })}`, { auth: false }),
+      charts(),
+    ]);
+    return [h('div', { class: 'history-head' }, h('h2', {}, 'History'), nav),
+      h('div', { class: 'charts' }, overviewCharts(kit(), history, status))];
+  } catch (e) {
+    if (e instanceof Stale) throw e;
+    return [h('div', { class: 'history-head' }, h('h2', {}, 'History'), nav),
+      needsLogin(e) ? loginPrompt('the history') : errorBox(e)];
+  }
+}
+
+async function overview(params = new URLSearchParams()) {
   const show = view();
+  const span = SPANS.some(([k]) => k === params.get('span')) ? params.get('span') : 'hour';
   show('Overview', h('p', { class: 'muted' }, 'Loading…'));
   const [status, metricsText] = await Promise.all([
     api(`${API}/status/`, { auth: false }),
@@ -344,11 +376,13 @@ async function overview() {
         u.max_size != null ? h('div', { class: 'muted small', 'data-field': 'max_size' }, `max ${formatBytes(u.max_size)}`) : null),
     ];
   });
+  const history = await historySection(status, span);
   show('Overview',
     stats,
     h('h2', {}, 'Caches'),
     table('Caches', ['Cache', 'Upstream', 'Status', 'Repositories', 'Tags', 'Blobs', 'On disk'], rows,
-      { empty: 'No caches yet.' }));
+      { empty: 'No caches yet.' }),
+    history);
 }
 
 function stat(label, value, note) {
@@ -778,7 +812,8 @@ async function route() {
   });
   try {
     switch (seg[0]) {
-      case undefined: await overview(); break;
+      case undefined: await overview(params); break;
+      case 'airgap': await (await airgap()).airgapPage(kit(), view()); break;
       case 'cache': await cachePage(seg[1], params); break;
       case 'repo': await repoPage(seg[1], params); break;
       case 'manifest': await manifestPage(seg[1], seg[2]); break;
