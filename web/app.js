@@ -479,6 +479,8 @@ async function repoPage(name, params) {
     formatTime(t.last_confirmed),
     pullLine(`${name}:${t.name}`),
     admin && h('span', { class: 'actions' },
+      // A tag of a pinned repository (or cache) is held by that pin.
+      repo.pinned ? null : pinButton(t.pinned, `tag ${t.name}`, t.pulp_href, fail),
       action('Check upstream', `Check tag ${t.name} upstream now`, async () => {
         message.replaceChildren(h('p', { class: 'muted' }, `Checking ${t.name} upstream…`));
         try {
@@ -515,6 +517,7 @@ async function repoPage(name, params) {
       }
     },
   }, 'Delete repository');
+  const pinRepo = pinButton(repo.pinned, `repository ${name}`, repo.pulp_href, fail);
   show(name,
     repoCrumbs(repo),
     h('dl', { class: 'stats', 'aria-label': 'Repository' },
@@ -526,7 +529,23 @@ async function repoPage(name, params) {
     table(`Tags of ${name}`, ['Tag', 'Digest', 'Media type', 'Size', 'Last pulled', 'Last confirmed', 'Pull', ...(admin ? ['Manage'] : [])],
       rows.map((cells) => cells.filter((c) => c !== false)), { empty: 'No tags cached.' }),
     pager({ count: page.count, offset, limit: PAGE_SIZE }, (o) => { location.hash = hashLink(`/repo/${enc(name)}`, o ? { offset: o } : {}); }),
-    admin && [h('h2', {}, 'Manage'), del]);
+    admin && [h('h2', {}, 'Manage'), h('p', { class: 'actions' }, pinRepo, del),
+      h('p', { class: 'muted small' }, repo.pinned ? 'Pinned: quota eviction never removes its tags.' : 'Pin it to keep its tags from quota eviction.')]);
+}
+
+/** Pin or unpin (`POST <href>pin/` / `unpin/`), then show the page again. */
+function pinButton(pinned, what, href, fail) {
+  return h('button', {
+    type: 'button',
+    'aria-label': `${pinned ? 'Unpin' : 'Pin'} ${what}`,
+    onclick: async () => {
+      try {
+        const state = await api(`${href}${pinned ? 'unpin' : 'pin'}/`, { method: 'POST' });
+        flash = h('p', { class: 'ok', role: 'status' }, `${state.pinned ? 'Pinned' : 'Unpinned'} ${what}; ${formatBytes(state.cache_pinned_bytes)} pinned in this cache.`);
+        await route();
+      } catch (e) { fail(e); }
+    },
+  }, pinned ? 'Unpin' : 'Pin');
 }
 
 /** The repository called `name`: null when there is none, undefined after
