@@ -180,8 +180,9 @@ function exportForm(kit, caches) {
   h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'referrers' }), ' With signatures and SBOMs'),
   h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'zstd' }), ' Compress (zstd)'),
   h('button', { type: 'submit' }, 'Build and download'),
-  result, download);
-  return form;
+  result);
+  // Beside the form, not in it: forms do not nest.
+  return h('div', { class: 'export' }, form, download);
 }
 
 // ---------------------------------------------------------------- import
@@ -244,7 +245,7 @@ function importForm(kit) {
         result.replaceChildren(...verdict(h, formatBytes, body));
       } else {
         const why = body && typeof body === 'object' ? (body.detail || JSON.stringify(body)) : String(body || '');
-        result.replaceChildren(errorBox(`Refused${status ? ` (HTTP ${status})` : ''}: ${why} Nothing of this bundle was kept.`));
+        result.replaceChildren(errorBox(`Refused${status ? ` (HTTP ${status})` : ''}: ${why} No tag was imported.`));
       }
     },
   },
