@@ -251,6 +251,12 @@ impl Cache {
         self.upstream.reachability()
     }
 
+    /// The upstream's answers timed since start and their total time to
+    /// headers in microseconds (shared by the caches of one upstream).
+    pub(crate) fn upstream_response_times(&self) -> (u64, u64) {
+        self.upstream.response_times()
+    }
+
     /// The upstream's rate budget as its answers last reported it.
     pub(crate) fn upstream_rate_budget(&self) -> RateBudgetStatus {
         self.upstream.rate_budget()

@@ -138,7 +138,7 @@ async fn maintain(
     loop {
         tokio::select! {
             _ = tick(&mut recency) => {
-                if let Err(e) = storage.flush_recency().await {
+        if let Err(e) = storage.flush_recency().await {
                     tracing::error!(error = %e, "recording pull times failed");
                 }
             }
@@ -286,8 +286,10 @@ impl Ferry {
             config.admin_password.clone(),
         );
         let setup = manager.clone();
+        let history_step = config.history_step_secs;
         let (admin, generated) = tokio::task::spawn_blocking(move || {
             setup.sync_config(&configured)?;
+            setup.open_history(history_step)?;
             AdminAuth::load(password, &data_dir).map_err(|e| ManageError::Conflict(e.to_string()))
         })
         .await
@@ -382,6 +384,10 @@ impl Ferry {
                     resp
                 },
             );
+        let manager = self.api.manager.clone();
+        if let Some(history) = manager.history_sampler() {
+            tokio::spawn(history.run(self.registry.caches.clone()));
+        }
         tokio::spawn(maintain(
             storage.clone(),
             self.gc_interval,
@@ -416,6 +422,10 @@ impl Ferry {
         .await;
         if let Some(https) = https {
             let _ = https.await;
+        }
+        // The step under way, so that a restart within it loses nothing.
+        if let Err(e) = manager.record_history_now().await {
+            tracing::warn!(error = %e, "could not record the history's last step");
         }
         if let Err(e) = storage.flush_recency().await {
             tracing::error!(error = %e, "recording pull times at shutdown failed");

@@ -6,6 +6,7 @@
 //! themselves, with a synchronous view for code already there.
 
 mod blobs;
+mod history;
 mod imports;
 mod meta;
 mod pins;
@@ -15,6 +16,7 @@ pub use blobs::{
     check_blob_store, BlobBackend, BlobReader, DirBlobStore, ObjectBlob, ObjectRange, OpenBlob,
     S3BlobStore, Staging, StoredBlob, TempBlob, VerifiedTemp,
 };
+pub use history::{CachePoint, HistoryPoint, HistoryTier};
 pub use imports::ImportMark;
 pub use meta::{BlockingMeta, DbError, MetaStore};
 pub use pins::{Pin, Pins};

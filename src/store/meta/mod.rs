@@ -10,6 +10,7 @@
 
 mod changes;
 mod front;
+mod history;
 mod imports;
 mod memo;
 
@@ -72,6 +73,8 @@ pub struct BlockingMeta {
     pins: sled::Tree,
     /// `<repository>\0<tag>` → ImportMark: where an imported tag came from
     imports: sled::Tree,
+    /// `<tier><t>` → HistoryPoint: the dashboard's history (see `history`)
+    history: sled::Tree,
     /// Held by every change of a repository's structure (tags, members,
     /// references): those that must scan a prefix, which sled's
     /// transactions cannot, read it under this lock, so no other change
@@ -142,6 +145,7 @@ impl BlockingMeta {
             tasks: db.open_tree("tasks")?,
             pins: db.open_tree("pins")?,
             imports: db.open_tree("imports")?,
+            history: db.open_tree("history")?,
             structure: Mutex::new(()),
             memo: Memo::default(),
             db,
