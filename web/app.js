@@ -319,7 +319,7 @@ async function historySection(status, span) {
   }, label)));
   try {
     const [history, { overviewCharts }] = await Promise.all([
-      api(`${API}/status/history/${qs({ span })}`, { auth: false }),
+      api(`${API}/status/history/${qs({ span })}`),
       charts(),
     ]);
     return [h('div', { class: 'history-head' }, h('h2', {}, 'History'), nav),

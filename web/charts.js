@@ -167,7 +167,7 @@ function overviewCharts(kit, history, status) {
     extra: kit.h('p', { class: 'legend small' }, kit.h('span', { class: 'key hit' }), ' hits ', kit.h('span', { class: 'key miss' }), ' misses'),
   }));
 
-  const saved = (p) => Math.max(0, (p.bytes_served || 0) - (p.bytes_upstream || 0));
+  const saved = (p) => p.bytes_saved ?? Math.max(0, (p.bytes_served || 0) - (p.bytes_upstream || 0));
   out.push(figure(kit, {
     id: 'bytes',
     title: 'Bytes served and fetched from upstream',
@@ -209,6 +209,20 @@ function overviewCharts(kit, history, status) {
     rows: diskItems.map((d) => [d.name, formatBytes(d.bytes), formatBytes(d.pinned), d.limit != null ? formatBytes(d.limit) : 'none']),
     extra: kit.h('p', { class: 'legend small' }, kit.h('span', { class: 'key value' }), ' used ', kit.h('span', { class: 'key pinned' }), ' pinned ',
       kit.h('span', { class: 'key limit' }), ' max_size'),
+  }));
+
+  const lastPoint = points[points.length - 1] || {};
+  out.push(figure(kit, {
+    id: 'disk-history',
+    title: 'Disk used and pinned over time',
+    summary: `Over ${when}: ${formatBytes(Math.min(lastPoint.disk_used || 0, ...points.map((p) => p.disk_used || 0)))} at the least, ${formatBytes(Math.max(0, ...points.map((p) => p.disk_used || 0)))} at the most; now ${formatBytes(lastPoint.disk_used || 0)} stored, ${formatBytes(lastPoint.pinned || 0)} of it pinned.`,
+    svg: lines(points, [
+      { key: 'disk', label: 'stored', cls: 'served', value: (p) => p.disk_used },
+      { key: 'pinned', label: 'pinned', cls: 'pinned', value: (p) => p.pinned, area: true },
+    ], formatBytes, span),
+    headers: ['Time', 'Stored', 'Pinned'],
+    rows: points.map((p) => [time(p), formatBytes(p.disk_used || 0), formatBytes(p.pinned || 0)]),
+    extra: kit.h('p', { class: 'legend small' }, kit.h('span', { class: 'key served' }), ' stored ', kit.h('span', { class: 'key pinned' }), ' pinned'),
   }));
 
   out.push(upstreamsChart(kit, history, when));
