@@ -53,7 +53,8 @@ where
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default();
-    if !is_json(&content_type) && !(form_ok && is_form(&content_type)) {
+    let accepted = is_json(&content_type) || (form_ok && is_form(&content_type));
+    if !accepted {
         return Err(ApiError::unsupported_media_type(&content_type));
     }
     let declared = headers
