@@ -163,8 +163,11 @@ describe('README screenshots', { timeout: 900_000 }, () => {
     await form.getByText(/^Done: 4 of 4 images of hub are cached\.$/).waitFor({ timeout: 60_000 });
     await page.screenshot({ path: path.join(shots, 'airgap.png'), fullPage: true });
 
-    await page.goto(`${ferry.url}/#/repo/${encodeURIComponent('hub/library/postgres')}`);
-    await page.getByRole('button', { name: 'Unpin repository hub/library/postgres' }).waitFor();
+    // A repository the prefetch filled, one tag pinned in the page.
+    await page.goto(`${ferry.url}/#/repo/${encodeURIComponent('hub/library/redis')}`);
+    await page.getByRole('button', { name: 'Pin tag latest' }).click();
+    await page.getByText(/^Pinned tag latest; /).waitFor();
+    await page.getByRole('row').filter({ hasText: 'latest' }).locator('[data-field=pinned]').waitFor();
     await page.screenshot({ path: path.join(shots, 'repository.png'), fullPage: true });
     // The same pages at 375 px: nothing scrolls sideways.
     await page.setViewportSize({ width: 375, height: 740 });
