@@ -16,6 +16,7 @@ pub(crate) mod manifest_info;
 mod manifests;
 mod pins;
 mod quota;
+mod summaries;
 mod usage;
 
 use std::collections::HashMap;
@@ -61,6 +62,8 @@ pub(crate) struct Storage {
     collecting: tokio::sync::RwLock<()>,
     /// Images being completed in the background (`complete_images`).
     completions: complete::Completions,
+    /// The listings' walks, remembered until the metadata changes.
+    summaries: summaries::Summaries,
     /// The breaker of each upstream (by URL and proxy), so that caches of
     /// one upstream, also caches rebuilt after an API change, agree on it.
     upstream_health: Mutex<HashMap<String, Weak<Health>>>,
@@ -123,6 +126,7 @@ impl Storage {
             evicting: tokio::sync::Mutex::new(()),
             collecting: tokio::sync::RwLock::new(()),
             completions: complete::Completions::default(),
+            summaries: summaries::Summaries::default(),
             upstream_health: Mutex::new(HashMap::new()),
             cluster,
         }))

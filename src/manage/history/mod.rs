@@ -38,6 +38,9 @@ const TOP: usize = 10;
 pub(crate) struct History {
     step: u64,
     state: Mutex<State>,
+    /// One recording at a time: the last one (at shutdown) may come while
+    /// the sampling task records a step.
+    recording: tokio::sync::Mutex<()>,
 }
 
 /// Where sampling stands.
@@ -89,6 +92,7 @@ impl History {
                 hour,
                 earlier,
             }),
+            recording: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -114,39 +118,46 @@ impl History {
     /// Stores the step under way as it is now, ending it at `end` (a step
     /// boundary, or now when ferry stops).
     pub(crate) async fn record(&self, caches: &Caches, end: u64) -> Result<(), ManageError> {
+        let _one_at_a_time = self.recording.lock().await;
         let sample = sample(caches);
         let gauges = gauges(caches).await?;
-        let (point, hour, meta) = {
-            let mut state = self.lock();
+        let (point, hour) = {
+            let state = self.lock();
             let counted = delta(state.step_t, &state.last, &sample, &gauges);
             let hour_t = floor(counted.t, HOUR);
-            if state.hour.t != hour_t {
-                state.hour = HistoryPoint {
+            let mut hour = if state.hour.t == hour_t {
+                state.hour.clone()
+            } else {
+                HistoryPoint {
                     t: hour_t,
                     ..HistoryPoint::default()
-                };
-            }
+                }
+            };
             // The stored hour already holds what an earlier run stored of
             // this step: only the new counts go into it.
-            merge(&mut state.hour, &counted);
-            let point = match state.earlier.take() {
+            merge(&mut hour, &counted);
+            let point = match state.earlier.clone() {
                 Some(mut earlier) => {
                     merge(&mut earlier, &counted);
                     earlier
                 }
                 None => counted,
             };
-            state.last = sample;
-            state.step_t = floor(end, self.step);
-            if state.step_t == point.t {
-                // Stopped mid-step: the next run adds to this point.
-                state.earlier = Some(point.clone());
-            }
-            (point, state.hour.clone(), caches.storage().meta().clone())
+            (point, hour)
         };
         let (keep_steps, keep_hours) = keep_from(end);
-        meta.record_history(point, hour, keep_steps, keep_hours)
+        caches
+            .storage()
+            .meta()
+            .record_history(point.clone(), hour.clone(), keep_steps, keep_hours)
             .await?;
+        // Only once stored: until then a query adds these counts itself.
+        let mut state = self.lock();
+        state.last = sample;
+        state.hour = hour;
+        state.step_t = floor(end, self.step);
+        // Stopped mid-step: a restart within it adds to this point.
+        state.earlier = (state.step_t == point.t).then_some(point);
         Ok(())
     }
 
@@ -262,6 +273,7 @@ fn shape(
             .started_at()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        max_size: gauges.max_size,
         totals: HistoryTotals::of(&points),
         points: points.iter().map(PointView::from).collect(),
         caches,
@@ -309,6 +321,7 @@ async fn gauges(caches: &Caches) -> Result<Gauges, ManageError> {
         .collect();
     list.sort_by(|a, b| a.base_path.cmp(&b.base_path));
     Ok(Gauges {
+        max_size: storage.max_size(),
         downloads_in_flight: storage.downloads_in_flight() as u64,
         disk_used,
         pinned: pinned.total,

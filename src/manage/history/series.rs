@@ -27,6 +27,8 @@ pub(super) struct Sample {
 /// What is read as it is now rather than counted (the gauges).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Gauges {
+    /// The global `max_size`.
+    pub max_size: Option<u64>,
     pub downloads_in_flight: u64,
     pub disk_used: u64,
     pub pinned: u64,

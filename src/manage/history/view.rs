@@ -53,6 +53,9 @@ pub(crate) struct HistoryResponse {
     /// When ferry started (unix seconds): the `/metrics` counters count
     /// from there, the history from before too.
     pub started_at: u64,
+    /// The global `max_size` the points' `disk_used` counts against (null:
+    /// no limit; each cache's own is in `caches`).
+    pub max_size: Option<u64>,
     pub totals: HistoryTotals,
     /// Oldest first; an interval with no point is one ferry was not running.
     pub points: Vec<PointView>,

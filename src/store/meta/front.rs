@@ -33,6 +33,11 @@ impl MetaStore {
         &self.db
     }
 
+    /// See [`BlockingMeta::content_version`] (no I/O).
+    pub fn content_version(&self) -> u64 {
+        self.db.content_version()
+    }
+
     async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
