@@ -215,14 +215,17 @@ function overviewCharts(kit, history, status) {
   out.push(figure(kit, {
     id: 'disk-history',
     title: 'Disk used and pinned over time',
-    summary: `Over ${when}: ${formatBytes(Math.min(lastPoint.disk_used || 0, ...points.map((p) => p.disk_used || 0)))} at the least, ${formatBytes(Math.max(0, ...points.map((p) => p.disk_used || 0)))} at the most; now ${formatBytes(lastPoint.disk_used || 0)} stored, ${formatBytes(lastPoint.pinned || 0)} of it pinned.`,
+    summary: `Over ${when}: ${formatBytes(Math.min(lastPoint.disk_used || 0, ...points.map((p) => p.disk_used || 0)))} at the least, ${formatBytes(Math.max(0, ...points.map((p) => p.disk_used || 0)))} at the most; now ${formatBytes(lastPoint.disk_used || 0)} stored, ${formatBytes(lastPoint.pinned || 0)} of it pinned${history.max_size != null ? `, of a max_size of ${formatBytes(history.max_size)}` : ''}.`,
     svg: lines(points, [
       { key: 'disk', label: 'stored', cls: 'served', value: (p) => p.disk_used },
       { key: 'pinned', label: 'pinned', cls: 'pinned', value: (p) => p.pinned, area: true },
+      // The global quota, when there is one: the headroom shows.
+      ...(history.max_size != null ? [{ key: 'max_size', label: 'max_size', cls: 'limit', value: () => history.max_size }] : []),
     ], formatBytes, span),
     headers: ['Time', 'Stored', 'Pinned'],
     rows: points.map((p) => [time(p), formatBytes(p.disk_used || 0), formatBytes(p.pinned || 0)]),
-    extra: kit.h('p', { class: 'legend small' }, kit.h('span', { class: 'key served' }), ' stored ', kit.h('span', { class: 'key pinned' }), ' pinned'),
+    extra: kit.h('p', { class: 'legend small' }, kit.h('span', { class: 'key served' }), ' stored ', kit.h('span', { class: 'key pinned' }), ' pinned',
+      history.max_size != null ? [kit.h('span', { class: 'key limit' }), ' max_size'] : null),
   }));
 
   out.push(upstreamsChart(kit, history, when));

@@ -88,7 +88,7 @@ describe('README screenshots', { timeout: 900_000 }, () => {
     });
     repos.sort((a, b) => (`${a[0]}/${a[1]}` < `${b[0]}/${b[1]}` ? -1 : 1)); // the same order every run
     ferry = await startFerry(workDir, upstream.url, {
-      top: ['history_step_secs = 1'],
+      top: ['history_step_secs = 1', 'max_size = "48MiB"'],
       caches: [
         { base_path: 'ghcr', upstream: upstream.url, lines: ['max_size = "40MiB"'] },
         { base_path: 'internal', upstream: upstream.url, private: true },
