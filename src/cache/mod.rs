@@ -17,6 +17,7 @@ pub(crate) mod manifest_info;
 mod manifests;
 mod pins;
 mod quota;
+mod shared_gc;
 mod summaries;
 mod usage;
 
@@ -39,7 +40,7 @@ use crate::cluster::Cluster;
 use crate::config::{is_docker_hub_host, CacheConfig, StorageConfig, TagRules};
 use crate::domain::{Digest, RepoName};
 use crate::store::{
-    check_blob_store, BlobBackend, DirBlobStore, MetaStore, S3BlobStore, StoreError,
+    check_blob_store, BlobBackend, DirBlobStore, MetaStore, S3BlobStore, SharedState, StoreError,
 };
 use crate::upstream::{
     Health, RateBudgetStatus, Reachability, Upstream, UpstreamError, UpstreamSetupError,
@@ -71,6 +72,8 @@ pub(crate) struct Storage {
     upstream_health: Mutex<HashMap<String, Weak<Health>>>,
     /// The other nodes on the same object store, when there are any.
     cluster: Option<Arc<Cluster>>,
+    /// The cluster's objects under `state/` in the bucket (cluster only).
+    shared_state: Option<SharedState>,
 }
 
 impl Storage {
@@ -97,9 +100,15 @@ impl Storage {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let identity = s3.as_ref().map_or_else(|| "local".into(), |s| s.identity());
         check_blob_store(data_dir, &identity, meta.blocking().was_recovered())?;
+        let shared_state = match (&s3, &cluster) {
+            (Some(settings), Some(_)) => Some(SharedState::open(settings)?),
+            _ => None,
+        };
         let blobs: Arc<dyn BlobBackend> = match s3 {
             None => Arc::new(DirBlobStore::open(data_dir)?),
-            Some(settings) => Arc::new(S3BlobStore::open(&settings, data_dir)?),
+            Some(settings) => {
+                Arc::new(S3BlobStore::open(&settings, data_dir)?.shared(cluster.is_some()))
+            }
         };
         if !meta.blocking().was_recovered() {
             let registered = maintenance::register_stored_blobs(&*blobs, meta.blocking())?;
@@ -130,6 +139,7 @@ impl Storage {
             summaries: summaries::Summaries::default(),
             upstream_health: Mutex::new(HashMap::new()),
             cluster,
+            shared_state,
         }))
     }
 
@@ -149,6 +159,11 @@ impl Storage {
     /// The cluster this node is a member of (none: a single node).
     pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.cluster.as_ref()
+    }
+
+    /// The cluster's shared state objects (none: a single node).
+    pub(crate) fn shared_state(&self) -> Option<&SharedState> {
+        self.shared_state.as_ref()
     }
 
     /// Whether a temp file can be written, the blob store answers and the

@@ -11,6 +11,7 @@
 mod bundles;
 mod bundles_import;
 mod caches;
+mod cluster_view;
 mod content;
 mod distributions;
 mod history;
@@ -18,6 +19,7 @@ mod pins;
 mod prefetch;
 mod remotes;
 mod repositories;
+mod shared;
 mod status;
 mod tasks;
 
@@ -37,10 +39,12 @@ pub(crate) use crate::store::{
 };
 pub(crate) use bundles::GivenManifest;
 pub(crate) use bundles_import::{parse_map, ImportRequest, Upload};
+pub(crate) use cluster_view::ClusterStatus;
 pub(crate) use content::ManifestDetails;
 pub(crate) use history::{History, HistoryResponse, Span};
 pub(crate) use pins::{PinState, PinTarget};
 pub(crate) use prefetch::{Options as PrefetchOptions, PrefetchReport};
+pub(crate) use shared::SharedStateStatus;
 pub(crate) use status::UpstreamStatus;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +58,9 @@ pub(crate) enum ManageError {
     Conflict(String),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// The cluster's shared state did not answer: nothing was changed.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for ManageError {
@@ -78,8 +85,10 @@ pub(crate) enum Failure {
 impl ManageError {
     /// Whose fault it is (a refused request is the client's).
     pub(crate) fn failure(&self) -> Failure {
-        let ManageError::Cache(e) = self else {
-            return Failure::Client;
+        let e = match self {
+            ManageError::Cache(e) => e,
+            ManageError::Unavailable(_) => return Failure::Ferry,
+            _ => return Failure::Client,
         };
         match (e.cause(), e) {
             (Cause::Client, _) => Failure::Client,
@@ -109,6 +118,10 @@ pub(crate) struct Manager {
     prefetches: prefetch::Prefetches,
     /// The dashboard's history, once the server started sampling it.
     history: std::sync::OnceLock<Arc<History>>,
+    /// What this member read of the cluster's shared definitions.
+    follower: shared::Follower,
+    /// The other members' published views, as last read.
+    views: cluster_view::Views,
 }
 
 impl Manager {
@@ -122,6 +135,8 @@ impl Manager {
             changes: tokio::sync::Mutex::new(()),
             prefetches: prefetch::Prefetches::default(),
             history: std::sync::OnceLock::new(),
+            follower: shared::Follower::default(),
+            views: cluster_view::Views::default(),
         }
     }
 

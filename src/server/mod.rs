@@ -299,6 +299,14 @@ impl Ferry {
             .cluster_settings()
             .map_err(|e| ServeError::Admin(std::io::Error::other(e)))?
             .map(|s| crate::cluster::Cluster::new(&s));
+        if cluster.is_some() && config.admin_password.is_none() {
+            // A generated password would differ on every member, and the
+            // dashboard's or a script's login would work on one only.
+            return Err(ServeError::Admin(std::io::Error::other(
+                "a cluster member needs the admin password every member shares: \
+                 set admin_password in the config file or FERRY_ADMIN_PASSWORD",
+            )));
+        }
         let storage = tokio::task::spawn_blocking(move || {
             let storage = Storage::open_with_quota(&data_dir, max_size, &blob_store, cluster)?;
             // Nothing is downloading yet: any temp file is a crash's leftover.
@@ -340,6 +348,9 @@ impl Ferry {
                 admin.password().expose()
             );
         }
+        // A member joining a cluster serves the shared definitions from
+        // the start; one that cannot read them serves its own meanwhile.
+        let _ = manager.read_shared_state().await;
         for c in caches.list() {
             tracing::info!(base_path = %c.base_path(), upstream = %c.config().upstream,
                 private = c.is_private(), "cache");
@@ -427,6 +438,7 @@ impl Ferry {
         if let Some(history) = manager.history_sampler() {
             tokio::spawn(history.run(self.registry.caches.clone()));
         }
+        tokio::spawn(self.api.manager.clone().follow_shared_state());
         tokio::spawn(maintain(
             storage.clone(),
             self.gc_interval,

@@ -14,7 +14,8 @@ mod records;
 
 pub use blobs::{
     check_blob_store, BlobBackend, BlobReader, DirBlobStore, ObjectBlob, ObjectRange, OpenBlob,
-    S3BlobStore, Staging, StoredBlob, TempBlob, VerifiedTemp,
+    S3BlobStore, SharedState, Staging, StateEntry, StateObject, StoredBlob, TempBlob, VerifiedTemp,
+    WriteIf, Written,
 };
 pub use history::{CachePoint, HistoryPoint, HistoryTier};
 pub use imports::ImportMark;

@@ -271,13 +271,13 @@ impl Upstream {
         }
     }
 
-    /// What ferry knows of the upstream now (shared across caches).
     /// Answers timed since start and their total time to headers
     /// (microseconds), shared by every cache of this upstream.
     pub(crate) fn response_times(&self) -> (u64, u64) {
         self.health.response_times()
     }
 
+    /// What ferry knows of the upstream now (shared across caches).
     pub(crate) fn reachability(&self) -> (Reachability, Option<UpstreamError>) {
         self.health.reachability()
     }

@@ -75,7 +75,7 @@ impl History {
         let hour = db
             .history(HistoryTier::Hour, hour_t)?
             .into_iter()
-            .next()
+            .find(|p| p.t == hour_t)
             .unwrap_or(HistoryPoint {
                 t: hour_t,
                 ..HistoryPoint::default()
@@ -100,6 +100,34 @@ impl History {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The step under way and its hour as they would be stored now, with
+    /// the counters at `sample`.
+    fn pending(&self, sample: &Sample, gauges: &Gauges) -> (HistoryPoint, HistoryPoint) {
+        let state = self.lock();
+        let counted = delta(state.step_t, &state.last, sample, gauges);
+        let hour_t = floor(counted.t, HOUR);
+        let mut hour = if state.hour.t == hour_t {
+            state.hour.clone()
+        } else {
+            HistoryPoint {
+                t: hour_t,
+                ..HistoryPoint::default()
+            }
+        };
+        // The stored hour already holds what an earlier run stored of this
+        // step: only the new counts go into it.
+        merge(&mut hour, &counted);
+        let point = match &state.earlier {
+            Some(earlier) => {
+                let mut both = earlier.clone();
+                merge(&mut both, &counted);
+                both
+            }
+            None => counted,
+        };
+        (point, hour)
+    }
+
     /// Samples every step until ferry stops (spawned by the server).
     pub(crate) async fn run(self: Arc<Self>, caches: Arc<Caches>) {
         loop {
@@ -121,30 +149,7 @@ impl History {
         let _one_at_a_time = self.recording.lock().await;
         let sample = sample(caches);
         let gauges = gauges(caches).await?;
-        let (point, hour) = {
-            let state = self.lock();
-            let counted = delta(state.step_t, &state.last, &sample, &gauges);
-            let hour_t = floor(counted.t, HOUR);
-            let mut hour = if state.hour.t == hour_t {
-                state.hour.clone()
-            } else {
-                HistoryPoint {
-                    t: hour_t,
-                    ..HistoryPoint::default()
-                }
-            };
-            // The stored hour already holds what an earlier run stored of
-            // this step: only the new counts go into it.
-            merge(&mut hour, &counted);
-            let point = match state.earlier.clone() {
-                Some(mut earlier) => {
-                    merge(&mut earlier, &counted);
-                    earlier
-                }
-                None => counted,
-            };
-            (point, hour)
-        };
+        let (point, hour) = self.pending(&sample, &gauges);
         let (keep_steps, keep_hours) = keep_from(end);
         caches
             .storage()
@@ -172,27 +177,7 @@ impl History {
         let from = now.saturating_sub(span.secs());
         let sample = sample(caches);
         let gauges = gauges(caches).await?;
-        let (live, hour) = {
-            let state = self.lock();
-            let counted = delta(state.step_t, &state.last, &sample, &gauges);
-            let mut hour = state.hour.clone();
-            if hour.t != floor(counted.t, HOUR) {
-                hour = HistoryPoint {
-                    t: floor(counted.t, HOUR),
-                    ..HistoryPoint::default()
-                };
-            }
-            merge(&mut hour, &counted);
-            let live = match &state.earlier {
-                Some(earlier) => {
-                    let mut both = earlier.clone();
-                    merge(&mut both, &counted);
-                    both
-                }
-                None => counted,
-            };
-            (live, hour)
-        };
+        let (live, hour) = self.pending(&sample, &gauges);
         let meta = caches.storage().meta();
         let (mut points, width) = match span {
             Span::Week => {

@@ -114,7 +114,8 @@ pub(crate) struct CacheHistory {
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct CachePointView {
     pub t: u64,
-    /// Its clients' manifest and blob requests (`/v2/`), and hits.
+    /// Its clients' manifest and blob requests answered (`/v2/`: a
+    /// manifest GET or HEAD, a blob GET), and how many from the store.
     pub requests: u64,
     pub hits: u64,
     /// Whether the upstream answered throughout the interval; null when
