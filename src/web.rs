@@ -125,9 +125,12 @@ fn index() -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
     );
+    // No referrer leaves for another site. `same-origin` rather than
+    // `no-referrer`: under the latter a form POST (the bundle download) says
+    // `Origin: null`, and the API refuses a session write it cannot place.
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     resp
 }

@@ -300,8 +300,40 @@ function hashLink(path, params) {
 
 // ---------------------------------------------------------------- pages
 
-async function overview() {
+// The pages kept in modules of their own, loaded with this script's
+// version (their URLs are cached for a week, like this one's).
+const charts = () => import(`./charts.js${new URL(import.meta.url).search}`);
+const airgap = () => import(`./airgap.js${new URL(import.meta.url).search}`);
+/** What those modules use of this one. */
+const kit = () => ({
+  h, api, request, table, errorBox, formatBytes, formatTime, listAll, route, stat,
+  API, DISTRIBUTIONS, REPOSITORIES, session,
+});
+
+const SPANS = [['hour', 'Hour'], ['day', 'Day'], ['week', 'Week']];
+
+/** The history charts for `span`, or why there are none. */
+async function historySection(status, span) {
+  const nav = h('nav', { class: 'spans', 'aria-label': 'Time span' }, SPANS.map(([key, label]) => h('a', {
+    class: 'button span', href: hashLink('/', key === 'hour' ? {} : { span: key }), 'aria-current': key === span ? 'true' : null,
+  }, label)));
+  try {
+    const [history, { overviewCharts }] = await Promise.all([
+      api(`${API}/status/history/${qs({ span })}`),
+      charts(),
+    ]);
+    return [h('div', { class: 'history-head' }, h('h2', {}, 'History'), nav),
+      h('div', { class: 'charts' }, overviewCharts(kit(), history, status))];
+  } catch (e) {
+    if (e instanceof Stale) throw e;
+    return [h('div', { class: 'history-head' }, h('h2', {}, 'History'), nav),
+      needsLogin(e) ? loginPrompt('the history') : errorBox(e)];
+  }
+}
+
+async function overview(params = new URLSearchParams()) {
   const show = view();
+  const span = SPANS.some(([k]) => k === params.get('span')) ? params.get('span') : 'hour';
   show('Overview', h('p', { class: 'muted' }, 'Loading…'));
   const [status, metricsText] = await Promise.all([
     api(`${API}/status/`, { auth: false }),
@@ -344,11 +376,13 @@ async function overview() {
         u.max_size != null ? h('div', { class: 'muted small', 'data-field': 'max_size' }, `max ${formatBytes(u.max_size)}`) : null),
     ];
   });
+  const history = await historySection(status, span);
   show('Overview',
     stats,
     h('h2', {}, 'Caches'),
     table('Caches', ['Cache', 'Upstream', 'Status', 'Repositories', 'Tags', 'Blobs', 'On disk'], rows,
-      { empty: 'No caches yet.' }));
+      { empty: 'No caches yet.' }),
+    history);
 }
 
 function stat(label, value, note) {
@@ -445,6 +479,8 @@ async function repoPage(name, params) {
     formatTime(t.last_confirmed),
     pullLine(`${name}:${t.name}`),
     admin && h('span', { class: 'actions' },
+      // A tag of a pinned repository (or cache) is held by that pin.
+      repo.pinned ? null : pinButton(t.pinned, `tag ${t.name}`, t.pulp_href, fail),
       action('Check upstream', `Check tag ${t.name} upstream now`, async () => {
         message.replaceChildren(h('p', { class: 'muted' }, `Checking ${t.name} upstream…`));
         try {
@@ -481,6 +517,7 @@ async function repoPage(name, params) {
       }
     },
   }, 'Delete repository');
+  const pinRepo = pinButton(repo.pinned, `repository ${name}`, repo.pulp_href, fail);
   show(name,
     repoCrumbs(repo),
     h('dl', { class: 'stats', 'aria-label': 'Repository' },
@@ -492,7 +529,23 @@ async function repoPage(name, params) {
     table(`Tags of ${name}`, ['Tag', 'Digest', 'Media type', 'Size', 'Last pulled', 'Last confirmed', 'Pull', ...(admin ? ['Manage'] : [])],
       rows.map((cells) => cells.filter((c) => c !== false)), { empty: 'No tags cached.' }),
     pager({ count: page.count, offset, limit: PAGE_SIZE }, (o) => { location.hash = hashLink(`/repo/${enc(name)}`, o ? { offset: o } : {}); }),
-    admin && [h('h2', {}, 'Manage'), del]);
+    admin && [h('h2', {}, 'Manage'), h('p', { class: 'actions' }, pinRepo, del),
+      h('p', { class: 'muted small' }, repo.pinned ? 'Pinned: quota eviction never removes its tags.' : 'Pin it to keep its tags from quota eviction.')]);
+}
+
+/** Pin or unpin (`POST <href>pin/` / `unpin/`), then show the page again. */
+function pinButton(pinned, what, href, fail) {
+  return h('button', {
+    type: 'button',
+    'aria-label': `${pinned ? 'Unpin' : 'Pin'} ${what}`,
+    onclick: async () => {
+      try {
+        const state = await api(`${href}${pinned ? 'unpin' : 'pin'}/`, { method: 'POST' });
+        flash = h('p', { class: 'ok', role: 'status' }, `${state.pinned ? 'Pinned' : 'Unpinned'} ${what}; ${formatBytes(state.cache_pinned_bytes)} pinned in this cache.`);
+        await route();
+      } catch (e) { fail(e); }
+    },
+  }, pinned ? 'Unpin' : 'Pin');
 }
 
 /** The repository called `name`: null when there is none, undefined after
@@ -778,7 +831,8 @@ async function route() {
   });
   try {
     switch (seg[0]) {
-      case undefined: await overview(); break;
+      case undefined: await overview(params); break;
+      case 'airgap': await (await airgap()).airgapPage(kit(), view()); break;
       case 'cache': await cachePage(seg[1], params); break;
       case 'repo': await repoPage(seg[1], params); break;
       case 'manifest': await manifestPage(seg[1], seg[2]); break;

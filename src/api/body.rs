@@ -24,15 +24,23 @@ fn is_json(content_type: &str) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
+/// Whether `Content-Type` is a browser form's (`application/x-www-form-urlencoded`).
+pub(super) fn is_form(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+}
+
 /// The body of a write, read whole. Reads (`GET`, `DELETE`...) have none:
 /// theirs is not read. A body that is not JSON is refused (415) before it
 /// is read: a browser form from another site can send `text/plain`, never
-/// `application/json`, without asking first.
+/// `application/json`, without asking first. `form_ok`: a form is taken too
+/// (the dashboard's export download, proven to come from ferry's own page).
 pub(super) async fn read<S, B>(
     method: &Method,
     headers: &HeaderMap,
     stream: S,
     limit: u64,
+    form_ok: bool,
 ) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
@@ -45,7 +53,8 @@ where
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default();
-    if !is_json(&content_type) {
+    let accepted = is_json(&content_type) || (form_ok && is_form(&content_type));
+    if !accepted {
         return Err(ApiError::unsupported_media_type(&content_type));
     }
     let declared = headers
@@ -102,9 +111,9 @@ mod tests {
             (header::CONTENT_TYPE, "application/json; charset=utf-8"),
             (header::TRANSFER_ENCODING, "chunked"),
         ]);
-        let body = read(&Method::POST, &h, chunks(&[b"{\"a\":", b"1}"]), 100).await;
+        let body = read(&Method::POST, &h, chunks(&[b"{\"a\":", b"1}"]), 100, false).await;
         assert_eq!(body.unwrap(), Bytes::from_static(b"{\"a\":1}"));
-        let err = read(&Method::POST, &h, chunks(&[b"{\"a\":", b"12345"]), 8)
+        let err = read(&Method::POST, &h, chunks(&[b"{\"a\":", b"12345"]), 8, false)
             .await
             .unwrap_err();
         assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -116,7 +125,7 @@ mod tests {
             (header::CONTENT_TYPE, "text/plain"),
             (header::CONTENT_LENGTH, "2"),
         ]);
-        let err = read(&Method::POST, &text, chunks(&[b"{}"]), 100)
+        let err = read(&Method::POST, &text, chunks(&[b"{}"]), 100, false)
             .await
             .unwrap_err();
         assert_eq!(err.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -124,17 +133,29 @@ mod tests {
             (header::CONTENT_TYPE, "application/json"),
             (header::CONTENT_LENGTH, "101"),
         ]);
-        let err = read(&Method::PATCH, &big, chunks(&[]), 100)
+        let err = read(&Method::PATCH, &big, chunks(&[]), 100, false)
             .await
             .unwrap_err();
         assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
         // Reads and bodiless writes need no type.
-        assert!(read(&Method::GET, &text, chunks(&[b"{}"]), 100)
+        assert!(read(&Method::GET, &text, chunks(&[b"{}"]), 100, false)
             .await
             .unwrap()
             .is_empty());
+        // A form only where the caller allows it (the export download).
+        let form = headers(&[
+            (header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+            (header::CONTENT_LENGTH, "2"),
+        ]);
+        let err = read(&Method::POST, &form, chunks(&[b"a="]), 100, false)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(read(&Method::POST, &form, chunks(&[b"a="]), 100, true)
+            .await
+            .is_ok());
         let none = headers(&[]);
-        assert!(read(&Method::POST, &none, chunks(&[]), 100)
+        assert!(read(&Method::POST, &none, chunks(&[]), 100, false)
             .await
             .unwrap()
             .is_empty());

@@ -68,7 +68,10 @@ pub(super) async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Re
     if req.method != Method::POST {
         return Err(ApiError::method_not_allowed(&req.method));
     }
-    let body: Value = req.json()?;
+    let body: Value = match form_selection(req)? {
+        Some(selection) if !plan => selection,
+        _ => req.json()?,
+    };
     if plan {
         let selection = selection_of(body)?;
         let manifest = api.manager.plan_export(selection, req.origin()).await?;
@@ -113,6 +116,38 @@ pub(super) async fn handle(api: &Api, req: &Request, rest: &[&str]) -> Result<Re
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(resp)
+}
+
+/// Whether the body of a request to `tail` may be a form: only `export/`,
+/// only from ferry's own page (its Origin proven). The dashboard downloads a
+/// bundle by submitting a form, so that the browser streams the answer to
+/// disk instead of a script holding it whole; a form from another site is
+/// refused as any other write from there.
+pub(super) fn form_download(tail: &str, headers: &warp::http::HeaderMap) -> bool {
+    tail.trim_end_matches('/') == "bundles/export" && super::login::proven_same_origin(headers)
+}
+
+/// The selection a form-encoded body carries as JSON text in its one field
+/// `selection`; `None` when the body is not a form.
+fn form_selection(req: &Request) -> Result<Option<Value>, ApiError> {
+    let is_form = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(super::body::is_form);
+    if !is_form {
+        return Ok(None);
+    }
+    let body = req.body.as_ref().map_err(Clone::clone)?;
+    let text = url::form_urlencoded::parse(body)
+        .find(|(name, _)| name == "selection")
+        .map(|(_, value)| value.into_owned())
+        .ok_or_else(|| {
+            ApiError::bad_request(json!({ "selection": ["A form needs the field selection."] }))
+        })?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| invalid(&e))
 }
 
 fn invalid(e: &serde_json::Error) -> ApiError {

@@ -85,7 +85,7 @@ fn origin_is_own(origin: &str, headers: &HeaderMap) -> bool {
 
 /// Whether a browser says the request comes from a page of ferry's own
 /// origin.
-fn proven_same_origin(headers: &HeaderMap) -> bool {
+pub(super) fn proven_same_origin(headers: &HeaderMap) -> bool {
     match header_str(headers, header::ORIGIN.as_str()) {
         Some(origin) => origin_is_own(origin, headers),
         None => header_str(headers, "sec-fetch-site") == Some("same-origin"),

@@ -99,7 +99,14 @@ pub(crate) fn routes(
                     (Ok(bytes::Bytes::new()), Some(upload_of(stream)))
                 } else {
                     (
-                        body::read(&method, &headers, stream, body_limit(tail.as_str())).await,
+                        body::read(
+                            &method,
+                            &headers,
+                            stream,
+                            body_limit(tail.as_str()),
+                            bundles::form_download(tail.as_str(), &headers),
+                        )
+                        .await,
                         None,
                     )
                 };

@@ -91,13 +91,13 @@ async function startUpstream(workDir) {
 }
 
 /** ferry with a cache `hub` of `upstreamUrl`; `top` adds top-level config
- * lines, `caches` more caches ({ base_path, upstream, private }). */
+ * lines, `caches` more caches ({ base_path, upstream, private, lines }). */
 async function startFerry(workDir, upstreamUrl, { name = 'ferry', top = [], caches = [] } = {}) {
   const dir = path.join(workDir, name);
   fs.mkdirSync(dir, { recursive: true });
   const config = path.join(dir, 'ferry.toml');
   const cacheLines = (c) => ['', '[[cache]]', `base_path = ${JSON.stringify(c.base_path)}`,
-    `upstream = ${JSON.stringify(c.upstream)}`, ...(c.private ? ['private = true'] : [])];
+    `upstream = ${JSON.stringify(c.upstream)}`, ...(c.private ? ['private = true'] : []), ...(c.lines || [])];
   fs.writeFileSync(config, [
     'listen = "127.0.0.1:0"',
     `data_dir = ${JSON.stringify(path.join(dir, 'data'))}`,
@@ -120,7 +120,7 @@ async function startFerry(workDir, upstreamUrl, { name = 'ferry', top = [], cach
     });
   });
   child.stdout.resume();
-  return { host: addr, url: `http://${addr}` };
+  return { host: addr, url: `http://${addr}`, child, data: path.join(dir, 'data') };
 }
 
 // ---------------------------------------------------------------- an image

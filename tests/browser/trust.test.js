@@ -182,6 +182,33 @@ fetch(${JSON.stringify(target)}, { method: 'POST', mode: 'no-cors', credentials:
     await context.close();
   });
 
+  test('a page on another origin cannot download a bundle with the admin\'s session', async () => {
+    // The dashboard downloads bundles by a form POST (selection=<JSON>); the
+    // same form from another origin's page (same site: the cookie rides
+    // along, and the browser knows the password) must get nothing.
+    const { context, page } = await loggedIn({ httpCredentials: { username: 'admin', password: PASSWORD } });
+    const target = `${ferry.url}/pulp/api/v3/bundles/export/`;
+    const attacker = await listen((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end(`<!doctype html><title>cat pictures</title>
+<form id="f" method="POST" action="${target}"><input type="hidden" name="selection" value="{}"></form>
+<script>document.getElementById('f').submit();</script>`);
+    });
+    servers.push(attacker.server);
+    const answers = [];
+    page.on('response', (r) => {
+      if (r.url() === target && r.request().method() === 'POST') answers.push(r.status());
+    });
+    let downloads = 0;
+    page.on('download', () => { downloads++; });
+    await page.goto(`${attacker.url}/`);
+    await page.waitForURL(target);
+    assert.deepEqual(answers, [403], 'the forged export is refused');
+    assert.match(await page.locator('body').innerText(), /another origin/);
+    assert.equal(downloads, 0, 'no bundle was downloaded');
+    await context.close();
+  });
+
   test('a manifest an upstream labels text/html is refused, never shown as a page', async () => {
     const url = `${ferry.url}/v2/hub/library/evil/manifests/${evilDigest}`;
     // A client's pull: the upstream's answer is refused, nothing stored.
