@@ -12,8 +12,8 @@ mod pins;
 mod records;
 
 pub use blobs::{
-    check_blob_store, BlobBackend, BlobReader, DirBlobStore, ObjectBlob, ObjectRange, OpenBlob,
-    S3BlobStore, Staging, StoredBlob, TempBlob, VerifiedTemp,
+    check_blob_store, BlobBackend, BlobReader, CachedBlobStore, DirBlobStore, ObjectBlob,
+    ObjectRange, OpenBlob, S3BlobStore, Staging, StoredBlob, TempBlob, VerifiedTemp,
 };
 pub use imports::ImportMark;
 pub use meta::{BlockingMeta, DbError, MetaStore};
