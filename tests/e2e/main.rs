@@ -15,6 +15,7 @@ mod auth;
 mod bad_day;
 mod browse;
 mod cluster;
+mod cluster_cache;
 mod complete_images;
 mod containerd;
 mod export;
