@@ -36,6 +36,7 @@ mod pull;
 mod pulp_cli;
 mod quota_per_cache;
 mod registry_api;
+mod s3_engine;
 mod storage;
 mod tag_policy;
 mod trust_access;
