@@ -121,11 +121,12 @@ for ((i = 0; i < PULLS; i++)); do
   # shellcheck disable=SC1091
   source "$WORK/pull-img$i/image.env"
   rm -rf "$WORK/pull-img$i"
-  PULL_S[direct]+="$(pull_secs "${UP#http://}/bench/pull$i:v1" "$MANIFEST_DIGEST" "$LAYER_DIGESTS $CONFIG_DIGEST") "
+  declare -A took=([direct]=$(pull_secs "${UP#http://}/bench/pull$i:v1" "$MANIFEST_DIGEST" "$LAYER_DIGESTS $CONFIG_DIGEST"))
   for name in local s3; do
-    PULL_S[$name]+="$(pull_secs "127.0.0.1:${PORT[$name]}/up/bench/pull$i:v1" "$MANIFEST_DIGEST" "$LAYER_DIGESTS $CONFIG_DIGEST") "
+    took[$name]=$(pull_secs "127.0.0.1:${PORT[$name]}/up/bench/pull$i:v1" "$MANIFEST_DIGEST" "$LAYER_DIGESTS $CONFIG_DIGEST")
   done
-  log "cold pull $i (s): direct, local, s3: ${PULL_S[direct]##* } ..."
+  for name in direct local s3; do PULL_S[$name]+="${took[$name]} "; done
+  log "cold pull $i (s): direct ${took[direct]}, local ${took[local]}, s3 ${took[s3]}"
 done
 pull_median() { median ${PULL_S[$1]}; }
 PD=$(pull_median direct) PL=$(pull_median local) PS=$(pull_median s3)
