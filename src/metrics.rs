@@ -35,6 +35,8 @@ pub(crate) struct Metrics {
     store_objects: Gauge,
     upstream_ratelimit_limit: Family<Labels, Gauge>,
     upstream_ratelimit_remaining: Family<Labels, Gauge>,
+    cluster_members_alive: Gauge,
+    cluster_forwarded: Family<Labels, Counter>,
     /// When the counters started counting (they reset at every start).
     started: SystemTime,
 }
@@ -66,6 +68,8 @@ impl Metrics {
             store_objects: Gauge::default(),
             upstream_ratelimit_limit: Family::default(),
             upstream_ratelimit_remaining: Family::default(),
+            cluster_members_alive: Gauge::default(),
+            cluster_forwarded: Family::default(),
             started: SystemTime::now(),
             registry: Registry::default(),
         };
@@ -109,6 +113,16 @@ impl Metrics {
             "upstream_errors",
             "Failed upstream requests by kind",
             m.upstream_errors.clone(),
+        );
+        registry.register(
+            "cluster_members_alive",
+            "Members of the cluster (this node included) that answered their last probe",
+            m.cluster_members_alive.clone(),
+        );
+        registry.register(
+            "cluster_forwarded",
+            "Requests forwarded to the cluster member responsible, by kind (blob, manifest, head) and outcome (ok, error, member_down)",
+            m.cluster_forwarded.clone(),
         );
         registry.register(
             "stale_served",
@@ -237,6 +251,21 @@ impl Metrics {
 
     /// A cached tag served although its revalidation failed: `reason` is
     /// the `stale_if` case that allowed it.
+    /// Members alive now, this node included (cluster only).
+    pub(crate) fn cluster_members_alive(&self, alive: usize) {
+        self.cluster_members_alive.set(alive as i64);
+    }
+
+    /// One request to another member: what for and how it went.
+    pub(crate) fn cluster_forwarded(&self, kind: &'static str, outcome: &'static str) {
+        self.cluster_forwarded
+            .get_or_create(&vec![
+                ("kind", kind.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .inc();
+    }
+
     pub(crate) fn stale_served(&self, cache: &str, reason: &'static str) {
         self.stale_served
             .get_or_create(&vec![

@@ -54,7 +54,7 @@ impl Cache {
         let size = self
             .blob_confirmations
             .run(key, self.upstream.wait_bound(), || async {
-                let size = match self.upstream.head_blob(repo, digest).await {
+                let size = match self.fetcher(repo).head_blob(digest).await {
                     Err(UpstreamError::NotFound) => return Err(CacheError::BlobUnknown),
                     other => other?,
                 };
@@ -74,8 +74,8 @@ impl Cache {
         digest: &Digest,
     ) -> Result<(), CacheError> {
         match self
-            .upstream
-            .head_manifest(repo, &digest.to_string(), MediaType::ALL_MANIFESTS)
+            .fetcher(repo)
+            .head_manifest(&digest.to_string(), MediaType::ALL_MANIFESTS)
             .await
         {
             Ok(_) => Ok(()),

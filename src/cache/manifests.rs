@@ -265,7 +265,11 @@ impl Cache {
         let key = (local.clone(), tag.to_string());
         if let Some(record) = &record {
             if let Some(hit) = self.storage.stored_manifest(&record.digest).await? {
-                let fresh = self.is_fresh(tag, record.confirmed_at);
+                // A member asks only once its own copy is past the TTL:
+                // answered from this one, its copy would be up to two TTLs
+                // old, so the owner checks upstream (a HEAD) for it.
+                let fresh =
+                    self.is_fresh(tag, record.confirmed_at) && !super::forward::from_member();
                 // Down, out of rate budget, or already being checked:
                 // nothing to wait for.
                 let may_serve_unchecked = self.config.policy().stale_if.error;
@@ -318,7 +322,8 @@ impl Cache {
             tag.clone(),
             accept.to_string(),
         );
-        let check = tokio::spawn(async move {
+        // A member's request stays one in the task: it is never forwarded.
+        let check = super::forward::spawn_keeping(async move {
             this.manifest_flights
                 .run(key, this.upstream.wait_bound(), || {
                     this.revalidate_tag(&repo_, &local_, &tag_, &accept_, Some(record), true)
@@ -405,11 +410,7 @@ impl Cache {
         tag: &Tag,
         accept: &str,
     ) -> Result<ManifestHit, CacheError> {
-        let head = match self
-            .upstream
-            .head_manifest(repo, tag.as_str(), accept)
-            .await
-        {
+        let head = match self.fetcher(repo).head_manifest(tag.as_str(), accept).await {
             Ok(head) => head,
             Err(UpstreamError::NotFound) => return Err(CacheError::ManifestUnknown),
             Err(e) => return Err(e.into()),
@@ -469,11 +470,13 @@ impl Cache {
         expected: Option<&Digest>,
         accept: &str,
     ) -> Result<ManifestHit, CacheError> {
-        let fetched = match self.upstream.get_manifest(repo, reference, accept).await {
+        let fetched = match self.fetcher(repo).get_manifest(reference, accept).await {
             Err(UpstreamError::NotFound) => return Err(CacheError::ManifestUnknown),
             other => other?,
         };
-        METRICS.fetched(fetched.bytes.len() as u64);
+        if !fetched.from_member {
+            METRICS.fetched(fetched.bytes.len() as u64);
+        }
         let digest = match (expected, &fetched.digest) {
             (Some(expected), _) => expected.clone(),
             // Trust a digest of another algorithm only after checking it.

@@ -9,6 +9,7 @@ mod content;
 mod download;
 mod error;
 mod flight;
+mod forward;
 mod images;
 mod listing;
 mod maintenance;
@@ -27,6 +28,7 @@ pub(crate) use bundle::{ImportError, ImportOptions, ImportReport};
 pub(crate) use content::{RepoContent, RepoSummary, TagDetail};
 pub(crate) use download::Blob;
 pub(crate) use error::{blocking, CacheError, Cause};
+pub(crate) use forward::as_member;
 pub(crate) use images::ImageParts;
 pub(crate) use maintenance::GC_GRACE;
 pub(crate) use manifests::ManifestHit;
@@ -66,7 +68,6 @@ pub(crate) struct Storage {
     /// one upstream, also caches rebuilt after an API change, agree on it.
     upstream_health: Mutex<HashMap<String, Weak<Health>>>,
     /// The other nodes on the same object store, when there are any.
-    #[allow(dead_code)]
     cluster: Option<Arc<Cluster>>,
 }
 
@@ -149,7 +150,6 @@ impl Storage {
     }
 
     /// The cluster this node is a member of (none: a single node).
-    #[allow(dead_code)]
     pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.cluster.as_ref()
     }
@@ -274,10 +274,15 @@ impl Cache {
     /// A blob `repo` may see (see `access`): stored, arriving, or fetched.
     pub(crate) async fn blob(&self, repo: &RepoName, digest: &Digest) -> Result<Blob, CacheError> {
         // Checked before joining a download too: downloads are by digest.
-        self.admit_blob(repo, digest).await?;
+        // A member's request was checked by that member before it was
+        // forwarded (a member asks for a blob only from `Cache::blob`):
+        // checking it again would cost the owner an upstream HEAD.
+        if !forward::from_member() {
+            self.admit_blob(repo, digest).await?;
+        }
         let downloads = &self.storage.downloads;
         downloads
-            .blob(&self.storage, &self.upstream, repo, digest)
+            .blob(&self.storage, &self.fetcher(repo), repo, digest)
             .await
     }
 
@@ -291,7 +296,7 @@ impl Cache {
             access::Admission::Referenced => {
                 let downloads = &self.storage.downloads;
                 downloads
-                    .blob_size(&self.storage, &self.upstream, repo, digest)
+                    .blob_size(&self.storage, &self.fetcher(repo), digest)
                     .await
             }
             access::Admission::Confirmed { size } => {

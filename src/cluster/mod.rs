@@ -8,11 +8,11 @@
 //! comes back moves only its own keys. It is a dozen lines over sha2, so no
 //! crate is worth its weight here.
 
-// Used by the forwarding and shared-state work that lands next.
-#![allow(dead_code)]
+mod liveness;
+mod peer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
@@ -21,6 +21,7 @@ use url::Url;
 
 use crate::config::ClusterSettings;
 use crate::domain::Secret;
+pub(crate) use peer::{Bounds, PeerError};
 
 /// The request header a member's request to another member carries.
 pub(crate) const SIGNATURE_HEADER: &str = "ferry-cluster";
@@ -58,6 +59,8 @@ pub(crate) struct Cluster {
     key: Secret,
     pub(crate) probe_interval: Duration,
     pub(crate) probe_timeout: Duration,
+    /// The member-to-member client, built at its first use (`peer.rs`).
+    http: OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -78,6 +81,7 @@ impl Cluster {
             key: settings.secret.clone(),
             probe_interval: Duration::from_millis(settings.probe_interval_ms),
             probe_timeout: Duration::from_millis(settings.probe_timeout_ms),
+            http: OnceLock::new(),
         };
         cluster.set_nodes(&settings.nodes);
         Arc::new(cluster)
@@ -142,17 +146,40 @@ impl Cluster {
         if let Some(m) = self.members().iter().find(|m| &m.url == url) {
             if m.alive.swap(alive, Ordering::Relaxed) != alive {
                 tracing::info!(member = %url, alive, "cluster member changed");
+                crate::metrics::METRICS.cluster_members_alive(self.alive_count());
             }
         }
     }
 
+    /// Whether `url` is a member that answered its last probe (this node
+    /// always is; one no longer listed is not).
+    pub(crate) fn is_alive(&self, url: &Url) -> bool {
+        url == &self.me || self.members().iter().any(|m| &m.url == url && m.is_alive())
+    }
+
+    /// How many members answer now, this node included.
+    pub(crate) fn alive_count(&self) -> usize {
+        self.members()
+            .iter()
+            .filter(|m| m.url == self.me || m.is_alive())
+            .count()
+    }
+
     /// The live member responsible for `key` (a digest, or
     /// `<base_path>/<repository>`): highest `sha256(member, key)` wins.
+    // The forwarding asks `owner_excluding`; the shared-state work, this.
+    #[allow(dead_code)]
     pub(crate) fn owner(&self, key: &str) -> Owner {
+        self.owner_excluding(key, &[])
+    }
+
+    /// The owner among the live members not in `skipped` (those a request
+    /// already tried).
+    pub(crate) fn owner_excluding(&self, key: &str, skipped: &[Url]) -> Owner {
         let members = self.members();
         let best = members
             .iter()
-            .filter(|m| m.url == self.me || m.is_alive())
+            .filter(|m| m.url == self.me || (m.is_alive() && !skipped.contains(&m.url)))
             .max_by_key(|m| (score(&m.url, key), m.url.as_str().to_owned()));
         match best {
             Some(m) if m.url != self.me => Owner::Peer(m.url.clone()),

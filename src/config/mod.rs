@@ -121,6 +121,10 @@ pub(crate) struct Config {
     /// Several nodes on one object store (`[cluster]`, config/cluster.rs).
     #[serde(default)]
     pub cluster: ClusterConfig,
+    /// The file this was read from, if any: SIGHUP re-reads its
+    /// `[cluster] nodes`.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// Who may browse the cached content. Pulls are not affected.
@@ -204,7 +208,9 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_toml(&text)
+        let mut config = Config::from_toml(&text)?;
+        config.file = Some(path.to_path_buf());
+        Ok(config)
     }
 
     pub(crate) fn embedded_default() -> Config {

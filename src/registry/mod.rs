@@ -91,12 +91,16 @@ async fn handle(
     connection: Option<Connection>,
     registry: Arc<Registry>,
 ) -> Reply {
+    let member = is_member(&registry, &method, tail.as_str(), &query, &headers);
     let query = Query::parse(&query);
     let client = Client {
         origin: origin_of(connection.as_ref(), &headers),
         ip: client_ip(connection.as_ref()),
     };
     let caller = match registry.access.caller(authorization(&headers), client.ip) {
+        // Another member, forwarding a pull it already authorized: it may
+        // read what the admin may (private caches too).
+        _ if member => Caller::Admin,
         // The dashboard's session cookie: the admin, reading.
         Caller::Anonymous if registry.sessions.check_request(&headers) => Caller::Admin,
         caller => caller,
@@ -111,14 +115,49 @@ async fn handle(
         registry: &registry,
         caller,
     };
-    let mut resp = dispatch(&request, tail.as_str())
-        .await
-        .unwrap_or_else(|e| e.into_response(admin));
+    let answer = dispatch(&request, tail.as_str());
+    let answer = if member {
+        crate::cache::as_member(answer).await
+    } else {
+        answer.await
+    };
+    let mut resp = answer.unwrap_or_else(|e| e.into_response(admin));
     resp.headers_mut().insert(
         "docker-distribution-api-version",
         HeaderValue::from_static("registry/2.0"),
     );
     resp
+}
+
+/// Whether the request carries a valid signature of a cluster member (over
+/// its method, path and query, within the time window). Anything else,
+/// a forged or an old one included, is an ordinary client's request.
+fn is_member(
+    registry: &Registry,
+    method: &Method,
+    tail: &str,
+    query: &str,
+    headers: &HeaderMap,
+) -> bool {
+    let Some(cluster) = registry.caches.storage().cluster() else {
+        return false;
+    };
+    let Some(signature) = headers
+        .get(crate::cluster::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let path = if query.is_empty() {
+        format!("/v2/{tail}")
+    } else {
+        format!("/v2/{tail}?{query}")
+    };
+    let valid = cluster.verify(method.as_str(), &path, signature);
+    if !valid {
+        tracing::warn!(%path, "request with an invalid cluster signature: served as any client's");
+    }
+    valid
 }
 
 /// Refuses callers and methods the pull API does not serve, then hands the

@@ -171,13 +171,20 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 }
 
 /// Re-reads the TLS certificate on every SIGHUP (and ignores the signal
-/// when there is none, instead of dying of it).
-async fn reload_on_sighup(certificates: Option<Arc<Certificates>>) {
+/// when there is none, instead of dying of it), and a cluster member's
+/// `[cluster] nodes` from its config file.
+async fn reload_on_sighup(
+    certificates: Option<Arc<Certificates>>,
+    cluster: Option<(Arc<crate::cluster::Cluster>, std::path::PathBuf)>,
+) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
         return;
     };
     while hangups.recv().await.is_some() {
+        if let Some((cluster, file)) = &cluster {
+            reload_members(cluster, file.clone()).await;
+        }
         let Some(certs) = certificates.clone() else {
             tracing::info!("SIGHUP: no TLS certificate to reload");
             continue;
@@ -192,6 +199,35 @@ async fn reload_on_sighup(certificates: Option<Arc<Certificates>>) {
     }
 }
 
+/// Takes the member list of the config file now; a file that cannot be
+/// read, is invalid, or names another `self` keeps the list as it was.
+async fn reload_members(cluster: &crate::cluster::Cluster, file: std::path::PathBuf) {
+    let shown = file.display().to_string();
+    let read = tokio::task::spawn_blocking(move || {
+        let config = Config::from_file(&file)?;
+        config.cluster_settings()
+    })
+    .await;
+    let settings = match read {
+        Ok(Ok(Some(settings))) if &settings.me == cluster.me() => settings,
+        Ok(Ok(Some(settings))) => {
+            return tracing::error!(file = %shown, was = %cluster.me(), now = %settings.me,
+                "SIGHUP: [cluster] self changed, which needs a restart; keeping the member list");
+        }
+        Ok(Ok(None)) => {
+            return tracing::error!(file = %shown,
+                "SIGHUP: the config file has no [cluster] any more, which needs a restart; keeping the member list");
+        }
+        Ok(Err(e)) => {
+            return tracing::error!(file = %shown, error = %e, "SIGHUP: cannot read the member list; keeping the old one");
+        }
+        Err(e) => return tracing::error!(error = %e, "SIGHUP: member list reload failed"),
+    };
+    cluster.set_nodes(&settings.nodes);
+    let members: Vec<&str> = settings.nodes.iter().map(url::Url::as_str).collect();
+    tracing::info!(?members, "SIGHUP: cluster members reloaded");
+}
+
 /// A bound, ready server.
 pub(crate) struct Ferry {
     listener: TcpListener,
@@ -204,6 +240,8 @@ pub(crate) struct Ferry {
     api: Arc<Api>,
     /// Held while this ferry serves: no second one opens the same stores.
     lock: crate::datadir::DataDirLock,
+    /// Where the config came from (SIGHUP re-reads the cluster's members).
+    config_file: Option<std::path::PathBuf>,
 }
 
 impl Ferry {
@@ -311,6 +349,7 @@ impl Ferry {
         let sessions = Arc::new(crate::session::Sessions::default());
         Ok(Ferry {
             lock,
+            config_file: config.file.clone(),
             listener,
             shared,
             gc_interval: config.gc_interval_secs,
@@ -396,8 +435,17 @@ impl Ferry {
             shutdown.await;
             let _ = stop.send(true);
         });
-        // SIGHUP reloads the certificate; without TLS it is ignored, not fatal.
-        tokio::spawn(reload_on_sighup(self.tls.as_ref().map(|(_, c)| c.clone())));
+        // Liveness of the other members decides who is responsible for what.
+        let cluster = storage.cluster().cloned();
+        if let Some(cluster) = &cluster {
+            tokio::spawn(cluster.clone().watch());
+        }
+        // SIGHUP reloads the certificate (without TLS it is ignored, not
+        // fatal) and the cluster's member list.
+        tokio::spawn(reload_on_sighup(
+            self.tls.as_ref().map(|(_, c)| c.clone()),
+            cluster.zip(self.config_file),
+        ));
         let https = self.tls.map(|(listener, certificates)| {
             tokio::spawn(listen::serve(
                 listener,

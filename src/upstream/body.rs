@@ -19,6 +19,8 @@ pub(crate) struct BlobBody {
     chunks: BoxStream<'static, Result<Bytes, UpstreamError>>,
     /// Its connection under `max_upstream_connections`, until the body ends.
     _slot: Slot,
+    /// Streamed by another cluster member, not the upstream.
+    from_member: bool,
 }
 
 impl BlobBody {
@@ -62,7 +64,41 @@ impl BlobBody {
             content_length,
             chunks,
             _slot: slot,
+            from_member: false,
         }
+    }
+
+    /// A body that another source (a cluster member) streams, with the same
+    /// bound: never more than `content_length`, when announced.
+    pub(crate) fn from_stream(
+        content_length: Option<u64>,
+        chunks: BoxStream<'static, Result<Bytes, UpstreamError>>,
+    ) -> BlobBody {
+        let mut received = 0u64;
+        let chunks = chunks
+            .map(move |chunk| {
+                let chunk = chunk?;
+                received += chunk.len() as u64;
+                if content_length.is_some_and(|total| received > total) {
+                    return Err(UpstreamError::rejected(
+                        "blob body longer than its Content-Length",
+                    ));
+                }
+                Ok(chunk)
+            })
+            .boxed();
+        BlobBody {
+            content_length,
+            chunks,
+            _slot: None,
+            from_member: true,
+        }
+    }
+
+    /// Whether another cluster member sends it (then its bytes are not
+    /// upstream traffic).
+    pub(crate) fn is_from_member(&self) -> bool {
+        self.from_member
     }
 
     /// The length the upstream announced, if it did.

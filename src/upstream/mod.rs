@@ -59,6 +59,9 @@ pub(crate) struct FetchedManifest {
     pub media_type: Option<String>,
     /// What the upstream's `Docker-Content-Digest` claims (unverified).
     pub digest: Option<Digest>,
+    /// Fetched from another cluster member, not the upstream (the
+    /// upstream byte count leaves it out).
+    pub from_member: bool,
 }
 
 /// What a `HEAD` of a manifest says: its digest, when the upstream names
@@ -312,6 +315,7 @@ impl Upstream {
             bytes,
             media_type,
             digest,
+            from_member: false,
         })
     }
 

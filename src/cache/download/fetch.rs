@@ -10,12 +10,13 @@ use tokio::sync::watch;
 use super::reader::Source;
 use super::{stored_blob, DownloadLead, Progress};
 use crate::cache::error::{blocking, CacheError};
+use crate::cache::forward::Fetcher;
 use crate::cache::usage::key;
 use crate::cache::Storage;
 use crate::domain::{Digest, RepoName};
 use crate::metrics::METRICS;
 use crate::store::{unix_now, BlobRecord, TempBlob};
-use crate::upstream::{BlobBody, Upstream, UpstreamError};
+use crate::upstream::{BlobBody, UpstreamError};
 
 /// Bytes gathered from upstream before one write to disk.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -23,7 +24,7 @@ const WRITE_BATCH: usize = 256 * 1024;
 /// Fetches a blob into a temp file, verifies it and commits it.
 pub(super) async fn download(
     store: &Storage,
-    upstream: &Upstream,
+    fetcher: &Fetcher,
     repo: &RepoName,
     digest: &Digest,
     progress: &Arc<watch::Sender<Progress>>,
@@ -38,8 +39,8 @@ pub(super) async fn download(
         lead.publish(Ok(progress.subscribe()));
         return Ok(());
     }
-    let _permit = upstream.download_permit().await?;
-    let body = match upstream.get_blob(repo, digest).await {
+    let _permit = fetcher.upstream.download_permit().await?;
+    let body = match fetcher.get_blob(digest).await {
         Err(UpstreamError::NotFound) => return Err(CacheError::BlobUnknown),
         other => other?,
     };
@@ -62,7 +63,8 @@ pub(super) async fn download(
     });
     // The body has started: waiters follow the growing file from now.
     lead.publish(Ok(progress.subscribe()));
-    let writer = spawn_writer(temp.clone(), progress.clone());
+    let upstream_bytes = !body.is_from_member();
+    let writer = spawn_writer(temp.clone(), progress.clone(), upstream_bytes);
     let received = receive(body, &writer.batches).await;
     // No more batches: the writer finishes what it has and reports.
     let WriterHandle { batches, done } = writer;
@@ -155,7 +157,13 @@ struct WriterHandle {
 /// Batches queued between network and disk: bounds memory per download.
 const PIPELINE_DEPTH: usize = 4;
 
-fn spawn_writer(temp: Arc<TempBlob>, progress: Arc<watch::Sender<Progress>>) -> WriterHandle {
+/// `upstream_bytes`: whether the bytes count as fetched upstream (not when
+/// another cluster member sends them).
+fn spawn_writer(
+    temp: Arc<TempBlob>,
+    progress: Arc<watch::Sender<Progress>>,
+    upstream_bytes: bool,
+) -> WriterHandle {
     let (batches, mut inbox) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
     // One blocking task per batch, not one per download: a download that
     // waits on a slow upstream holds no blocking thread, so the pool can
@@ -167,7 +175,9 @@ fn spawn_writer(temp: Arc<TempBlob>, progress: Arc<watch::Sender<Progress>>) -> 
             let len = batch.len() as u64;
             blocking(move || temp.append(&batch)).await?;
             written += len;
-            METRICS.fetched(len);
+            if upstream_bytes {
+                METRICS.fetched(len);
+            }
             progress.send_modify(|p| {
                 if let Progress::Receiving { written: w, .. } = p {
                     *w = written;

@@ -13,11 +13,12 @@ use tokio::sync::watch;
 
 use super::error::{blocking, CacheError};
 use super::flight::{Joined, Lead, SingleFlight};
+use super::forward::Fetcher;
 use super::Storage;
 use crate::domain::{Digest, RepoName};
 use crate::metrics::METRICS;
 use crate::store::{BlobReader, OpenBlob};
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::UpstreamError;
 pub(crate) use reader::Blob;
 use reader::Source;
 
@@ -69,7 +70,7 @@ impl Downloads {
     pub(super) async fn blob(
         &self,
         store: &Arc<Storage>,
-        upstream: &Arc<Upstream>,
+        fetcher: &Fetcher,
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<Blob, CacheError> {
@@ -78,9 +79,13 @@ impl Downloads {
             return Ok(blob);
         }
         METRICS.cache("blob", false);
-        let mut rx = match self.flights.join(digest, upstream.wait_bound()).await? {
+        let mut rx = match self
+            .flights
+            .join(digest, fetcher.upstream.wait_bound())
+            .await?
+        {
             Joined::Follow(started) => started?,
-            Joined::Lead(lead) => start(store, upstream, repo, digest, lead),
+            Joined::Lead(lead) => start(store, fetcher, repo, digest, lead),
         };
         loop {
             let ready = match &*rx.borrow_and_update() {
@@ -108,14 +113,13 @@ impl Downloads {
     pub(super) async fn blob_size(
         &self,
         store: &Storage,
-        upstream: &Upstream,
-        repo: &RepoName,
+        fetcher: &Fetcher,
         digest: &Digest,
     ) -> Result<Option<u64>, CacheError> {
         if let Some(size) = self.local_blob_size(store, digest).await? {
             return Ok(Some(size));
         }
-        match upstream.head_blob(repo, digest).await {
+        match fetcher.head_blob(digest).await {
             Err(UpstreamError::NotFound) => Err(CacheError::BlobUnknown),
             other => Ok(other?),
         }
@@ -154,7 +158,7 @@ async fn stored_blob(store: &Storage, digest: &Digest) -> Result<Option<Blob>, C
 /// Starts the download this request leads; returns its progress.
 fn start(
     store: &Arc<Storage>,
-    upstream: &Arc<Upstream>,
+    fetcher: &Fetcher,
     repo: &RepoName,
     digest: &Digest,
     mut lead: DownloadLead,
@@ -164,14 +168,10 @@ fn start(
     // Detached: the download completes (and is cached) even if the
     // client that started it goes away. The task holds the lead: the
     // flight ends with it.
-    let (store, upstream, repo, digest) = (
-        store.clone(),
-        upstream.clone(),
-        repo.clone(),
-        digest.clone(),
-    );
+    let (store, fetcher, repo, digest) =
+        (store.clone(), fetcher.clone(), repo.clone(), digest.clone());
     tokio::spawn(async move {
-        if let Err(e) = fetch::download(&store, &upstream, &repo, &digest, &tx, &mut lead).await {
+        if let Err(e) = fetch::download(&store, &fetcher, &repo, &digest, &tx, &mut lead).await {
             tracing::warn!(%digest, %repo, error = %e, "blob download failed");
             // Before the body started, the waiters either share the answer
             // or, for a failure worth another try, one of them takes over

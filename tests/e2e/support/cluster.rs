@@ -84,6 +84,34 @@ impl TestCluster {
     }
 }
 
+impl TestCluster {
+    /// The index of the member responsible for `key` (a digest, or
+    /// `<base_path>/<repository>`) among `alive` (indexes into `nodes`):
+    /// the same rendezvous hashing as `src/cluster/` (highest
+    /// `sha256(url, 0, key)`), written again here so a test can pick
+    /// which member a key lands on.
+    pub fn owner_among(&self, key: &str, alive: &[usize]) -> usize {
+        use sha2::{Digest, Sha256};
+        let score = |i: usize| {
+            let url = &self.urls[i];
+            let mut h = Sha256::new();
+            h.update(url.as_bytes());
+            h.update([0]);
+            h.update(key.as_bytes());
+            let d = h.finalize();
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&d[..8]);
+            (u64::from_be_bytes(first), url.clone())
+        };
+        *alive.iter().max_by_key(|&&i| score(i)).unwrap()
+    }
+
+    /// The owner of `key` while every member is alive.
+    pub fn owner(&self, key: &str) -> usize {
+        self.owner_among(key, &(0..self.nodes.len()).collect::<Vec<_>>())
+    }
+}
+
 /// A port free now (the node binds it a moment later; a clash fails the
 /// start loudly, never silently).
 fn free_port() -> u16 {

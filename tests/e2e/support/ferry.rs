@@ -289,6 +289,12 @@ impl Ferry {
         self.spawn();
     }
 
+    /// The config file it was started with (`start_opts`; the cluster
+    /// tests rewrite it before a SIGHUP).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("ferry.toml")
+    }
+
     /// SIGKILL and reap: afterwards the data dir is free for a new process.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
