@@ -68,6 +68,11 @@ impl S3Api {
         ))
     }
 
+    /// The secret key (a cluster's default `secret` is derived from it).
+    pub fn secret_key(&self) -> &str {
+        &self.secret_key
+    }
+
     /// ferry's `[storage]` section for this store, keys under `prefix`.
     pub fn storage_toml(&self, prefix: &str) -> String {
         format!(

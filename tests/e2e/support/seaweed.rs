@@ -305,6 +305,14 @@ impl Seaweed {
         })
     }
 
+    /// The secret key ferry is given for this store.
+    pub fn secret_key(&self) -> String {
+        self.external
+            .as_ref()
+            .map_or(SECRET_KEY, |api| api.secret_key())
+            .to_string()
+    }
+
     /// `http://127.0.0.1:PORT` of the S3 API.
     pub fn endpoint(&self) -> String {
         if let Some(api) = &self.external {
