@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::support::images::{self, Image};
-use crate::support::inspect::wait_until;
+use crate::support::inspect::{metrics, wait_until};
 use crate::support::seaweed::Seaweed;
 use crate::support::*;
 
@@ -66,6 +66,11 @@ async fn with_a_local_cache_a_hot_image_pulls_while_the_object_store_is_stopped(
     weed.stop();
     assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, "1.36"), &image).await;
     assert_skopeo_copy_matches(&via_ferry(&ferry, BUSYBOX, &image.digest), &image).await;
+    // Counted as the node's own reads, and the bytes it holds.
+    let seen = metrics(&ferry.url()).await;
+    assert!(seen.sum("ferry_local_cache_reads_total", &[("outcome", "hit")]) >= 2.0);
+    let held: u64 = image.all_blobs().iter().map(|b| b.data.len() as u64).sum();
+    assert!(seen.sum("ferry_local_cache_bytes", &[]) >= held as f64);
 
     // Content the node does not hold needs the store: a 503, in OCI terms.
     let layer = &cold.layers()[0];

@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime};
 use self::lru::Lru;
 use super::{BlobBackend, BlobReader, DirBlobStore, OpenBlob, Staging, StoredBlob, VerifiedTemp};
 use crate::domain::Digest;
+use crate::metrics::METRICS;
 use crate::store::StoreError;
 
 /// Copies from the object store made at once; a read that finds both busy
@@ -74,6 +75,7 @@ impl CachedBlobStore {
                 dir.remove(&gone)?;
             }
         }
+        METRICS.set_local_cache_bytes(lru.held());
         tracing::info!(
             blobs = lru.len(),
             bytes = lru.held(),
@@ -165,6 +167,7 @@ impl LocalCopies {
                 tracing::warn!(digest = %gone, error = %e, "local read cache: eviction failed");
             }
         }
+        METRICS.set_local_cache_bytes(state.lru.held());
         Ok(true)
     }
 
@@ -255,6 +258,7 @@ impl LocalCopies {
     fn forget(&self, digest: &Digest) -> Result<(), StoreError> {
         let mut state = self.state();
         state.lru.remove(digest);
+        METRICS.set_local_cache_bytes(state.lru.held());
         if let Some(removed) = state.filling.get_mut(digest) {
             *removed = true;
         }
@@ -289,8 +293,10 @@ impl BlobBackend for CachedBlobStore {
     /// The local copy first; else the object, copied in the background.
     fn open(&self, digest: &Digest) -> Result<Option<OpenBlob>, StoreError> {
         if let Some(local) = self.local.open(digest)? {
+            METRICS.local_cache_read(true);
             return Ok(Some(local));
         }
+        METRICS.local_cache_read(false);
         let found = self.inner.open(digest)?;
         if let Some(blob) = &found {
             self.fill_in_background(digest, blob.size);
