@@ -1,6 +1,8 @@
 //! Prometheus metrics, every name prefixed `ferry_`. One process-wide set:
 //! counting is a few atomic adds on the request path.
 
+mod traffic;
+
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,7 +12,20 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+pub(crate) use traffic::{CacheTraffic, State as TrafficCounts};
+
 type Labels = Vec<(&'static str, String)>;
+
+/// The counters the dashboard's history samples (see `manage/history/`),
+/// all counted since ferry started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    /// Manifest and blob look-ups (`ferry_cache_requests_total`), and hits.
+    pub requests: u64,
+    pub hits: u64,
+    pub bytes_served: u64,
+    pub bytes_upstream: u64,
+}
 
 pub(crate) struct Metrics {
     registry: Registry,
@@ -35,6 +50,8 @@ pub(crate) struct Metrics {
     store_objects: Gauge,
     upstream_ratelimit_limit: Family<Labels, Gauge>,
     upstream_ratelimit_remaining: Family<Labels, Gauge>,
+    /// Client requests per cache and pulls per repository (not exported).
+    traffic: traffic::Traffic,
     cluster_members_alive: Gauge,
     cluster_forwarded: Family<Labels, Counter>,
     local_cache_reads: Family<Labels, Counter>,
@@ -70,6 +87,7 @@ impl Metrics {
             store_objects: Gauge::default(),
             upstream_ratelimit_limit: Family::default(),
             upstream_ratelimit_remaining: Family::default(),
+            traffic: traffic::Traffic::default(),
             cluster_members_alive: Gauge::default(),
             cluster_forwarded: Family::default(),
             local_cache_reads: Family::default(),
@@ -219,6 +237,36 @@ impl Metrics {
     /// When the counters started counting (ferry's start).
     pub(crate) fn started_at(&self) -> SystemTime {
         self.started
+    }
+
+    /// The counters the history samples.
+    pub(crate) fn totals(&self) -> Totals {
+        let count = |kind: &str, result: &str| {
+            self.cache
+                .get_or_create(&vec![
+                    ("kind", kind.to_string()),
+                    ("result", result.to_string()),
+                ])
+                .get()
+        };
+        let hits = count("manifest", "hit") + count("blob", "hit");
+        Totals {
+            requests: hits + count("manifest", "miss") + count("blob", "miss"),
+            hits,
+            bytes_served: self.bytes_served.get(),
+            bytes_upstream: self.upstream_bytes.get(),
+        }
+    }
+
+    /// A client's manifest or blob request answered for `cache` (for the
+    /// history: per cache, and per repository when `pull` names one).
+    pub(crate) fn cache_request(&self, cache: &str, hit: bool, pull: Option<&str>) {
+        self.traffic.request(cache, hit, pull);
+    }
+
+    /// Per cache and per repository, everything counted since start.
+    pub(crate) fn traffic(&self) -> TrafficCounts {
+        self.traffic.snapshot()
     }
 
     pub(crate) fn request(&self, route: &'static str, method: &str, status: u16) {

@@ -122,6 +122,10 @@ impl From<ManageError> for ApiError {
             ManageError::Invalid(body) => ApiError::bad_request(body),
             ManageError::NotFound => ApiError::not_found(),
             ManageError::Conflict(message) => ApiError::bad_request(json!({ "detail": message })),
+            ManageError::Unavailable(message) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                body: json!({ "detail": message }),
+            },
             ManageError::Cache(_) => {
                 let status = match e.failure() {
                     Failure::Client => StatusCode::NOT_FOUND,

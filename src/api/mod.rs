@@ -10,6 +10,7 @@ mod bundles;
 mod bundles_import;
 mod content;
 pub(crate) mod distributions;
+mod history;
 mod hrefs;
 mod http;
 mod login;
@@ -207,6 +208,7 @@ async fn dispatch(api: &Api, req: &Request, tail: &str) -> Result<Reply, ApiErro
     let viewer = &api.manager.viewer(admin);
     match segments.as_slice() {
         ["status"] => status::get(api, admin).await,
+        ["status", "history"] => history::get(api, req, viewer).await,
         ["docs", "api.json"] => {
             let mut resp = warp::http::Response::new(openapi_json().into());
             resp.headers_mut().insert(
@@ -268,5 +270,6 @@ fn reads_content(segments: &[&str]) -> bool {
                 ..
             ]
             | ["content", "container", ..]
+            | ["status", "history"]
     )
 }

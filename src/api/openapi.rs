@@ -63,6 +63,7 @@ use super::{
         operations::content_container_blobs_read,
         operations::tasks_read,
         operations::status_read,
+        operations::status_history_read,
         operations::bundles_import,
         operations::bundles_inventory,
         operations::bundles_plan,
@@ -76,6 +77,7 @@ use super::{
         repositories::RepositoryDistributionResponse, repositories::RemoveInput,
         content::TagResponse, content::ManifestResponse, content::BlobResponse,
         tasks::TaskResponse, tasks::AsyncOperationResponse, status::StatusResponse,
+        crate::manage::HistoryResponse,
         crate::manage::PinState, bundles::SelectionInput, bundles::ExportInput,
         bundles_import::ImportResponse, bundles_import::ImportedResponse
     )),
@@ -386,6 +388,24 @@ mod operations {
         security((), ("basicAuth" = [])),
         responses((status = 200, body = status::StatusResponse)))]
     fn status_read() {}
+
+    /// ferry's: the dashboard's history over the last hour (points at the
+    /// sampling step, `history_step_secs`), day (5 minutes) or week
+    /// (hours): requests and hits, bytes served and fetched upstream (and
+    /// the difference, what the cache saved), downloads in flight, disk and
+    /// pinned bytes; per cache its traffic, upstream reachability and
+    /// response time; the top repositories by pulls and by size. Kept
+    /// across restarts (a day of steps, 8 days of hours); the newest point
+    /// runs up to `now`, so the totals of a fresh ferry equal `/metrics`.
+    /// The admin sees everything; anyone else only with `browse = "public"`,
+    /// and then only the public caches and their repositories.
+    #[utoipa::path(get, path = "/pulp/api/v3/status/history/", tag = "Status",
+        params(("span" = Option<String>, Query, description = "hour (default), day or week")),
+        security((), ("basicAuth" = [])),
+        responses((status = 200, body = crate::manage::HistoryResponse),
+            (status = 400, description = "{\"span\": [message]}"),
+            (status = 401, description = "Not the admin, and browse is not public")))]
+    fn status_history_read() {}
 
     // --- bundles (ferry's addition) --------------------------------------
 

@@ -7,7 +7,7 @@ use warp::reply::Response as Reply;
 
 use super::http::{ok, ApiError};
 use super::Api;
-use crate::manage::UpstreamStatus;
+use crate::manage::{ClusterStatus, SharedStateStatus, UpstreamStatus};
 use crate::metrics::METRICS;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -65,12 +65,35 @@ pub(super) struct StatusResponse {
     /// When ferry started (RFC 3339): the counters of `/metrics` (hits,
     /// misses, bytes served and fetched) count since then.
     pub started_at: String,
+    /// In a cluster: whether this member reads the shared definitions
+    /// (absent on a single node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_state: Option<SharedStateStatus>,
+    /// In a cluster: the whole cluster's repositories, tags and stored
+    /// bytes. Then `storage.cached_*` count the shared bucket, and each
+    /// upstream's `repositories` and `tags` every member's (its `blobs` and
+    /// `bytes` stay this member's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
 }
 
 /// Public, but private distributions are listed to the admin only.
 pub(super) async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
-    let stored = api.manager.stored_totals().await?;
-    let upstreams = api.manager.upstreams(admin).await?;
+    let mut stored = api.manager.stored_totals().await?;
+    let mut upstreams = api.manager.upstreams(admin).await?;
+    let cluster = api.manager.cluster_view().await?;
+    if let Some((totals, counts)) = &cluster {
+        if let (Some(bytes), Some(objects)) = (totals.stored_bytes, totals.stored_objects) {
+            stored.bytes = bytes;
+            stored.objects = objects;
+        }
+        for upstream in &mut upstreams {
+            if let Some(c) = counts.get(&upstream.base_path) {
+                upstream.repositories = c.repositories;
+                upstream.tags = c.tags;
+            }
+        }
+    }
     let data_dir = api.data_dir.clone();
     let fs = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&data_dir).ok())
         .await
@@ -92,5 +115,8 @@ pub(super) async fn get(api: &Api, admin: bool) -> Result<Reply, ApiError> {
         upstreams,
         downloads_in_flight: stored.downloads_in_flight,
         started_at: humantime::format_rfc3339_seconds(METRICS.started_at()).to_string(),
+        shared_state: api.manager.shared_state_status(),
+        // Member addresses are for the admin.
+        cluster: cluster.filter(|_| admin).map(|(totals, _)| totals),
     })
 }

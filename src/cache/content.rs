@@ -62,6 +62,7 @@ pub(crate) struct CacheTotals {
 }
 
 /// Every local repository with its summary, and the totals per cache.
+#[derive(Clone)]
 pub(crate) struct Inventory {
     pub repos: Vec<(String, RepoRecord, RepoSummary)>,
     pub caches: BTreeMap<String, CacheTotals>,
@@ -191,8 +192,14 @@ impl Storage {
     /// Pulls noted in memory are written first, so "last pulled" is current.
     pub(crate) async fn inventory(&self) -> Result<Inventory, CacheError> {
         self.flush_recency().await?;
+        let version = self.meta.content_version();
+        if let Some(known) = self.summaries.inventory.at(version) {
+            return Ok(known);
+        }
         let meta = self.meta.clone();
-        blocking(move || inventory(meta.blocking())).await
+        let walked = blocking(move || inventory(meta.blocking())).await?;
+        self.summaries.inventory.keep(version, &walked);
+        Ok(walked)
     }
 
     /// One repository's counts and sizes (pending pull times written first).
@@ -230,8 +237,12 @@ impl Storage {
 
     /// Bytes of the blobs and manifests stored, and their number.
     pub(crate) async fn stored_totals(&self) -> Result<(u64, u64), CacheError> {
+        let version = self.meta.content_version();
+        if let Some(known) = self.summaries.stored.at(version) {
+            return Ok(known);
+        }
         let meta = self.meta.clone();
-        blocking(move || {
+        let walked = blocking(move || {
             let meta = meta.blocking();
             let mut totals = (0, 0);
             for (_, record) in meta.blob_records()? {
@@ -244,6 +255,8 @@ impl Storage {
             }
             Ok(totals)
         })
-        .await
+        .await?;
+        self.summaries.stored.keep(version, &walked);
+        Ok(walked)
     }
 }

@@ -264,12 +264,17 @@ impl Storage {
 
     /// Removes stored objects no repository references (stored longer
     /// than `grace` ago) and temp files left by a crash (not written to for
-    /// `temp_grace`).
+    /// `temp_grace`). In a cluster, no member's repository (`shared_gc.rs`).
     pub(crate) async fn collect_garbage(
         &self,
         grace: Duration,
         temp_grace: Duration,
     ) -> Result<GcReport, CacheError> {
+        if let (Some(cluster), Some(shared)) = (&self.cluster, &self.shared_state) {
+            return self
+                .collect_shared_garbage(cluster, shared, grace, temp_grace)
+                .await;
+        }
         let _no_import_meanwhile = self.collecting.write().await;
         let (meta, blobs) = (self.meta.clone(), self.blobs.clone());
         let (report, freed) = blocking(move || {

@@ -17,6 +17,8 @@ pub(crate) mod manifest_info;
 mod manifests;
 mod pins;
 mod quota;
+mod shared_gc;
+mod summaries;
 mod usage;
 
 use std::collections::HashMap;
@@ -39,7 +41,7 @@ use crate::config::{is_docker_hub_host, CacheConfig, StorageConfig, TagRules};
 use crate::domain::{Digest, RepoName};
 use crate::store::{
     check_blob_store, BlobBackend, CachedBlobStore, DirBlobStore, MetaStore, S3BlobStore,
-    StoreError,
+    SharedState, StoreError,
 };
 use crate::upstream::{
     Health, RateBudgetStatus, Reachability, Upstream, UpstreamError, UpstreamSetupError,
@@ -64,11 +66,15 @@ pub(crate) struct Storage {
     collecting: tokio::sync::RwLock<()>,
     /// Images being completed in the background (`complete_images`).
     completions: complete::Completions,
+    /// The listings' walks, remembered until the metadata changes.
+    summaries: summaries::Summaries,
     /// The breaker of each upstream (by URL and proxy), so that caches of
     /// one upstream, also caches rebuilt after an API change, agree on it.
     upstream_health: Mutex<HashMap<String, Weak<Health>>>,
     /// The other nodes on the same object store, when there are any.
     cluster: Option<Arc<Cluster>>,
+    /// The cluster's objects under `state/` in the bucket (cluster only).
+    shared_state: Option<SharedState>,
 }
 
 impl Storage {
@@ -95,10 +101,15 @@ impl Storage {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let identity = s3.as_ref().map_or_else(|| "local".into(), |s| s.identity());
         check_blob_store(data_dir, &identity, meta.blocking().was_recovered())?;
+        let shared_state = match (&s3, &cluster) {
+            (Some(settings), Some(_)) => Some(SharedState::open(settings)?),
+            _ => None,
+        };
         let blobs: Arc<dyn BlobBackend> = match s3 {
             None => Arc::new(DirBlobStore::open(data_dir)?),
             Some(settings) => {
-                let s3: Arc<dyn BlobBackend> = Arc::new(S3BlobStore::open(&settings, data_dir)?);
+                let s3: Arc<dyn BlobBackend> =
+                    Arc::new(S3BlobStore::open(&settings, data_dir)?.shared(cluster.is_some()));
                 match storage.local_cache {
                     Some(capacity) => Arc::new(CachedBlobStore::open(s3, data_dir, capacity)?),
                     None => s3,
@@ -131,8 +142,10 @@ impl Storage {
             evicting: tokio::sync::Mutex::new(()),
             collecting: tokio::sync::RwLock::new(()),
             completions: complete::Completions::default(),
+            summaries: summaries::Summaries::default(),
             upstream_health: Mutex::new(HashMap::new()),
             cluster,
+            shared_state,
         }))
     }
 
@@ -152,6 +165,11 @@ impl Storage {
     /// The cluster this node is a member of (none: a single node).
     pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.cluster.as_ref()
+    }
+
+    /// The cluster's shared state objects (none: a single node).
+    pub(crate) fn shared_state(&self) -> Option<&SharedState> {
+        self.shared_state.as_ref()
     }
 
     /// Whether a temp file can be written, the blob store answers and the
@@ -264,6 +282,12 @@ impl Cache {
     /// Whether the upstream answers, and while down, why not.
     pub(crate) fn upstream_reachability(&self) -> (Reachability, Option<UpstreamError>) {
         self.upstream.reachability()
+    }
+
+    /// The upstream's answers timed since start and their total time to
+    /// headers in microseconds (shared by the caches of one upstream).
+    pub(crate) fn upstream_response_times(&self) -> (u64, u64) {
+        self.upstream.response_times()
     }
 
     /// The upstream's rate budget as its answers last reported it.

@@ -32,13 +32,19 @@ impl Storage {
     }
 
     pub(crate) async fn pinned_bytes(&self) -> Result<PinnedBytes, CacheError> {
+        let version = self.meta.content_version();
+        if let Some(known) = self.summaries.pinned.at(version) {
+            return Ok(known);
+        }
         let meta = self.meta.clone();
-        blocking(move || {
+        let walked = blocking(move || {
             let meta = meta.blocking();
             let (per_cache, total) = pinned_bytes(meta, &meta.pins()?)?;
             Ok(PinnedBytes { per_cache, total })
         })
-        .await
+        .await?;
+        self.summaries.pinned.keep(version, &walked);
+        Ok(walked)
     }
 
     /// Pins `pin` (of `cache`) if all that would then be pinned fits

@@ -351,6 +351,11 @@ impl Storage {
     }
 
     /// Each cache's bytes and `max_size`, as the API and metrics show them.
+    /// The global `max_size` (none: no limit).
+    pub(crate) fn max_size(&self) -> Option<u64> {
+        self.quota.max
+    }
+
     pub(crate) fn cache_sizes(&self) -> Vec<super::usage::CacheSize> {
         self.quota.usage.sizes()
     }

@@ -12,6 +12,16 @@ use crate::server::ServeError;
 /// Removes cached content no repository references, and leftover temp files.
 pub(super) fn gc(args: &DataArgs) -> ExitCode {
     offline(args, |storage| async move {
+        if storage.cluster().is_some() {
+            let temp_files =
+                crate::cache::blocking(move || storage.remove_leftover_temp_files()).await?;
+            println!(
+                "removed {temp_files} temp files; this data directory belongs to a cluster \
+                 member, whose bucket the other members share: the running members' \
+                 garbage collection removes what none of them references"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         let report = storage
             .collect_garbage(std::time::Duration::ZERO, std::time::Duration::ZERO)
             .await?;

@@ -74,6 +74,10 @@ pub(crate) struct Config {
     /// Seconds between background scrubs re-hashing the store (0: never).
     #[serde(default)]
     pub verify_interval_secs: u64,
+    /// Seconds between the points of the dashboard's history (1 to 3600;
+    /// the default 60 keeps a day of minutes, then hours for 8 days).
+    #[serde(default = "default_history_step")]
+    pub history_step_secs: u64,
     /// HTTPS listener (needs `tls_cert` and `tls_key`, PEM files; SIGHUP
     /// reloads them). Plain HTTP stays on `listen`.
     #[serde(default)]
@@ -181,6 +185,9 @@ fn default_gc_interval() -> u64 {
 fn default_gc_grace() -> u64 {
     3600
 }
+fn default_history_step() -> u64 {
+    60
+}
 fn default_client_header_timeout() -> u64 {
     30
 }
@@ -243,6 +250,11 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "max_connections and the client_*_timeout_secs must be above 0".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.history_step_secs) {
+            return Err(ConfigError::Invalid(
+                "history_step_secs must be from 1 to 3600".into(),
             ));
         }
         self.cluster_settings()?;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use super::shared::distribution_object;
 use super::{invalid, refuse_config_defined, ManageError, Manager};
 use crate::config::overlaps;
 use crate::domain::RepoName;
@@ -75,6 +76,8 @@ impl Manager {
             ));
         }
         d.updated = unix_micros();
+        let new = !existing.iter().any(|o| o.id == d.id);
+        self.publish(&distribution_object(&d.id)?, &d, new).await?;
         self.meta.put_distribution(&d).await?;
         self.durable().await?;
         self.apply().await?;
@@ -85,6 +88,7 @@ impl Manager {
         let _guard = self.changes.lock().await;
         let d = self.distribution(id).await?;
         refuse_config_defined(d.from_config)?;
+        self.withdraw(&distribution_object(id)?).await?;
         self.meta.delete_distribution(id).await?;
         self.durable().await?;
         self.apply().await

@@ -11,12 +11,15 @@
 mod bundles;
 mod bundles_import;
 mod caches;
+mod cluster_view;
 mod content;
 mod distributions;
+mod history;
 mod pins;
 mod prefetch;
 mod remotes;
 mod repositories;
+mod shared;
 mod status;
 mod tasks;
 
@@ -36,9 +39,12 @@ pub(crate) use crate::store::{
 };
 pub(crate) use bundles::GivenManifest;
 pub(crate) use bundles_import::{parse_map, ImportRequest, Upload};
+pub(crate) use cluster_view::ClusterStatus;
 pub(crate) use content::ManifestDetails;
+pub(crate) use history::{History, HistoryResponse, Span};
 pub(crate) use pins::{PinState, PinTarget};
 pub(crate) use prefetch::{Options as PrefetchOptions, PrefetchReport};
+pub(crate) use shared::SharedStateStatus;
 pub(crate) use status::UpstreamStatus;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +58,9 @@ pub(crate) enum ManageError {
     Conflict(String),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// The cluster's shared state did not answer: nothing was changed.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for ManageError {
@@ -76,8 +85,10 @@ pub(crate) enum Failure {
 impl ManageError {
     /// Whose fault it is (a refused request is the client's).
     pub(crate) fn failure(&self) -> Failure {
-        let ManageError::Cache(e) = self else {
-            return Failure::Client;
+        let e = match self {
+            ManageError::Cache(e) => e,
+            ManageError::Unavailable(_) => return Failure::Ferry,
+            _ => return Failure::Client,
         };
         match (e.cause(), e) {
             (Cause::Client, _) => Failure::Client,
@@ -105,6 +116,12 @@ pub(crate) struct Manager {
     changes: tokio::sync::Mutex<()>,
     /// Background prefetch tasks, running and recently finished.
     prefetches: prefetch::Prefetches,
+    /// The dashboard's history, once the server started sampling it.
+    history: std::sync::OnceLock<Arc<History>>,
+    /// What this member read of the cluster's shared definitions.
+    follower: shared::Follower,
+    /// The other members' published views, as last read.
+    views: cluster_view::Views,
 }
 
 impl Manager {
@@ -117,7 +134,46 @@ impl Manager {
             configured: std::sync::Mutex::new(Vec::new()),
             changes: tokio::sync::Mutex::new(()),
             prefetches: prefetch::Prefetches::default(),
+            history: std::sync::OnceLock::new(),
+            follower: shared::Follower::default(),
+            views: cluster_view::Views::default(),
         }
+    }
+
+    /// Opens the stored history (blocking: call at start-up) and hands it
+    /// back for the server to sample (`History::run`) and to record a last
+    /// time when it stops.
+    pub(crate) fn open_history(&self, step_secs: u64) -> Result<Arc<History>, ManageError> {
+        let history = Arc::new(History::open(&self.meta, step_secs)?);
+        Ok(self.history.get_or_init(|| history).clone())
+    }
+
+    /// The history over `span` as `viewer` may see it (not found where no
+    /// server samples it).
+    pub(crate) async fn history(
+        &self,
+        span: Span,
+        viewer: &Viewer,
+    ) -> Result<HistoryResponse, ManageError> {
+        let history = self.history.get().ok_or(ManageError::NotFound)?;
+        history.view(&self.caches, span, viewer).await
+    }
+
+    /// The history opened by `open_history`, to sample.
+    pub(crate) fn history_sampler(&self) -> Option<Arc<History>> {
+        self.history.get().cloned()
+    }
+
+    /// Records the step under way (when ferry stops), so a restart within
+    /// it loses nothing.
+    pub(crate) async fn record_history_now(&self) -> Result<(), ManageError> {
+        let Some(history) = self.history.get() else {
+            return Ok(());
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        history.record(&self.caches, now).await
     }
 
     /// The admin, or what anyone else may see of the caches served now.

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use url::Url;
 
+use super::shared::remote_object;
 use super::{invalid, refuse_config_defined, ManageError, Manager};
 use crate::config::{valid_wildcard, CacheConfig, RemoteSpec};
 use crate::store::{unix_micros, RemoteRecord};
@@ -69,6 +70,9 @@ impl Manager {
         }
         validate_remote(&remote)?;
         remote.updated = unix_micros();
+        let new = !existing.iter().any(|r| r.id == remote.id);
+        self.publish(&remote_object(&remote.id)?, &remote, new)
+            .await?;
         self.meta.put_remote(&remote).await?;
         self.durable().await?;
         self.apply().await?;
@@ -90,6 +94,7 @@ impl Manager {
                 remote.name, d.name
             )));
         }
+        self.withdraw(&remote_object(id)?).await?;
         self.meta.delete_remote(id).await?;
         self.durable().await?;
         Ok(())

@@ -117,6 +117,7 @@ async fn blob_reply(
         .await
         .map_err(cache_error)?;
     let from_cache = blob.is_stored();
+    METRICS.cache_request(route.cache.base_path(), from_cache, None);
     let Some(size) = blob.size() else {
         // Upstream sent no length: stream it whole, chunked.
         let mut resp = warp::reply::stream(blob.stream(0, None)).into_response();

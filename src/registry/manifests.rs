@@ -33,6 +33,16 @@ pub(super) async fn get(request: &Request<'_>, name: &str, reference: &str) -> R
             let detail = json!({ "reference": reference.to_string() });
             RegistryError::cache_of(&route, e, detail)
         })?;
+    // A pull, for the history: a GET by tag, or of an index by digest (a
+    // platform's manifest fetched by digest is the same pull's second step).
+    let pull =
+        !request.is_head() && (matches!(reference, Reference::Tag(_)) || hit.media_type.is_index());
+    let local = pull.then(|| route.cache.local_name(&route.repo));
+    crate::metrics::METRICS.cache_request(
+        route.cache.base_path(),
+        hit.from_cache,
+        local.as_deref(),
+    );
     // Starts in the background (for a cache with `complete_images`).
     route.cache.complete_in_background(&route.repo, &hit);
     Ok(with_namespace(

@@ -140,7 +140,7 @@ async fn maintain(
     loop {
         tokio::select! {
             _ = tick(&mut recency) => {
-                if let Err(e) = storage.flush_recency().await {
+        if let Err(e) = storage.flush_recency().await {
                     tracing::error!(error = %e, "recording pull times failed");
                 }
             }
@@ -301,6 +301,14 @@ impl Ferry {
             .cluster_settings()
             .map_err(|e| ServeError::Admin(std::io::Error::other(e)))?
             .map(|s| crate::cluster::Cluster::new(&s));
+        if cluster.is_some() && config.admin_password.is_none() {
+            // A generated password would differ on every member, and the
+            // dashboard's or a script's login would work on one only.
+            return Err(ServeError::Admin(std::io::Error::other(
+                "a cluster member needs the admin password every member shares: \
+                 set admin_password in the config file or FERRY_ADMIN_PASSWORD",
+            )));
+        }
         let storage = tokio::task::spawn_blocking(move || {
             let storage = Storage::open_with_quota(&data_dir, max_size, &blob_store, cluster)?;
             // Nothing is downloading yet: any temp file is a crash's leftover.
@@ -326,8 +334,10 @@ impl Ferry {
             config.admin_password.clone(),
         );
         let setup = manager.clone();
+        let history_step = config.history_step_secs;
         let (admin, generated) = tokio::task::spawn_blocking(move || {
             setup.sync_config(&configured)?;
+            setup.open_history(history_step)?;
             AdminAuth::load(password, &data_dir).map_err(|e| ManageError::Conflict(e.to_string()))
         })
         .await
@@ -340,6 +350,9 @@ impl Ferry {
                 admin.password().expose()
             );
         }
+        // A member joining a cluster serves the shared definitions from
+        // the start; one that cannot read them serves its own meanwhile.
+        let _ = manager.read_shared_state().await;
         for c in caches.list() {
             tracing::info!(base_path = %c.base_path(), upstream = %c.config().upstream,
                 private = c.is_private(), "cache");
@@ -423,6 +436,11 @@ impl Ferry {
                     resp
                 },
             );
+        let manager = self.api.manager.clone();
+        if let Some(history) = manager.history_sampler() {
+            tokio::spawn(history.run(self.registry.caches.clone()));
+        }
+        tokio::spawn(self.api.manager.clone().follow_shared_state());
         tokio::spawn(maintain(
             storage.clone(),
             self.gc_interval,
@@ -466,6 +484,10 @@ impl Ferry {
         .await;
         if let Some(https) = https {
             let _ = https.await;
+        }
+        // The step under way, so that a restart within it loses nothing.
+        if let Err(e) = manager.record_history_now().await {
+            tracing::warn!(error = %e, "could not record the history's last step");
         }
         if let Err(e) = storage.flush_recency().await {
             tracing::error!(error = %e, "recording pull times at shutdown failed");

@@ -6,6 +6,7 @@
 //! themselves, with a synchronous view for code already there.
 
 mod blobs;
+mod history;
 mod imports;
 mod meta;
 mod pins;
@@ -13,8 +14,10 @@ mod records;
 
 pub use blobs::{
     check_blob_store, BlobBackend, BlobReader, CachedBlobStore, DirBlobStore, ObjectBlob,
-    ObjectRange, OpenBlob, S3BlobStore, Staging, StoredBlob, TempBlob, VerifiedTemp,
+    ObjectRange, OpenBlob, S3BlobStore, SharedState, Staging, StateEntry, StateObject, StoredBlob,
+    TempBlob, VerifiedTemp, WriteIf, Written,
 };
+pub use history::{CachePoint, HistoryPoint, HistoryTier};
 pub use imports::ImportMark;
 pub use meta::{BlockingMeta, DbError, MetaStore};
 pub use pins::{Pin, Pins};

@@ -2,7 +2,7 @@
 //! once it failed to answer, or asked ferry to back off, requests stop
 //! waiting on it until a background probe sees it back.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,6 +13,10 @@ pub(crate) struct Health {
     state: Mutex<State>,
     /// Whether a background probe is already rechecking the upstream.
     probing: AtomicBool,
+    /// Answers timed (to their headers) and their total microseconds, for
+    /// the dashboard's response-time curve.
+    timed: AtomicU64,
+    micros: AtomicU64,
 }
 
 #[derive(Default)]
@@ -65,6 +69,21 @@ impl Health {
         (until > now).then(|| UpstreamError::RateLimited {
             retry_after: Some(until - now),
         })
+    }
+
+    /// An answer's time to its headers.
+    pub(crate) fn timed(&self, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.micros.fetch_add(micros, Ordering::Relaxed);
+        self.timed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Answers timed since start and their total time (microseconds).
+    pub(crate) fn response_times(&self) -> (u64, u64) {
+        (
+            self.timed.load(Ordering::Relaxed),
+            self.micros.load(Ordering::Relaxed),
+        )
     }
 
     pub(crate) fn is_down(&self) -> bool {

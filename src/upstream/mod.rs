@@ -271,6 +271,12 @@ impl Upstream {
         }
     }
 
+    /// Answers timed since start and their total time to headers
+    /// (microseconds), shared by every cache of this upstream.
+    pub(crate) fn response_times(&self) -> (u64, u64) {
+        self.health.response_times()
+    }
+
     /// What ferry knows of the upstream now (shared across caches).
     pub(crate) fn reachability(&self) -> (Reachability, Option<UpstreamError>) {
         self.health.reachability()
@@ -457,8 +463,12 @@ impl Upstream {
             if let Some(value) = &authorization {
                 request = request.header(reqwest::header::AUTHORIZATION, value.clone());
             }
+            let asked = Instant::now();
             let resp = match request.send().await {
-                Ok(resp) => resp,
+                Ok(resp) => {
+                    self.health.timed(asked.elapsed());
+                    resp
+                }
                 Err(e) => return Err(self.failed(UpstreamError::from_reqwest(e))),
             };
             self.rate_budget.observe(

@@ -25,7 +25,9 @@ use std::time::{Duration, SystemTime};
 pub use dir::DirBlobStore;
 pub use local_cache::CachedBlobStore;
 pub use marker::check_blob_store;
-pub use s3::{ObjectBlob, ObjectRange, S3BlobStore};
+pub use s3::{
+    ObjectBlob, ObjectRange, S3BlobStore, SharedState, StateEntry, StateObject, WriteIf, Written,
+};
 pub use staging::{Staging, TempBlob, VerifiedTemp};
 
 use super::StoreError;

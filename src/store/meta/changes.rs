@@ -124,6 +124,7 @@ impl BlockingMeta {
             bump(repos, repo, fresh, change)
         })?;
         self.memo.forget_tag(&key);
+        self.content_changed();
         Ok(changed)
     }
 
@@ -153,6 +154,7 @@ impl BlockingMeta {
             join((members, references, manifests), repo, digest, &mut change)?;
             bump(repos, repo, fresh, change)
         })?;
+        self.content_changed();
         Ok(changed)
     }
 
@@ -234,6 +236,7 @@ impl BlockingMeta {
             bump(repos, repo, fresh, change)
         })?;
         self.memo.forget_repository(&repository);
+        self.content_changed();
         Ok(())
     }
 
@@ -294,6 +297,7 @@ impl BlockingMeta {
             Ok(())
         })?;
         self.memo.forget_repository(&prefix);
+        self.content_changed();
         Ok(members)
     }
 
@@ -305,6 +309,7 @@ impl BlockingMeta {
             blobs.remove(key.as_bytes())?;
             Ok(())
         })?;
+        self.content_changed();
         Ok(())
     }
 
@@ -322,6 +327,7 @@ impl BlockingMeta {
             Ok(())
         })?;
         self.memo.forget_tag(&key);
+        self.content_changed();
         Ok(())
     }
 }

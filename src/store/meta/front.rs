@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::BlockingMeta;
 use crate::domain::Digest;
 use crate::store::{
-    DistributionRecord, RemoteRecord, RepoRecord, StoreError, TagRecord, TaskRecord,
+    DistributionRecord, HistoryPoint, HistoryTier, RemoteRecord, RepoRecord, StoreError, TagRecord,
+    TaskRecord,
 };
 
 /// The metadata database. Its async methods run on the blocking pool;
@@ -30,6 +31,11 @@ impl MetaStore {
     /// inside `spawn_blocking`; never for an async thread.
     pub fn blocking(&self) -> &BlockingMeta {
         &self.db
+    }
+
+    /// See [`BlockingMeta::content_version`] (no I/O).
+    pub fn content_version(&self) -> u64 {
+        self.db.content_version()
     }
 
     async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
@@ -143,6 +149,27 @@ impl MetaStore {
     /// Stores a task and forgets those older than `keep_micros`.
     pub async fn put_task(&self, record: TaskRecord, keep_micros: u64) -> Result<(), StoreError> {
         self.run(move |db| db.put_task(&record, keep_micros)).await
+    }
+
+    /// See [`BlockingMeta::record_history`] (one batch).
+    pub async fn record_history(
+        &self,
+        step: HistoryPoint,
+        hour: HistoryPoint,
+        keep_steps_from: u64,
+        keep_hours_from: u64,
+    ) -> Result<(), StoreError> {
+        self.run(move |db| db.record_history(&step, &hour, keep_steps_from, keep_hours_from))
+            .await
+    }
+
+    /// See [`BlockingMeta::history`].
+    pub async fn history(
+        &self,
+        tier: HistoryTier,
+        from: u64,
+    ) -> Result<Vec<HistoryPoint>, StoreError> {
+        self.run(move |db| db.history(tier, from)).await
     }
 
     /// Makes every write so far durable. Not sled's own `flush_async`:

@@ -10,11 +10,13 @@
 
 mod changes;
 mod front;
+mod history;
 mod imports;
 mod memo;
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::records::{decode, decode_remote, encode, encode_remote};
@@ -72,6 +74,8 @@ pub struct BlockingMeta {
     pins: sled::Tree,
     /// `<repository>\0<tag>` → ImportMark: where an imported tag came from
     imports: sled::Tree,
+    /// `<tier><t>` → HistoryPoint: the dashboard's history (see `history`)
+    history: sled::Tree,
     /// Held by every change of a repository's structure (tags, members,
     /// references): those that must scan a prefix, which sled's
     /// transactions cannot, read it under this lock, so no other change
@@ -80,6 +84,10 @@ pub struct BlockingMeta {
     /// The hot reads' answers (see `memo`); every write forgets what it
     /// changes.
     memo: Memo,
+    /// Bumped after every write of what the listings sum up (tags,
+    /// memberships, manifests, blobs, repositories, pins): a listing
+    /// computed at one value holds while it stays (see `content_version`).
+    content: AtomicU64,
 }
 
 /// Set once the reference index has been built from the memberships.
@@ -142,8 +150,10 @@ impl BlockingMeta {
             tasks: db.open_tree("tasks")?,
             pins: db.open_tree("pins")?,
             imports: db.open_tree("imports")?,
+            history: db.open_tree("history")?,
             structure: Mutex::new(()),
             memo: Memo::default(),
+            content: AtomicU64::new(0),
             db,
         }
         .with_reference_index()
@@ -236,6 +246,19 @@ impl BlockingMeta {
         self.memo.tag(&tag_key(repo, tag))
     }
 
+    /// Changes whenever the tags, memberships, manifests, blobs,
+    /// repositories or pins change: a summary computed from them after
+    /// reading this value holds while it stays the same. Read it before
+    /// the summary's reads; each write bumps it after it applied.
+    pub fn content_version(&self) -> u64 {
+        self.content.load(Ordering::Acquire)
+    }
+
+    /// After a write of what `content_version` covers.
+    fn content_changed(&self) {
+        self.content.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Stores a tag, returning what it pointed at before.
     pub fn put_tag(
         &self,
@@ -246,6 +269,7 @@ impl BlockingMeta {
         let key = tag_key(repo, tag);
         let old = self.tags.insert(&key, encode(record)?)?;
         self.memo.forget_tag(&key);
+        self.content_changed();
         match old {
             Some(old) => decode(&key, &old).map(Some),
             None => Ok(None),
@@ -272,6 +296,7 @@ impl BlockingMeta {
     pub fn put_manifest(&self, digest: &Digest, record: &ManifestRecord) -> Result<(), StoreError> {
         self.manifests
             .insert(digest.to_string().as_bytes(), encode(record)?)?;
+        self.content_changed();
         Ok(())
     }
 
@@ -296,6 +321,7 @@ impl BlockingMeta {
     pub fn put_blob(&self, digest: &Digest, record: &BlobRecord) -> Result<(), StoreError> {
         self.blobs
             .insert(digest.to_string().as_bytes(), encode(record)?)?;
+        self.content_changed();
         Ok(())
     }
 
@@ -476,12 +502,15 @@ impl BlockingMeta {
 
     pub fn put_pin(&self, pin: &Pin) -> Result<(), StoreError> {
         self.pins.insert(pin.key(), &[])?;
+        self.content_changed();
         Ok(())
     }
 
     /// Removes a pin; false if there was none.
     pub fn delete_pin(&self, pin: &Pin) -> Result<bool, StoreError> {
-        Ok(self.pins.remove(pin.key())?.is_some())
+        let removed = self.pins.remove(pin.key())?.is_some();
+        self.content_changed();
+        Ok(removed)
     }
 
     /// Whether the database existed before this open (false: created new,

@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 
-use super::ferry::{CacheSpec, Ferry, FerryOptions};
+use super::ferry::{CacheSpec, Ferry, FerryOptions, ADMIN_PASSWORD};
 use super::seaweed::Seaweed;
 
 /// The members, in the order of their addresses in `nodes`.
@@ -61,15 +61,21 @@ impl TestCluster {
             .iter()
             .zip(&urls)
             .map(|(port, me)| {
+                // Members share the admin password (ferry refuses to start
+                // one with a generated password).
                 let storage = format!(
                     "{}{storage_lines}\n[cluster]\nself = {me:?}\nnodes = [{list}]\n",
                     seaweed.storage_toml(&prefix)
+                );
+                let extra = format!(
+                    "admin_password = {ADMIN_PASSWORD:?}\n{}",
+                    extra_toml.unwrap_or_default()
                 );
                 Ferry::start_opts(
                     caches,
                     &FerryOptions {
                         storage_toml: Some(storage),
-                        extra_toml: extra_toml.map(str::to_owned),
+                        extra_toml: Some(extra),
                         listen: Some(format!("127.0.0.1:{port}")),
                         ..FerryOptions::default()
                     },

@@ -10,6 +10,7 @@
 //! offline commands, whose runtime is single-threaded.
 
 mod runtime;
+mod state;
 mod upload;
 
 use std::io;
@@ -27,6 +28,7 @@ use object_store::{
 };
 
 use self::runtime::{unavailable, IoRuntime, PART_SIZE};
+pub use self::state::{SharedState, StateEntry, StateObject, WriteIf, Written};
 use self::upload::UploadJournal;
 use super::{BlobBackend, BlobReader, OpenBlob, Staging, StoredBlob, VerifiedTemp};
 use crate::config::S3Settings;
@@ -66,9 +68,20 @@ pub struct S3BlobStore {
     staging: Staging,
     journal: UploadJournal,
     io: Arc<IoRuntime>,
+    /// In a cluster the bucket's blobs are shared: `remove` (a delete, an
+    /// eviction, this member's GC) leaves the object, since another member
+    /// may reference it; the owner's cluster-wide GC deletes it
+    /// (`SharedState::remove_blob`).
+    keep_on_remove: bool,
 }
 
 impl S3BlobStore {
+    /// Makes `remove` leave the objects (a member of a cluster).
+    pub(crate) fn shared(mut self, shared: bool) -> S3BlobStore {
+        self.keep_on_remove = shared;
+        self
+    }
+
     /// Connects (lazily: no request is made here) to the bucket, staging in
     /// `data_dir/tmp/` and keeping the journal of multipart uploads under
     /// way in `data_dir/s3-uploads/`.
@@ -81,16 +94,12 @@ impl S3BlobStore {
             staging: Staging::open(data_dir.join("tmp"))?,
             journal: UploadJournal::open(data_dir.join("s3-uploads"))?,
             io: Arc::new(IoRuntime::new()?),
+            keep_on_remove: false,
         })
     }
 
     fn key_of(&self, digest: &Digest) -> Key {
-        Key::from(format!(
-            "{}blobs/{}/{}",
-            self.prefix,
-            digest.algorithm().name(),
-            digest.hex()
-        ))
+        blob_key(&self.prefix, digest)
     }
 
     fn head(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
@@ -134,6 +143,15 @@ impl S3BlobStore {
             Ok(Some(hasher.finish() == *digest))
         })
     }
+}
+
+/// Where a blob's object is.
+fn blob_key(prefix: &str, digest: &Digest) -> Key {
+    Key::from(format!(
+        "{prefix}blobs/{}/{}",
+        digest.algorithm().name(),
+        digest.hex()
+    ))
 }
 
 /// A client of the bucket whose requests each take at most `timeout`.
@@ -248,6 +266,9 @@ impl BlobBackend for S3BlobStore {
     }
 
     fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
+        if self.keep_on_remove {
+            return Ok(());
+        }
         let key = self.key_of(digest);
         absent_as_none(self.io.block_on(self.client.delete(&key)))?;
         Ok(())
