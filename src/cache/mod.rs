@@ -40,7 +40,8 @@ use crate::cluster::Cluster;
 use crate::config::{is_docker_hub_host, CacheConfig, StorageConfig, TagRules};
 use crate::domain::{Digest, RepoName};
 use crate::store::{
-    check_blob_store, BlobBackend, DirBlobStore, MetaStore, S3BlobStore, SharedState, StoreError,
+    check_blob_store, BlobBackend, CachedBlobStore, DirBlobStore, MetaStore, S3BlobStore,
+    SharedState, StoreError,
 };
 use crate::upstream::{
     Health, RateBudgetStatus, Reachability, Upstream, UpstreamError, UpstreamSetupError,
@@ -107,7 +108,12 @@ impl Storage {
         let blobs: Arc<dyn BlobBackend> = match s3 {
             None => Arc::new(DirBlobStore::open(data_dir)?),
             Some(settings) => {
-                Arc::new(S3BlobStore::open(&settings, data_dir)?.shared(cluster.is_some()))
+                let s3: Arc<dyn BlobBackend> =
+                    Arc::new(S3BlobStore::open(&settings, data_dir)?.shared(cluster.is_some()));
+                match storage.local_cache {
+                    Some(capacity) => Arc::new(CachedBlobStore::open(s3, data_dir, capacity)?),
+                    None => s3,
+                }
             }
         };
         if !meta.blocking().was_recovered() {
@@ -167,11 +173,19 @@ impl Storage {
     }
 
     /// Whether a temp file can be written, the blob store answers and the
-    /// metadata is read (blocking).
-    pub(crate) fn check_writable(&self) -> Result<(), StoreError> {
+    /// metadata is read (blocking). `Ok(Some(why))`: ready but degraded, an
+    /// unreachable object store behind a local read cache, which keeps
+    /// serving what it holds (a load balancer should keep sending pulls).
+    pub(crate) fn check_writable(&self) -> Result<Option<String>, StoreError> {
         self.blobs.staging().probe()?;
-        self.blobs.probe()?;
-        self.meta.blocking().repo("").map(|_| ())
+        self.meta.blocking().repo("")?;
+        match self.blobs.probe() {
+            Ok(()) => Ok(None),
+            Err(e) if self.blobs.serves_without_store() => Ok(Some(format!(
+                "{e}; serving only what the local read cache holds"
+            ))),
+            Err(e) => Err(e),
+        }
     }
 
     pub(crate) fn downloads_in_flight(&self) -> usize {

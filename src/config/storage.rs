@@ -46,6 +46,11 @@ pub(crate) struct StorageConfig {
     pub access_key_id: Option<Secret>,
     #[serde(default, serialize_with = "super::redact::secret")]
     pub secret_access_key: Option<Secret>,
+    /// Most bytes of recently read blobs to keep on this node's disk as
+    /// well (`DATA_DIR/local-cache/`), e.g. "10GiB": served at disk speed,
+    /// and while the object store is unreachable. Unset: none.
+    #[serde(default, deserialize_with = "super::size::deserialize")]
+    pub local_cache: Option<u64>,
 }
 
 /// The same defaults whether `[storage]` is absent or partly given.
@@ -60,6 +65,7 @@ impl Default for StorageConfig {
             prefix: String::new(),
             access_key_id: None,
             secret_access_key: None,
+            local_cache: None,
         }
     }
 }
@@ -101,7 +107,15 @@ impl StorageConfig {
     /// why they are incomplete.
     pub(crate) fn s3(&self) -> Result<Option<S3Settings>, ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(format!("[storage] {m}")));
+        if self.local_cache == Some(0) {
+            return invalid("local_cache must be above 0 (or unset)");
+        }
         if self.kind == StorageKind::Local {
+            if self.local_cache.is_some() {
+                return invalid(
+                    "local_cache needs kind = \"s3\": the local directory is read at disk speed already",
+                );
+            }
             return Ok(None);
         }
         let Some(bucket) = self.bucket.clone().filter(|b| !b.is_empty()) else {
@@ -181,6 +195,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("no path"), "{err}");
+    }
+
+    #[test]
+    fn a_local_cache_is_a_size_in_front_of_an_object_store_only() {
+        let s3 = "kind = \"s3\"\nbucket = \"b\"\n";
+        let config = parse(&format!("{s3}local_cache = \"10GiB\""));
+        assert_eq!(config.local_cache, Some(10 << 30));
+        assert!(config.s3().unwrap().is_some());
+        assert_eq!(parse("").local_cache, None);
+        let err = parse("local_cache = \"1GiB\"")
+            .s3()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("local_cache needs kind = \"s3\""), "{err}");
+        let err = parse(&format!("{s3}local_cache = 0"))
+            .s3()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("above 0"), "{err}");
+        assert!(toml::from_str::<StorageConfig>(&format!("{s3}local_cache = \"lots\"")).is_err());
     }
 
     #[test]

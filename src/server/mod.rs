@@ -85,11 +85,13 @@ fn access_log(
 }
 
 /// `/readyz`: 200 when the store takes writes, the blob store (an object
-/// store) answers and the metadata answers.
+/// store) answers and the metadata answers; 200 "degraded" when only a
+/// local read cache answers for the object store.
 async fn ready(storage: Arc<Storage>) -> warp::reply::Response {
     let check = tokio::task::spawn_blocking(move || storage.check_writable()).await;
     match check {
-        Ok(Ok(())) => warp::reply::Response::new("ready\n".into()),
+        Ok(Ok(None)) => warp::reply::Response::new("ready\n".into()),
+        Ok(Ok(Some(why))) => warp::reply::Response::new(format!("ready, degraded: {why}\n").into()),
         Ok(Err(e)) => {
             let mut resp = warp::reply::Response::new(format!("not ready: {e}\n").into());
             *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;

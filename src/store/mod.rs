@@ -13,9 +13,9 @@ mod pins;
 mod records;
 
 pub use blobs::{
-    check_blob_store, BlobBackend, BlobReader, DirBlobStore, ObjectBlob, ObjectRange, OpenBlob,
-    S3BlobStore, SharedState, Staging, StateEntry, StateObject, StoredBlob, TempBlob, VerifiedTemp,
-    WriteIf, Written,
+    check_blob_store, BlobBackend, BlobReader, CachedBlobStore, DirBlobStore, ObjectBlob,
+    ObjectRange, OpenBlob, S3BlobStore, SharedState, Staging, StateEntry, StateObject, StoredBlob,
+    TempBlob, VerifiedTemp, WriteIf, Written,
 };
 pub use history::{CachePoint, HistoryPoint, HistoryTier};
 pub use imports::ImportMark;

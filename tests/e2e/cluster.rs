@@ -231,7 +231,8 @@ async fn an_outsiders_forged_or_stale_cluster_signature_opens_nothing_private() 
     // As a member signs (src/cluster/): HMAC-SHA256 of the request and
     // the time, keyed here with the object store's secret (no `secret` set).
     let sign = |t: u64| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(seaweed::SECRET_KEY.as_bytes()).unwrap();
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(seaweed::shared().secret_key().as_bytes()).unwrap();
         mac.update(format!("ferry-cluster/1\nGET\n{path}\n{t}").as_bytes());
         format!("t={t},sig={}", hex::encode(mac.finalize().into_bytes()))
     };

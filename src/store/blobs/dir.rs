@@ -26,6 +26,19 @@ impl DirBlobStore {
         })
     }
 
+    /// Renames a file whose content is known to hash to `digest` (verified
+    /// and fsynced by the caller) into the tree; returns the directory it
+    /// went to, for the caller to fsync.
+    pub(super) fn move_in(&self, from: &Path, digest: &Digest) -> Result<PathBuf, StoreError> {
+        let dest = self.path_of(digest);
+        let dir = dest
+            .parent()
+            .ok_or_else(|| io::Error::other("blob path has no parent"))?;
+        fs::create_dir_all(dir)?;
+        fs::rename(from, &dest)?;
+        Ok(dir.to_path_buf())
+    }
+
     fn path_of(&self, digest: &Digest) -> PathBuf {
         let hex = digest.hex();
         self.root
@@ -54,12 +67,7 @@ impl BlobBackend for DirBlobStore {
     /// into the tree, fsync the directory so the rename survives a power cut.
     fn place(&self, temp: VerifiedTemp) -> Result<(), StoreError> {
         temp.file().sync_all()?;
-        let dest = self.path_of(temp.digest());
-        let dir = dest
-            .parent()
-            .ok_or_else(|| io::Error::other("blob path has no parent"))?;
-        fs::create_dir_all(dir)?;
-        fs::rename(temp.path(), &dest)?;
+        let dir = self.move_in(temp.path(), temp.digest())?;
         temp.kept();
         File::open(dir)?.sync_all()?;
         Ok(())

@@ -14,6 +14,7 @@
 //! the blocking pool, as every caller in `cache` does.
 
 mod dir;
+mod local_cache;
 mod marker;
 mod s3;
 mod staging;
@@ -22,6 +23,7 @@ use std::fs::File;
 use std::time::{Duration, SystemTime};
 
 pub use dir::DirBlobStore;
+pub use local_cache::CachedBlobStore;
 pub use marker::check_blob_store;
 pub use s3::{
     ObjectBlob, ObjectRange, S3BlobStore, SharedState, StateEntry, StateObject, WriteIf, Written,
@@ -129,6 +131,12 @@ pub trait BlobBackend: Send + Sync + 'static {
     /// checked by its staging probe; a remote store asks its service.
     fn probe(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// Whether some blobs are read without the store (a local read cache):
+    /// an unreachable store then leaves the node serving what it holds.
+    fn serves_without_store(&self) -> bool {
+        false
     }
 
     /// Removes every staging file: what a previous run left behind (call at

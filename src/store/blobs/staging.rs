@@ -52,6 +52,11 @@ impl Staging {
         })
     }
 
+    /// Where the temp files are (for a backend that links one in).
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Whether a temp file can be created here (the health check).
     pub fn probe(&self) -> Result<(), StoreError> {
         drop(self.create(&Digest::sha256_of(b""))?);

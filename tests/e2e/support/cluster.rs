@@ -30,6 +30,18 @@ impl TestCluster {
         caches: &[CacheSpec],
         extra_toml: Option<&str>,
     ) -> TestCluster {
+        TestCluster::start_on_with_storage(seaweed, n, caches, extra_toml, "")
+    }
+
+    /// The same with `storage_lines` added to each member's `[storage]`
+    /// (e.g. `local_cache = "64MiB"`).
+    pub fn start_on_with_storage(
+        seaweed: &Seaweed,
+        n: usize,
+        caches: &[CacheSpec],
+        extra_toml: Option<&str>,
+        storage_lines: &str,
+    ) -> TestCluster {
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let urls: Vec<String> = ports
             .iter()
@@ -52,7 +64,7 @@ impl TestCluster {
                 // Members share the admin password (ferry refuses to start
                 // one with a generated password).
                 let storage = format!(
-                    "{}\n[cluster]\nself = {me:?}\nnodes = [{list}]\n",
+                    "{}{storage_lines}\n[cluster]\nself = {me:?}\nnodes = [{list}]\n",
                     seaweed.storage_toml(&prefix)
                 );
                 let extra = format!(

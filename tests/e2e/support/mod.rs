@@ -15,6 +15,7 @@ pub mod proxy;
 pub mod pulp_api;
 pub mod raw_http;
 pub mod registry_client;
+pub mod s3_api;
 pub mod seaweed;
 pub mod tls;
 pub mod tls_front;

@@ -7,6 +7,13 @@
 //! the pull, offline, fault and storage tests run against both backends
 //! without copies. The tests look into the bucket through SeaweedFS's
 //! filer HTTP API (curl), the engine's own interface.
+//!
+//! `FERRY_E2E_S3_ENDPOINT` (with `..._ACCESS_KEY`, `..._SECRET_KEY`,
+//! `..._BUCKET` and optionally `..._REGION`, `support/s3_api.rs`) replaces
+//! the shared SeaweedFS by an external S3 endpoint (scripts/garage.sh runs
+//! the object-store stage on a three-node Garage so); the tests then look
+//! into the bucket through the S3 API. Tests that start a SeaweedFS of their
+//! own (to stop it, say) still do.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -15,6 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use super::s3_api::S3Api;
 
 pub const BUCKET: &str = "ferry";
 pub const ACCESS_KEY: &str = "ferry-e2e-key";
@@ -41,6 +50,14 @@ pub fn s3_mode() -> bool {
 pub fn shared() -> &'static Seaweed {
     static SHARED: OnceLock<Seaweed> = OnceLock::new();
     SHARED.get_or_init(|| {
+        if let Some(api) = S3Api::from_env() {
+            return Seaweed {
+                dir: tempfile::tempdir().unwrap(),
+                ports: Mutex::new(Vec::new()),
+                child: std::sync::Mutex::new(None),
+                external: Some(api),
+            };
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(Seaweed::start_in(shared_dir()));
@@ -118,6 +135,9 @@ pub struct Seaweed {
     /// a port another test took while it was down cannot keep it down.
     ports: Mutex<Vec<u16>>,
     child: std::sync::Mutex<Option<Child>>,
+    /// An external S3 endpoint standing in for SeaweedFS (the shared store
+    /// only): nothing is started, and the bucket is read through S3.
+    external: Option<S3Api>,
 }
 
 impl Seaweed {
@@ -131,6 +151,7 @@ impl Seaweed {
             dir,
             ports: Mutex::new((0..10).map(|_| free_port()).collect()),
             child: std::sync::Mutex::new(None),
+            external: None,
         };
         weed.spawn();
         weed
@@ -231,6 +252,7 @@ impl Seaweed {
     /// Stops it (SIGTERM, then waits until it exited): the object store is
     /// gone until `restart`.
     pub fn stop(&self) {
+        self.not_external("stop");
         if let Some(mut child) = self.child.lock().unwrap().take() {
             let _ = Command::new("kill").arg(child.id().to_string()).status();
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -245,6 +267,7 @@ impl Seaweed {
 
     /// Starts it again on the same S3 port, with the same data.
     pub fn restart(&self) {
+        self.not_external("restart");
         self.stop();
         for port in self.ports.lock().unwrap().iter_mut().skip(1) {
             *port = free_port();
@@ -262,8 +285,39 @@ impl Seaweed {
             .expect("SeaweedFS is running")
     }
 
+    fn not_external(&self, what: &str) {
+        assert!(
+            self.external.is_none(),
+            "the tests cannot {what} an external object store"
+        );
+    }
+
+    /// The S3 API of this store, for the tests' own requests.
+    pub fn s3_api(&self) -> S3Api {
+        self.external.clone().unwrap_or_else(|| {
+            S3Api::new(
+                &self.endpoint(),
+                BUCKET,
+                "us-east-1",
+                ACCESS_KEY,
+                SECRET_KEY,
+            )
+        })
+    }
+
+    /// The secret key ferry is given for this store.
+    pub fn secret_key(&self) -> String {
+        self.external
+            .as_ref()
+            .map_or(SECRET_KEY, |api| api.secret_key())
+            .to_string()
+    }
+
     /// `http://127.0.0.1:PORT` of the S3 API.
     pub fn endpoint(&self) -> String {
+        if let Some(api) = &self.external {
+            return api.endpoint.clone();
+        }
         format!("http://127.0.0.1:{}", self.ports.lock().unwrap()[0])
     }
 
@@ -278,6 +332,9 @@ impl Seaweed {
 
     /// ferry's `[storage]` section for this store, keys under `prefix`.
     pub fn storage_toml(&self, prefix: &str) -> String {
+        if let Some(api) = &self.external {
+            return api.storage_toml(prefix);
+        }
         format!(
             "\n[storage]\nkind = \"s3\"\nendpoint = \"{}\"\nbucket = \"{BUCKET}\"\n\
              region = \"us-east-1\"\npath_style = true\nprefix = \"{prefix}\"\n\
@@ -289,6 +346,9 @@ impl Seaweed {
     /// The objects under `dir` of the bucket (e.g. `e2e-1-0/blobs/sha256`):
     /// name and size, through the filer's JSON listing.
     pub fn list(&self, dir: &str) -> Vec<(String, u64)> {
+        if let Some(api) = &self.external {
+            return api.list(dir);
+        }
         let out = Command::new("curl")
             .args(["-s", "-H", "Accept: application/json"])
             .arg(format!(
@@ -317,6 +377,9 @@ impl Seaweed {
 
     /// Writes `bytes` as object `key` (through the filer).
     pub fn put(&self, key: &str, bytes: &[u8]) {
+        if let Some(api) = &self.external {
+            return api.put(key, bytes);
+        }
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), bytes).unwrap();
         let status = Command::new("curl")
@@ -330,6 +393,9 @@ impl Seaweed {
 
     /// The bytes of object `key`, or `None` when there is none.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        if let Some(api) = &self.external {
+            return api.get(key);
+        }
         let out = Command::new("curl")
             .args(["-sf"])
             .arg(format!("{}/buckets/{BUCKET}/{key}", self.filer()))
