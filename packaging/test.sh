@@ -136,14 +136,15 @@ documented() {
   for field in $(awk '
       /^pub(\(crate\))? struct Config \{/ { inside = 1; next }
       inside && /^\}/ { inside = 0 }
-      inside && /^    pub [a-z_]+:/ { sub(/^    pub /, ""); sub(/:.*/, ""); print }
+      inside && /#\[serde\(skip\)\]/ { skip = 1; next }
+      inside && /^    pub [a-z_]+:/ { if (skip) { skip = 0; next } sub(/^    pub /, ""); sub(/:.*/, ""); print }
     ' src/config/mod.rs); do
     key=$field
     [ "$field" = caches ] && key=cache   # #[serde(rename = "cache")]
     if [ "$key" = cache ]; then
       grep -q '^\[\[cache\]\]' "$here/ferry.toml" || { echo "not documented: [[cache]]"; missing=1; }
-    elif [ "$key" = storage ]; then      # a table: [storage] and its keys
-      grep -Eq '^(# )?\[storage\]' "$here/ferry.toml" || { echo "not documented: [storage]"; missing=1; }
+    elif [ "$key" = storage ] || [ "$key" = cluster ]; then  # tables, their keys below
+      grep -Eq "^(# )?\\[$key\\]" "$here/ferry.toml" || { echo "not documented: [$key]"; missing=1; }
     elif ! grep -Eq "^(# )?$key = " "$here/ferry.toml"; then
       echo "not documented in packaging/ferry.toml: $key"; missing=1
     fi
@@ -155,6 +156,15 @@ documented() {
     ' src/config/storage.rs); do
     grep -Eq "^(# )?$field = " "$here/ferry.toml" \
       || { echo "not documented in packaging/ferry.toml: [storage] $field"; missing=1; }
+  done
+  for field in $(awk '
+      /^pub\(crate\) struct ClusterConfig \{/ { inside = 1; next }
+      inside && /^\}/ { inside = 0 }
+      inside && /^    pub [a-z_]+:/ { sub(/^    pub /, ""); sub(/:.*/, ""); print }
+    ' src/config/cluster.rs); do
+    [ "$field" = me ] && field=self   # #[serde(rename = "self")]
+    grep -Eq "^(# )?$field = " "$here/ferry.toml" \
+      || { echo "not documented in packaging/ferry.toml: [cluster] $field"; missing=1; }
   done
   return "$missing"
 }

@@ -11,7 +11,7 @@ use super::{ConfigError, Secret};
 /// Read when the config file names no `secret`.
 pub(crate) const SECRET_ENV: &str = "FERRY_CLUSTER_SECRET";
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClusterConfig {
     /// This node's address as the other members reach it; one of `nodes`.
@@ -32,6 +32,19 @@ pub(crate) struct ClusterConfig {
     /// member counts as down (it is skipped until a probe answers again).
     #[serde(default = "default_probe_timeout_ms")]
     pub probe_timeout_ms: u64,
+}
+
+/// The same defaults whether `[cluster]` is absent or partly given.
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            me: None,
+            nodes: Vec::new(),
+            secret: None,
+            probe_interval_ms: default_probe_interval_ms(),
+            probe_timeout_ms: default_probe_timeout_ms(),
+        }
+    }
 }
 
 fn default_probe_interval_ms() -> u64 {
@@ -139,6 +152,11 @@ mod tests {
     #[test]
     fn no_members_is_no_cluster() {
         assert!(parse("").settings(None).unwrap().is_none());
+        let absent = ClusterConfig::default();
+        assert_eq!(
+            (absent.probe_interval_ms, absent.probe_timeout_ms),
+            (1000, 1000)
+        );
     }
 
     #[test]
