@@ -212,7 +212,8 @@ impl Manager {
     /// Re-reads the shared definitions every [`FOLLOW_EVERY`], for ever
     /// (returns at once outside a cluster).
     /// Also publishes this member's view of its repositories when it
-    /// changed (`cluster_view.rs`).
+    /// changed (`cluster_view.rs`), then applies tombstones and adopts the
+    /// tags other members hold (`adopt.rs`).
     pub(crate) async fn follow_shared_state(self: std::sync::Arc<Self>) {
         let Some(shared) = self.shared().cloned() else {
             return;
@@ -225,6 +226,9 @@ impl Manager {
             let _ = self.read_shared_state().await;
             if let Err(e) = self.publish_view(&shared).await {
                 tracing::debug!(error = %e, "publishing this member's view failed");
+            }
+            if let Err(e) = self.adopt_round(&shared).await {
+                tracing::debug!(error = %e, "adopting the other members' tags failed");
             }
         }
     }
