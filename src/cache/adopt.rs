@@ -123,7 +123,10 @@ fn manifest_record(
     if let Some(record) = meta.manifest(digest)? {
         return Ok(Some((record, 0)));
     }
-    if blobs.size_of(digest)?.is_none_or(|s| s > MAX_MANIFEST_BYTES) {
+    if blobs
+        .size_of(digest)?
+        .is_none_or(|s| s > MAX_MANIFEST_BYTES)
+    {
         return Ok(None);
     }
     let Some(bytes) = blobs.read_blob(digest)? else {

@@ -77,7 +77,11 @@ pub(super) struct Adopter {
 impl Manager {
     /// Leaves a tombstone for a delete through the API (a no-op outside a
     /// cluster); fails with a 503 when the bucket does not take it.
-    pub(super) async fn bury(&self, repository: &str, tag: Option<&str>) -> Result<(), ManageError> {
+    pub(super) async fn bury(
+        &self,
+        repository: &str,
+        tag: Option<&str>,
+    ) -> Result<(), ManageError> {
         let Some(shared) = self.caches.storage().shared_state() else {
             return Ok(());
         };
@@ -92,9 +96,7 @@ impl Manager {
             .put(&tombstone_name(repository, tag), bytes, WriteIf::Always)
             .await
             .map_err(|e| {
-                ManageError::Unavailable(format!(
-                    "the cluster's shared state is unreachable: {e}"
-                ))
+                ManageError::Unavailable(format!("the cluster's shared state is unreachable: {e}"))
             })?;
         Ok(())
     }
@@ -249,8 +251,8 @@ impl Manager {
         for stone in stones {
             let tags = self.meta.tags_of(&stone.repository).await?;
             let (meta, name) = (self.meta.clone(), stone.repository.clone());
-            let exists = crate::cache::blocking(move || Ok(meta.blocking().repo(&name)?.is_some()))
-                .await?;
+            let exists =
+                crate::cache::blocking(move || Ok(meta.blocking().repo(&name)?.is_some())).await?;
             if stone.tag.is_none() && exists {
                 if tags.iter().all(|(_, t)| t.confirmed_at <= stone.at) {
                     storage.delete_repository(&stone.repository).await?;
