@@ -10,9 +10,11 @@
 //! deletes its records the tombstone covers that the upstream confirmed
 //! no later than it, and adopts none of them; tombstones older than
 //! [`TOMBSTONE_LIFE`] are removed. Quota eviction is one member's own
-//! business and leaves none. A tag is adopted at most once per process:
-//! one this member evicted under its quota is not taken back from the
-//! others until it restarts or the tag moves.
+//! business and leaves none. A tag is adopted at most once per process and
+//! upstream confirmation: one this member evicted under its quota is not
+//! taken back from the others until one of them confirms it again (or
+//! this member restarts). Times are seconds: a tag confirmed in the same
+//! second as a delete counts as deleted.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -70,8 +72,9 @@ fn tombstone_name(repository: &str, tag: Option<&str>) -> String {
 pub(super) struct Adopter {
     /// Tombstones by object name, with the e-tag read.
     tombstones: Mutex<HashMap<String, (Option<String>, Tombstone)>>,
-    /// (repository, tag, digest) adopted or tried since start.
-    tried: Mutex<HashSet<(String, String, String)>>,
+    /// (repository, tag, digest, confirmed at) adopted or tried since
+    /// start: a tag pulled again after a delete is confirmed anew.
+    tried: Mutex<HashSet<(String, String, String, u64)>>,
 }
 
 impl Manager {
@@ -180,7 +183,12 @@ impl Manager {
             wanted
                 .into_values()
                 .filter(|a| {
-                    tried.insert((a.repository.clone(), a.tag.clone(), a.digest.to_string()))
+                    tried.insert((
+                        a.repository.clone(),
+                        a.tag.clone(),
+                        a.digest.to_string(),
+                        a.confirmed_at,
+                    ))
                 })
                 .take(MAX_ADOPTED_PER_ROUND)
                 .collect()
