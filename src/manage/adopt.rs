@@ -110,8 +110,8 @@ impl Manager {
         let Some(cluster) = self.caches.storage().cluster().cloned() else {
             return Ok(());
         };
-        let stones = self.read_tombstones(shared).await?;
-        self.apply_tombstones(&stones).await?;
+        let (stones, new) = self.read_tombstones(shared).await?;
+        self.apply_tombstones(&new).await?;
         let own = self.own_view().await?;
         let mut held: HashSet<(&str, &str)> = HashSet::new();
         for repos in own.caches.values() {
@@ -201,8 +201,12 @@ impl Manager {
     }
 
     /// Lists the tombstones and reads those new or changed; removes those
-    /// past [`TOMBSTONE_LIFE`].
-    async fn read_tombstones(&self, shared: &SharedState) -> Result<Vec<Tombstone>, ManageError> {
+    /// past [`TOMBSTONE_LIFE`]. Returns all of them, and those read now
+    /// (only they need applying: what came later is confirmed later).
+    async fn read_tombstones(
+        &self,
+        shared: &SharedState,
+    ) -> Result<(Vec<Tombstone>, Vec<Tombstone>), ManageError> {
         let unreachable = |e: crate::store::StoreError| ManageError::Unavailable(e.to_string());
         let entries = shared.list(DELETED).await.map_err(unreachable)?;
         let known = self
@@ -212,6 +216,7 @@ impl Manager {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let mut current = HashMap::new();
+        let mut new = Vec::new();
         let oldest = unix_now().saturating_sub(TOMBSTONE_LIFE.as_secs());
         for entry in entries {
             let stone = match known.get(&entry.name) {
@@ -224,13 +229,15 @@ impl Manager {
                     else {
                         continue;
                     };
-                    match serde_json::from_slice::<Tombstone>(&got.bytes) {
+                    let stone = match serde_json::from_slice::<Tombstone>(&got.bytes) {
                         Ok(stone) if stone.format == FORMAT => stone,
                         _ => {
                             tracing::warn!(object = %entry.name, "unreadable tombstone skipped");
                             continue;
                         }
-                    }
+                    };
+                    new.push(stone.clone());
+                    stone
                 }
             };
             if stone.at < oldest {
@@ -246,7 +253,7 @@ impl Manager {
             .tombstones
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = current;
-        Ok(stones)
+        Ok((stones, new))
     }
 
     /// Deletes this member's tags the tombstones cover, and a repository
@@ -257,16 +264,17 @@ impl Manager {
         }
         let storage = self.caches.storage();
         for stone in stones {
-            let tags = self.meta.tags_of(&stone.repository).await?;
             let (meta, name) = (self.meta.clone(), stone.repository.clone());
-            let exists =
-                crate::cache::blocking(move || Ok(meta.blocking().repo(&name)?.is_some())).await?;
-            if stone.tag.is_none() && exists {
-                if tags.iter().all(|(_, t)| t.confirmed_at <= stone.at) {
-                    storage.delete_repository(&stone.repository).await?;
-                    tracing::info!(repository = %stone.repository, "deleted through another cluster member");
-                    continue;
-                }
+            let (exists, tags) = crate::cache::blocking(move || {
+                let meta = meta.blocking();
+                Ok((meta.repo(&name)?.is_some(), meta.tags_of(&name)?))
+            })
+            .await?;
+            let all_covered = tags.iter().all(|(_, t)| t.confirmed_at <= stone.at);
+            if stone.tag.is_none() && exists && all_covered {
+                storage.delete_repository(&stone.repository).await?;
+                tracing::info!(repository = %stone.repository, "deleted through another cluster member");
+                continue;
             }
             for (tag, record) in tags {
                 if stone.covers(&stone.repository, &tag, record.confirmed_at) {
