@@ -264,3 +264,32 @@ impl Manager {
         Some(totals)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_with_digests_and_the_older_name_only_views_are_read() {
+        let old = r#"{"member":"http://a/","caches":{"c":{"c/r":["1","latest"]}}}"#;
+        let view: View = serde_json::from_str(old).unwrap();
+        let names: Vec<&str> = view.caches["c"]["c/r"].iter().map(ViewTag::name).collect();
+        assert_eq!(names, ["1", "latest"]);
+        let new = View {
+            member: "http://a/".into(),
+            caches: BTreeMap::from([(
+                "c".to_string(),
+                BTreeMap::from([(
+                    "c/r".to_string(),
+                    vec![ViewTag::At {
+                        tag: "1".into(),
+                        digest: format!("sha256:{}", "a".repeat(64)),
+                        confirmed_at: 7,
+                    }],
+                )]),
+            )]),
+        };
+        let read: View = serde_json::from_slice(&serde_json::to_vec(&new).unwrap()).unwrap();
+        assert_eq!(read, new);
+    }
+}
