@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::cluster_view::{view_name, ViewTag};
+use super::cluster_view::{view_name, View, ViewTag};
 use super::{ManageError, Manager};
 use crate::cache::Adoptable;
 use crate::domain::Digest;
@@ -106,13 +106,17 @@ impl Manager {
 
     /// One round: reads the tombstones, applies them, then adopts what the
     /// other members' views hold and this member lacks.
-    pub(super) async fn adopt_round(&self, shared: &SharedState) -> Result<(), ManageError> {
+    /// `own` is this member's view as just published.
+    pub(super) async fn adopt_round(
+        &self,
+        shared: &SharedState,
+        own: &View,
+    ) -> Result<(), ManageError> {
         let Some(cluster) = self.caches.storage().cluster().cloned() else {
             return Ok(());
         };
         let (stones, new) = self.read_tombstones(shared).await?;
         self.apply_tombstones(&new).await?;
-        let own = self.own_view().await?;
         let mut held: HashSet<(&str, &str)> = HashSet::new();
         for repos in own.caches.values() {
             for (repo, tags) in repos {

@@ -121,12 +121,15 @@ impl Manager {
     }
 
     /// Writes this member's view when it changed since it was last written.
-    pub(super) async fn publish_view(&self, shared: &SharedState) -> Result<(), ManageError> {
+    pub(super) async fn publish_view(
+        &self,
+        shared: &SharedState,
+        view: &View,
+    ) -> Result<(), ManageError> {
         let Some(cluster) = self.caches.storage().cluster() else {
             return Ok(());
         };
-        let view = self.own_view().await?;
-        let bytes = serde_json::to_vec(&view).map_err(|e| ManageError::Conflict(e.to_string()))?;
+        let bytes = serde_json::to_vec(view).map_err(|e| ManageError::Conflict(e.to_string()))?;
         if self
             .views
             .published

@@ -224,10 +224,17 @@ impl Manager {
             every.tick().await;
             // Failures are recorded for status/ and logged there.
             let _ = self.read_shared_state().await;
-            if let Err(e) = self.publish_view(&shared).await {
+            let own = match self.own_view().await {
+                Ok(own) => own,
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading this member's view failed");
+                    continue;
+                }
+            };
+            if let Err(e) = self.publish_view(&shared, &own).await {
                 tracing::debug!(error = %e, "publishing this member's view failed");
             }
-            if let Err(e) = self.adopt_round(&shared).await {
+            if let Err(e) = self.adopt_round(&shared, &own).await {
                 tracing::debug!(error = %e, "adopting the other members' tags failed");
             }
         }
