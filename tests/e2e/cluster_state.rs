@@ -592,4 +592,23 @@ async fn a_repository_deleted_through_one_member_is_gone_from_all_and_not_adopte
     // A pull after the delete brings it back, through any member.
     assert_skopeo_copy_matches(&via_ferry(three, BUSYBOX, "1.36"), &busybox).await;
     until_tags(one, &name, &tags, FOLLOW_LIMIT).await;
+
+    // A tag removed through the third member leaves the first too.
+    let api3 = PulpApi::admin(three);
+    let repo = api3.repository(&name).await.expect("listed on member 3");
+    let repo_id = href_of(&repo)
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let tag_href = format!("/pulp/api/v3/content/container/tags/{repo_id}:1.36/");
+    let removed = api3
+        .post(
+            &format!("{}remove/", href_of(&repo)),
+            json!({ "content_units": [tag_href] }),
+        )
+        .await;
+    api3.task(removed, "remove the tag").await;
+    until_tags(one, &name, &[], FOLLOW_LIMIT).await;
 }
