@@ -34,7 +34,7 @@ const MAX_ADOPTED_PER_ROUND: usize = 500;
 const TOMBSTONE_LIFE: Duration = Duration::from_secs(7 * 24 * 3600);
 const MAX_TOMBSTONE_BYTES: u64 = 64 * 1024;
 /// Bounds the memory of what was adopted (forgotten whole past it).
-const MAX_REMEMBERED: usize = 1_000_000;
+const MAX_REMEMBERED: usize = 200_000;
 const DELETED: &str = "deleted";
 const FORMAT: u32 = 1;
 
