@@ -3,6 +3,7 @@
 //! records the local repositories that pulls create.
 
 mod access;
+mod adopt;
 pub(crate) mod bundle;
 mod complete;
 mod content;
@@ -26,6 +27,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+pub(crate) use adopt::Adoptable;
 pub(crate) use bundle::{ImportError, ImportOptions, ImportReport};
 pub(crate) use content::{RepoContent, RepoSummary, TagDetail};
 pub(crate) use download::Blob;

@@ -27,10 +27,32 @@ const STORED_TOTALS_FOR: Duration = Duration::from_secs(30);
 
 /// One member's published view: its repositories by cache, with tags.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-struct View {
-    member: String,
-    /// cache base path → repository name → tag names
-    caches: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+pub(super) struct View {
+    pub(super) member: String,
+    /// cache base path → repository name → tags
+    pub(super) caches: BTreeMap<String, BTreeMap<String, Vec<ViewTag>>>,
+}
+
+/// A tag in a view: with its manifest and when the upstream confirmed it
+/// (what other members adopt, `adopt.rs`); views written before that
+/// carry the name only, and are still read.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub(super) enum ViewTag {
+    At {
+        tag: String,
+        digest: String,
+        confirmed_at: u64,
+    },
+    Name(String),
+}
+
+impl ViewTag {
+    pub(super) fn name(&self) -> &str {
+        match self {
+            ViewTag::At { tag, .. } | ViewTag::Name(tag) => tag,
+        }
+    }
 }
 
 /// The cluster's totals, as `status/` shows them.
@@ -66,25 +88,29 @@ pub(super) struct Views {
     stored: Mutex<Option<(Instant, (u64, u64))>>,
 }
 
-fn view_name(member: &url::Url) -> String {
+pub(super) fn view_name(member: &url::Url) -> String {
     let digest = Digest::sha256_of(member.as_str().as_bytes());
     format!("views/{}.json", &digest.hex()[..16])
 }
 
 impl Manager {
     /// This member's repositories and tags as a view.
-    async fn own_view(&self) -> Result<View, ManageError> {
+    pub(super) async fn own_view(&self) -> Result<View, ManageError> {
         let meta = self.meta.clone();
         let me = self.cluster_me();
         let caches = crate::cache::blocking(move || {
             let meta = meta.blocking();
-            let mut caches: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+            let mut caches: BTreeMap<String, BTreeMap<String, Vec<ViewTag>>> = BTreeMap::new();
             for (name, record) in meta.repos()?.into_iter().take(MAX_REPOSITORIES) {
                 let tags = meta
                     .tags_of(&name)?
                     .into_iter()
                     .take(MAX_TAGS_PER_REPOSITORY)
-                    .map(|(tag, _)| tag)
+                    .map(|(tag, t)| ViewTag::At {
+                        tag,
+                        digest: t.digest.to_string(),
+                        confirmed_at: t.confirmed_at,
+                    })
                     .collect();
                 caches.entry(record.cache).or_default().insert(name, tags);
             }
@@ -95,12 +121,15 @@ impl Manager {
     }
 
     /// Writes this member's view when it changed since it was last written.
-    pub(super) async fn publish_view(&self, shared: &SharedState) -> Result<(), ManageError> {
+    pub(super) async fn publish_view(
+        &self,
+        shared: &SharedState,
+        view: &View,
+    ) -> Result<(), ManageError> {
         let Some(cluster) = self.caches.storage().cluster() else {
             return Ok(());
         };
-        let view = self.own_view().await?;
-        let bytes = serde_json::to_vec(&view).map_err(|e| ManageError::Conflict(e.to_string()))?;
+        let bytes = serde_json::to_vec(view).map_err(|e| ManageError::Conflict(e.to_string()))?;
         if self
             .views
             .published
@@ -155,7 +184,7 @@ impl Manager {
                 let (names, tags) = per_cache.entry(cache.clone()).or_default();
                 for (repo, repo_tags) in repos {
                     names.insert(repo.clone());
-                    tags.extend(repo_tags.iter().map(|t| format!("{repo}:{t}")));
+                    tags.extend(repo_tags.iter().map(|t| format!("{repo}:{}", t.name())));
                 }
             }
         }
@@ -190,7 +219,7 @@ impl Manager {
 
     /// A member's view: the copy read before while its e-tag is the same,
     /// else read again; `None` when it is missing or unreadable.
-    async fn read_view(
+    pub(super) async fn read_view(
         &self,
         shared: &SharedState,
         name: &str,
@@ -236,5 +265,34 @@ impl Manager {
         *self.views.stored.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((Instant::now(), totals));
         Some(totals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_with_digests_and_the_older_name_only_views_are_read() {
+        let old = r#"{"member":"http://a/","caches":{"c":{"c/r":["1","latest"]}}}"#;
+        let view: View = serde_json::from_str(old).unwrap();
+        let names: Vec<&str> = view.caches["c"]["c/r"].iter().map(ViewTag::name).collect();
+        assert_eq!(names, ["1", "latest"]);
+        let new = View {
+            member: "http://a/".into(),
+            caches: BTreeMap::from([(
+                "c".to_string(),
+                BTreeMap::from([(
+                    "c/r".to_string(),
+                    vec![ViewTag::At {
+                        tag: "1".into(),
+                        digest: format!("sha256:{}", "a".repeat(64)),
+                        confirmed_at: 7,
+                    }],
+                )]),
+            )]),
+        };
+        let read: View = serde_json::from_slice(&serde_json::to_vec(&new).unwrap()).unwrap();
+        assert_eq!(read, new);
     }
 }

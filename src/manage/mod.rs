@@ -8,6 +8,7 @@
 //! it returns are the plain records and summaries below, never a store or a
 //! cache.
 
+mod adopt;
 mod bundles;
 mod bundles_import;
 mod caches;
@@ -122,6 +123,8 @@ pub(crate) struct Manager {
     follower: shared::Follower,
     /// The other members' published views, as last read.
     views: cluster_view::Views,
+    /// Tombstones read and tags adopted from the other members.
+    adopter: adopt::Adopter,
 }
 
 impl Manager {
@@ -137,6 +140,7 @@ impl Manager {
             history: std::sync::OnceLock::new(),
             follower: shared::Follower::default(),
             views: cluster_view::Views::default(),
+            adopter: adopt::Adopter::default(),
         }
     }
 

@@ -76,12 +76,15 @@ impl Manager {
         name: &str,
         tag: &str,
     ) -> Result<Option<u64>, ManageError> {
+        // In a cluster, first the tombstone: the others delete it too.
+        self.bury(name, Some(tag)).await?;
         Ok(self.caches.storage().delete_tag(name, tag).await?)
     }
 
     /// Removes a repository and frees what no other one uses; the bytes
     /// freed.
     pub(crate) async fn delete_repository(&self, name: &str) -> Result<u64, ManageError> {
+        self.bury(name, None).await?;
         Ok(self.caches.storage().delete_repository(name).await?)
     }
 }

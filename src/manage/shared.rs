@@ -212,7 +212,8 @@ impl Manager {
     /// Re-reads the shared definitions every [`FOLLOW_EVERY`], for ever
     /// (returns at once outside a cluster).
     /// Also publishes this member's view of its repositories when it
-    /// changed (`cluster_view.rs`).
+    /// changed (`cluster_view.rs`), then applies tombstones and adopts the
+    /// tags other members hold (`adopt.rs`).
     pub(crate) async fn follow_shared_state(self: std::sync::Arc<Self>) {
         let Some(shared) = self.shared().cloned() else {
             return;
@@ -223,8 +224,18 @@ impl Manager {
             every.tick().await;
             // Failures are recorded for status/ and logged there.
             let _ = self.read_shared_state().await;
-            if let Err(e) = self.publish_view(&shared).await {
+            let own = match self.own_view().await {
+                Ok(own) => own,
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading this member's view failed");
+                    continue;
+                }
+            };
+            if let Err(e) = self.publish_view(&shared, &own).await {
                 tracing::debug!(error = %e, "publishing this member's view failed");
+            }
+            if let Err(e) = self.adopt_round(&shared, &own).await {
+                tracing::debug!(error = %e, "adopting the other members' tags failed");
             }
         }
     }

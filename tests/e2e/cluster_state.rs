@@ -319,20 +319,22 @@ async fn gc_on_a_member_keeps_what_another_references_and_collects_what_none_doe
         crate::support::seaweed::shared().list(&format!("{}state/live", cluster.prefix));
     assert_eq!(published.len(), 3, "{published:?}");
 
-    // Deleted on every member that holds it (member 2 pulled it; the member
-    // responsible for the repository keeps a copy of the tags it served):
-    // each forgets its records and leaves the objects, and the owners'
-    // collections remove what nobody references any more.
-    let mut held = 0;
-    for node in &cluster.nodes {
-        let api = PulpApi::admin(node);
-        if let Some(repo) = api.repository(&format!("{CACHE}/library/other")).await {
-            api.task(api.delete(&href_of(&repo)).await, "DELETE repository")
-                .await;
-            held += 1;
-        }
-    }
-    assert!(held >= 1, "no member held library/other");
+    // Deleted through one member, as a user would: its tombstone has every
+    // member forget its records (each holds the cluster's tags) and leave
+    // the objects, and the owners' collections remove what nobody
+    // references any more.
+    let name = format!("{CACHE}/library/other");
+    until_tags(
+        one,
+        &name,
+        &[("1".to_string(), other.digest.clone())],
+        FOLLOW_LIMIT,
+    )
+    .await;
+    let api = PulpApi::admin(one);
+    let repo = api.repository(&name).await.expect("listed on member 1");
+    api.task(api.delete(&href_of(&repo)).await, "DELETE repository")
+        .await;
     let orphans: Vec<String> = std::iter::once(other.digest.clone())
         .chain(other.blobs.iter().map(|b| b.digest.clone()))
         .filter(|d| !busybox.blobs.iter().any(|b| &b.digest == d))
@@ -452,4 +454,161 @@ async fn a_member_started_empty_serves_the_shared_definitions_and_its_offline_gc
     )
     .await;
     assert_eq!(PulpApi::admin(three).ok(&remote).await["name"], "shared");
+}
+
+/// Polls (bounded by `limit`) until `node`'s API lists `repository` with
+/// exactly `want` as its (tag, digest) pairs.
+async fn until_tags(node: &Ferry, repository: &str, want: &[(String, String)], limit: Duration) {
+    let api = PulpApi::admin(node);
+    let deadline = Instant::now() + limit;
+    loop {
+        let got = match api.repository(repository).await {
+            Some(repo) => match repo["latest_version_href"].as_str() {
+                Some(version) => api.tags(version).await,
+                None => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} listed {repository} with {got:?}, not {want:?}, within {limit:?}",
+            node.url()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls (bounded by `limit`) until `node`'s API no longer lists `repository`.
+async fn until_unlisted(node: &Ferry, repository: &str, limit: Duration) {
+    let api = PulpApi::admin(node);
+    let deadline = Instant::now() + limit;
+    while api.repository(repository).await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "{repository} still listed on {} after {limit:?}",
+            node.url()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (bounded) until `node` read the shared state `rounds` more times
+/// (`status/` `shared_state.last_read`, by the second): each round also
+/// applies tombstones and adopts.
+async fn follow_rounds(node: &Ferry, rounds: usize) {
+    let api = PulpApi::admin(node);
+    let read = |status: serde_json::Value| status["shared_state"]["last_read"].clone();
+    let mut last = read(api.status().await);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for _ in 0..rounds {
+        loop {
+            let now = read(api.status().await);
+            if now != last {
+                last = now;
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} stopped following",
+                node.url()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_member_lists_and_serves_the_tags_pulled_through_the_others() {
+    let (mut upstream, busybox) = upstream_with_busybox().await;
+    let mut cluster = TestCluster::start(3, &[CacheSpec::new(CACHE, &upstream.url())], None);
+    // A repository the first member is responsible for, pulled through it,
+    // and another pulled through the second member.
+    let mine = (0..200)
+        .map(|i| format!("adopt/app{i}"))
+        .find(|r| cluster.owner(&format!("{CACHE}/{r}")) == 0)
+        .expect("some repository lands on the first member");
+    let app = images::multi_layer("cluster-adopt");
+    let client = RegistryClient::new(&upstream.url());
+    client.push_image(&mine, "1", &app).await;
+    assert_skopeo_copy_matches(&via_ferry(&cluster.nodes[0], &mine, "1"), &app).await;
+    assert_skopeo_copy_matches(&via_ferry(&cluster.nodes[1], BUSYBOX, "1.36"), &busybox).await;
+
+    // The third member pulled nothing: its API lists both, with digests.
+    let three = &cluster.nodes[2];
+    let app_tags = vec![("1".to_string(), app.digest.clone())];
+    let busybox_tags = vec![("1.36".to_string(), busybox.digest.clone())];
+    until_tags(three, &format!("{CACHE}/{mine}"), &app_tags, FOLLOW_LIMIT).await;
+    until_tags(
+        three,
+        &format!("{CACHE}/{BUSYBOX}"),
+        &busybox_tags,
+        FOLLOW_LIMIT,
+    )
+    .await;
+
+    // With the upstream gone and the repository's owner killed, the third
+    // member still serves the tag, from the shared bucket.
+    upstream.stop();
+    cluster.nodes[0].kill();
+    let three = &cluster.nodes[2];
+    assert_skopeo_copy_matches(&via_ferry(three, &mine, "1"), &app).await;
+    assert_skopeo_copy_matches(&via_ferry(three, BUSYBOX, "1.36"), &busybox).await;
+}
+
+#[tokio::test]
+async fn a_repository_deleted_through_one_member_is_gone_from_all_and_not_adopted_again() {
+    let (_upstream, busybox) = upstream_with_busybox().await;
+    let cluster = TestCluster::start(3, &[CacheSpec::new(CACHE, &_upstream.url())], None);
+    let [one, two, three] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    assert_skopeo_copy_matches(&via_ferry(two, BUSYBOX, "1.36"), &busybox).await;
+    let name = format!("{CACHE}/{BUSYBOX}");
+    let tags = vec![("1.36".to_string(), busybox.digest.clone())];
+    for node in [one, three] {
+        until_tags(node, &name, &tags, FOLLOW_LIMIT).await;
+    }
+
+    // Deleted through the first member only.
+    let api1 = PulpApi::admin(one);
+    let repo = api1.repository(&name).await.expect("listed on member 1");
+    api1.task(api1.delete(&href_of(&repo)).await, "DELETE repository")
+        .await;
+    for node in [one, two, three] {
+        until_unlisted(node, &name, FOLLOW_LIMIT).await;
+    }
+    // Two more follow rounds on every member later, still gone everywhere.
+    for node in [one, two, three] {
+        follow_rounds(node, 2).await;
+    }
+    for node in [one, two, three] {
+        assert!(
+            PulpApi::admin(node).repository(&name).await.is_none(),
+            "{name} came back on {}",
+            node.url()
+        );
+    }
+    // A pull after the delete brings it back, through any member.
+    assert_skopeo_copy_matches(&via_ferry(three, BUSYBOX, "1.36"), &busybox).await;
+    until_tags(one, &name, &tags, FOLLOW_LIMIT).await;
+
+    // A tag removed through the third member leaves the first too.
+    let api3 = PulpApi::admin(three);
+    let repo = api3.repository(&name).await.expect("listed on member 3");
+    let repo_id = href_of(&repo)
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let tag_href = format!("/pulp/api/v3/content/container/tags/{repo_id}:1.36/");
+    let removed = api3
+        .post(
+            &format!("{}remove/", href_of(&repo)),
+            json!({ "content_units": [tag_href] }),
+        )
+        .await;
+    api3.task(removed, "remove the tag").await;
+    until_tags(one, &name, &[], FOLLOW_LIMIT).await;
 }
