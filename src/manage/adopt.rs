@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::cluster_view::{view_name, View, ViewTag};
+use super::cluster_view::{View, ViewTag};
 use super::{ManageError, Manager};
 use crate::cache::Adoptable;
 use crate::domain::Digest;
@@ -123,15 +123,9 @@ impl Manager {
                 held.extend(tags.iter().map(|t| (repo.as_str(), t.name())));
             }
         }
-        let listed = shared.list("views").await.ok();
         let mut wanted: BTreeMap<(String, String), Adoptable> = BTreeMap::new();
-        for member in cluster.members().iter().filter(|m| &m.url != cluster.me()) {
-            let name = view_name(&member.url);
-            let e_tag = listed
-                .as_ref()
-                .and_then(|l| l.iter().find(|e| e.name == name))
-                .map(|e| e.e_tag.clone());
-            let Some(view) = self.read_view(shared, &name, e_tag).await else {
+        for (_, view) in self.other_views(&cluster, shared).await {
+            let Some(view) = view else {
                 continue;
             };
             for (cache, repos) in view.caches {

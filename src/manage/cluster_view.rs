@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{ManageError, Manager};
+use crate::cluster::Cluster;
 use crate::domain::Digest;
 use crate::store::{SharedState, WriteIf};
 
@@ -88,7 +89,7 @@ pub(super) struct Views {
     stored: Mutex<Option<(Instant, (u64, u64))>>,
 }
 
-pub(super) fn view_name(member: &url::Url) -> String {
+fn view_name(member: &url::Url) -> String {
     let digest = Digest::sha256_of(member.as_str().as_bytes());
     format!("views/{}.json", &digest.hex()[..16])
 }
@@ -152,6 +153,29 @@ impl Manager {
         Ok(())
     }
 
+    /// Every other member's last published view, `None` where it is
+    /// missing or unreadable.
+    pub(super) async fn other_views(
+        &self,
+        cluster: &Cluster,
+        shared: &SharedState,
+    ) -> Vec<(url::Url, Option<View>)> {
+        let listed = shared.list("views").await.ok();
+        let mut views = Vec::new();
+        for member in cluster.members().iter().filter(|m| &m.url != cluster.me()) {
+            let name = view_name(&member.url);
+            let e_tag = listed
+                .as_ref()
+                .and_then(|l| l.iter().find(|e| e.name == name))
+                .map(|e| e.e_tag.clone());
+            views.push((
+                member.url.clone(),
+                self.read_view(shared, &name, e_tag).await,
+            ));
+        }
+        views
+    }
+
     /// The cluster's repositories and tags per cache, and its totals (none
     /// outside a cluster). Views that cannot be read are named, not fatal.
     pub(crate) async fn cluster_view(
@@ -166,16 +190,10 @@ impl Manager {
         let own = self.own_view().await?;
         let mut views = vec![own];
         let mut partial = Vec::new();
-        let listed = shared.list("views").await.ok();
-        for member in cluster.members().iter().filter(|m| &m.url != cluster.me()) {
-            let name = view_name(&member.url);
-            let e_tag = listed
-                .as_ref()
-                .and_then(|l| l.iter().find(|e| e.name == name))
-                .map(|e| e.e_tag.clone());
-            match self.read_view(&shared, &name, e_tag).await {
+        for (member, view) in self.other_views(&cluster, &shared).await {
+            match view {
                 Some(view) => views.push(view),
-                None => partial.push(member.url.to_string()),
+                None => partial.push(member.to_string()),
             }
         }
         let mut per_cache: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
@@ -219,7 +237,7 @@ impl Manager {
 
     /// A member's view: the copy read before while its e-tag is the same,
     /// else read again; `None` when it is missing or unreadable.
-    pub(super) async fn read_view(
+    async fn read_view(
         &self,
         shared: &SharedState,
         name: &str,
