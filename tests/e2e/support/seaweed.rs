@@ -153,11 +153,38 @@ impl Seaweed {
             child: std::sync::Mutex::new(None),
             external: None,
         };
-        weed.spawn();
+        weed.spawn(true);
         weed
     }
 
-    fn spawn(&self) {
+    /// Starts weed, again on other ports when one it was given was taken
+    /// meanwhile (a free port is only free until someone binds it: another
+    /// test's ferry or weed may, between our pick and weed's bind). The S3
+    /// port stays after the first start: ferry knows it.
+    fn spawn(&self, first: bool) {
+        for attempt in 1.. {
+            let logged_before = self.log().len();
+            let Err(why) = self.try_spawn() else {
+                return;
+            };
+            let clash = self
+                .log()
+                .get(logged_before..)
+                .is_some_and(|new| new.contains("address already in use"));
+            assert!(clash && attempt < 4, "{why}");
+            for port in self
+                .ports
+                .lock()
+                .unwrap()
+                .iter_mut()
+                .skip(usize::from(!first))
+            {
+                *port = free_port();
+            }
+        }
+    }
+
+    fn try_spawn(&self) -> Result<(), String> {
         let p = self.ports.lock().unwrap().clone();
         let flag = |name: &str, port: u16| format!("-{name}={port}");
         let log = std::fs::File::options()
@@ -205,12 +232,12 @@ impl Seaweed {
                 )
             });
         *self.child.lock().unwrap() = Some(child);
-        self.wait_for_bucket();
+        self.wait_for_bucket()
     }
 
     /// Until a signed-less request on the bucket gets any HTTP answer from
     /// S3 and the filer lists the bucket (created at start).
-    fn wait_for_bucket(&self) {
+    fn wait_for_bucket(&self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let listed = Command::new("curl")
@@ -219,7 +246,7 @@ impl Seaweed {
                 .status()
                 .is_ok_and(|s| s.success());
             if listed && self.s3_answers() {
-                return;
+                return Ok(());
             }
             let exited = self
                 .child
@@ -227,11 +254,10 @@ impl Seaweed {
                 .unwrap()
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten());
-            assert!(
-                exited.is_none(),
-                "SeaweedFS exited ({exited:?}):\n{}",
-                self.log()
-            );
+            if exited.is_some() {
+                self.child.lock().unwrap().take();
+                return Err(format!("SeaweedFS exited ({exited:?}):\n{}", self.log()));
+            }
             assert!(
                 Instant::now() < deadline,
                 "SeaweedFS did not serve bucket {BUCKET} within 60 s:\n{}",
@@ -272,7 +298,7 @@ impl Seaweed {
         for port in self.ports.lock().unwrap().iter_mut().skip(1) {
             *port = free_port();
         }
-        self.spawn();
+        self.spawn(false);
     }
 
     /// The `weed` process's id (to freeze it with SIGSTOP).
