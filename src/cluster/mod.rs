@@ -167,8 +167,6 @@ impl Cluster {
 
     /// The live member responsible for `key` (a digest, or
     /// `<base_path>/<repository>`): highest `sha256(member, key)` wins.
-    // The forwarding asks `owner_excluding`; the shared-state work, this.
-    #[allow(dead_code)]
     pub(crate) fn owner(&self, key: &str) -> Owner {
         self.owner_excluding(key, &[])
     }
