@@ -80,11 +80,13 @@ pub(crate) struct CacheCounts {
     pub tags: u64,
 }
 
-/// The views read, by object name (with its e-tag), and the bucket's
+/// The views read, by object name (with its e-tag), this member's own at
+/// the metadata's content version it was walked at, and the bucket's
 /// totals with when they were counted.
 #[derive(Default)]
 pub(super) struct Views {
     read: Mutex<HashMap<String, (Option<String>, View)>>,
+    own: Mutex<Option<(u64, View)>>,
     published: Mutex<Option<Vec<u8>>>,
     stored: Mutex<Option<(Instant, (u64, u64))>>,
 }
@@ -95,8 +97,21 @@ fn view_name(member: &url::Url) -> String {
 }
 
 impl Manager {
-    /// This member's repositories and tags as a view.
+    /// This member's repositories and tags as a view. The follow loop asks
+    /// every 2 s: the walk of every repository and tag is made again only
+    /// after the metadata's content changed (`content_version`).
     pub(super) async fn own_view(&self) -> Result<View, ManageError> {
+        let version = self.meta.content_version();
+        if let Some((_, view)) = self
+            .views
+            .own
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|(at, _)| *at == version)
+        {
+            return Ok(view.clone());
+        }
         let meta = self.meta.clone();
         let me = self.cluster_me();
         let caches = crate::cache::blocking(move || {
@@ -118,7 +133,11 @@ impl Manager {
             Ok(caches)
         })
         .await?;
-        Ok(View { member: me, caches })
+        let view = View { member: me, caches };
+        // Walked after `version` was read: a write meanwhile bumped it, and
+        // the next call walks again.
+        *self.views.own.lock().unwrap_or_else(|p| p.into_inner()) = Some((version, view.clone()));
+        Ok(view)
     }
 
     /// Writes this member's view when it changed since it was last written.
