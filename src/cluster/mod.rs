@@ -13,7 +13,7 @@ mod peer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest as _, Sha256};
@@ -21,6 +21,7 @@ use url::Url;
 
 use crate::config::ClusterSettings;
 use crate::domain::Secret;
+use crate::store::unix_now;
 pub(crate) use peer::{Bounds, PeerError};
 
 /// The request header a member's request to another member carries.
@@ -241,12 +242,6 @@ fn score(member: &Url, key: &str) -> u64 {
     h.update(key.as_bytes());
     let d = h.finalize();
     u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

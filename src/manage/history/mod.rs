@@ -23,7 +23,7 @@ use series::{buckets, delta, floor, keep_from, merge, CacheGauges, Gauges, Sampl
 use super::ManageError;
 use crate::cache::Caches;
 use crate::metrics::METRICS;
-use crate::store::{HistoryPoint, HistoryTier, MetaStore};
+use crate::store::{unix_now, HistoryPoint, HistoryTier, MetaStore};
 use crate::upstream::Reachability;
 use crate::visibility::Viewer;
 
@@ -56,12 +56,6 @@ struct State {
     /// A point stored for the step under way by the run before (a restart
     /// within one step): added to this run's point for it.
     earlier: Option<HistoryPoint>,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl History {
